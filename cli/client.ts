@@ -1,0 +1,122 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  ApiReply,
+  BuildEvent,
+  ErrorCode,
+  FleetError,
+  LogLine,
+  buckets,
+  decodeWith,
+  encode,
+  isTerminal,
+  streams,
+  subjects,
+  type BuildRequestInput,
+  type BuildView,
+} from '../protocol/index.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { connectNats } from '../runtime/nats.ts';
+import { packContext } from './context-pack.ts';
+
+const REQUEST_TIMEOUT_MS = 10_000;
+
+export interface FollowHandlers {
+  line?(line: LogLine): void;
+  event?(event: BuildEvent): void;
+}
+
+/** What the CLI, the demo and the tests use to talk to a fleet: NATS only, parsed replies. */
+export class FleetClient {
+  private contextsStore: ObjectStore | null = null;
+  private readonly js: JetStreamClient;
+
+  private constructor(readonly nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  static async connect(natsUrl: string): Promise<FleetClient> {
+    try {
+      return new FleetClient(await connectNats(natsUrl, 'fleet-cli', createLogger('fleet-client', { level: 'error' })));
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_UNAVAILABLE, `cannot reach NATS at ${natsUrl}: ${String(e)}`, undefined, { cause: e });
+    }
+  }
+
+  /** Packs and uploads a context unless the store already has those exact bytes. */
+  async uploadContext(dir: string, dockerfile = 'Dockerfile'): Promise<{ digest: string; uploaded: boolean; bytes: number }> {
+    const tmp = await mkdtemp(join(tmpdir(), 'fleet-ctx-'));
+    try {
+      const packed = await packContext(dir, dockerfile, join(tmp, 'context.tar.gz'));
+      const store = await this.contexts();
+      if ((await store.info(packed.digest)) !== null) return { digest: packed.digest, uploaded: false, bytes: packed.bytes };
+      const body = Readable.toWeb(createReadStream(packed.file)) as ReadableStream<Uint8Array>;
+      await store.put({ name: packed.digest }, body);
+      return { digest: packed.digest, uploaded: true, bytes: packed.bytes };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  async submit(request: BuildRequestInput): Promise<{ build: BuildView; created: boolean }> {
+    return this.call(subjects.submit, request);
+  }
+
+  async status(id: string): Promise<BuildView> {
+    return (await this.call(subjects.status, { id })).build;
+  }
+
+  /**
+   * Replays a build's log and events from the first line and follows live until the build ends.
+   * Resolves with the final record. Works before, during and after the build.
+   */
+  async follow(id: string, handlers: FollowHandlers, signal?: AbortSignal): Promise<BuildView> {
+    const initial = await this.status(id);
+    const consumer = await this.js.consumers.get(streams.builds, {
+      filter_subjects: [subjects.log(id), subjects.event(id)],
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume();
+    signal?.addEventListener('abort', () => void messages.close(), { once: true });
+    const endedBefore = isTerminal(initial.state.phase);
+    for await (const m of messages) {
+      if (m.subject.endsWith('.log')) {
+        handlers.line?.(decodeWith(LogLine, m.data, 'log line', ErrorCode.E_INTERNAL));
+      } else {
+        const event = decodeWith(BuildEvent, m.data, 'build event', ErrorCode.E_INTERNAL);
+        handlers.event?.(event);
+        if (event.type === 'pushed' || event.type === 'failed') break;
+      }
+      if (endedBefore && m.info.pending === 0) break;
+    }
+    await messages.close();
+    return this.status(id);
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain();
+  }
+
+  private async contexts(): Promise<ObjectStore> {
+    this.contextsStore ??= await new Objm(this.nc).open(buckets.contexts);
+    return this.contextsStore;
+  }
+
+  private async call(subject: string, body: unknown): Promise<{ build: BuildView; created: boolean }> {
+    let reply;
+    try {
+      reply = await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
+    }
+    const answer = decodeWith(ApiReply, reply.data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    if (!answer.ok) throw FleetError.fromBody(answer.error);
+    return { build: answer.build, created: answer.created };
+  }
+}

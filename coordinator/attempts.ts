@@ -1,0 +1,25 @@
+import { ErrorCode, FleetError, type BuildRecord, type BuildState, type ClaimRequest } from '../protocol/index.ts';
+
+/**
+ * A worker claims delivery `attempt` of a job. A queued build starts; a running build whose
+ * current attempt is older was presumed lost and moves to the new attempt; anything else is
+ * refused, and the worker drops the delivery.
+ */
+export function claimState(record: BuildRecord, claim: ClaimRequest): BuildState {
+  const s = record.state;
+  const running: BuildState = { phase: 'running', attempt: claim.attempt, workerId: claim.workerId, startedAt: new Date().toISOString() };
+  if (s.phase === 'queued') return running;
+  if (s.phase === 'running' && claim.attempt > s.attempt) return running;
+  if (s.phase === 'running') {
+    throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} is already at attempt ${s.attempt}`);
+  }
+  throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} already ended (${s.phase})`);
+}
+
+/** True when a report about `attempt` may still change the build (fencing). */
+export function isCurrentAttempt(record: BuildRecord, attempt: number): boolean {
+  const s = record.state;
+  if (s.phase === 'running') return s.attempt === attempt;
+  // A job no worker could even parse never reaches running; its failure still ends it.
+  return s.phase === 'queued';
+}

@@ -1,0 +1,101 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import {
+  BuildRecord,
+  ErrorCode,
+  FleetError,
+  canTransition,
+  encode,
+  parseWith,
+  subjects,
+  type BuildEvent,
+  type BuildState,
+} from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+
+export interface StoredRecord {
+  record: BuildRecord;
+  revision: number;
+}
+
+const CAS_ATTEMPTS = 20;
+
+/**
+ * Build records in the KV bucket. Every change is a compare-and-swap on the record's revision
+ * and must be a legal transition of the state union; the matching event is published after the
+ * state is stored, with a message id so a repeated publish is deduplicated by JetStream.
+ */
+export class BuildStore {
+  constructor(
+    private readonly kv: KV,
+    private readonly js: JetStreamClient,
+    private readonly log: Logger,
+  ) {}
+
+  async get(id: string): Promise<StoredRecord | null> {
+    const entry = await this.kv.get(id);
+    if (entry === null || entry.operation !== 'PUT') return null;
+    const record = parseWith(BuildRecord, entry.json(), 'stored build record', ErrorCode.E_INTERNAL);
+    return { record, revision: entry.revision };
+  }
+
+  /** Creates the record unless one exists; returns the existing one instead (idempotency). */
+  async create(record: BuildRecord): Promise<{ created: true; record: BuildRecord } | { created: false; existing: StoredRecord }> {
+    try {
+      await this.kv.create(record.id, encode(record));
+      return { created: true, record };
+    } catch (e) {
+      const existing = await this.get(record.id);
+      if (existing === null) throw e;
+      return { created: false, existing };
+    }
+  }
+
+  /**
+   * Moves a build to the state `next` computes from the current record. `next` may throw a
+   * FleetError to refuse (e.g. a stale attempt); returning null means "no change".
+   */
+  async transition(id: string, next: (record: BuildRecord) => BuildState | null): Promise<BuildRecord> {
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const current = await this.get(id);
+      if (current === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+      const state = next(current.record);
+      if (state === null) return current.record;
+      const from = current.record.state.phase;
+      if (!canTransition(from, state.phase)) {
+        throw new FleetError(ErrorCode.E_CONFLICT, `build ${id} cannot go from ${from} to ${state.phase}`);
+      }
+      const updated: BuildRecord = { ...current.record, state, updatedAt: new Date().toISOString() };
+      try {
+        await this.kv.update(id, encode(updated), current.revision);
+      } catch (e) {
+        this.log.debug({ buildId: id, err: e }, 'record changed under us; retrying');
+        continue;
+      }
+      await this.publishEvent(updated);
+      return updated;
+    }
+    throw new FleetError(ErrorCode.E_UNAVAILABLE, `build ${id} is changing too fast to update`);
+  }
+
+  async publishEvent(record: BuildRecord): Promise<void> {
+    const event = eventFor(record);
+    const attempt = 'attempt' in event ? event.attempt : 0;
+    await this.js.publish(subjects.event(record.id), encode(event), { msgID: `${record.id}.${event.type}.${attempt}` });
+  }
+}
+
+function eventFor(record: BuildRecord): BuildEvent {
+  const base = { buildId: record.id, at: record.updatedAt };
+  const s = record.state;
+  switch (s.phase) {
+    case 'queued':
+      return { ...base, type: 'queued' };
+    case 'running':
+      return { ...base, type: 'started', attempt: s.attempt, workerId: s.workerId };
+    case 'pushed':
+      return { ...base, type: 'pushed', attempt: s.attempt, digest: s.digest, references: s.references };
+    case 'failed':
+      return { ...base, type: 'failed', attempt: s.attempt, error: s.error };
+  }
+}

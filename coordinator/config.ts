@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { PoolName, parseWith } from '../protocol/index.ts';
+
+/** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
+export const CoordinatorOptions = z.strictObject({
+  natsUrl: z.string().min(1),
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      maxBodyBytes: z.number().int().positive().default(1 << 20),
+    })
+    .default({ host: '127.0.0.1', port: 8080, maxBodyBytes: 1 << 20 }),
+  registry: z.strictObject({
+    /** host[:port] as it appears in image references */
+    host: z.string().min(1),
+    /** plain HTTP; only for a loopback development registry */
+    insecure: z.boolean().default(false),
+  }),
+  pools: z.array(PoolName).min(1).default(['default']),
+  /** how long a worker may stay silent before its job is redelivered */
+  jobAckWaitMs: z.number().int().min(1000).default(30_000),
+  maxDeliver: z.number().int().min(1).default(5),
+  /** how long build logs and events stay in JetStream */
+  buildsMaxAgeMs: z.number().int().positive().default(7 * 24 * 3600 * 1000),
+});
+export type CoordinatorOptions = z.input<typeof CoordinatorOptions>;
+export type CoordinatorConfig = z.infer<typeof CoordinatorOptions>;
+
+export function compileCoordinatorConfig(options: CoordinatorOptions): CoordinatorConfig {
+  return parseWith(CoordinatorOptions, options, 'coordinator options');
+}

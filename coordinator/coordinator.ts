@@ -1,0 +1,50 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { consumers, streams } from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { connectNats } from '../runtime/nats.ts';
+import { BuildStore } from './build-store.ts';
+import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
+import { serveHttp } from './http-api.ts';
+import { Intake } from './intake.ts';
+import { serveNatsApi } from './nats-api.ts';
+import { ReportProcessor } from './reports.ts';
+import { ensureTopology } from './topology.ts';
+
+export interface Coordinator {
+  httpUrl: string;
+  /** Stops taking requests, lets in-flight work finish, then closes the NATS connection. */
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(options: CoordinatorOptions, log: Logger): Promise<Coordinator> {
+  const config = compileCoordinatorConfig(options);
+  const nc = await connectNats(config.natsUrl, 'fleet-coordinator', log);
+  const js = jetstream(nc);
+  const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
+  const store = new BuildStore(topology.builds, js, log);
+  const intake = new Intake(config, store, topology.contexts, js, log);
+
+  const subs = serveNatsApi(nc, intake, store, log);
+  const http = await serveHttp(config, intake, store, log);
+
+  const stop = new AbortController();
+  const reports = new ReportProcessor(config, store, js, log);
+  const reportLoop = reports
+    .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
+    .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));
+
+  log.info({ http: http.url, nats: config.natsUrl }, 'coordinator ready');
+  return {
+    httpUrl: http.url,
+    async close() {
+      // Phase 1: take no new work.
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      await Promise.all(subs.map((s) => s.drain()));
+      stop.abort();
+      await reportLoop;
+      // Phase 2: flush and close the connection.
+      await nc.drain();
+      log.info('coordinator stopped');
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ErrorCode, FleetError, decodeWith, toFleetError, type ErrorBody } from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { BuildStore } from './build-store.ts';
+import type { CoordinatorConfig } from './config.ts';
+import { toView, type Intake } from './intake.ts';
+import { z } from 'zod';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  E_INVALID_REQUEST: 400,
+  E_CONTEXT_MISSING: 422,
+  E_NOT_FOUND: 404,
+  E_CONFLICT: 409,
+  E_UNAVAILABLE: 503,
+};
+
+const BUILD_PATH = /^\/v1\/builds\/([^/]+)$/;
+
+/**
+ * HTTP face of the coordinator: POST /v1/builds, GET /v1/builds/:id, GET /healthz.
+ * Plain node:http keeps the dependency surface small; every body is parsed with its schema.
+ */
+export async function serveHttp(config: CoordinatorConfig, intake: Intake, store: BuildStore, log: Logger): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    route(req, res).catch((e: unknown) => {
+      const err = toFleetError(e);
+      if (err.code === ErrorCode.E_INTERNAL) log.error({ err: e, url: req.url }, 'http request failed');
+      sendError(res, err);
+    });
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+    if (path === '/v1/builds') {
+      if (req.method !== 'POST') return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'use POST /v1/builds'), 405);
+      const type = req.headers['content-type'] ?? '';
+      if (!type.startsWith('application/json')) {
+        return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'content-type must be application/json'), 415);
+      }
+      const body = await readBody(req, config.http.maxBodyBytes);
+      const accepted = await intake.submit(decodeWith(z.unknown(), body, 'build request'));
+      return send(res, accepted.created ? 202 : 200, accepted);
+    }
+    const match = BUILD_PATH.exec(path);
+    if (match !== null && req.method === 'GET') {
+      const id = decodeURIComponent(match[1] ?? '');
+      const found = await store.get(id);
+      if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+      return send(res, 200, { build: toView(found.record) });
+    }
+    sendError(res, new FleetError(ErrorCode.E_NOT_FOUND, `no route ${req.method ?? ''} ${path}`));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return { server, url: `http://${config.http.host}:${addr.port}` };
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new FleetError(ErrorCode.E_INVALID_REQUEST, `body larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+function sendError(res: ServerResponse, err: FleetError, status?: number): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body: { error: ErrorBody } = { error: err.toBody() };
+  send(res, status ?? STATUS[err.code] ?? 500, body);
+}

@@ -1,0 +1,2 @@
+export { startCoordinator, type Coordinator } from './coordinator.ts';
+export { CoordinatorOptions, type CoordinatorConfig } from './config.ts';

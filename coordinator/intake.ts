@@ -1,0 +1,87 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { ObjectStore } from '@nats-io/obj';
+import {
+  BuildRequest,
+  ErrorCode,
+  FleetError,
+  encode,
+  parseWith,
+  subjects,
+  type BuildRecord,
+  type BuildView,
+} from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { BuildStore } from './build-store.ts';
+import type { CoordinatorConfig } from './config.ts';
+import { renderJob } from './render-job.ts';
+import { requestHash } from './request-hash.ts';
+
+export interface Accepted {
+  build: BuildView;
+  /** false when the id was already known with the same body */
+  created: boolean;
+}
+
+export function toView(record: BuildRecord): BuildView {
+  const { requestHash: _hidden, ...view } = record;
+  return view;
+}
+
+/**
+ * Accepts build requests: validate, record (the id is the idempotency key), enqueue, answer at
+ * once. Nothing here waits for a build.
+ */
+export class Intake {
+  constructor(
+    private readonly config: CoordinatorConfig,
+    private readonly store: BuildStore,
+    private readonly contexts: ObjectStore,
+    private readonly js: JetStreamClient,
+    private readonly log: Logger,
+  ) {}
+
+  async submit(raw: unknown): Promise<Accepted> {
+    const request = parseWith(BuildRequest, raw, 'build request');
+    if (!this.config.pools.includes(request.pool)) {
+      throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: pool: unknown pool "${request.pool}"`, {
+        issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],
+      });
+    }
+    if ((await this.contexts.info(request.context.digest)) === null) {
+      throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `no build context ${request.context.digest} was uploaded`, {
+        issues: [{ path: 'context.digest', message: 'no context with this digest was uploaded' }],
+      });
+    }
+    const now = new Date().toISOString();
+    const record: BuildRecord = {
+      id: request.id,
+      requestHash: requestHash(request),
+      request,
+      createdAt: now,
+      updatedAt: now,
+      state: { phase: 'queued' },
+    };
+    const result = await this.store.create(record);
+    if (!result.created) {
+      const existing = result.existing.record;
+      if (existing.requestHash !== record.requestHash) {
+        throw new FleetError(ErrorCode.E_CONFLICT, `build id ${request.id} was already used for a different request`, {
+          issues: [{ path: 'id', message: 'already used with a different body' }],
+        });
+      }
+      // A concurrent twin may have stored the record and not yet enqueued it (or crashed in
+      // between): enqueue again; the JetStream message id makes it a no-op if it was.
+      if (existing.state.phase === 'queued') await this.enqueue(existing);
+      return { build: toView(existing), created: false };
+    }
+    await this.enqueue(record);
+    await this.store.publishEvent(record);
+    this.log.info({ buildId: record.id, pool: request.pool }, 'build queued');
+    return { build: toView(record), created: true };
+  }
+
+  private async enqueue(record: BuildRecord): Promise<void> {
+    const job = renderJob(record.request, this.config);
+    await this.js.publish(subjects.jobs(job.pool), encode(job), { msgID: record.id });
+  }
+}

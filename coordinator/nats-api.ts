@@ -1,0 +1,80 @@
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { z } from 'zod';
+import {
+  COORDINATOR_QUEUE,
+  ClaimRequest,
+  ErrorCode,
+  FleetError,
+  StatusRequest,
+  decodeWith,
+  encode,
+  subjects,
+  toFleetError,
+  type ApiReply,
+  type ClaimReply,
+} from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { claimState } from './attempts.ts';
+import type { BuildStore } from './build-store.ts';
+import { toView, type Intake } from './intake.ts';
+
+/** The body is parsed as JSON here and validated field by field by the intake. */
+const AnyJson = z.unknown();
+
+/**
+ * The request-reply API on NATS. Handlers never throw into the subscription: every request gets
+ * an answer, an error answer included, and one bad message cannot stop the coordinator.
+ */
+export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildStore, log: Logger): Subscription[] {
+  const serve = <R>(subject: string, handler: (data: Uint8Array) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
+    nc.subscribe(subject, {
+      queue: COORDINATOR_QUEUE,
+      callback: (err, msg: Msg) => {
+        if (err !== null) {
+          log.error({ err, subject }, 'subscription error');
+          return;
+        }
+        handler(msg.data)
+          .catch((e: unknown) => {
+            const fe = toFleetError(e);
+            if (fe.code === ErrorCode.E_INTERNAL) log.error({ err: e, subject }, 'request failed');
+            return onError(fe);
+          })
+          .then((reply) => msg.respond(encode(reply)))
+          .catch((e: unknown) => log.error({ err: e, subject }, 'could not answer request'));
+      },
+    });
+
+  const apiError = (e: FleetError): ApiReply => ({ ok: false, error: e.toBody() });
+
+  return [
+    serve<ApiReply>(
+      subjects.submit,
+      async (data) => {
+        const accepted = await intake.submit(decodeWith(AnyJson, data, 'build request'));
+        return { ok: true, ...accepted };
+      },
+      apiError,
+    ),
+    serve<ApiReply>(
+      subjects.status,
+      async (data) => {
+        const { id } = decodeWith(StatusRequest, data, 'status request');
+        const found = await store.get(id);
+        if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+        return { ok: true, build: toView(found.record), created: false };
+      },
+      apiError,
+    ),
+    serve<ClaimReply>(
+      subjects.claim,
+      async (data) => {
+        const claim = decodeWith(ClaimRequest, data, 'claim', ErrorCode.E_INVALID_JOB);
+        await store.transition(claim.buildId, (record) => claimState(record, claim));
+        log.info({ buildId: claim.buildId, workerId: claim.workerId, attempt: claim.attempt }, 'build started');
+        return { ok: true };
+      },
+      (e) => ({ ok: false, error: e.toBody() }),
+    ),
+  ];
+}

@@ -1,0 +1,17 @@
+import { buckets, type BuildJob, type BuildRequest } from '../protocol/index.ts';
+import type { CoordinatorConfig } from './config.ts';
+
+/** Turns a validated request into the concrete plan a worker executes. */
+export function renderJob(request: BuildRequest, config: CoordinatorConfig): BuildJob {
+  return {
+    v: 1,
+    buildId: request.id,
+    pool: request.pool,
+    context: { bucket: buckets.contexts, digest: request.context.digest },
+    dockerfile: request.dockerfile,
+    ...(request.target === undefined ? {} : { target: request.target }),
+    buildArgs: request.buildArgs,
+    labels: request.labels,
+    image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },
+  };
+}

@@ -1,0 +1,84 @@
+import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { buckets, consumers, streams, subjects } from '../protocol/index.ts';
+import type { CoordinatorConfig } from './config.ts';
+
+export interface Topology {
+  builds: KV;
+  contexts: ObjectStore;
+}
+
+/** Streams, consumers and buckets the fleet runs on. Idempotent: every coordinator start runs it. */
+export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, config: CoordinatorConfig): Promise<Topology> {
+  await upsertStream(jsm, {
+    name: streams.jobs,
+    subjects: [subjects.jobsWildcard],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(10 * 60 * 1000),
+  });
+  await upsertStream(jsm, {
+    name: streams.builds,
+    subjects: [subjects.buildsWildcard],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(config.buildsMaxAgeMs),
+    duplicate_window: nanos(2 * 60 * 1000),
+  });
+  await upsertStream(jsm, {
+    name: streams.scan,
+    subjects: [subjects.scanRequest],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(config.buildsMaxAgeMs),
+  });
+  for (const pool of config.pools) {
+    await upsertConsumer(jsm, streams.jobs, {
+      durable_name: consumers.pool(pool),
+      filter_subject: subjects.jobs(pool),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(config.jobAckWaitMs),
+      max_deliver: config.maxDeliver,
+      deliver_policy: DeliverPolicy.All,
+    });
+  }
+  await upsertConsumer(jsm, streams.builds, {
+    durable_name: consumers.reports,
+    filter_subject: subjects.reportWildcard,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(60_000),
+    deliver_policy: DeliverPolicy.All,
+  });
+  const builds = await new Kvm(nc).create(buckets.builds, { history: 5, storage: StorageType.File });
+  const contexts = await new Objm(nc).create(buckets.contexts, { storage: StorageType.File });
+  return { builds, contexts };
+}
+
+type StreamConfig = Parameters<JetStreamManager['streams']['add']>[0];
+type ConsumerConfig = Parameters<JetStreamManager['consumers']['add']>[1];
+
+async function upsertStream(jsm: JetStreamManager, cfg: StreamConfig & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(cfg.name);
+    await jsm.streams.update(cfg.name, cfg);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    await jsm.streams.add(cfg);
+  }
+}
+
+async function upsertConsumer(jsm: JetStreamManager, stream: string, cfg: ConsumerConfig & { durable_name: string }): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, cfg.durable_name);
+    await jsm.consumers.update(stream, cfg.durable_name, cfg);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+    await jsm.consumers.add(stream, cfg);
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof Error && /not found/i.test(e.message);
+}

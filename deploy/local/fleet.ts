@@ -1,0 +1,91 @@
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FleetClient } from '../../cli/client.ts';
+import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
+import { publishOfficialBase } from '../../images/official/index.ts';
+import type { BuildView } from '../../protocol/index.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import { startNatsServer, type NatsServer } from './nats-server.ts';
+import { startRegistry, type Registry } from './registry.ts';
+import { spawnWorker, type WorkerProcess } from './worker-process.ts';
+
+export interface LocalFleetOptions {
+  /** defaults to a fresh temp dir, removed on stop */
+  stateDir?: string;
+  workers?: number;
+  pool?: string;
+  /** build and push official/base:1 before returning */
+  officialBase?: boolean;
+  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number };
+  worker?: { heartbeatMs?: number; drainGraceMs?: number };
+}
+
+export interface LocalFleet {
+  stateDir: string;
+  nats: NatsServer;
+  registry: Registry;
+  coordinator: Coordinator;
+  workers: WorkerProcess[];
+  officialBase: BuildView | null;
+  client: FleetClient;
+  addWorker(): Promise<WorkerProcess>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A whole fleet on this machine, every part real: nats-server with JetStream, a registry, the
+ * coordinator (in this process) and rootless workers (their own processes, as the build user).
+ */
+export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Promise<LocalFleet> {
+  const ownDir = opts.stateDir === undefined;
+  const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'fleet-')));
+  await mkdir(stateDir, { recursive: true });
+  // Workers run as another user and must traverse into their own subdirectory.
+  await chmod(stateDir, 0o755);
+  const pool = opts.pool ?? 'default';
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch((e: unknown) => log.warn({ err: e }, 'cleanup step failed'));
+    if (ownDir) await rm(stateDir, { recursive: true, force: true });
+  };
+  try {
+    const nats = await startNatsServer(join(stateDir, 'nats'));
+    cleanups.push(() => nats.stop());
+    const registry = await startRegistry(join(stateDir, 'registry'));
+    cleanups.push(() => registry.stop());
+    const coordinator = await startCoordinator(
+      {
+        natsUrl: nats.url,
+        http: { host: '127.0.0.1', port: 0 },
+        registry: { host: registry.host, insecure: true },
+        pools: [pool],
+        ...opts.coordinator,
+      },
+      log.child({ component: 'coordinator' }),
+    );
+    cleanups.push(() => coordinator.close());
+    const workersDir = join(stateDir, 'workers');
+    await mkdir(workersDir, { recursive: true, mode: 0o755 });
+    const workers: WorkerProcess[] = [];
+    const addWorker = async (): Promise<WorkerProcess> => {
+      const w = await spawnWorker(
+        { natsUrl: nats.url, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker },
+        workersDir,
+      );
+      workers.push(w);
+      return w;
+    };
+    cleanups.push(async () => {
+      await Promise.all(workers.map((w) => w.stop()));
+    });
+    for (let i = 0; i < (opts.workers ?? 1); i++) await addWorker();
+    const client = await FleetClient.connect(nats.url);
+    cleanups.push(() => client.close());
+    const officialBase = opts.officialBase === false ? null : await publishOfficialBase(client);
+    return { stateDir, nats, registry, coordinator, workers, officialBase, client, addWorker, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,61 @@
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
+import { CACHE_BIN, waitFor } from './host.ts';
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  /** SIGKILL (or TERM) and start again on the same port and store: a restart under load */
+  restart(opts?: { kill?: boolean; downMs?: number }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A real nats-server with JetStream (file storage) on a free loopback port. */
+export async function startNatsServer(dir: string): Promise<NatsServer> {
+  await mkdir(dir, { recursive: true });
+  let port = -1;
+  let child: ResultPromise | null = null;
+
+  const launch = async (): Promise<void> => {
+    const portsDir = join(dir, `ports-${Date.now()}`);
+    await mkdir(portsDir);
+    const args = ['-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
+    const proc = execa(join(CACHE_BIN, 'nats-server'), args, { stdio: ['ignore', 'ignore', 'pipe'], reject: false, forceKillAfterDelay: KILL_GRACE_MS });
+    child = proc;
+    const url = await waitFor('nats-server', async () => {
+      if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
+      const files = await readdir(portsDir);
+      const f = files.find((n) => n.endsWith('.ports'));
+      if (f === undefined) return null;
+      const ports = JSON.parse(await readFile(join(portsDir, f), 'utf8')) as { nats?: string[] };
+      return ports.nats?.[0] ?? null;
+    });
+    port = Number(new URL(url).port);
+  };
+
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    const c = child;
+    child = null;
+    if (c === null) return;
+    c.kill(signal);
+    await c;
+  };
+
+  await launch();
+  return {
+    get url() {
+      return `nats://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    async restart(opts = {}) {
+      await kill(opts.kill === true ? 'SIGKILL' : 'SIGTERM');
+      if (opts.downMs !== undefined) await new Promise((r) => setTimeout(r, opts.downMs));
+      await launch();
+    },
+    stop: () => kill('SIGTERM'),
+  };
+}

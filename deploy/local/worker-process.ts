@@ -1,0 +1,72 @@
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import type { WorkerOptions } from '../../worker/index.ts';
+import { buildUser, type RunAs } from './host.ts';
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface WorkerProcess {
+  workerId: string;
+  pid: number;
+  stateDir: string;
+  logFile: string;
+  exited: Promise<{ exitCode: number | undefined; signal: string | undefined }>;
+  /** SIGTERM = drain; SIGKILL = crash */
+  signal(sig: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a worker as its own OS process, as the unprivileged build user when we are root. Its
+ * state dir (builder storage, scratch) belongs to that user and goes when it stops.
+ */
+export async function spawnWorker(
+  options: Omit<WorkerOptions, 'stateDir'> & { workerId: string },
+  baseDir: string,
+  runAs?: RunAs,
+): Promise<WorkerProcess> {
+  const user = runAs ?? (await buildUser());
+  const stateDir = join(baseDir, options.workerId);
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const configFile = join(baseDir, `${options.workerId}.json`);
+  await writeFile(configFile, JSON.stringify({ ...options, stateDir } satisfies WorkerOptions), { mode: 0o644 });
+  const logFile = join(baseDir, `${options.workerId}.log`);
+  if (user.switchUser) await chown(stateDir, user.uid, user.gid);
+
+  const child = execa(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), '--config', configFile], {
+    cwd: PROJECT_ROOT,
+    uid: user.switchUser ? user.uid : undefined,
+    gid: user.switchUser ? user.gid : undefined,
+    env: { HOME: stateDir, FLEET_LOG_JSON: '1', FLEET_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'info' },
+    extendEnv: true,
+    stdin: 'ignore',
+    stdout: { file: logFile, append: true },
+    stderr: { file: logFile, append: true },
+    reject: false,
+  });
+  const exited = child.then((r) => ({ exitCode: r.exitCode, signal: r.signal }));
+  return {
+    workerId: options.workerId,
+    pid: child.pid ?? -1,
+    stateDir,
+    logFile,
+    exited,
+    signal: (sig) => child.kill(sig),
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      await removeState(stateDir, user);
+    },
+  };
+}
+
+/** Builder storage holds files owned by sub-uids; only root or the user's namespace can delete them. */
+async function removeState(dir: string, user: RunAs): Promise<void> {
+  if (user.switchUser || process.getuid?.() === 0) {
+    await rm(dir, { recursive: true, force: true });
+    return;
+  }
+  await execa('buildah', ['unshare', 'rm', '-rf', dir], { reject: false });
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { ErrorBody } from './errors.ts';
+import { BuildId, Digest, Timestamp } from './fields.ts';
+import { BuildView } from './state.ts';
+
+const base = { buildId: BuildId, at: Timestamp };
+
+/** Authoritative lifecycle events, published by the coordinator after the state is stored. */
+export const BuildEvent = z.discriminatedUnion('type', [
+  z.object({ ...base, type: z.literal('queued') }),
+  z.object({ ...base, type: z.literal('started'), attempt: z.number().int().positive(), workerId: z.string() }),
+  z.object({ ...base, type: z.literal('pushed'), attempt: z.number().int().positive(), digest: Digest, references: z.array(z.string()) }),
+  z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
+]);
+export type BuildEvent = z.infer<typeof BuildEvent>;
+
+/** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */
+export const LogLine = z.object({
+  buildId: BuildId,
+  attempt: z.number().int().positive(),
+  n: z.number().int().positive(),
+  stream: z.enum(['stdout', 'stderr', 'system']),
+  at: Timestamp,
+  text: z.string(),
+});
+export type LogLine = z.infer<typeof LogLine>;
+
+/** A worker's claim about its attempt. The coordinator verifies it before it becomes an event. */
+export const WorkerReport = z.discriminatedUnion('type', [
+  z.object({
+    ...base,
+    type: z.literal('pushed'),
+    attempt: z.number().int().positive(),
+    workerId: z.string(),
+    digest: Digest,
+    references: z.array(z.string()).min(1),
+  }),
+  z.object({
+    ...base,
+    type: z.literal('failed'),
+    attempt: z.number().int().nonnegative(),
+    workerId: z.string(),
+    error: ErrorBody,
+  }),
+]);
+export type WorkerReport = z.infer<typeof WorkerReport>;
+
+export const ClaimRequest = z.object({
+  buildId: BuildId,
+  attempt: z.number().int().positive(),
+  workerId: z.string().min(1),
+});
+export type ClaimRequest = z.infer<typeof ClaimRequest>;
+
+export const ClaimReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true) }),
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type ClaimReply = z.infer<typeof ClaimReply>;
+
+/** Published once a pushed digest is verified against the registry. */
+export const ScanRequest = z.object({
+  buildId: BuildId,
+  digest: Digest,
+  repository: z.string(),
+  registry: z.string(),
+  references: z.array(z.string()),
+  at: Timestamp,
+});
+export type ScanRequest = z.infer<typeof ScanRequest>;
+
+/** Answers of the request-reply API (submit, status). */
+export const ApiReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), build: BuildView, created: z.boolean() }),
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type ApiReply = z.infer<typeof ApiReply>;
+
+export const StatusRequest = z.object({ id: BuildId });

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { BuildId, ContextPath, Digest, PoolName, Repository, StageName, Tag } from './fields.ts';
+
+/**
+ * The concrete plan a worker receives. It is rendered by the coordinator from a validated
+ * request and names everything the worker needs; the worker still parses it, because the queue
+ * is a boundary like any other.
+ */
+export const BuildJob = z.strictObject({
+  v: z.literal(1),
+  buildId: BuildId,
+  pool: PoolName,
+  context: z.strictObject({ bucket: z.string().min(1), digest: Digest }),
+  dockerfile: ContextPath,
+  target: StageName.optional(),
+  buildArgs: z.record(z.string(), z.string()),
+  labels: z.record(z.string(), z.string()),
+  image: z.strictObject({
+    registry: z.string().min(1),
+    repository: Repository,
+    tags: z.array(Tag).min(1),
+  }),
+});
+export type BuildJob = z.infer<typeof BuildJob>;

@@ -1,0 +1,48 @@
+/**
+ * Subjects, streams, buckets and consumers of protocol v1. Both sides import these; a breaking
+ * change to any message gets a new version here rather than an edit in place.
+ */
+export const PROTOCOL_VERSION = 'v1' as const;
+
+const root = `fleet.${PROTOCOL_VERSION}`;
+
+export const subjects = {
+  /** request-reply: submit a build request */
+  submit: `${root}.api.submit`,
+  /** request-reply: read a build's record */
+  status: `${root}.api.status`,
+  /** request-reply: a worker claims a delivery of a job (an attempt) */
+  claim: `${root}.api.claim`,
+  /** work queue: one subject per worker pool */
+  jobs: (pool: string) => `${root}.jobs.${pool}`,
+  jobsWildcard: `${root}.jobs.>`,
+  /** a build's builder output, one message per line */
+  log: (buildId: string) => `${root}.build.${buildId}.log`,
+  /** a worker's claim about a build (pushed, failed); the coordinator checks it */
+  report: (buildId: string) => `${root}.build.${buildId}.report`,
+  reportWildcard: `${root}.build.*.report`,
+  /** the authoritative lifecycle events, published by the coordinator */
+  event: (buildId: string) => `${root}.build.${buildId}.event`,
+  buildsWildcard: `${root}.build.>`,
+  /** verified digests, for scanners */
+  scanRequest: `${root}.scan.request`,
+} as const;
+
+export const streams = {
+  jobs: 'FLEET_JOBS_V1',
+  builds: 'FLEET_BUILDS_V1',
+  scan: 'FLEET_SCAN_V1',
+} as const;
+
+export const buckets = {
+  builds: 'fleet_builds_v1',
+  contexts: 'fleet_contexts_v1',
+} as const;
+
+export const consumers = {
+  pool: (pool: string) => `pool_${pool}`,
+  reports: 'coordinator_reports',
+} as const;
+
+/** Queue group shared by coordinator replicas for the request-reply API. */
+export const COORDINATOR_QUEUE = 'fleet-coordinator';

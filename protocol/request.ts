@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Repository, StageName, Tag } from './fields.ts';
+
+/**
+ * What the release system sends. `id` is the idempotency key: the same id with the same body is
+ * the same build; with a different body it is a conflict. Unknown fields are rejected so that a
+ * typo never silently builds something else.
+ */
+export const BuildRequest = z.strictObject({
+  id: BuildId,
+  pool: PoolName.default('default'),
+  context: z.strictObject({ digest: Digest }),
+  dockerfile: ContextPath.default('Dockerfile'),
+  target: StageName.optional(),
+  buildArgs: z.record(BuildArgName, z.string().max(4096)).default({}),
+  labels: z.record(LabelKey, z.string().max(4096)).default({}),
+  image: z.strictObject({
+    repository: Repository,
+    tags: z.array(Tag).min(1).max(16),
+  }),
+});
+export type BuildRequest = z.infer<typeof BuildRequest>;
+/** The request as a client writes it, defaults not yet applied. */
+export type BuildRequestInput = z.input<typeof BuildRequest>;

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { ErrorBody } from './errors.ts';
+import { BuildId, Digest, Timestamp } from './fields.ts';
+import { BuildRequest } from './request.ts';
+
+/**
+ * A build's life is one state union. `attempt` counts deliveries of the job: a worker may only
+ * move a build that is at the attempt it claimed (fencing against presumed-dead workers).
+ *
+ *   queued ──► running ──► pushed
+ *     │          │ ▲ └───► failed
+ *     │          └─┘ (redelivered: next attempt)
+ *     └──────────────────► failed (unbuildable job)
+ */
+export const BuildState = z.discriminatedUnion('phase', [
+  z.object({ phase: z.literal('queued') }),
+  z.object({
+    phase: z.literal('running'),
+    attempt: z.number().int().positive(),
+    workerId: z.string(),
+    startedAt: Timestamp,
+  }),
+  z.object({
+    phase: z.literal('pushed'),
+    attempt: z.number().int().positive(),
+    digest: Digest,
+    references: z.array(z.string()).min(1),
+    finishedAt: Timestamp,
+  }),
+  z.object({
+    phase: z.literal('failed'),
+    attempt: z.number().int().nonnegative(),
+    error: ErrorBody,
+    finishedAt: Timestamp,
+  }),
+]);
+export type BuildState = z.infer<typeof BuildState>;
+export type Phase = BuildState['phase'];
+
+const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
+  queued: ['running', 'failed'],
+  running: ['running', 'pushed', 'failed'],
+  pushed: [],
+  failed: [],
+};
+
+export function canTransition(from: Phase, to: Phase): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function isTerminal(phase: Phase): boolean {
+  return TRANSITIONS[phase].length === 0;
+}
+
+/** The stored record of one build (the KV value). */
+export const BuildRecord = z.object({
+  id: BuildId,
+  requestHash: z.string(),
+  request: BuildRequest,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  state: BuildState,
+});
+export type BuildRecord = z.infer<typeof BuildRecord>;
+
+/** What the API answers about a build: the record without internals. */
+export const BuildView = BuildRecord.omit({ requestHash: true });
+export type BuildView = z.infer<typeof BuildView>;

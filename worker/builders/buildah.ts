@@ -1,0 +1,95 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { runTool, type ToolRun } from './run-tool.ts';
+import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
+
+/** Recognises the step buildah names when a RUN fails. */
+const STEP_HEADER = /^(?:\[\d+\/\d+\] )?STEP \d+\/\d+: /;
+const STEP_ERROR = /building at STEP "(.*)": .*exit status (\d+)/;
+
+/**
+ * Rootless Buildah. Runs as the worker's unprivileged user with the worker's private
+ * containers configuration; RUN steps get their own network namespace (or none).
+ */
+export class BuildahBuilder implements Builder {
+  readonly name = 'buildah';
+
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly network: 'private' | 'none',
+  ) {}
+
+  async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
+    const tracker = new StepTracker(output);
+    const bud = await runTool('buildah', this.budArgs(plan, localTag), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    this.throwIfFailed(bud, tracker);
+
+    try {
+      const references: string[] = [];
+      let digest: string | null = null;
+      for (const [i, destination] of plan.destinations.entries()) {
+        const digestFile = join(plan.workDir, `digest-${i}`);
+        const push = await runTool(
+          'buildah',
+          ['push', '--digestfile', digestFile, '--retry', '3', localTag, `docker://${destination}`],
+          { env: this.env, cwd: plan.workDir, output, signal },
+        );
+        if (push.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
+        if (push.exitCode !== 0) {
+          throw new FleetError(ErrorCode.E_PUSH_FAILED, `push to ${destination} failed (exit ${String(push.exitCode)})`);
+        }
+        const pushed = (await readFile(digestFile, 'utf8')).trim();
+        if (digest !== null && pushed !== digest) {
+          throw new FleetError(ErrorCode.E_PUSH_FAILED, `tag ${destination} got ${pushed}, expected ${digest}`);
+        }
+        digest = pushed;
+        references.push(destination);
+      }
+      if (digest === null) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
+      return { digest, references };
+    } finally {
+      await runTool('buildah', ['rmi', localTag], { env: this.env, cwd: plan.workDir, output: silent, signal: AbortSignal.timeout(30_000) });
+    }
+  }
+
+  private budArgs(plan: BuildPlan, localTag: string): string[] {
+    const args = ['bud', '--layers', '--pull=true', '--network', this.network, '--file', join(plan.contextDir, plan.dockerfile), '--tag', localTag];
+    if (plan.target !== undefined) args.push('--target', plan.target);
+    for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
+    for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
+    args.push(plan.contextDir);
+    return args;
+  }
+
+  private throwIfFailed(run: ToolRun, tracker: StepTracker): void {
+    if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
+    if (run.exitCode === 0) return;
+    const step = tracker.failedStep ?? tracker.lastStep;
+    if (step !== null) {
+      const exitCode = step.exitCode ?? run.exitCode ?? -1;
+      throw new FleetError(ErrorCode.E_BUILD_STEP_FAILED, `step failed: ${step.step} (exit ${exitCode})`, { step: step.step, exitCode });
+    }
+    throw new FleetError(ErrorCode.E_BUILD_FAILED, `buildah bud exited ${String(run.exitCode)} before any step ran`);
+  }
+}
+
+const silent: BuildOutput = { line: () => Promise.resolve() };
+
+/** Passes output through while remembering which step ran last and which one buildah blamed. */
+class StepTracker implements BuildOutput {
+  lastStep: { step: string; exitCode?: number } | null = null;
+  failedStep: { step: string; exitCode: number } | null = null;
+
+  constructor(private readonly inner: BuildOutput) {}
+
+  line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
+    if (STEP_HEADER.test(text)) this.lastStep = { step: text };
+    const failed = STEP_ERROR.exec(text);
+    if (failed !== null && this.lastStep !== null) {
+      this.failedStep = { step: this.lastStep.step, exitCode: Number(failed[2]) };
+    }
+    return this.inner.line(stream, text);
+  }
+}

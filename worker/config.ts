@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { PoolName, parseWith } from '../protocol/index.ts';
+
+export const WorkerOptions = z.strictObject({
+  natsUrl: z.string().min(1),
+  pool: PoolName.default('default'),
+  workerId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/).optional(),
+  /** owned by the worker's user; holds builder storage, scratch dirs and runtime files */
+  stateDir: z.string().refine(isAbsolute, 'must be an absolute path'),
+  builder: z.enum(['buildah']).default('buildah'),
+  /** registries reached over plain HTTP: a loopback development registry, nothing else */
+  insecureRegistries: z.array(z.string()).default([]),
+  /** how often the worker tells JetStream it is still working on a job */
+  heartbeatMs: z.number().int().min(100).default(10_000),
+  /** how long SIGTERM waits for the current build before handing it back */
+  drainGraceMs: z.number().int().min(0).default(120_000),
+  /** network for RUN steps: `private` (own namespace, no host loopback) or `none` */
+  runNetwork: z.enum(['private', 'none']).default('private'),
+});
+export type WorkerOptions = z.input<typeof WorkerOptions>;
+export type WorkerConfig = z.infer<typeof WorkerOptions> & { workerId: string };
+
+export function compileWorkerConfig(options: WorkerOptions): WorkerConfig {
+  const parsed = parseWith(WorkerOptions, options, 'worker options');
+  return { ...parsed, workerId: parsed.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` };
+}

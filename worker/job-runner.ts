@@ -1,0 +1,171 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { ObjectStore } from '@nats-io/obj';
+import {
+  BuildId,
+  BuildJob,
+  ClaimReply,
+  ErrorCode,
+  FleetError,
+  decodeWith,
+  encode,
+  isRetryable,
+  subjects,
+  toFleetError,
+  type BuildJob as Job,
+  type WorkerReport,
+} from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { downloadContext, extractContext } from './build-context.ts';
+import type { Builder } from './builders/index.ts';
+import type { WorkerConfig } from './config.ts';
+import { LogPublisher } from './log-publisher.ts';
+
+const CLAIM_TIMEOUT_MS = 5_000;
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+/** Runs one delivery of one job, from claim to report. Never throws: every outcome is handled. */
+export class JobRunner {
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly contexts: ObjectStore,
+    private readonly builder: Builder,
+    /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
+    private readonly maxDeliver: number,
+    private readonly log: Logger,
+  ) {}
+
+  async handle(msg: JsMsg, signal: AbortSignal): Promise<void> {
+    const attempt = msg.info.deliveryCount;
+    let job: Job;
+    try {
+      job = decodeWith(BuildJob, msg.data, 'build job', ErrorCode.E_INVALID_JOB);
+    } catch (e) {
+      await this.rejectMalformed(msg, attempt, toFleetError(e));
+      return;
+    }
+    const log = this.log.child({ buildId: job.buildId, attempt });
+
+    const claim = await this.claim(job.buildId, attempt).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
+    if (claim instanceof FleetError) {
+      if (claim.code === ErrorCode.E_UNAVAILABLE) {
+        log.warn({ err: claim }, 'coordinator unavailable; handing the job back');
+        msg.nak(RETRY_BASE_MS);
+      } else {
+        log.info({ reason: claim.message }, 'not mine to build; dropping this delivery');
+        msg.term(claim.code);
+      }
+      return;
+    }
+
+    const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
+    const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt}`);
+    const logs = new LogPublisher(this.js, job.buildId, attempt);
+    try {
+      const result = await this.build(job, scratch, logs, signal, log);
+      await logs.flush();
+      await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
+      msg.ack();
+      log.info({ digest: result.digest }, 'build pushed');
+    } catch (e) {
+      const err = toFleetError(e);
+      await logs.flush().catch(() => undefined);
+      if (signal.aborted) {
+        log.warn('worker is stopping; handing the job back for another worker');
+        msg.nak();
+        return;
+      }
+      if (isRetryable(err.code) && attempt < this.maxDeliver) {
+        // Integer millis: a fractional delay is sent as fractional nanos, which the server ignores.
+        const delay = Math.round(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        log.warn({ err, delayMs: delay }, 'infrastructure fault; job goes back to the queue');
+        msg.nak(delay);
+        return;
+      }
+      const error = err.details?.logTail === undefined ? new FleetError(err.code, err.message, { ...err.details, logTail: logs.tail() }) : err;
+      log.info({ code: err.code, step: err.details?.step }, 'build failed');
+      await this.report({ type: 'failed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), error: error.toBody() })
+        .then(() => msg.ack())
+        .catch((re: unknown) => {
+          log.error({ err: re }, 'could not report failure; job goes back to the queue');
+          msg.nak(RETRY_BASE_MS);
+        });
+    } finally {
+      clearInterval(heartbeat);
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  private async build(job: Job, scratch: string, logs: LogPublisher, signal: AbortSignal, log: Logger) {
+    const contextDir = join(scratch, 'context');
+    const tarball = join(scratch, 'context.tar.gz');
+    await mkdir(scratch, { recursive: true, mode: 0o700 });
+    await logs.line('system', `worker ${this.config.workerId} building with ${this.builder.name} (attempt ${logs.attempt})`);
+    await downloadContext(this.contexts, job.context.digest, tarball, signal);
+    await extractContext(tarball, contextDir);
+    log.debug('context ready');
+    const destinations = job.image.tags.map((t) => `${job.image.registry}/${job.image.repository}:${t}`);
+    return this.builder.build(
+      {
+        buildId: job.buildId,
+        contextDir,
+        dockerfile: job.dockerfile,
+        ...(job.target === undefined ? {} : { target: job.target }),
+        // FLEET_* names are refused in requests, so this value is the platform's own.
+        buildArgs: { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
+        labels: job.labels,
+        destinations,
+        workDir: scratch,
+      },
+      logs,
+      signal,
+    );
+  }
+
+  private async claim(buildId: string, attempt: number): Promise<FleetError | null> {
+    const reply = await this.nc.request(subjects.claim, encode({ buildId, attempt, workerId: this.config.workerId }), {
+      timeout: CLAIM_TIMEOUT_MS,
+    });
+    const answer = decodeWith(ClaimReply, reply.data, 'claim reply', ErrorCode.E_INTERNAL);
+    return answer.ok ? null : FleetError.fromBody(answer.error);
+  }
+
+  /** Durable before it returns: the job is acked only after this. */
+  private async report(report: WorkerReport): Promise<void> {
+    await this.js.publish(subjects.report(report.buildId), encode(report), {
+      msgID: `${report.buildId}.${report.attempt}.${report.type}`,
+    });
+  }
+
+  /** A job that cannot be parsed is terminated, never redelivered; its build fails if it has one. */
+  private async rejectMalformed(msg: JsMsg, attempt: number, err: FleetError): Promise<void> {
+    this.log.error({ err, subject: msg.subject }, 'malformed job terminated');
+    const buildId = recoverBuildId(msg.data);
+    if (buildId !== null) {
+      await this.report({ type: 'failed', buildId, attempt, workerId: this.config.workerId, at: now(), error: err.toBody() }).catch(
+        (e: unknown) => this.log.error({ err: e }, 'could not report malformed job'),
+      );
+    }
+    msg.term(ErrorCode.E_INVALID_JOB);
+  }
+}
+
+function recoverBuildId(data: Uint8Array): string | null {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(data));
+    if (typeof value !== 'object' || value === null || !('buildId' in value)) return null;
+    const parsed = BuildId.safeParse(value.buildId);
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}

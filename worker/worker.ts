@@ -1,0 +1,100 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jetstream, type Consumer } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { buckets, consumers, streams } from '../protocol/index.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { connectNats } from '../runtime/nats.ts';
+import { createBuilder } from './builders/index.ts';
+import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
+import { writeContainersConfig } from './containers-config.ts';
+import { JobRunner } from './job-runner.ts';
+
+const PULL_EXPIRES_MS = 5_000;
+const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface Worker {
+  readonly config: WorkerConfig;
+  /** Resolves when the worker has stopped (after drain or abort). */
+  readonly done: Promise<void>;
+  /**
+   * Two-phase stop: stop pulling at once; let the current build finish within the grace,
+   * then cancel it (its job is redelivered to another worker).
+   */
+  drain(graceMs?: number): Promise<void>;
+}
+
+export async function startWorker(options: WorkerOptions, log: Logger): Promise<Worker> {
+  const config = compileWorkerConfig(options);
+  const wlog = log.child({ workerId: config.workerId, pool: config.pool });
+  for (const d of ['home', 'tmp', 'scratch']) await mkdir(join(config.stateDir, d), { recursive: true, mode: 0o700 });
+  const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries);
+  const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
+  const js = jetstream(nc);
+
+  const stopPulling = new AbortController();
+  const cancelBuild = new AbortController();
+
+  const run = async (): Promise<void> => {
+    const consumer = await waitForConsumer(js, config.pool, stopPulling.signal, wlog);
+    if (consumer === null) return;
+    const maxDeliver = (await consumer.info(true)).config.max_deliver ?? 1;
+    const contexts = await new Objm(nc).open(buckets.contexts);
+    const builder = createBuilder({
+      kind: config.builder,
+      env: { PATH: TOOL_PATH, ...containersEnv },
+      runNetwork: config.runNetwork,
+    });
+    const runner = new JobRunner(config, nc, js, contexts, builder, maxDeliver, wlog);
+    wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
+    while (!stopPulling.signal.aborted) {
+      let msg;
+      try {
+        msg = await consumer.next({ expires: PULL_EXPIRES_MS });
+      } catch (e) {
+        if (stopPulling.signal.aborted) break;
+        wlog.warn({ err: e }, 'pull failed; retrying');
+        await sleep(1_000);
+        continue;
+      }
+      if (msg === null) continue;
+      await runner.handle(msg, cancelBuild.signal);
+    }
+  };
+
+  const done = run()
+    .catch((e: unknown) => wlog.error({ err: e }, 'worker loop failed'))
+    .finally(async () => {
+      await nc.drain().catch(() => undefined);
+      wlog.info('worker stopped');
+    });
+
+  return {
+    config,
+    done,
+    async drain(graceMs = config.drainGraceMs) {
+      wlog.info({ graceMs }, 'draining');
+      stopPulling.abort();
+      const timer = setTimeout(() => cancelBuild.abort(), graceMs);
+      await done;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function waitForConsumer(js: ReturnType<typeof jetstream>, pool: string, signal: AbortSignal, log: Logger): Promise<Consumer | null> {
+  for (let warned = false; !signal.aborted; ) {
+    try {
+      return await js.consumers.get(streams.jobs, consumers.pool(pool));
+    } catch (e) {
+      if (!warned) log.warn({ err: e }, 'pool consumer not there yet (is the coordinator up?); waiting');
+      warned = true;
+      await sleep(500);
+    }
+  }
+  return null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
