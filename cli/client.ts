@@ -19,6 +19,7 @@ import {
   streams,
   subjects,
   type BuildRequestInput,
+  PHASE_OF_EVENT,
   type BuildView,
 } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
@@ -73,30 +74,37 @@ export class FleetClient {
   }
 
   /**
-   * Replays a build's log and events from the first line and follows live until the build ends.
-   * Resolves with the final record. Works before, during and after the build.
+   * Replays a build's log and events from the first line. With `follow`, keeps following live
+   * until the build ends; without, stops once caught up. Works before, during and after the
+   * build, never shows a line twice. Resolves with the build's record at the end.
    */
-  async follow(id: string, handlers: FollowHandlers, signal?: AbortSignal): Promise<BuildView> {
+  async logs(id: string, handlers: FollowHandlers, opts: { follow: boolean; signal?: AbortSignal }): Promise<BuildView> {
     const initial = await this.status(id);
     const consumer = await this.js.consumers.get(streams.builds, {
       filter_subjects: [subjects.log(id), subjects.event(id)],
       deliver_policy: DeliverPolicy.All,
     });
+    const stopWhenCaughtUp = !opts.follow || isTerminal(initial.state.phase);
+    if (stopWhenCaughtUp && (await consumer.info(true)).num_pending === 0) return initial;
     const messages = await consumer.consume();
-    signal?.addEventListener('abort', () => void messages.close(), { once: true });
-    const endedBefore = isTerminal(initial.state.phase);
+    opts.signal?.addEventListener('abort', () => void messages.close(), { once: true });
     for await (const m of messages) {
       if (m.subject.endsWith('.log')) {
         handlers.line?.(decodeWith(LogLine, m.data, 'log line', ErrorCode.E_INTERNAL));
       } else {
         const event = decodeWith(BuildEvent, m.data, 'build event', ErrorCode.E_INTERNAL);
         handlers.event?.(event);
-        if (event.type === 'pushed' || event.type === 'failed') break;
+        if (isTerminal(PHASE_OF_EVENT[event.type])) break;
       }
-      if (endedBefore && m.info.pending === 0) break;
+      if (stopWhenCaughtUp && m.info.pending === 0) break;
     }
     await messages.close();
     return this.status(id);
+  }
+
+  /** Follows a build to its end (see logs). */
+  follow(id: string, handlers: FollowHandlers, signal?: AbortSignal): Promise<BuildView> {
+    return this.logs(id, handlers, signal === undefined ? { follow: true } : { follow: true, signal });
   }
 
   async close(): Promise<void> {
@@ -120,3 +128,4 @@ export class FleetClient {
     return { build: answer.build, created: answer.created };
   }
 }
+

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
-import { BuildView } from './state.ts';
+import { BuildView, type Phase } from './state.ts';
 
 const base = { buildId: BuildId, at: Timestamp };
 
@@ -13,6 +13,14 @@ export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
 ]);
 export type BuildEvent = z.infer<typeof BuildEvent>;
+
+/** The phase a build is in once an event of this type was published. */
+export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
+  queued: 'queued',
+  started: 'running',
+  pushed: 'pushed',
+  failed: 'failed',
+};
 
 /** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */
 export const LogLine = z.object({

@@ -1,0 +1,26 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+/** Where `fleet up` tells other `fleet` commands how to reach it. */
+const LocalFleetFile = z.object({ natsUrl: z.string(), httpUrl: z.string(), registry: z.string(), pid: z.number() });
+export type LocalFleetFile = z.infer<typeof LocalFleetFile>;
+
+const file = (): string => join(process.env.FLEET_HOME ?? join(homedir(), '.fleet'), 'local.json');
+
+export async function writeLocalFleet(info: LocalFleetFile): Promise<void> {
+  await mkdir(dirname(file()), { recursive: true });
+  await writeFile(file(), JSON.stringify(info, null, 2));
+}
+
+export async function readLocalFleet(): Promise<LocalFleetFile | null> {
+  const text = await readFile(file(), 'utf8').catch(() => null);
+  if (text === null) return null;
+  const parsed = LocalFleetFile.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data : null;
+}
+
+export async function clearLocalFleet(): Promise<void> {
+  await rm(file(), { force: true });
+}

@@ -1,0 +1,256 @@
+/**
+ * `fleet`: submit builds, follow their logs, read their status, run a local fleet.
+ * Every command takes --json for machines; exit codes are in exit-codes.ts.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { startLocalFleet, type LocalFleet } from '../deploy/local/fleet.ts';
+import { ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine } from '../protocol/index.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { FleetClient } from './client.ts';
+import { ExitCode, exitCodeForError, exitCodeForPhase } from './exit-codes.ts';
+import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
+import { Renderer } from './render.ts';
+
+const USAGE = `usage:
+  fleet up [--workers N] [--state-dir DIR]        run a local fleet in the foreground
+  fleet demo                                      local fleet + official base + a sample two-stage app
+  fleet submit DIR --repo REPO --tag TAG [--tag TAG...] [--id ID] [--file Dockerfile]
+               [--target STAGE] [--build-arg K=V...] [--label K=V...] [--pool POOL] [--follow]
+  fleet status ID
+  fleet logs [-f] ID
+common: --nats URL (default: $FLEET_NATS_URL, else the fleet started by \`fleet up\`), --json
+exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict`;
+
+const common = {
+  nats: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'up':
+      return up(rest);
+    case 'demo':
+      return demo(rest);
+    case 'submit':
+      return submit(rest);
+    case 'status':
+      return status(rest);
+    case 'logs':
+      return logs(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? ExitCode.INVALID : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function parse<O extends ParseArgsConfig['options']>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+}
+
+async function connect(nats: string | undefined): Promise<FleetClient> {
+  const url = nats ?? process.env.FLEET_NATS_URL ?? (await readLocalFleet())?.natsUrl;
+  if (url === undefined) {
+    throw new FleetError(ErrorCode.E_UNAVAILABLE, 'no fleet to talk to: start one with `npx fleet up`, or pass --nats URL');
+  }
+  return FleetClient.connect(url);
+}
+
+function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} takes KEY=VALUE, got "${kv}"`);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+/** Prints a build's log and events, human or JSON lines, and returns the final record. */
+async function stream(client: FleetClient, id: string, json: boolean, follow: boolean, signal: AbortSignal): Promise<BuildView> {
+  const render = new Renderer(process.stdout);
+  const handlers = json
+    ? {
+        line: (l: LogLine) => process.stdout.write(`${JSON.stringify({ kind: 'log', ...l })}\n`),
+        event: (e: BuildEvent) => process.stdout.write(`${JSON.stringify({ kind: 'event', ...e })}\n`),
+      }
+    : { line: (l: LogLine) => render.line(l), event: (e: BuildEvent) => render.event(e) };
+  return client.logs(id, handlers, { follow, signal });
+}
+
+function interrupted(): AbortSignal {
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  return ac.signal;
+}
+
+async function submit(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    repo: { type: 'string' },
+    tag: { type: 'string', multiple: true },
+    id: { type: 'string' },
+    file: { type: 'string', short: 'f' },
+    target: { type: 'string' },
+    'build-arg': { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
+    pool: { type: 'string' },
+    follow: { type: 'boolean', default: false },
+  });
+  const dir = positionals[0];
+  if (dir === undefined || values.repo === undefined || values.tag === undefined) {
+    throw new UsageError('submit needs DIR, --repo and at least one --tag');
+  }
+  const client = await connect(values.nats);
+  try {
+    const dockerfile = values.file ?? 'Dockerfile';
+    const context = await client.uploadContext(dir, dockerfile);
+    const accepted = await client.submit({
+      id: values.id ?? crypto.randomUUID(),
+      context: { digest: context.digest },
+      dockerfile,
+      image: { repository: values.repo, tags: values.tag },
+      buildArgs: keyValues(values['build-arg'], '--build-arg'),
+      labels: keyValues(values.label, '--label'),
+      ...(values.target === undefined ? {} : { target: values.target }),
+      ...(values.pool === undefined ? {} : { pool: values.pool }),
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'accepted', ...accepted, context })}\n`);
+    else process.stderr.write(`${accepted.created ? 'submitted' : 'already known'}: ${accepted.build.id} (${accepted.build.state.phase})\n`);
+    if (!values.follow) return ExitCode.PUSHED;
+    const final = await stream(client, accepted.build.id, values.json, true, interrupted());
+    return finish(final, values.json);
+  } finally {
+    await client.close();
+  }
+}
+
+function finish(build: BuildView, json: boolean): number {
+  if (json) process.stdout.write(`${JSON.stringify({ kind: 'status', build })}\n`);
+  else if (build.state.phase === 'failed' && build.state.error.details?.step !== undefined) {
+    process.stderr.write(`failed step: ${build.state.error.details.step}\n`);
+  }
+  return exitCodeForPhase(build.state.phase);
+}
+
+async function status(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const id = positionals[0];
+  if (id === undefined) throw new UsageError('status needs a build ID');
+  const client = await connect(values.nats);
+  try {
+    const build = await client.status(id);
+    if (values.json) process.stdout.write(`${JSON.stringify(build)}\n`);
+    else new Renderer(process.stdout).status(build);
+    return exitCodeForPhase(build.state.phase);
+  } finally {
+    await client.close();
+  }
+}
+
+async function logs(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { follow: { type: 'boolean', short: 'f', default: false } });
+  const id = positionals[0];
+  if (id === undefined) throw new UsageError('logs needs a build ID');
+  const client = await connect(values.nats);
+  try {
+    const final = await stream(client, id, values.json, values.follow, interrupted());
+    if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'status', build: final })}\n`);
+    return exitCodeForPhase(final.state.phase);
+  } finally {
+    await client.close();
+  }
+}
+
+async function startFleet(opts: { workers?: number; stateDir?: string }): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {
+  const log = createLogger('fleet', { level: process.env.FLEET_LOG_LEVEL ?? 'warn' });
+  process.stderr.write('starting a local fleet (nats-server, registry, coordinator, rootless worker)...\n');
+  const fleet = await startLocalFleet(opts, log);
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => (stopping ??= fleet.stop());
+  let signals = 0;
+  const onSignal = (): void => {
+    signals += 1;
+    if (signals > 1) process.exit(130);
+    process.stderr.write('\nstopping: draining workers and the coordinator (Ctrl-C again to exit at once)\n');
+    void stop().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { fleet, stop };
+}
+
+async function up(args: string[]): Promise<number> {
+  const { values } = parse(args, { workers: { type: 'string' }, 'state-dir': { type: 'string' } });
+  const workers = values.workers === undefined ? 1 : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new UsageError('--workers takes a whole number >= 1');
+  const { fleet } = await startFleet({ workers, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
+  const info = { natsUrl: fleet.nats.url, httpUrl: fleet.coordinator.httpUrl, registry: fleet.registry.host, pid: process.pid };
+  await writeLocalFleet(info);
+  process.once('exit', () => void clearLocalFleet());
+  if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'up', ...info, stateDir: fleet.stateDir })}\n`);
+  else {
+    process.stdout.write(
+      [
+        'fleet is up (Ctrl-C to stop)',
+        `  nats:      ${info.natsUrl}`,
+        `  http api:  ${info.httpUrl}/v1/builds`,
+        `  registry:  ${info.registry}  (official/base:1 pushed)`,
+        `  workers:   ${fleet.workers.map((w) => w.workerId).join(', ')} (logs in ${fleet.stateDir}/workers)`,
+        'try: npx fleet submit test/fixtures/apps/two-stage --repo app/demo --tag 1 --follow',
+        '',
+      ].join('\n'),
+    );
+  }
+  await new Promise<never>(() => undefined);
+  return 0;
+}
+
+async function demo(args: string[]): Promise<number> {
+  const { values } = parse(args, {});
+  const { fleet, stop } = await startFleet({});
+  try {
+    const app = new URL('../test/fixtures/apps/two-stage', import.meta.url).pathname;
+    process.stderr.write(`official base: ${fleet.registry.host}/official/base:1\nsubmitting ${app}\n`);
+    const { digest } = await fleet.client.uploadContext(app);
+    const id = `demo-${Date.now()}`;
+    await fleet.client.submit({ id, context: { digest }, image: { repository: 'app/demo', tags: ['1'] } });
+    const final = await stream(fleet.client, id, values.json, true, interrupted());
+    if (final.state.phase === 'pushed' && !values.json) {
+      process.stdout.write(`\n${final.state.references[0] ?? ''}@${final.state.digest}\n`);
+    }
+    return finish(final, values.json);
+  } finally {
+    await stop();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`fleet: ${e.message}\n${USAGE}\n`);
+      process.exit(ExitCode.INVALID);
+    }
+    const err = toFleetError(e);
+    const json = process.argv.includes('--json');
+    if (json) process.stdout.write(`${JSON.stringify({ kind: 'error', error: err.toBody() })}\n`);
+    else {
+      process.stderr.write(`fleet: ${err.code}: ${err.message}\n`);
+      for (const i of err.details?.issues ?? []) process.stderr.write(`  ${i.path}: ${i.message}\n`);
+    }
+    process.exit(isFleetError(e) ? exitCodeForError(err.code) : ExitCode.FAILED);
+  },
+);

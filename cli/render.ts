@@ -1,0 +1,50 @@
+import type { BuildEvent, BuildView, LogLine } from '../protocol/index.ts';
+
+/** Human output: colour and markers on a TTY, plain lines in a pipe. */
+export class Renderer {
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly tty = out.isTTY === true,
+  ) {}
+
+  private paint(code: string, s: string): string {
+    return this.tty ? `\x1b[${code}m${s}\x1b[0m` : s;
+  }
+
+  line(l: LogLine): void {
+    if (l.stream === 'system') this.out.write(`${this.paint('2', `» ${l.text}`)}\n`);
+    else if (l.stream === 'stderr') this.out.write(`${this.paint('33', l.text)}\n`);
+    else this.out.write(`${l.text}\n`);
+  }
+
+  event(e: BuildEvent): void {
+    const mark = this.paint('1', '==>');
+    switch (e.type) {
+      case 'queued':
+        this.out.write(`${mark} queued ${e.buildId}\n`);
+        break;
+      case 'started':
+        this.out.write(`${mark} started on ${e.workerId} (attempt ${e.attempt})\n`);
+        break;
+      case 'pushed':
+        for (const r of e.references) this.out.write(`${mark} ${this.paint('32', 'pushed')} ${r}@${e.digest}\n`);
+        break;
+      case 'failed':
+        this.out.write(`${mark} ${this.paint('31', 'failed')} ${e.error.code}: ${e.error.message}\n`);
+        break;
+    }
+  }
+
+  status(b: BuildView): void {
+    const s = b.state;
+    const lines = [`build ${b.id}: ${s.phase}`, `image: ${b.request.image.repository}:${b.request.image.tags.join(',')}`];
+    if (s.phase === 'running') lines.push(`worker: ${s.workerId} (attempt ${s.attempt}) since ${s.startedAt}`);
+    if (s.phase === 'pushed') lines.push(...s.references.map((r) => `pushed: ${r}@${s.digest}`));
+    if (s.phase === 'failed') {
+      lines.push(`error: ${s.error.code}: ${s.error.message}`);
+      if (s.error.details?.step !== undefined) lines.push(`step: ${s.error.details.step}`);
+      if (s.error.details?.logTail !== undefined) lines.push('log tail:', ...s.error.details.logTail.map((t) => `  ${t}`));
+    }
+    this.out.write(`${lines.join('\n')}\n`);
+  }
+}
