@@ -10,8 +10,7 @@ import { join } from 'node:path';
 export async function writeContainersConfig(stateDir: string, insecureRegistries: readonly string[]): Promise<Record<string, string>> {
   const dir = join(stateDir, 'containers');
   const runDir = join(stateDir, 'run');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  for (const d of [dir, runDir, join(stateDir, 'home'), join(stateDir, 'tmp')]) await mkdir(d, { recursive: true, mode: 0o700 });
   const storage = join(dir, 'storage.conf');
   const containers = join(dir, 'containers.conf');
   const registries = join(dir, 'registries.conf');

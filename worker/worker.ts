@@ -27,7 +27,7 @@ export interface Worker {
 export async function startWorker(options: WorkerOptions, log: Logger): Promise<Worker> {
   const config = compileWorkerConfig(options);
   const wlog = log.child({ workerId: config.workerId, pool: config.pool });
-  for (const d of ['home', 'tmp', 'scratch']) await mkdir(join(config.stateDir, d), { recursive: true, mode: 0o700 });
+  await mkdir(join(config.stateDir, 'scratch'), { recursive: true, mode: 0o700 });
   const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries);
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);

@@ -1,0 +1,37 @@
+import { chown, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { buildUser } from '../../deploy/local/host.ts';
+import { writeContainersConfig } from '../../worker/containers-config.ts';
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const name of await readdir(dir)) {
+    const p = join(dir, name);
+    if ((await stat(p)).isDirectory()) await chownTree(p, uid, gid);
+    else await chown(p, uid, gid);
+  }
+}
+
+/** Runs an image with rootless podman as the build user, in storage of its own; returns stdout. */
+export async function runImage(reference: string, insecureRegistry: string): Promise<{ stdout: string; exitCode: number | undefined }> {
+  const user = await buildUser();
+  const dir = await mkdtemp(join(tmpdir(), 'fleet-podman-'));
+  try {
+    const env = await writeContainersConfig(dir, [insecureRegistry]);
+    if (user.switchUser) await chownTree(dir, user.uid, user.gid);
+    const r = await execa('podman', ['run', '--rm', '--network', 'none', reference], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      extendEnv: false,
+      uid: user.switchUser ? user.uid : undefined,
+      gid: user.switchUser ? user.gid : undefined,
+      cwd: dir,
+      reject: false,
+    });
+    if (r.exitCode !== 0) throw new Error(`podman run ${reference} failed (${String(r.exitCode)}): ${r.stderr}`);
+    return { stdout: r.stdout, exitCode: r.exitCode };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

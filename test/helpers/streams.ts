@@ -1,0 +1,27 @@
+import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { BuildEvent, decodeWith, ErrorCode, streams, subjects } from '../../protocol/index.ts';
+
+/** Every event stored for a build, oldest first (reads the stream; does not wait). */
+export async function storedEvents(nc: NatsConnection, buildId: string): Promise<BuildEvent[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(streams.builds, { subjects_filter: subjects.event(buildId) });
+  const count = info.state.subjects?.[subjects.event(buildId)] ?? 0;
+  if (count === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(streams.builds, {
+    filter_subjects: [subjects.event(buildId)],
+    deliver_policy: DeliverPolicy.All,
+  });
+  const out: BuildEvent[] = [];
+  const batch = await consumer.fetch({ max_messages: count, expires: 2_000 });
+  for await (const m of batch) {
+    out.push(decodeWith(BuildEvent, m.data, 'event', ErrorCode.E_INTERNAL));
+    if (out.length === count) break;
+  }
+  return out;
+}
+
+export async function pendingJobs(nc: NatsConnection): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  return (await jsm.streams.info(streams.jobs)).state.messages;
+}
