@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { ErrorCode, isFleetError, subjects } from '../../protocol/index.ts';
+import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { pendingJobs, storedEvents } from '../helpers/streams.ts';
+
+describe('accepting build requests', () => {
+  let fleet: LocalFleet;
+  let context: string;
+  beforeAll(async () => {
+    fleet = await startTestFleet();
+    context = (await fleet.client.uploadContext(fixture('two-stage'))).digest;
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('builds once when the same request id arrives 5 times concurrently, over NATS and HTTP', async () => {
+    const request = { id: 'dup-1', context: { digest: context }, image: { repository: 'app/dup', tags: ['1'] } };
+    const viaHttp = () =>
+      fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) }).then(
+        async (r) => ({ status: r.status, body: (await r.json()) as { created: boolean; build: { id: string } } }),
+      );
+    const answers = await Promise.all([
+      fleet.client.submit(request),
+      fleet.client.submit(request),
+      fleet.client.submit(request),
+      viaHttp().then((r) => r.body),
+      viaHttp().then((r) => r.body),
+    ]);
+    expect(answers.map((a) => a.build.id)).toEqual(Array(5).fill('dup-1'));
+    expect(answers.filter((a) => a.created)).toHaveLength(1);
+
+    const final = await fleet.client.follow('dup-1', {});
+    expect(final.state.phase).toBe('pushed');
+    const events = await storedEvents(fleet.client.nc, 'dup-1');
+    expect(events.filter((e) => e.type === 'queued')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'started')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
+    expect(await pendingJobs(fleet.client.nc)).toBe(0);
+
+    // Submitting again after the end answers the same build, and builds nothing.
+    const again = await fleet.client.submit(request);
+    expect(again).toMatchObject({ created: false, build: { state: { phase: 'pushed' } } });
+  });
+
+  it('refuses the same id with a different body as a conflict naming the id', async () => {
+    const request = { id: 'dup-2', context: { digest: context }, image: { repository: 'app/dup', tags: ['2'] } };
+    await fleet.client.submit(request);
+    const err = await fleet.client.submit({ ...request, image: { repository: 'app/dup', tags: ['other'] } }).catch((e: unknown) => e);
+    expect(isFleetError(err, ErrorCode.E_CONFLICT)).toBe(true);
+    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...request, dockerfile: 'Other.Dockerfile' }),
+    });
+    expect(res.status).toBe(409);
+    await fleet.client.follow('dup-2', {});
+  });
+
+  it('rejects an invalid request over HTTP with 400 naming each bad field, and queues nothing', async () => {
+    const before = await pendingJobs(fleet.client.nc);
+    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'bad one', context: { digest: 'md5:abc' }, image: { repository: 'App/X', tags: [] }, dockerFile: 'x' }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; details: { issues: Array<{ path: string }> } } };
+    expect(body.error.code).toBe('E_INVALID_REQUEST');
+    const paths = body.error.details.issues.map((i) => i.path);
+    expect(paths).toEqual(expect.arrayContaining(['id', 'context.digest', 'image.repository', 'image.tags']));
+    expect(body.error.details.issues.some((i) => i.path === '(root)' || i.path.includes('dockerFile'))).toBe(true);
+    expect(await pendingJobs(fleet.client.nc)).toBe(before);
+
+    const notJson = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(notJson.status).toBe(400);
+    expect(await (await fetch(`${fleet.coordinator.httpUrl}/v1/builds/never-seen`)).json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } });
+  });
+
+  it('rejects an invalid request over NATS with an error reply naming the field, and queues nothing', async () => {
+    const before = await pendingJobs(fleet.client.nc);
+    const err = await fleet.client
+      .submit({ id: 'nats-bad', context: { digest: context }, image: { repository: 'app/x', tags: ['has space'] } })
+      .catch((e: unknown) => e);
+    expect(isFleetError(err, ErrorCode.E_INVALID_REQUEST)).toBe(true);
+    if (!isFleetError(err)) return;
+    expect(err.message).toContain('image.tags[0]');
+    expect(err.details?.issues?.[0]?.path).toBe('image.tags[0]');
+
+    const missing = await fleet.client
+      .submit({ id: 'nats-missing-ctx', context: { digest: `sha256:${'0'.repeat(64)}` }, image: { repository: 'app/x', tags: ['1'] } })
+      .catch((e: unknown) => e);
+    expect(isFleetError(missing, ErrorCode.E_CONTEXT_MISSING)).toBe(true);
+
+    const reserved = await fleet.client
+      .submit({ id: 'nats-reserved', context: { digest: context }, buildArgs: { FLEET_REGISTRY: 'evil' }, image: { repository: 'app/x', tags: ['1'] } })
+      .catch((e: unknown) => e);
+    expect(isFleetError(reserved, ErrorCode.E_INVALID_REQUEST)).toBe(true);
+
+    const garbage = await fleet.client.nc.request(subjects.submit, new TextEncoder().encode('\u0000not json'), { timeout: 5_000 });
+    expect(JSON.parse(new TextDecoder().decode(garbage.data))).toMatchObject({ ok: false, error: { code: 'E_INVALID_REQUEST' } });
+    expect(await pendingJobs(fleet.client.nc)).toBe(before);
+  });
+
+  it('survives garbage bytes on a job subject: the worker terminates it and builds the next real job', async () => {
+    const js = jetstream(fleet.client.nc);
+    await js.publish(subjects.jobs('default'), new Uint8Array([0xff, 0x00, 0x13, 0x37]));
+    await js.publish(subjects.jobs('default'), new TextEncoder().encode(JSON.stringify({ v: 1, buildId: 'ghost', pool: 'default' })));
+    await fleet.client.submit({ id: 'after-garbage', context: { digest: context }, image: { repository: 'app/after', tags: ['1'] } });
+    const final = await fleet.client.follow('after-garbage', {});
+    expect(final.state.phase).toBe('pushed');
+    expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/after', '1')).not.toBeNull();
+    expect(fleet.workers[0]?.pid).toBeGreaterThan(0);
+    expect(await pendingJobs(fleet.client.nc)).toBe(0);
+  });
+});
