@@ -7,8 +7,8 @@ import {
   encode,
   parseWith,
   subjects,
+  BuildView,
   type BuildRecord,
-  type BuildView,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { BuildStore } from './build-store.ts';
@@ -23,8 +23,7 @@ export interface Accepted {
 }
 
 export function toView(record: BuildRecord): BuildView {
-  const { requestHash: _hidden, ...view } = record;
-  return view;
+  return BuildView.parse(record);
 }
 
 /**
