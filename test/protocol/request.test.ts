@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BuildRequest, ErrorCode, FleetError, isFleetError, parseWith } from '../../protocol/index.ts';
+import type { FleetError} from '../../protocol/index.ts';
+import { BuildRequest, ErrorCode, isFleetError, parseWith } from '../../protocol/index.ts';
 
 const valid = { id: 'rel-42', context: { digest: `sha256:${'a'.repeat(64)}` }, image: { repository: 'app/my-app', tags: ['1'] } };
 
