@@ -17,7 +17,8 @@ export interface LocalFleetOptions {
   pool?: string;
   /** build and push official/base:1 before returning */
   officialBase?: boolean;
-  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number };
+  /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
+  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[] };
   worker?: { heartbeatMs?: number; drainGraceMs?: number };
 }
 
@@ -59,8 +60,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
         natsUrl: nats.url,
         http: { host: '127.0.0.1', port: 0 },
         registry: { host: registry.host, insecure: true },
-        pools: [pool],
         ...opts.coordinator,
+        pools: [pool, ...(opts.coordinator?.pools ?? [])],
       },
       log.child({ component: 'coordinator' }),
     );

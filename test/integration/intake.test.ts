@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { ErrorCode, isFleetError, subjects } from '../../protocol/index.ts';
+import { ClaimReply, ErrorCode, encode, isFleetError, subjects, type WorkerReport } from '../../protocol/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { pendingJobs, storedEvents } from '../helpers/streams.ts';
 
@@ -10,7 +10,8 @@ describe('accepting build requests', () => {
   let fleet: LocalFleet;
   let context: string;
   beforeAll(async () => {
-    fleet = await startTestFleet();
+    // `idle` has no worker: the tests act as its worker to send forged reports.
+    fleet = await startTestFleet({ coordinator: { pools: ['idle'] } });
     context = (await fleet.client.uploadContext(fixture('two-stage'))).digest;
   });
   afterAll(async () => {
@@ -115,5 +116,34 @@ describe('accepting build requests', () => {
     expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/after', '1')).not.toBeNull();
     expect(fleet.workers[0]?.pid).toBeGreaterThan(0);
     expect(await pendingJobs(fleet.client.nc)).toBe(0);
+  });
+
+  it('does not trust a worker: a pushed digest the registry does not have fails the build with E_DIGEST_MISMATCH', async () => {
+    await fleet.client.submit({ id: 'forged-1', pool: 'idle', context: { digest: context }, image: { repository: 'app/forged', tags: ['1'] } });
+    const claim = await fleet.client.nc.request(subjects.claim, encode({ buildId: 'forged-1', attempt: 1, workerId: 'impostor' }), { timeout: 5_000 });
+    expect(ClaimReply.parse(JSON.parse(new TextDecoder().decode(claim.data)))).toEqual({ ok: true });
+    const js = jetstream(fleet.client.nc);
+    const report = (attempt: number, digest: string): WorkerReport => ({
+      type: 'pushed', buildId: 'forged-1', attempt, workerId: 'impostor', at: new Date().toISOString(), digest,
+      references: [`${fleet.registry.host}/app/forged:1`],
+    });
+    // A report from an attempt that is not current is discarded, whatever it says.
+    await js.publish(subjects.report('forged-1'), encode(report(7, `sha256:${'1'.repeat(64)}`)));
+    await js.publish(subjects.report('forged-1'), encode(report(1, `sha256:${'2'.repeat(64)}`)));
+    const final = await fleet.client.follow('forged-1', {});
+    expect(final.state).toMatchObject({ phase: 'failed', attempt: 1, error: { code: 'E_DIGEST_MISMATCH' } });
+    if (final.state.phase === 'failed') expect(final.state.error.message).toContain('no manifest');
+    const events = await storedEvents(fleet.client.nc, 'forged-1');
+    expect(events.map((e) => e.type)).toEqual(['queued', 'started', 'failed']);
+  });
+
+  it('refuses a second claim of the same attempt and a claim of an ended build', async () => {
+    const claim = async (id: string, attempt: number) =>
+      ClaimReply.parse(JSON.parse(new TextDecoder().decode((await fleet.client.nc.request(subjects.claim, encode({ buildId: id, attempt, workerId: 'other' }), { timeout: 5_000 })).data)));
+    await fleet.client.submit({ id: 'claims-1', pool: 'idle', context: { digest: context }, image: { repository: 'app/claims', tags: ['1'] } });
+    expect(await claim('claims-1', 1)).toEqual({ ok: true });
+    expect(await claim('claims-1', 1)).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
+    expect(await claim('claims-1', 2)).toEqual({ ok: true });
+    expect(await claim('forged-1', 2)).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
   });
 });
