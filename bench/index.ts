@@ -4,13 +4,13 @@
  * overhead ratio (fleet / raw, median wall time per build) and submit→build-start latency.
  * Printed, not asserted: numbers depend on the machine.
  */
-import { chown, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { packContext } from '../cli/context-pack.ts';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { buildUser } from '../deploy/local/host.ts';
+import { buildUser, chownTree } from '../deploy/local/host.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { writeContainersConfig } from '../worker/containers-config.ts';
 import { extractContext } from '../worker/build-context.ts';
@@ -23,15 +23,6 @@ const median = (xs: number[]): number => quantile(xs, 0.5);
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-}
-
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await chown(dir, uid, gid);
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if ((await stat(p)).isDirectory()) await chownTree(p, uid, gid);
-    else await chown(p, uid, gid);
-  }
 }
 
 const log = createLogger('bench', { level: 'warn', pretty: false });

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { chown, readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 
 /** Where the bootstrap put pinned binaries, and which unprivileged user builds. */
@@ -51,4 +52,14 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | null>, t
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${what} did not become ready within ${timeoutMs} ms${last === null ? '' : `: ${String(last)}`}`);
+}
+
+/** Hands a tree we created to the build user (its storage and config must be its own). */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const name of await readdir(dir)) {
+    const p = join(dir, name);
+    if ((await stat(p)).isDirectory()) await chownTree(p, uid, gid);
+    else await chown(p, uid, gid);
+  }
 }

@@ -1,18 +1,9 @@
-import { chown, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildUser } from '../../deploy/local/host.ts';
+import { buildUser, chownTree } from '../../deploy/local/host.ts';
 import { writeContainersConfig } from '../../worker/containers-config.ts';
-
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await chown(dir, uid, gid);
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if ((await stat(p)).isDirectory()) await chownTree(p, uid, gid);
-    else await chown(p, uid, gid);
-  }
-}
 
 /** Runs an image with rootless podman as the build user, in storage of its own; returns stdout. */
 export async function runImage(reference: string, insecureRegistry: string): Promise<{ stdout: string; exitCode: number | undefined }> {

@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { BuildEvent, decodeWith, ErrorCode, streams, subjects } from '../../protocol/index.ts';
+import { BuildEvent, decodeWith, ErrorCode, ScanRequest, streams, subjects } from '../../protocol/index.ts';
 
 /** Every event stored for a build, oldest first (reads the stream; does not wait). */
 export async function storedEvents(nc: NatsConnection, buildId: string): Promise<BuildEvent[]> {
@@ -24,4 +24,18 @@ export async function storedEvents(nc: NatsConnection, buildId: string): Promise
 export async function pendingJobs(nc: NatsConnection): Promise<number> {
   const jsm = await jetstreamManager(nc);
   return (await jsm.streams.info(streams.jobs)).state.messages;
+}
+
+/** Scan requests published so far (the stream keeps them for scanners that come later). */
+export async function storedScanRequests(nc: NatsConnection): Promise<ScanRequest[]> {
+  const jsm = await jetstreamManager(nc);
+  const count = (await jsm.streams.info(streams.scan)).state.messages;
+  if (count === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(streams.scan, { deliver_policy: DeliverPolicy.All });
+  const out: ScanRequest[] = [];
+  for await (const m of await consumer.fetch({ max_messages: count, expires: 2_000 })) {
+    out.push(decodeWith(ScanRequest, m.data, 'scan request', ErrorCode.E_INTERNAL));
+    if (out.length === count) break;
+  }
+  return out;
 }

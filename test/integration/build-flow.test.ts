@@ -4,7 +4,7 @@ import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
-import { storedEvents } from '../helpers/streams.ts';
+import { storedEvents, storedScanRequests } from '../helpers/streams.ts';
 
 const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
 
@@ -32,6 +32,8 @@ describe('a build through the fleet', () => {
     const pushed = (await storedEvents(fleet.client.nc, 'two-stage-1')).filter((e) => e.type === 'pushed');
     expect(pushed).toHaveLength(1);
     expect(pushed[0]).toMatchObject({ digest: final.state.digest });
+    const scans = (await storedScanRequests(fleet.client.nc)).filter((r) => r.buildId === 'two-stage-1');
+    expect(scans).toEqual([expect.objectContaining({ digest: final.state.digest, repository: 'app/two-stage' })]);
 
     const run = await runImage(`${fleet.registry.host}/app/two-stage@${final.state.digest}`, fleet.registry.host);
     expect(run.stdout.trim()).toBe('hello from the fleet');
