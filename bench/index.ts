@@ -13,7 +13,7 @@ import { startLocalFleet } from '../deploy/local/fleet.ts';
 import { buildUser, chownTree } from '../deploy/local/host.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { writeContainersConfig } from '../worker/containers-config.ts';
-import { extractContext } from '../worker/build-context.ts';
+import { extractContext } from '../worker/context-extract.ts';
 import { storedEvents } from '../test/helpers/streams.ts';
 
 const N = Number(process.env.BENCH_N ?? 10);

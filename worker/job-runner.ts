@@ -18,7 +18,8 @@ import {
   type WorkerReport,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { downloadContext, extractContext } from './build-context.ts';
+import { downloadContext } from './build-context.ts';
+import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';
 import type { WorkerConfig } from './config.ts';
 import { LogPublisher } from './log-publisher.ts';
