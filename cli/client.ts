@@ -1,10 +1,7 @@
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
@@ -12,7 +9,6 @@ import {
   ErrorCode,
   FleetError,
   LogLine,
-  buckets,
   decodeWith,
   encode,
   isTerminal,
@@ -24,6 +20,7 @@ import {
 } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
+import { S3Store, contextKey, type S3Options } from '../runtime/s3-store.ts';
 import { packContext } from './context-pack.ts';
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -35,31 +32,40 @@ export interface FollowHandlers {
 
 /** What the CLI, the demo and the tests use to talk to a fleet: NATS only, parsed replies. */
 export class FleetClient {
-  private contextsStore: ObjectStore | null = null;
   private readonly js: JetStreamClient;
 
-  private constructor(readonly nc: NatsConnection) {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly s3: S3Store,
+    private readonly maxContextBytes: number,
+  ) {
     this.js = jetstream(nc);
   }
 
-  static async connect(natsUrl: string): Promise<FleetClient> {
+  static async connect(natsUrl: string, s3: S3Options, opts: { maxContextBytes?: number } = {}): Promise<FleetClient> {
     try {
-      return new FleetClient(await connectNats(natsUrl, 'fleet-cli', createLogger('fleet-client', { level: 'error' })));
+      const nc = await connectNats(natsUrl, 'fleet-cli', createLogger('fleet-client', { level: 'error' }));
+      return new FleetClient(nc, new S3Store(s3), opts.maxContextBytes ?? 1024 ** 3);
     } catch (e) {
       throw new FleetError(ErrorCode.E_UNAVAILABLE, `cannot reach NATS at ${natsUrl}: ${String(e)}`, undefined, { cause: e });
     }
   }
 
-  /** Packs and uploads a context unless the store already has those exact bytes. */
+  /**
+   * Packs a context and uploads it to its content address unless S3 already has those bytes.
+   * A context over the size limit is refused before anything is sent.
+   */
   async uploadContext(dir: string, dockerfile = 'Dockerfile'): Promise<{ digest: string; uploaded: boolean; bytes: number }> {
     const tmp = await mkdtemp(join(tmpdir(), 'fleet-ctx-'));
     try {
       const packed = await packContext(dir, dockerfile, join(tmp, 'context.tar.gz'));
-      const store = await this.contexts();
-      if ((await store.info(packed.digest)) !== null) return { digest: packed.digest, uploaded: false, bytes: packed.bytes };
-      const body = Readable.toWeb(createReadStream(packed.file)) as ReadableStream<Uint8Array>;
-      await store.put({ name: packed.digest }, body);
-      return { digest: packed.digest, uploaded: true, bytes: packed.bytes };
+      if (packed.bytes > this.maxContextBytes) {
+        throw new FleetError(ErrorCode.E_INVALID_REQUEST, `context ${dir} packs to ${packed.bytes} bytes, over the limit of ${this.maxContextBytes}`, {
+          issues: [{ path: 'context', message: `over the limit of ${this.maxContextBytes} bytes` }],
+        });
+      }
+      const { uploaded } = await this.s3.putFileOnce(contextKey(packed.digest), packed.file);
+      return { digest: packed.digest, uploaded, bytes: packed.bytes };
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
@@ -109,11 +115,7 @@ export class FleetClient {
 
   async close(): Promise<void> {
     await this.nc.drain();
-  }
-
-  private async contexts(): Promise<ObjectStore> {
-    this.contextsStore ??= await new Objm(this.nc).open(buckets.contexts);
-    return this.contextsStore;
+    this.s3.close();
   }
 
   private async call(subject: string, body: unknown): Promise<{ build: BuildView; created: boolean }> {

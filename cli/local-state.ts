@@ -2,16 +2,18 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { S3Options } from '../runtime/s3-store.ts';
 
 /** Where `fleet up` tells other `fleet` commands how to reach it. */
-const LocalFleetFile = z.object({ natsUrl: z.string(), httpUrl: z.string(), registry: z.string(), pid: z.number() });
+const LocalFleetFile = z.object({ natsUrl: z.string(), httpUrl: z.string(), registry: z.string(), s3: S3Options, pid: z.number() });
 export type LocalFleetFile = z.infer<typeof LocalFleetFile>;
 
 const file = (): string => join(process.env.FLEET_HOME ?? join(homedir(), '.fleet'), 'local.json');
 
-export async function writeLocalFleet(info: LocalFleetFile): Promise<void> {
+export async function writeLocalFleet(info: z.input<typeof LocalFleetFile>): Promise<void> {
   await mkdir(dirname(file()), { recursive: true });
-  await writeFile(file(), JSON.stringify(info, null, 2));
+  // 0600: it holds the local S3 server's throwaway keys.
+  await writeFile(file(), JSON.stringify(info, null, 2), { mode: 0o600 });
 }
 
 export async function readLocalFleet(): Promise<LocalFleetFile | null> {

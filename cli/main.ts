@@ -61,12 +61,29 @@ function parse<O extends ParseArgsConfig['options']>(args: string[], options: O)
   }
 }
 
+/**
+ * A fleet named by --nats or FLEET_NATS_URL uses S3 from FLEET_S3_* and the AWS default
+ * credential chain; otherwise the fleet `fleet up` started on this machine.
+ */
 async function connect(nats: string | undefined): Promise<FleetClient> {
-  const url = nats ?? process.env.FLEET_NATS_URL ?? (await readLocalFleet())?.natsUrl;
-  if (url === undefined) {
-    throw new FleetError(ErrorCode.E_UNAVAILABLE, 'no fleet to talk to: start one with `npx fleet up`, or pass --nats URL');
+  const url = nats ?? process.env.FLEET_NATS_URL;
+  if (url !== undefined) {
+    const env = process.env;
+    if (env.FLEET_S3_BUCKET === undefined) {
+      const local = await readLocalFleet();
+      if (local !== null && local.natsUrl === url) return FleetClient.connect(url, local.s3);
+      throw new FleetError(ErrorCode.E_UNAVAILABLE, 'set FLEET_S3_BUCKET (and FLEET_S3_ENDPOINT, FLEET_S3_REGION, FLEET_S3_PATH_STYLE=1 as needed) to upload contexts');
+    }
+    return FleetClient.connect(url, {
+      bucket: env.FLEET_S3_BUCKET,
+      ...(env.FLEET_S3_ENDPOINT === undefined ? {} : { endpoint: env.FLEET_S3_ENDPOINT }),
+      ...(env.FLEET_S3_REGION === undefined ? {} : { region: env.FLEET_S3_REGION }),
+      forcePathStyle: env.FLEET_S3_PATH_STYLE === '1',
+    });
   }
-  return FleetClient.connect(url);
+  const local = await readLocalFleet();
+  if (local === null) throw new FleetError(ErrorCode.E_UNAVAILABLE, 'no fleet to talk to: start one with `npx fleet up`, or pass --nats URL');
+  return FleetClient.connect(local.natsUrl, local.s3);
 }
 
 function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
@@ -198,7 +215,7 @@ async function up(args: string[]): Promise<number> {
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError('--workers takes a whole number >= 1');
   const { fleet } = await startFleet({ workers, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
   const info = { natsUrl: fleet.nats.url, httpUrl: fleet.coordinator.httpUrl, registry: fleet.registry.host, pid: process.pid };
-  await writeLocalFleet(info);
+  await writeLocalFleet({ ...info, s3: fleet.s3.options });
   process.once('exit', () => void clearLocalFleet());
   if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'up', ...info, stateDir: fleet.stateDir })}\n`);
   else {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
+import { S3Options } from '../runtime/s3-store.ts';
 
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
@@ -17,6 +18,10 @@ export const CoordinatorOptions = z.strictObject({
     /** plain HTTP; only for a loopback development registry */
     insecure: z.boolean().default(false),
   }),
+  /** contexts and archived logs */
+  s3: S3Options,
+  /** contexts larger than this are refused */
+  maxContextBytes: z.number().int().positive().default(1024 ** 3),
   pools: z.array(PoolName).min(1).default(['default']),
   /** how long a worker may stay silent before its job is redelivered */
   jobAckWaitMs: z.number().int().min(1000).default(30_000),

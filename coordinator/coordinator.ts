@@ -2,6 +2,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
+import { S3Store } from '../runtime/s3-store.ts';
 import { BuildStore } from './build-store.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';
@@ -22,7 +23,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const js = jetstream(nc);
   const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
   const store = new BuildStore(topology.builds, js, log);
-  const intake = new Intake(config, store, topology.contexts, js, log);
+  const s3 = new S3Store(config.s3);
+  const intake = new Intake(config, store, s3, js, log);
 
   const subs = serveNatsApi(nc, intake, store, log);
   const http = await serveHttp(config, intake, store, log);
@@ -44,6 +46,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       await reportLoop;
       // Phase 2: flush and close the connection.
       await nc.drain();
+      s3.close();
       log.info('coordinator stopped');
     },
   };

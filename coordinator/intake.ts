@@ -1,5 +1,4 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import type { ObjectStore } from '@nats-io/obj';
 import {
   BuildRequest,
   ErrorCode,
@@ -11,8 +10,10 @@ import {
   type BuildRecord,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { S3Store } from '../runtime/s3-store.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
+import { contextKeyOf } from './context-ref.ts';
 import { renderJob } from './render-job.ts';
 import { requestHash } from './request-hash.ts';
 
@@ -34,7 +35,7 @@ export class Intake {
   constructor(
     private readonly config: CoordinatorConfig,
     private readonly store: BuildStore,
-    private readonly contexts: ObjectStore,
+    private readonly s3: S3Store,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
   ) {}
@@ -46,9 +47,16 @@ export class Intake {
         issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],
       });
     }
-    if ((await this.contexts.info(request.context.digest)) === null) {
-      throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `no build context ${request.context.digest} was uploaded`, {
-        issues: [{ path: 'context.digest', message: 'no context with this digest was uploaded' }],
+    const key = contextKeyOf(request, this.s3.bucket);
+    const context = await this.s3.head(key);
+    if (context === null) {
+      throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `no build context at s3://${this.s3.bucket}/${key}`, {
+        issues: [{ path: request.context.url === undefined ? 'context.digest' : 'context.url', message: 'no context was uploaded there' }],
+      });
+    }
+    if (context.size > this.config.maxContextBytes) {
+      throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: context is ${context.size} bytes, over the limit of ${this.config.maxContextBytes}`, {
+        issues: [{ path: 'context', message: `over the limit of ${this.config.maxContextBytes} bytes` }],
       });
     }
     const now = new Date().toISOString();

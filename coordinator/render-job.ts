@@ -1,5 +1,6 @@
-import { buckets, type BuildJob, type BuildRequest } from '../protocol/index.ts';
+import type { BuildJob, BuildRequest } from '../protocol/index.ts';
 import type { CoordinatorConfig } from './config.ts';
+import { contextKeyOf } from './context-ref.ts';
 
 /** Turns a validated request into the concrete plan a worker executes. */
 export function renderJob(request: BuildRequest, config: CoordinatorConfig): BuildJob {
@@ -7,7 +8,7 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig): Bui
     v: 1,
     buildId: request.id,
     pool: request.pool,
-    context: { bucket: buckets.contexts, digest: request.context.digest },
+    context: { key: contextKeyOf(request, config.s3.bucket), digest: request.context.digest },
     dockerfile: request.dockerfile,
     ...(request.target === undefined ? {} : { target: request.target }),
     buildArgs: request.buildArgs,

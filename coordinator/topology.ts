@@ -1,13 +1,11 @@
 import { AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectStore } from '@nats-io/obj';
 import { buckets, consumers, streams, subjects } from '../protocol/index.ts';
 import type { CoordinatorConfig } from './config.ts';
 
 export interface Topology {
   builds: KV;
-  contexts: ObjectStore;
 }
 
 /** Streams, consumers and buckets the fleet runs on. Idempotent: every coordinator start runs it. */
@@ -52,8 +50,7 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     deliver_policy: DeliverPolicy.All,
   });
   const builds = await new Kvm(nc).create(buckets.builds, { history: 5, storage: StorageType.File });
-  const contexts = await new Objm(nc).create(buckets.contexts, { storage: StorageType.File });
-  return { builds, contexts };
+  return { builds };
 }
 
 type StreamConfig = Parameters<JetStreamManager['streams']['add']>[0];

@@ -42,3 +42,8 @@ export const BuildArgName = z
 export const LabelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/, 'must be a label key');
 
 export const Timestamp = z.iso.datetime();
+
+export const S3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^\0]{1,1024}$/, 'must be s3://BUCKET/KEY');
+
+/** Where a context lives in the fleet's bucket, and the sha256 its bytes must have. */
+export const ContextRef = z.strictObject({ key: z.string().min(1).max(1024), digest: Digest });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BuildId, ContextPath, Digest, PoolName, Repository, StageName, Tag } from './fields.ts';
+import { BuildId, ContextPath, ContextRef, PoolName, Repository, StageName, Tag } from './fields.ts';
 
 /**
  * The concrete plan a worker receives. It is rendered by the coordinator from a validated
@@ -10,7 +10,7 @@ export const BuildJob = z.strictObject({
   v: z.literal(1),
   buildId: BuildId,
   pool: PoolName,
-  context: z.strictObject({ bucket: z.string().min(1), digest: Digest }),
+  context: ContextRef,
   dockerfile: ContextPath,
   target: StageName.optional(),
   buildArgs: z.record(z.string(), z.string()),

@@ -36,7 +36,6 @@ export const streams = {
 
 export const buckets = {
   builds: 'fleet_builds_v1',
-  contexts: 'fleet_contexts_v1',
 } as const;
 
 export const consumers = {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Repository, StageName, Tag } from './fields.ts';
+import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Repository, S3Url, StageName, Tag } from './fields.ts';
 
 /**
  * What the release system sends. `id` is the idempotency key: the same id with the same body is
@@ -9,7 +9,11 @@ import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Reposit
 export const BuildRequest = z.strictObject({
   id: BuildId,
   pool: PoolName.default('default'),
-  context: z.strictObject({ digest: Digest }),
+  context: z.strictObject({
+    digest: Digest,
+    /** a context already in the fleet's bucket (`s3://BUCKET/KEY`); by default the content address */
+    url: S3Url.optional(),
+  }),
   dockerfile: ContextPath.default('Dockerfile'),
   target: StageName.optional(),
   buildArgs: z.record(BuildArgName, z.string().max(4096)).default({}),

@@ -1,27 +1,28 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ObjectStore } from '@nats-io/obj';
-import { ErrorCode, FleetError } from '../protocol/index.ts';
+import { ErrorCode, FleetError, type BuildJob } from '../protocol/index.ts';
+import type { S3Store } from '../runtime/s3-store.ts';
 
-/** Downloads a context tarball by digest and refuses it unless its bytes hash to that digest. */
-export async function downloadContext(store: ObjectStore, digest: string, file: string, signal: AbortSignal): Promise<void> {
-  const result = await store.get(digest);
-  if (result === null) throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `build context ${digest} is not in the store`);
+/**
+ * Downloads a context by its key and refuses it unless its bytes hash to the digest the request
+ * named, and unless it stays under the size cap while downloading.
+ */
+export async function downloadContext(s3: S3Store, context: BuildJob['context'], file: string, maxBytes: number, signal: AbortSignal): Promise<void> {
+  const body = await s3.get(context.key, signal);
+  if (body === null) throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `build context s3://${s3.bucket}/${context.key} is gone`);
   const hash = createHash('sha256');
-  const out = createWriteStream(file, { mode: 0o600 });
-  const source = result.data.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        hash.update(chunk);
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  await pipeline(source, out, { signal });
-  const streamError = await result.error;
-  if (streamError) throw new FleetError(ErrorCode.E_UNAVAILABLE, `context download failed: ${streamError.message}`);
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) return done(new FleetError(ErrorCode.E_CONTEXT_INVALID, `context is larger than ${maxBytes} bytes`));
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  await pipeline(body, meter, createWriteStream(file, { mode: 0o600 }), { signal });
   const actual = `sha256:${hash.digest('hex')}`;
-  if (actual !== digest) throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `context bytes hash to ${actual}, not ${digest}`);
+  if (actual !== context.digest) throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `context bytes hash to ${actual}, not ${context.digest}`);
 }
-

@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
+import { S3Options } from '../runtime/s3-store.ts';
+import { DEFAULT_EXTRACT_LIMITS } from './context-extract.ts';
 
 export const WorkerOptions = z.strictObject({
   natsUrl: z.string().min(1),
@@ -11,6 +13,17 @@ export const WorkerOptions = z.strictObject({
   /** owned by the worker's user; holds builder storage, scratch dirs and runtime files */
   stateDir: z.string().refine(isAbsolute, 'must be an absolute path'),
   builder: z.enum(['buildah']).default('buildah'),
+  /** contexts and archived logs */
+  s3: S3Options,
+  /** caps on what a context may unpack to (see context-extract.ts) */
+  extract: z
+    .strictObject({
+      maxEntries: z.number().int().positive(),
+      maxBytes: z.number().int().positive(),
+      maxRatio: z.number().positive(),
+      ratioFloorBytes: z.number().int().nonnegative(),
+    })
+    .default(DEFAULT_EXTRACT_LIMITS),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
   insecureRegistries: z.array(z.string()).default([]),
   /** how often the worker tells JetStream it is still working on a job */

@@ -2,7 +2,6 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { ObjectStore } from '@nats-io/obj';
 import {
   BuildId,
   BuildJob,
@@ -18,6 +17,7 @@ import {
   type WorkerReport,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { S3Store } from '../runtime/s3-store.ts';
 import { downloadContext } from './build-context.ts';
 import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';
@@ -34,7 +34,7 @@ export class JobRunner {
     private readonly config: WorkerConfig,
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
-    private readonly contexts: ObjectStore,
+    private readonly s3: S3Store,
     private readonly builder: Builder,
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
@@ -107,8 +107,8 @@ export class JobRunner {
     const tarball = join(scratch, 'context.tar.gz');
     await mkdir(scratch, { recursive: true, mode: 0o700 });
     await logs.line('system', `worker ${this.config.workerId} building with ${this.builder.name} (attempt ${logs.attempt})`);
-    await downloadContext(this.contexts, job.context.digest, tarball, signal);
-    await extractContext(tarball, contextDir);
+    await downloadContext(this.s3, job.context, tarball, this.config.extract.maxBytes, signal);
+    await extractContext(tarball, contextDir, this.config.extract);
     log.debug('context ready');
     const destinations = job.image.tags.map((t) => `${job.image.registry}/${job.image.repository}:${t}`);
     return this.builder.build(

@@ -1,10 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
-import { Objm } from '@nats-io/obj';
-import { buckets, consumers, streams } from '../protocol/index.ts';
+import { consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
+import { S3Store } from '../runtime/s3-store.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from './containers-config.ts';
@@ -31,6 +31,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries);
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
+  const s3 = new S3Store(config.s3);
 
   const stopPulling = new AbortController();
   const cancelBuild = new AbortController();
@@ -39,13 +40,12 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     const consumer = await waitForConsumer(js, config.pool, stopPulling.signal, wlog);
     if (consumer === null) return;
     const maxDeliver = (await consumer.info(true)).config.max_deliver ?? 1;
-    const contexts = await new Objm(nc).open(buckets.contexts);
     const builder = createBuilder({
       kind: config.builder,
       env: { PATH: TOOL_PATH, ...containersEnv },
       runNetwork: config.runNetwork,
     });
-    const runner = new JobRunner(config, nc, js, contexts, builder, maxDeliver, wlog);
+    const runner = new JobRunner(config, nc, js, s3, builder, maxDeliver, wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!stopPulling.signal.aborted) {
       let msg;
@@ -66,6 +66,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     .catch((e: unknown) => wlog.error({ err: e }, 'worker loop failed'))
     .finally(async () => {
       await nc.drain().catch(() => undefined);
+      s3.close();
       wlog.info('worker stopped');
     });
 

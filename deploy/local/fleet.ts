@@ -8,6 +8,7 @@ import type { BuildView } from '../../protocol/index.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
+import { startS3Server, type S3Server } from './s3-server.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 export interface LocalFleetOptions {
@@ -26,6 +27,7 @@ export interface LocalFleet {
   stateDir: string;
   nats: NatsServer;
   registry: Registry;
+  s3: S3Server;
   coordinator: Coordinator;
   workers: WorkerProcess[];
   officialBase: BuildView | null;
@@ -55,11 +57,14 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'));
     cleanups.push(() => registry.stop());
+    const s3 = await startS3Server(join(stateDir, 's3'));
+    cleanups.push(() => s3.stop());
     const coordinator = await startCoordinator(
       {
         natsUrl: nats.url,
         http: { host: '127.0.0.1', port: 0 },
         registry: { host: registry.host, insecure: true },
+        s3: s3.options,
         ...opts.coordinator,
         pools: [pool, ...(opts.coordinator?.pools ?? [])],
       },
@@ -71,7 +76,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const workers: WorkerProcess[] = [];
     const addWorker = async (): Promise<WorkerProcess> => {
       const w = await spawnWorker(
-        { natsUrl: nats.url, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker },
+        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker },
         workersDir,
       );
       workers.push(w);
@@ -81,10 +86,10 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       await Promise.all(workers.map((w) => w.stop()));
     });
     for (let i = 0; i < (opts.workers ?? 1); i++) await addWorker();
-    const client = await FleetClient.connect(nats.url);
+    const client = await FleetClient.connect(nats.url, s3.options);
     cleanups.push(() => client.close());
     const officialBase = opts.officialBase === false ? null : await publishOfficialBase(client);
-    return { stateDir, nats, registry, coordinator, workers, officialBase, client, addWorker, stop };
+    return { stateDir, nats, registry, s3, coordinator, workers, officialBase, client, addWorker, stop };
   } catch (e) {
     await stop();
     throw e;

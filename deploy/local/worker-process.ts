@@ -31,9 +31,13 @@ export async function spawnWorker(
   const stateDir = join(baseDir, options.workerId);
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const configFile = join(baseDir, `${options.workerId}.json`);
-  await writeFile(configFile, JSON.stringify({ ...options, stateDir } satisfies WorkerOptions), { mode: 0o644 });
+  // 0600 and the worker's own: it holds the S3 credentials.
+  await writeFile(configFile, JSON.stringify({ ...options, stateDir } satisfies WorkerOptions), { mode: 0o600 });
   const logFile = join(baseDir, `${options.workerId}.log`);
-  if (user.switchUser) await chown(stateDir, user.uid, user.gid);
+  if (user.switchUser) {
+    await chown(stateDir, user.uid, user.gid);
+    await chown(configFile, user.uid, user.gid);
+  }
 
   const child = execa(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), '--config', configFile], {
     cwd: PROJECT_ROOT,

@@ -7,3 +7,17 @@ export function startTestFleet(opts: LocalFleetOptions = {}): Promise<LocalFleet
 }
 
 export const fixture = (name: string): string => new URL(`../fixtures/apps/${name}`, import.meta.url).pathname;
+
+/** The environment a user of a remote fleet sets for the `fleet` CLI: S3 via FLEET_S3_* and the AWS chain. */
+export function cliEnv(fleet: LocalFleet): Record<string, string> {
+  const s3 = fleet.s3.options;
+  return {
+    FLEET_NATS_URL: fleet.nats.url,
+    FLEET_S3_BUCKET: s3.bucket,
+    FLEET_S3_ENDPOINT: s3.endpoint,
+    FLEET_S3_PATH_STYLE: '1',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  };
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
 import { storedEvents, storedScanRequests } from '../helpers/streams.ts';
 
@@ -73,7 +73,7 @@ describe('a build through the fleet', () => {
   it('`fleet logs -f` prints lines while the build runs and exits with the build outcome', async () => {
     const { digest } = await fleet.client.uploadContext(fixture('slow-ticker'));
     await fleet.client.submit({ id: 'ticker-1', context: { digest }, image: { repository: 'app/ticker', tags: ['1'] } });
-    const cli = execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'ticker-1', '--nats', fleet.nats.url], { reject: false });
+    const cli = execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'ticker-1'], { reject: false, env: cliEnv(fleet) });
     const seen: Array<{ line: string; at: number }> = [];
     cli.stdout.on('data', (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n')) if (line !== '') seen.push({ line, at: Date.now() });
@@ -90,10 +90,10 @@ describe('a build through the fleet', () => {
   });
 
   it('`fleet logs` and `fleet status` exit 1 for a failed build and replay it after the end', async () => {
-    const logs = await execa(process.execPath, [FLEET_BIN, 'logs', 'fails-42', '--nats', fleet.nats.url], { reject: false });
+    const logs = await execa(process.execPath, [FLEET_BIN, 'logs', 'fails-42'], { reject: false, env: cliEnv(fleet) });
     expect(logs.exitCode).toBe(1);
     expect(logs.stdout).toContain('about to fail');
-    const status = await execa(process.execPath, [FLEET_BIN, 'status', 'fails-42', '--json', '--nats', fleet.nats.url], { reject: false });
+    const status = await execa(process.execPath, [FLEET_BIN, 'status', 'fails-42', '--json'], { reject: false, env: cliEnv(fleet) });
     expect(status.exitCode).toBe(1);
     expect(JSON.parse(status.stdout)).toMatchObject({ id: 'fails-42', state: { phase: 'failed', error: { code: 'E_BUILD_STEP_FAILED' } } });
   });
