@@ -1,34 +1,26 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
-  BuildEvent,
   ErrorCode,
   FleetError,
-  LogLine,
   decodeWith,
   encode,
-  isTerminal,
-  streams,
   subjects,
   type BuildRequestInput,
-  PHASE_OF_EVENT,
   type BuildView,
 } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { readBuildLog, type LogHandlers } from '../runtime/build-log-reader.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { S3Store, contextKey, type S3Options } from '../runtime/s3-store.ts';
 import { packContext } from './context-pack.ts';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
-export interface FollowHandlers {
-  line?(line: LogLine): void;
-  event?(event: BuildEvent): void;
-}
 
 /** What the CLI, the demo and the tests use to talk to a fleet: NATS only, parsed replies. */
 export class FleetClient {
@@ -82,34 +74,16 @@ export class FleetClient {
   /**
    * Replays a build's log and events from the first line. With `follow`, keeps following live
    * until the build ends; without, stops once caught up. Works before, during and after the
-   * build, never shows a line twice. Resolves with the build's record at the end.
+   * build (from the S3 archive once the live copy is gone), never shows a line twice.
    */
-  async logs(id: string, handlers: FollowHandlers, opts: { follow: boolean; signal?: AbortSignal }): Promise<BuildView> {
+  async logs(id: string, handlers: LogHandlers, opts: { follow: boolean; signal?: AbortSignal }): Promise<BuildView> {
     const initial = await this.status(id);
-    const consumer = await this.js.consumers.get(streams.builds, {
-      filter_subjects: [subjects.log(id), subjects.event(id)],
-      deliver_policy: DeliverPolicy.All,
-    });
-    const stopWhenCaughtUp = !opts.follow || isTerminal(initial.state.phase);
-    if (stopWhenCaughtUp && (await consumer.info(true)).num_pending === 0) return initial;
-    const messages = await consumer.consume();
-    opts.signal?.addEventListener('abort', () => void messages.close(), { once: true });
-    for await (const m of messages) {
-      if (m.subject.endsWith('.log')) {
-        handlers.line?.(decodeWith(LogLine, m.data, 'log line', ErrorCode.E_INTERNAL));
-      } else {
-        const event = decodeWith(BuildEvent, m.data, 'build event', ErrorCode.E_INTERNAL);
-        handlers.event?.(event);
-        if (isTerminal(PHASE_OF_EVENT[event.type])) break;
-      }
-      if (stopWhenCaughtUp && m.info.pending === 0) break;
-    }
-    await messages.close();
+    await readBuildLog(this.nc, this.js, this.s3, id, initial.state.phase, handlers, opts);
     return this.status(id);
   }
 
   /** Follows a build to its end (see logs). */
-  follow(id: string, handlers: FollowHandlers, signal?: AbortSignal): Promise<BuildView> {
+  follow(id: string, handlers: LogHandlers, signal?: AbortSignal): Promise<BuildView> {
     return this.logs(id, handlers, signal === undefined ? { follow: true } : { follow: true, signal });
   }
 

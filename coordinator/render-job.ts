@@ -13,6 +13,7 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig): Bui
     ...(request.target === undefined ? {} : { target: request.target }),
     buildArgs: request.buildArgs,
     labels: request.labels,
+    secrets: request.secrets,
     image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },
   };
 }

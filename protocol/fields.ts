@@ -43,6 +43,9 @@ export const LabelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/,
 
 export const Timestamp = z.iso.datetime();
 
+/** A build secret is named by id; its value lives with the worker pool, never in a request. */
+export const SecretId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"');
+
 export const S3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^\0]{1,1024}$/, 'must be s3://BUCKET/KEY');
 
 /** Where a context lives in the fleet's bucket, and the sha256 its bytes must have. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BuildId, ContextPath, ContextRef, PoolName, Repository, StageName, Tag } from './fields.ts';
+import { BuildId, ContextPath, ContextRef, PoolName, Repository, SecretId, StageName, Tag } from './fields.ts';
 
 /**
  * The concrete plan a worker receives. It is rendered by the coordinator from a validated
@@ -15,6 +15,7 @@ export const BuildJob = z.strictObject({
   target: StageName.optional(),
   buildArgs: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
+  secrets: z.array(SecretId),
   image: z.strictObject({
     registry: z.string().min(1),
     repository: Repository,

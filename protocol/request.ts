@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Repository, S3Url, StageName, Tag } from './fields.ts';
+import { BuildArgName, BuildId, ContextPath, Digest, LabelKey, PoolName, Repository, S3Url, SecretId, StageName, Tag } from './fields.ts';
 
 /**
  * What the release system sends. `id` is the idempotency key: the same id with the same body is
@@ -18,6 +18,8 @@ export const BuildRequest = z.strictObject({
   target: StageName.optional(),
   buildArgs: z.record(BuildArgName, z.string().max(4096)).default({}),
   labels: z.record(LabelKey, z.string().max(4096)).default({}),
+  /** ids of build secrets the pool holds, for `RUN --mount=type=secret,id=…` */
+  secrets: z.array(SecretId).max(32).default([]),
   image: z.strictObject({
     repository: Repository,
     tags: z.array(Tag).min(1).max(16),

@@ -26,6 +26,19 @@ export const WorkerOptions = z.strictObject({
     .default(DEFAULT_EXTRACT_LIMITS),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
   insecureRegistries: z.array(z.string()).default([]),
+  /** the pool's build secrets, one file per id (readable by the worker only) */
+  secretsDir: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** extra patterns (regular expressions) masked in build logs, e.g. token formats */
+  maskPatterns: z
+    .array(z.string().refine((p) => { try { new RegExp(p, 'g'); return true; } catch { return false; } }, 'must be a valid regular expression'))
+    .default([]),
+  logs: z
+    .strictObject({
+      maxLiveLines: z.number().int().positive(),
+      maxLiveBytes: z.number().int().positive(),
+      maxLineChars: z.number().int().min(256),
+    })
+    .default({ maxLiveLines: 100_000, maxLiveBytes: 64 * 1024 ** 2, maxLineChars: 16_384 }),
   /** how often the worker tells JetStream it is still working on a job */
   heartbeatMs: z.number().int().min(100).default(10_000),
   /** how long SIGTERM waits for the current build before handing it back */

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -22,7 +22,8 @@ import { downloadContext } from './build-context.ts';
 import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';
 import type { WorkerConfig } from './config.ts';
-import { LogPublisher } from './log-publisher.ts';
+import { BuildLog } from './build-log.ts';
+import { LogMasker } from './log-masker.ts';
 
 const CLAIM_TIMEOUT_MS = 5_000;
 const RETRY_BASE_MS = 1_000;
@@ -39,7 +40,11 @@ export class JobRunner {
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.patterns = config.maskPatterns.map((p) => new RegExp(p, 'g'));
+  }
+
+  private readonly patterns: RegExp[];
 
   async handle(msg: JsMsg, signal: AbortSignal): Promise<void> {
     const attempt = msg.info.deliveryCount;
@@ -66,9 +71,14 @@ export class JobRunner {
 
     const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
     const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt}`);
-    const logs = new LogPublisher(this.js, job.buildId, attempt);
+    await mkdir(scratch, { recursive: true, mode: 0o700 });
+    // Secrets are known before the first line of output, so the very first line is masked.
+    const secrets = await this.loadSecrets(job).catch((e: unknown) => toFleetError(e));
+    const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns) : secrets.masker;
+    const logs = new BuildLog(this.js, job.buildId, attempt, join(scratch, 'build.log.gz'), masker, this.config.logs);
     try {
-      const result = await this.build(job, scratch, logs, signal, log);
+      if (secrets instanceof FleetError) throw secrets;
+      const result = await this.build(job, scratch, logs, secrets.files, signal, log);
       await logs.flush();
       await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
       msg.ack();
@@ -98,14 +108,15 @@ export class JobRunner {
         });
     } finally {
       clearInterval(heartbeat);
+      // Every ending archives the log: pushed, failed, handed back, cancelled.
+      await logs.archive(this.s3).catch((e: unknown) => log.error({ err: e }, 'could not archive the build log'));
       await rm(scratch, { recursive: true, force: true });
     }
   }
 
-  private async build(job: Job, scratch: string, logs: LogPublisher, signal: AbortSignal, log: Logger) {
+  private async build(job: Job, scratch: string, logs: BuildLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger) {
     const contextDir = join(scratch, 'context');
     const tarball = join(scratch, 'context.tar.gz');
-    await mkdir(scratch, { recursive: true, mode: 0o700 });
     await logs.line('system', `worker ${this.config.workerId} building with ${this.builder.name} (attempt ${logs.attempt})`);
     await downloadContext(this.s3, job.context, tarball, this.config.extract.maxBytes, signal);
     await extractContext(tarball, contextDir, this.config.extract);
@@ -120,12 +131,29 @@ export class JobRunner {
         // FLEET_* names are refused in requests, so this value is the platform's own.
         buildArgs: { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
         labels: job.labels,
+        secrets,
         destinations,
         workDir: scratch,
       },
       logs,
       signal,
     );
+  }
+
+  /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */
+  private async loadSecrets(job: Job): Promise<{ files: Record<string, string>; masker: LogMasker }> {
+    const files: Record<string, string> = {};
+    const values: string[] = [];
+    for (const id of job.secrets) {
+      const file = this.config.secretsDir === undefined ? null : join(this.config.secretsDir, id);
+      const value = file === null ? null : await readFile(file, 'utf8').catch(() => null);
+      if (file === null || value === null) {
+        throw new FleetError(ErrorCode.E_SECRET_MISSING, `build secret "${id}" is not configured for pool ${this.config.pool}`);
+      }
+      files[id] = file;
+      values.push(value, value.trim());
+    }
+    return { files, masker: new LogMasker(values, this.patterns) };
   }
 
   private async claim(buildId: string, attempt: number): Promise<FleetError | null> {

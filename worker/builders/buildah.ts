@@ -50,7 +50,7 @@ export class BuildahBuilder implements Builder {
       if (digest === null) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
       return { digest, references };
     } finally {
-      await runTool('buildah', ['rmi', localTag], { env: this.env, cwd: plan.workDir, output: silent, signal: AbortSignal.timeout(30_000) });
+      await runTool('buildah', ['rmi', localTag], { env: this.env, cwd: plan.workDir, output: quiet(output), signal: AbortSignal.timeout(30_000) });
     }
   }
 
@@ -59,6 +59,7 @@ export class BuildahBuilder implements Builder {
     if (plan.target !== undefined) args.push('--target', plan.target);
     for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
     for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
+    for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
     args.push(plan.contextDir);
     return args;
   }
@@ -75,14 +76,18 @@ export class BuildahBuilder implements Builder {
   }
 }
 
-const silent: BuildOutput = { line: () => Promise.resolve() };
 
 /** Passes output through while remembering which step ran last and which one buildah blamed. */
 class StepTracker implements BuildOutput {
+  readonly masker: BuildOutput['masker'];
+  readonly maxLine: number;
   lastStep: { step: string; exitCode?: number } | null = null;
   failedStep: { step: string; exitCode: number } | null = null;
 
-  constructor(private readonly inner: BuildOutput) {}
+  constructor(private readonly inner: BuildOutput) {
+    this.masker = inner.masker;
+    this.maxLine = inner.maxLine;
+  }
 
   line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
     if (STEP_HEADER.test(text)) this.lastStep = { step: text };
@@ -92,4 +97,9 @@ class StepTracker implements BuildOutput {
     }
     return this.inner.line(stream, text);
   }
+}
+
+/** Output that goes nowhere (clean-up commands), keeping the masking settings. */
+function quiet(output: BuildOutput): BuildOutput {
+  return { masker: output.masker, maxLine: output.maxLine, line: () => Promise.resolve() };
 }

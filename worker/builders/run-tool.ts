@@ -1,6 +1,6 @@
-import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
+import { LineSplitter } from '../line-splitter.ts';
 import type { BuildOutput } from './types.ts';
 
 export interface ToolRun {
@@ -29,9 +29,9 @@ export async function runTool(
   });
   const pump = async (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): Promise<void> => {
     if (stream === null) return;
-    for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-      await opts.output.line(name, line);
-    }
+    const lines = new LineSplitter(opts.output.masker, opts.output.maxLine, (text) => opts.output.line(name, text));
+    for await (const chunk of stream as AsyncIterable<Buffer>) await lines.push(chunk);
+    await lines.end();
   };
   const [result] = await Promise.all([child, pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
   return { exitCode: result.exitCode, cancelled: result.isCanceled };

@@ -1,4 +1,5 @@
 import type { LogLine } from '../../protocol/index.ts';
+import type { LogMasker } from '../log-masker.ts';
 
 /** Everything a builder needs for one build; nothing builder-specific leaks out of this folder. */
 export interface BuildPlan {
@@ -8,6 +9,8 @@ export interface BuildPlan {
   dockerfile: string;
   target?: string;
   buildArgs: Readonly<Record<string, string>>;
+  /** build secrets: id → file holding the value; mounted for RUN --mount=type=secret, never in args, env or layers */
+  secrets: Readonly<Record<string, string>>;
   labels: Readonly<Record<string, string>>;
   /** full references, e.g. 127.0.0.1:5000/app/x:1; the first is pushed first */
   destinations: readonly string[];
@@ -15,7 +18,10 @@ export interface BuildPlan {
   workDir: string;
 }
 
+/** Where builder output goes: already split into lines and masked by the time `line` sees it. */
 export interface BuildOutput {
+  readonly masker: LogMasker;
+  readonly maxLine: number;
   line(stream: LogLine['stream'], text: string): Promise<void>;
 }
 

@@ -1,0 +1,81 @@
+import { DeliverPolicy, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createGunzip } from 'node:zlib';
+import { createInterface } from 'node:readline';
+import {
+  BuildEvent,
+  ErrorCode,
+  LogLine,
+  PHASE_OF_EVENT,
+  decodeWith,
+  isTerminal,
+  streams,
+  subjects,
+  type Phase,
+} from '../protocol/index.ts';
+import type { S3Store } from './s3-store.ts';
+
+export interface LogHandlers {
+  line?(line: LogLine): void;
+  event?(event: BuildEvent): void;
+}
+
+/**
+ * Replays a build's log lines and events in order from the first, then (with `follow`) keeps
+ * following until the build ends. Lines whose live copy has aged out of JetStream are read from
+ * the S3 archive instead. One reader for the CLI and the HTTP API (Server-Sent Events).
+ */
+export async function readBuildLog(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  s3: S3Store,
+  id: string,
+  phaseNow: Phase,
+  handlers: LogHandlers,
+  opts: { follow: boolean; signal?: AbortSignal },
+): Promise<void> {
+  const ended = isTerminal(phaseNow);
+  if (ended && (await liveLineCount(nc, id)) === 0) await replayArchive(s3, id, handlers);
+  const consumer = await js.consumers.get(streams.builds, {
+    filter_subjects: [subjects.log(id), subjects.event(id)],
+    deliver_policy: DeliverPolicy.All,
+  });
+  const stopWhenCaughtUp = !opts.follow || ended;
+  if (stopWhenCaughtUp && (await consumer.info(true)).num_pending === 0) return;
+  const messages = await consumer.consume();
+  const close = (): void => void messages.close();
+  opts.signal?.addEventListener('abort', close, { once: true });
+  try {
+    for await (const m of messages) {
+      if (m.subject.endsWith('.log')) {
+        handlers.line?.(decodeWith(LogLine, m.data, 'log line', ErrorCode.E_INTERNAL));
+      } else {
+        const event = decodeWith(BuildEvent, m.data, 'build event', ErrorCode.E_INTERNAL);
+        handlers.event?.(event);
+        if (isTerminal(PHASE_OF_EVENT[event.type])) break;
+      }
+      if (stopWhenCaughtUp && m.info.pending === 0) break;
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', close);
+    await messages.close();
+  }
+}
+
+async function liveLineCount(nc: NatsConnection, id: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(streams.builds, { subjects_filter: subjects.log(id) });
+  return info.state.subjects?.[subjects.log(id)] ?? 0;
+}
+
+/** Every archived attempt, oldest first, as the worker stored it (gzip, one JSON line each). */
+async function replayArchive(s3: S3Store, id: string, handlers: LogHandlers): Promise<void> {
+  const keys = (await s3.list(`logs/${id}/`)).map((o) => o.key).sort();
+  for (const key of keys) {
+    const body = await s3.get(key);
+    if (body === null) continue;
+    for await (const text of createInterface({ input: body.pipe(createGunzip()), crlfDelay: Infinity })) {
+      if (text !== '') handlers.line?.(decodeWith(LogLine, text, 'archived log line', ErrorCode.E_INTERNAL));
+    }
+  }
+}

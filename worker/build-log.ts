@@ -1,0 +1,98 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createGzip, type Gzip } from 'node:zlib';
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { encode, subjects, type LogLine } from '../protocol/index.ts';
+import { logKey, type S3Store } from '../runtime/s3-store.ts';
+import type { BuildOutput } from './builders/index.ts';
+import type { LogMasker } from './log-masker.ts';
+
+const MAX_IN_FLIGHT = 256;
+const TAIL_LINES = 40;
+
+export interface LogLimits {
+  /** lines and bytes published live per attempt; the archive keeps everything */
+  maxLiveLines: number;
+  maxLiveBytes: number;
+  /** longer output without a newline is split into pieces of this many characters */
+  maxLineChars: number;
+}
+
+/**
+ * One attempt's log: every (already masked) line goes live to the build's log subject with a
+ * bounded number of unacknowledged publishes, and into a gzip file that is archived to S3 when
+ * the attempt ends, whatever the ending. Memory stays bounded whatever the build prints.
+ */
+export class BuildLog implements BuildOutput {
+  private n = 0;
+  private liveBytes = 0;
+  private truncated = 0;
+  private readonly inFlight = new Set<Promise<PubAck>>();
+  private readonly tailLines: string[] = [];
+  private failure: unknown = null;
+  private readonly gzip: Gzip;
+  private readonly file: WriteStream;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly buildId: string,
+    readonly attempt: number,
+    private readonly archiveFile: string,
+    readonly masker: LogMasker,
+    private readonly limits: LogLimits,
+  ) {
+    this.gzip = createGzip();
+    this.file = createWriteStream(archiveFile, { mode: 0o600 });
+    this.gzip.pipe(this.file);
+  }
+
+  get maxLine(): number {
+    return this.limits.maxLineChars;
+  }
+
+  async line(stream: LogLine['stream'], text: string): Promise<void> {
+    const entry: LogLine = { buildId: this.buildId, attempt: this.attempt, n: ++this.n, stream, at: new Date().toISOString(), text };
+    const json = JSON.stringify(entry);
+    if (!this.gzip.write(`${json}\n`)) await once(this.gzip, 'drain');
+    this.tailLines.push(text);
+    if (this.tailLines.length > TAIL_LINES) this.tailLines.shift();
+    if (this.n > this.limits.maxLiveLines || this.liveBytes + json.length > this.limits.maxLiveBytes) {
+      this.truncated += 1;
+      if (this.truncated === 1) {
+        await this.publish({ ...entry, stream: 'system', text: `[live log truncated after ${this.n - 1} lines / ${this.liveBytes} bytes; the archived log has everything]` });
+      }
+      return;
+    }
+    this.liveBytes += json.length;
+    await this.publish(entry);
+  }
+
+  private async publish(entry: LogLine): Promise<void> {
+    const p = this.js.publish(subjects.log(this.buildId), encode(entry));
+    this.inFlight.add(p);
+    p.catch((e: unknown) => {
+      this.failure ??= e;
+    }).finally(() => this.inFlight.delete(p));
+    if (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight).catch(() => undefined);
+  }
+
+  /** Waits until every live line is stored; throws if any could not be. */
+  async flush(): Promise<void> {
+    if (this.truncated > 0) {
+      await this.publish({ buildId: this.buildId, attempt: this.attempt, n: this.n + 1, stream: 'system', at: new Date().toISOString(), text: `[${this.truncated} lines not shown live; see the archived log]` });
+    }
+    await Promise.allSettled([...this.inFlight]);
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /** Closes the archive file and stores it in S3 under logs/<buildId>/attempt-NNN.log.gz. */
+  async archive(s3: S3Store): Promise<void> {
+    this.gzip.end();
+    await once(this.file, 'close');
+    await s3.putFileOnce(logKey(this.buildId, this.attempt), this.archiveFile);
+  }
+
+  tail(): string[] {
+    return [...this.tailLines];
+  }
+}
