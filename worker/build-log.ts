@@ -85,12 +85,20 @@ export class BuildLog implements BuildOutput {
     if (this.failure !== null) throw this.failure;
   }
 
-  /** Closes the archive file and stores it in S3 under logs/<buildId>/attempt-NNN.log.gz. */
-  async archive(s3: S3Store): Promise<void> {
-    this.gzip.end();
-    await once(this.file, 'close');
-    await s3.putFileOnce(logKey(this.buildId, this.attempt), this.archiveFile);
+  /**
+   * Closes the archive file and stores it in S3 under logs/<buildId>/attempt-NNN.log.gz.
+   * Idempotent: the first call does the work, later calls share its outcome.
+   */
+  archive(s3: S3Store): Promise<void> {
+    this.archived ??= (async () => {
+      this.gzip.end();
+      await once(this.file, 'close');
+      await s3.putFileOnce(logKey(this.buildId, this.attempt), this.archiveFile);
+    })();
+    return this.archived;
   }
+
+  private archived: Promise<void> | null = null;
 
   tail(): string[] {
     return [...this.tailLines];

@@ -80,6 +80,7 @@ export class JobRunner {
       if (secrets instanceof FleetError) throw secrets;
       const result = await this.build(job, scratch, logs, secrets.files, signal, log);
       await logs.flush();
+      await this.archiveLog(logs, log);
       await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
       msg.ack();
       log.info({ digest: result.digest }, 'build pushed');
@@ -100,6 +101,8 @@ export class JobRunner {
       }
       const error = err.details?.logTail === undefined ? new FleetError(err.code, err.message, { ...err.details, logTail: logs.tail() }) : err;
       log.info({ code: err.code, step: err.details?.step }, 'build failed');
+      // Archived before the terminal report, so a finished build always has its archive.
+      await this.archiveLog(logs, log);
       await this.report({ type: 'failed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), error: error.toBody() })
         .then(() => msg.ack())
         .catch((re: unknown) => {
@@ -109,7 +112,7 @@ export class JobRunner {
     } finally {
       clearInterval(heartbeat);
       // Every ending archives the log: pushed, failed, handed back, cancelled.
-      await logs.archive(this.s3).catch((e: unknown) => log.error({ err: e }, 'could not archive the build log'));
+      await this.archiveLog(logs, log);
       await rm(scratch, { recursive: true, force: true });
     }
   }
@@ -138,6 +141,10 @@ export class JobRunner {
       logs,
       signal,
     );
+  }
+
+  private async archiveLog(logs: BuildLog, log: Logger): Promise<void> {
+    await logs.archive(this.s3).catch((e: unknown) => log.error({ err: e }, 'could not archive the build log'));
   }
 
   /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */

@@ -10,7 +10,8 @@ import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './co
 import { writeContainersConfig } from './containers-config.ts';
 import { JobRunner } from './job-runner.ts';
 
-const PULL_EXPIRES_MS = 5_000;
+// Short pulls: an idle worker notices a drain within this time.
+const PULL_EXPIRES_MS = 2_000;
 const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface Worker {

@@ -6,6 +6,7 @@ import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
 import { publishOfficialBase } from '../../images/official/index.ts';
 import type { BuildView } from '../../protocol/index.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import type { WorkerOptions } from '../../worker/index.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
@@ -20,7 +21,7 @@ export interface LocalFleetOptions {
   officialBase?: boolean;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[] };
-  worker?: { heartbeatMs?: number; drainGraceMs?: number };
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs'>>;
 }
 
 export interface LocalFleet {

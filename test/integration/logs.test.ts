@@ -1,0 +1,122 @@
+import { chmod, chown, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { buildUser } from '../../deploy/local/host.ts';
+import { streams, subjects, type LogLine } from '../../protocol/index.ts';
+import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+
+const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
+const SECRET = 'npm_9f8e7d6c5b4a-very-secret';
+
+async function archived(fleet: LocalFleet, id: string): Promise<string> {
+  const keys = (await fleet.client.s3.list(`logs/${id}/`)).map((o) => o.key);
+  let text = '';
+  for (const key of keys) {
+    const body = await fleet.client.s3.get(key);
+    if (body === null) continue;
+    const chunks: Buffer[] = [];
+    for await (const c of body.pipe(createGunzip())) chunks.push(c as Buffer);
+    text += Buffer.concat(chunks).toString();
+  }
+  return text;
+}
+
+async function liveText(fleet: LocalFleet, id: string): Promise<string[]> {
+  const lines: LogLine[] = [];
+  await fleet.client.logs(id, { line: (l) => lines.push(l) }, { follow: false });
+  return lines.map((l) => l.text);
+}
+
+describe('build logs', () => {
+  let fleet: LocalFleet;
+  let ticker: string;
+  beforeAll(async () => {
+    const user = await buildUser();
+    const secrets = await mkdtemp(join(tmpdir(), 'fleet-secrets-'));
+    await writeFile(join(secrets, 'npm_token'), `${SECRET}\n`, { mode: 0o600 });
+    if (user.switchUser) {
+      await chown(secrets, user.uid, user.gid);
+      await chown(join(secrets, 'npm_token'), user.uid, user.gid);
+    }
+    await chmod(secrets, 0o700);
+    // No worker at first: the first test attaches before its build can start.
+    fleet = await startTestFleet({ workers: 0, officialBase: false, worker: { secretsDir: secrets, maskPatterns: ['ghp_[A-Za-z0-9]{20,}'] } });
+    await fleet.addWorker();
+    const { publishOfficialBase } = await import('../../images/official/index.ts');
+    await publishOfficialBase(fleet.client);
+    ticker = (await fleet.client.uploadContext(fixture('slow-ticker'))).digest;
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('`fleet logs -f` attached before the build starts shows every line once, in order', async () => {
+    await fleet.workers[0]?.stop();
+    fleet.workers.length = 0;
+    await fleet.client.submit({ id: 'attach-before', context: { digest: ticker }, buildArgs: { TICKS: '3' }, image: { repository: 'app/logs', tags: ['before'] } });
+    const cli = execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'attach-before'], { reject: false, env: cliEnv(fleet) });
+    await new Promise((r) => setTimeout(r, 1_000));
+    await fleet.addWorker();
+    const result = await cli;
+    expect(result.exitCode).toBe(0);
+    const ticks = result.stdout.split('\n').filter((l) => l.startsWith('tick '));
+    expect(ticks).toEqual(['tick 1', 'tick 2', 'tick 3']);
+    expect(result.stdout).toMatch(/queued[\s\S]*started[\s\S]*tick 1[\s\S]*pushed/);
+  });
+
+  it('`fleet logs -f` attached mid-build replays from the first line and follows to the end', async () => {
+    await fleet.client.submit({ id: 'attach-mid', context: { digest: ticker }, buildArgs: { TICKS: '4' }, image: { repository: 'app/logs', tags: ['mid'] } });
+    for (let i = 0; i < 100 && !(await liveText(fleet, 'attach-mid')).includes('tick 2'); i++) await new Promise((r) => setTimeout(r, 100));
+    const cli = await execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'attach-mid'], { reject: false, env: cliEnv(fleet) });
+    expect(cli.exitCode).toBe(0);
+    expect(cli.stdout.split('\n').filter((l) => l.startsWith('tick '))).toEqual(['tick 1', 'tick 2', 'tick 3', 'tick 4']);
+  });
+
+  it('archives the log to S3 on success and on failure, and `fleet logs` reads the archive once the live copy is gone', async () => {
+    const failing = (await fleet.client.uploadContext(fixture('fails-42'))).digest;
+    await fleet.client.submit({ id: 'archived-fail', context: { digest: failing }, image: { repository: 'app/logs', tags: ['fail'] } });
+    expect((await fleet.client.follow('archived-fail', {})).state.phase).toBe('failed');
+    expect(await archived(fleet, 'archived-fail')).toContain('about to fail');
+    expect(await archived(fleet, 'attach-mid')).toContain('tick 4');
+
+    const jsm = await jetstreamManager(fleet.client.nc);
+    await jsm.streams.purge(streams.builds, { filter: subjects.log('archived-fail') });
+    const cli = await execa(process.execPath, [FLEET_BIN, 'logs', 'archived-fail'], { reject: false, env: cliEnv(fleet) });
+    expect(cli.exitCode).toBe(1);
+    expect(cli.stdout).toContain('about to fail');
+    // Each archived line printed exactly once (plus the failure event that names the step).
+    const archivedMentions = (await archived(fleet, 'archived-fail')).split('\n').filter((l) => l.includes('about to fail')).length;
+    expect(cli.stdout.match(/about to fail/g)).toHaveLength(archivedMentions + 1);
+  });
+
+  it('masks a secret printed by a RUN step (plain and base64) and platform patterns: never on NATS, in S3 or in the CLI', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('prints-secret'));
+    await fleet.client.submit({ id: 'prints-secret', context: { digest }, secrets: ['npm_token'], image: { repository: 'app/logs', tags: ['secret'] } });
+    const final = await fleet.client.follow('prints-secret', {});
+    expect(final.state.phase).toBe('pushed');
+    const b64 = Buffer.from(`${SECRET}\n`).toString('base64');
+    const live = (await liveText(fleet, 'prints-secret')).join('\n');
+    const archive = await archived(fleet, 'prints-secret');
+    const cli = (await execa(process.execPath, [FLEET_BIN, 'logs', 'prints-secret', '--json'], { reject: false, env: cliEnv(fleet) })).stdout;
+    for (const text of [live, archive, cli]) {
+      expect(text).toContain('token is ***');
+      expect(text).toContain('done');
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain(b64.slice(0, 24));
+      expect(text).not.toContain('ghp_0123456789abcdefghijABCD');
+    }
+  });
+
+  it('refuses a build that asks for a secret the pool does not hold, naming it', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('prints-secret'));
+    await fleet.client.submit({ id: 'no-such-secret', context: { digest }, secrets: ['aws_key'], image: { repository: 'app/logs', tags: ['nosecret'] } });
+    const final = await fleet.client.follow('no-such-secret', {});
+    expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_SECRET_MISSING' } });
+    if (final.state.phase === 'failed') expect(final.state.error.message).toContain('aws_key');
+  });
+});
