@@ -9,6 +9,7 @@ import { serveHttp } from './http-api.ts';
 import { Intake } from './intake.ts';
 import { serveNatsApi } from './nats-api.ts';
 import { ReportProcessor } from './reports.ts';
+import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
 
 export interface Coordinator {
@@ -27,7 +28,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const intake = new Intake(config, store, s3, js, log);
 
   const subs = serveNatsApi(nc, intake, store, log);
-  const http = await serveHttp(config, intake, store, log);
+  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
   const reports = new ReportProcessor(config, store, js, log);

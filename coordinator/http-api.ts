@@ -16,12 +16,22 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 const BUILD_PATH = /^\/v1\/builds\/([^/]+)$/;
+const LOGS_PATH = /^\/v1\/builds\/([^/]+)\/logs$/;
+
+/** Streams a build's log as Server-Sent Events (`log`, `event`, then `end`). */
+export type LogStreamer = (id: string, res: ServerResponse, follow: boolean, signal: AbortSignal) => Promise<void>;
 
 /**
  * HTTP face of the coordinator: POST /v1/builds, GET /v1/builds/:id, GET /healthz.
  * Plain node:http keeps the dependency surface small; every body is parsed with its schema.
  */
-export async function serveHttp(config: CoordinatorConfig, intake: Intake, store: BuildStore, log: Logger): Promise<{ server: Server; url: string }> {
+export async function serveHttp(
+  config: CoordinatorConfig,
+  intake: Intake,
+  store: BuildStore,
+  streamLogs: LogStreamer,
+  log: Logger,
+): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
       const err = toFleetError(e);
@@ -31,7 +41,8 @@ export async function serveHttp(config: CoordinatorConfig, intake: Intake, store
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
     if (path === '/v1/builds') {
       if (req.method !== 'POST') return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'use POST /v1/builds'), 405);
@@ -42,6 +53,12 @@ export async function serveHttp(config: CoordinatorConfig, intake: Intake, store
       const body = await readBody(req, config.http.maxBodyBytes);
       const accepted = await intake.submit(decodeWith(z.unknown(), body, 'build request'));
       return send(res, accepted.created ? 202 : 200, accepted);
+    }
+    const logs = LOGS_PATH.exec(path);
+    if (logs !== null && req.method === 'GET') {
+      const ac = new AbortController();
+      req.on('close', () => ac.abort());
+      return streamLogs(decodeURIComponent(logs[1] ?? ''), res, url.searchParams.get('follow') === '1', ac.signal);
     }
     const match = BUILD_PATH.exec(path);
     if (match !== null && req.method === 'GET') {

@@ -119,4 +119,16 @@ describe('build logs', () => {
     expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_SECRET_MISSING' } });
     if (final.state.phase === 'failed') expect(final.state.error.message).toContain('aws_key');
   });
+
+  it('serves the same log over HTTP as Server-Sent Events, live with follow=1', async () => {
+    await fleet.client.submit({ id: 'sse-live', context: { digest: ticker }, buildArgs: { TICKS: '2' }, image: { repository: 'app/logs', tags: ['sse'] } });
+    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds/sse-live/logs?follow=1`);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const body = await res.text();
+    const events = body.split('\n\n').filter((b) => b !== '').map((b) => ({ type: /^event: (.*)$/m.exec(b)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(b)?.[1] ?? 'null') as unknown }));
+    const logText = events.filter((e) => e.type === 'log').map((e) => (e.data as { text: string }).text);
+    expect(logText.filter((t) => t.startsWith('tick '))).toEqual(['tick 1', 'tick 2']);
+    expect(events.at(-1)).toMatchObject({ type: 'end', data: { id: 'sse-live', state: { phase: 'pushed' } } });
+    expect((await fetch(`${fleet.coordinator.httpUrl}/v1/builds/nope/logs`)).status).toBe(404);
+  });
 });
