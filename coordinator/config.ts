@@ -22,6 +22,9 @@ export const CoordinatorOptions = z.strictObject({
   s3: S3Options,
   /** contexts larger than this are refused */
   maxContextBytes: z.number().int().positive().default(1024 ** 3),
+  /** run timeout when a request names none, and the most a request may ask for */
+  defaultRunTimeoutSeconds: z.number().int().positive().default(3600),
+  maxRunTimeoutSeconds: z.number().int().positive().default(4 * 3600),
   pools: z.array(PoolName).min(1).default(['default']),
   /** how long a worker may stay silent before its job is redelivered */
   jobAckWaitMs: z.number().int().min(1000).default(30_000),

@@ -47,6 +47,11 @@ export class Intake {
         issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],
       });
     }
+    if (request.timeoutSeconds !== undefined && request.timeoutSeconds > this.config.maxRunTimeoutSeconds) {
+      throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: timeoutSeconds: at most ${this.config.maxRunTimeoutSeconds}`, {
+        issues: [{ path: 'timeoutSeconds', message: `at most ${this.config.maxRunTimeoutSeconds} on this platform` }],
+      });
+    }
     const key = contextKeyOf(request, this.s3.bucket);
     const context = await this.s3.head(key);
     if (context === null) {

@@ -14,6 +14,7 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig): Bui
     buildArgs: request.buildArgs,
     labels: request.labels,
     secrets: request.secrets,
+    timeoutSeconds: request.timeoutSeconds ?? config.defaultRunTimeoutSeconds,
     image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },
   };
 }

@@ -18,6 +18,7 @@ export const ErrorCode = {
   E_STALE_ATTEMPT: 'E_STALE_ATTEMPT',
   E_UNAVAILABLE: 'E_UNAVAILABLE',
   E_CANCELLED: 'E_CANCELLED',
+  E_TIMEOUT: 'E_TIMEOUT',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -16,6 +16,7 @@ export const BuildJob = z.strictObject({
   buildArgs: z.record(z.string(), z.string()),
   labels: z.record(z.string(), z.string()),
   secrets: z.array(SecretId),
+  timeoutSeconds: z.number().int().positive(),
   image: z.strictObject({
     registry: z.string().min(1),
     repository: Repository,

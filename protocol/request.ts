@@ -20,6 +20,8 @@ export const BuildRequest = z.strictObject({
   labels: z.record(LabelKey, z.string().max(4096)).default({}),
   /** ids of build secrets the pool holds, for `RUN --mount=type=secret,id=…` */
   secrets: z.array(SecretId).max(32).default([]),
+  /** run timeout from the build's start (queue wait does not count); capped by the platform */
+  timeoutSeconds: z.number().int().min(1).optional(),
   image: z.strictObject({
     repository: Repository,
     tags: z.array(Tag).min(1).max(16),

@@ -76,16 +76,19 @@ export class JobRunner {
     const secrets = await this.loadSecrets(job).catch((e: unknown) => toFleetError(e));
     const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns) : secrets.masker;
     const logs = new BuildLog(this.js, job.buildId, attempt, join(scratch, 'build.log.gz'), masker, this.config.logs);
+    // The run clock starts now, at the claim: time spent queued never counts against it.
+    const runTimeout = AbortSignal.timeout(job.timeoutSeconds * 1000);
     try {
       if (secrets instanceof FleetError) throw secrets;
-      const result = await this.build(job, scratch, logs, secrets.files, signal, log);
+      const result = await this.build(job, scratch, logs, secrets.files, AbortSignal.any([signal, runTimeout]), log);
       await logs.flush();
       await this.archiveLog(logs, log);
       await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
       msg.ack();
       log.info({ digest: result.digest }, 'build pushed');
     } catch (e) {
-      const err = toFleetError(e);
+      const err = runTimeout.aborted && !signal.aborted ? timedOut(job) : toFleetError(e);
+      if (runTimeout.aborted) await logs.line('system', `build exceeded its run timeout of ${job.timeoutSeconds}s and was stopped`).catch(() => undefined);
       await logs.flush().catch(() => undefined);
       if (signal.aborted) {
         log.warn('worker is stopping; handing the job back for another worker');
@@ -204,4 +207,8 @@ function recoverBuildId(data: Uint8Array): string | null {
 
 function now(): string {
   return new Date().toISOString();
+}
+
+function timedOut(job: Job): FleetError {
+  return new FleetError(ErrorCode.E_TIMEOUT, `build exceeded its run timeout of ${job.timeoutSeconds}s`);
 }

@@ -131,4 +131,17 @@ describe('build logs', () => {
     expect(events.at(-1)).toMatchObject({ type: 'end', data: { id: 'sse-live', state: { phase: 'pushed' } } });
     expect((await fetch(`${fleet.coordinator.httpUrl}/v1/builds/nope/logs`)).status).toBe(404);
   });
+
+  it('stops a build at its run timeout, fails it with E_TIMEOUT and still archives its log', async () => {
+    const started = Date.now();
+    await fleet.client.submit({ id: 'times-out', context: { digest: ticker }, buildArgs: { TICKS: '60' }, timeoutSeconds: 3, image: { repository: 'app/logs', tags: ['timeout'] } });
+    const final = await fleet.client.follow('times-out', {});
+    expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_TIMEOUT' } });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const archive = await archived(fleet, 'times-out');
+    expect(archive).toContain('tick 1');
+    expect(archive).toContain('run timeout of 3s');
+    const events = (await liveText(fleet, 'times-out')).join('\n');
+    expect(events).toContain('tick 1');
+  });
 });
