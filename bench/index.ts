@@ -1,82 +1,16 @@
 /**
- * `npm run bench`: the same two-stage app built N times by hand (raw `buildah bud` + `buildah
- * push`, same flags, same rootless user) and N times through the fleet, in one run. Prints the
- * overhead ratio (fleet / raw, median wall time per build) and submit→build-start latency.
- * Printed, not asserted: numbers depend on the machine.
+ * `npm run bench [-- overhead|logs|context]`: printed, not asserted (numbers belong to the
+ * machine). Each prints a Markdown table.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { packContext } from '../cli/context-pack.ts';
-import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { buildUser, chownTree } from '../deploy/local/host.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { writeContainersConfig } from '../worker/containers-config.ts';
-import { extractContext } from '../worker/context-extract.ts';
-import { storedEvents } from '../test/helpers/streams.ts';
-
-const N = Number(process.env.BENCH_N ?? 10);
-const APP = new URL('../test/fixtures/apps/two-stage', import.meta.url).pathname;
-
-const median = (xs: number[]): number => quantile(xs, 0.5);
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
+const which = process.argv[2] ?? 'overhead';
+const benches: Record<string, () => Promise<unknown>> = {
+  overhead: () => import('./overhead.ts'),
+  logs: () => import('./logs.ts'),
+  context: () => import('./context.ts'),
+};
+const run = benches[which];
+if (run === undefined) {
+  console.error(`unknown bench "${which}"; one of: ${Object.keys(benches).join(', ')}`);
+  process.exit(2);
 }
-
-const log = createLogger('bench', { level: 'warn', pretty: false });
-const fleet = await startLocalFleet({}, log);
-const user = await buildUser();
-const scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-'));
-try {
-  // Raw: the exact context the worker gets, built by hand with the worker's flags.
-  const packed = await packContext(APP, 'Dockerfile', join(scratch, 'ctx.tgz'));
-  const ctx = join(scratch, 'ctx');
-  await extractContext(packed.file, ctx);
-  const env = await writeContainersConfig(join(scratch, 'raw'), [fleet.registry.host]);
-  if (user.switchUser) await chownTree(scratch, user.uid, user.gid);
-  const asUser = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, extendEnv: false, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined, cwd: scratch };
-  const raw: number[] = [];
-  for (let i = 0; i <= N; i++) {
-    const t0 = performance.now();
-    await execa('buildah', ['bud', '--layers', '--pull=true', '--network', 'private', '--file', join(ctx, 'Dockerfile'), '--tag', 'localhost/bench:latest', '--build-arg', `FLEET_REGISTRY=${fleet.registry.host}`, ctx], asUser);
-    await execa('buildah', ['push', '--digestfile', join(scratch, 'digest'), 'localhost/bench:latest', `docker://${fleet.registry.host}/bench/raw:${i}`], asUser);
-    await execa('buildah', ['rmi', 'localhost/bench:latest'], asUser);
-    if (i > 0) raw.push(performance.now() - t0); // run 0 warms the layer cache, as the fleet's first build does
-  }
-
-  const viaFleet: number[] = [];
-  const startLatency: number[] = [];
-  const { digest } = await fleet.client.uploadContext(APP);
-  for (let i = 0; i <= N; i++) {
-    const id = `bench-${Date.now()}-${i}`;
-    const t0 = performance.now();
-    const submittedAt = Date.now();
-    await fleet.client.submit({ id, context: { digest }, image: { repository: 'bench/fleet', tags: [String(i)] } });
-    const final = await fleet.client.follow(id, {});
-    const elapsed = performance.now() - t0;
-    if (final.state.phase !== 'pushed') throw new Error(`bench build ${id} ${final.state.phase}`);
-    const started = (await storedEvents(fleet.client.nc, id)).find((e) => e.type === 'started');
-    if (i > 0) {
-      viaFleet.push(elapsed);
-      if (started !== undefined) startLatency.push(Date.parse(started.at) - submittedAt);
-    }
-  }
-
-  const rawMed = median(raw);
-  const fleetMed = median(viaFleet);
-  const rows = [
-    ['builds (warm)', String(N)],
-    ['raw buildah bud+push, median', `${rawMed.toFixed(0)} ms`],
-    ['through the fleet, median', `${fleetMed.toFixed(0)} ms`],
-    ['overhead ratio (fleet/raw)', `${(fleetMed / rawMed).toFixed(3)}x  (target <= 1.05x)`],
-    ['submit -> build start, p50', `${quantile(startLatency, 0.5).toFixed(0)} ms`],
-    ['submit -> build start, p99', `${quantile(startLatency, 0.99).toFixed(0)} ms  (target <= 25 ms)`],
-  ];
-  console.log('\n| measure | value |\n| --- | --- |');
-  for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
-} finally {
-  await rm(scratch, { recursive: true, force: true });
-  await fleet.stop();
-}
+await run();
