@@ -33,6 +33,17 @@ export const LogLine = z.object({
 });
 export type LogLine = z.infer<typeof LogLine>;
 
+/**
+ * What travels on a build's log subject: consecutive lines of one attempt, batched so a flood
+ * of output costs one publish per batch rather than per line. Readers see single LogLines.
+ */
+export const LogBatch = z.object({
+  buildId: BuildId,
+  attempt: z.number().int().positive(),
+  lines: z.array(LogLine.omit({ buildId: true, attempt: true })).min(1),
+});
+export type LogBatch = z.infer<typeof LogBatch>;
+
 /** A worker's claim about its attempt. The coordinator verifies it before it becomes an event. */
 export const WorkerReport = z.discriminatedUnion('type', [
   z.object({

@@ -5,7 +5,9 @@ import { createInterface } from 'node:readline';
 import {
   BuildEvent,
   ErrorCode,
-  LogLine,
+  LogBatch,
+  LogLine as LogLineSchema,
+  type LogLine,
   PHASE_OF_EVENT,
   decodeWith,
   isTerminal,
@@ -48,7 +50,8 @@ export async function readBuildLog(
   try {
     for await (const m of messages) {
       if (m.subject.endsWith('.log')) {
-        handlers.line?.(decodeWith(LogLine, m.data, 'log line', ErrorCode.E_INTERNAL));
+        const batch = decodeWith(LogBatch, m.data, 'log batch', ErrorCode.E_INTERNAL);
+        for (const l of batch.lines) handlers.line?.({ buildId: batch.buildId, attempt: batch.attempt, ...l });
       } else {
         const event = decodeWith(BuildEvent, m.data, 'build event', ErrorCode.E_INTERNAL);
         handlers.event?.(event);
@@ -75,7 +78,7 @@ async function replayArchive(s3: S3Store, id: string, handlers: LogHandlers): Pr
     const body = await s3.get(key);
     if (body === null) continue;
     for await (const text of createInterface({ input: body.pipe(createGunzip()), crlfDelay: Infinity })) {
-      if (text !== '') handlers.line?.(decodeWith(LogLine, text, 'archived log line', ErrorCode.E_INTERNAL));
+      if (text !== '') handlers.line?.(decodeWith(LogLineSchema, text, 'archived log line', ErrorCode.E_INTERNAL));
     }
   }
 }

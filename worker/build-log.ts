@@ -2,12 +2,19 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
-import { encode, subjects, type LogLine } from '../protocol/index.ts';
+import { encode, subjects, type LogBatch, type LogLine } from '../protocol/index.ts';
 import { logKey, type S3Store } from '../runtime/s3-store.ts';
 import type { BuildOutput } from './builders/index.ts';
 import type { LogMasker } from './log-masker.ts';
 
-const MAX_IN_FLIGHT = 256;
+/** unacknowledged batches at once */
+const MAX_IN_FLIGHT = 64;
+
+type BatchLine = LogBatch['lines'][number];
+/** a batch goes out when it has this many lines or bytes, or after BATCH_MS */
+const BATCH_LINES = 200;
+const BATCH_BYTES = 64 * 1024;
+const BATCH_MS = 5;
 const TAIL_LINES = 40;
 
 export interface LogLimits {
@@ -30,6 +37,9 @@ export class BuildLog implements BuildOutput {
   private readonly inFlight = new Set<Promise<PubAck>>();
   private readonly tailLines: string[] = [];
   private failure: unknown = null;
+  private batch: BatchLine[] = [];
+  private batchBytes = 0;
+  private batchTimer: NodeJS.Timeout | null = null;
   private readonly gzip: Gzip;
   private readonly file: WriteStream;
 
@@ -51,7 +61,8 @@ export class BuildLog implements BuildOutput {
   }
 
   async line(stream: LogLine['stream'], text: string): Promise<void> {
-    const entry: LogLine = { buildId: this.buildId, attempt: this.attempt, n: ++this.n, stream, at: new Date().toISOString(), text };
+    const line: BatchLine = { n: ++this.n, stream, at: new Date().toISOString(), text };
+    const entry: LogLine = { buildId: this.buildId, attempt: this.attempt, ...line };
     const json = JSON.stringify(entry);
     if (!this.gzip.write(`${json}\n`)) await once(this.gzip, 'drain');
     this.tailLines.push(text);
@@ -59,16 +70,32 @@ export class BuildLog implements BuildOutput {
     if (this.n > this.limits.maxLiveLines || this.liveBytes + json.length > this.limits.maxLiveBytes) {
       this.truncated += 1;
       if (this.truncated === 1) {
-        await this.publish({ ...entry, stream: 'system', text: `[live log truncated after ${this.n - 1} lines / ${this.liveBytes} bytes; the archived log has everything]` });
+        await this.publish({ ...line, stream: 'system', text: `[live log truncated after ${this.n - 1} lines / ${this.liveBytes} bytes; the archived log has everything]` });
       }
       return;
     }
     this.liveBytes += json.length;
-    await this.publish(entry);
+    await this.publish(line);
   }
 
-  private async publish(entry: LogLine): Promise<void> {
-    const p = this.js.publish(subjects.log(this.buildId), encode(entry));
+  private async publish(line: BatchLine): Promise<void> {
+    this.batch.push(line);
+    this.batchBytes += line.text.length + 64;
+    if (this.batch.length >= BATCH_LINES || this.batchBytes >= BATCH_BYTES) {
+      await this.sendBatch();
+    } else {
+      this.batchTimer ??= setTimeout(() => void this.sendBatch(), BATCH_MS);
+    }
+  }
+
+  private async sendBatch(): Promise<void> {
+    if (this.batchTimer !== null) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    if (this.batch.length === 0) return;
+    const message: LogBatch = { buildId: this.buildId, attempt: this.attempt, lines: this.batch };
+    this.batch = [];
+    this.batchBytes = 0;
+    const p = this.js.publish(subjects.log(this.buildId), encode(message));
     this.inFlight.add(p);
     p.catch((e: unknown) => {
       this.failure ??= e;
@@ -79,8 +106,9 @@ export class BuildLog implements BuildOutput {
   /** Waits until every live line is stored; throws if any could not be. */
   async flush(): Promise<void> {
     if (this.truncated > 0) {
-      await this.publish({ buildId: this.buildId, attempt: this.attempt, n: this.n + 1, stream: 'system', at: new Date().toISOString(), text: `[${this.truncated} lines not shown live; see the archived log]` });
+      await this.publish({ n: this.n + 1, stream: 'system', at: new Date().toISOString(), text: `[${this.truncated} lines not shown live; see the archived log]` });
     }
+    await this.sendBatch();
     await Promise.allSettled([...this.inFlight]);
     if (this.failure !== null) throw this.failure;
   }
