@@ -5,6 +5,7 @@ import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
+  CancelReply,
   ErrorCode,
   FleetError,
   decodeWith,
@@ -65,6 +66,19 @@ export class FleetClient {
 
   async submit(request: BuildRequestInput): Promise<{ build: BuildView; created: boolean }> {
     return this.call(subjects.submit, request);
+  }
+
+  /** Cancels a queued or running build; `cancelled: false` when it had already ended. */
+  async cancel(id: string): Promise<{ build: BuildView; cancelled: boolean }> {
+    let reply;
+    try {
+      reply = await this.nc.request(subjects.cancel, encode({ id }), { timeout: REQUEST_TIMEOUT_MS });
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subjects.cancel}: ${String(e)}`, undefined, { cause: e });
+    }
+    const answer = decodeWith(CancelReply, reply.data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    if (!answer.ok) throw FleetError.fromBody(answer.error);
+    return { build: answer.build, cancelled: answer.cancelled };
   }
 
   async status(id: string): Promise<BuildView> {

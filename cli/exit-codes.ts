@@ -23,6 +23,8 @@ export function exitCodeForPhase(phase: Phase): number {
       return ExitCode.PUSHED;
     case 'failed':
       return ExitCode.FAILED;
+    case 'cancelled':
+      return ExitCode.CANCELLED;
     case 'queued':
     case 'running':
       return ExitCode.IN_PROGRESS;

@@ -18,6 +18,7 @@ const USAGE = `usage:
                [--target STAGE] [--build-arg K=V...] [--label K=V...] [--pool POOL] [--follow]
   fleet status ID
   fleet logs [-f] ID
+  fleet cancel ID                                 cancel a queued or running build (no-op once ended)
 common: --nats URL (default: $FLEET_NATS_URL, else the fleet started by \`fleet up\`), --json
 exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict`;
 
@@ -42,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case 'logs':
       return logs(rest);
+    case 'cancel':
+      return cancel(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -186,6 +189,22 @@ async function logs(args: string[]): Promise<number> {
     const final = await stream(client, id, values.json, values.follow, interrupted());
     if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'status', build: final })}\n`);
     return exitCodeForPhase(final.state.phase);
+  } finally {
+    await client.close();
+  }
+}
+
+async function cancel(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const id = positionals[0];
+  if (id === undefined) throw new UsageError('cancel needs a build ID');
+  const client = await connect(values.nats);
+  try {
+    const result = await client.cancel(id);
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else if (result.cancelled) process.stdout.write(`cancelled ${id}\n`);
+    else process.stdout.write(`nothing to cancel: ${id} already ended (${result.build.state.phase})\n`);
+    return 0;
   } finally {
     await client.close();
   }

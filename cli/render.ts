@@ -32,6 +32,9 @@ export class Renderer {
       case 'failed':
         this.out.write(`${mark} ${this.paint('31', 'failed')} ${e.error.code}: ${e.error.message}\n`);
         break;
+      case 'cancelled':
+        this.out.write(`${mark} ${this.paint('35', 'cancelled')}\n`);
+        break;
     }
   }
 

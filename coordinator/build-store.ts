@@ -97,5 +97,7 @@ function eventFor(record: BuildRecord): BuildEvent {
       return { ...base, type: 'pushed', attempt: s.attempt, digest: s.digest, references: s.references };
     case 'failed':
       return { ...base, type: 'failed', attempt: s.attempt, error: s.error };
+    case 'cancelled':
+      return { ...base, type: 'cancelled', attempt: s.attempt };
   }
 }

@@ -4,6 +4,7 @@ import { ErrorCode, FleetError, decodeWith, toFleetError, type ErrorBody } from 
 import type { Logger } from '../runtime/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
+import { cancelBuild } from './cancel.ts';
 import { toView, type Intake } from './intake.ts';
 import { z } from 'zod';
 
@@ -61,6 +62,9 @@ export async function serveHttp(
       return streamLogs(decodeURIComponent(logs[1] ?? ''), res, url.searchParams.get('follow') === '1', ac.signal);
     }
     const match = BUILD_PATH.exec(path);
+    if (match !== null && req.method === 'DELETE') {
+      return send(res, 200, await cancelBuild(store, decodeURIComponent(match[1] ?? '')));
+    }
     if (match !== null && req.method === 'GET') {
       const id = decodeURIComponent(match[1] ?? '');
       const found = await store.get(id);

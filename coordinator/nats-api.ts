@@ -11,10 +11,12 @@ import {
   subjects,
   toFleetError,
   type ApiReply,
+  type CancelReply,
   type ClaimReply,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { claimState } from './attempts.ts';
+import { cancelBuild } from './cancel.ts';
 import type { BuildStore } from './build-store.ts';
 import { toView, type Intake } from './intake.ts';
 
@@ -65,6 +67,16 @@ export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildSto
         return { ok: true, build: toView(found.record), created: false };
       },
       apiError,
+    ),
+    serve<CancelReply>(
+      subjects.cancel,
+      async (data) => {
+        const { id } = decodeWith(StatusRequest, data, 'cancel request');
+        const result = await cancelBuild(store, id);
+        if (result.cancelled) log.info({ buildId: id }, 'build cancelled');
+        return { ok: true, ...result };
+      },
+      (e) => ({ ok: false, error: e.toBody() }),
     ),
     serve<ClaimReply>(
       subjects.claim,

@@ -11,6 +11,7 @@ export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('started'), attempt: z.number().int().positive(), workerId: z.string() }),
   z.object({ ...base, type: z.literal('pushed'), attempt: z.number().int().positive(), digest: Digest, references: z.array(z.string()) }),
   z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
+  z.object({ ...base, type: z.literal('cancelled'), attempt: z.number().int().nonnegative() }),
 ]);
 export type BuildEvent = z.infer<typeof BuildEvent>;
 
@@ -20,6 +21,7 @@ export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
   started: 'running',
   pushed: 'pushed',
   failed: 'failed',
+  cancelled: 'cancelled',
 };
 
 /** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */
@@ -96,3 +98,10 @@ export const ApiReply = z.discriminatedUnion('ok', [
 export type ApiReply = z.infer<typeof ApiReply>;
 
 export const StatusRequest = z.object({ id: BuildId });
+
+/** Cancelling an ended build changes nothing and says so (`cancelled: false`). */
+export const CancelReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), build: BuildView, cancelled: z.boolean() }),
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type CancelReply = z.infer<typeof CancelReply>;

@@ -11,6 +11,8 @@ export const subjects = {
   submit: `${root}.api.submit`,
   /** request-reply: read a build's record */
   status: `${root}.api.status`,
+  /** request-reply: cancel a build */
+  cancel: `${root}.api.cancel`,
   /** request-reply: a worker claims a delivery of a job (an attempt) */
   claim: `${root}.api.claim`,
   /** work queue: one subject per worker pool */

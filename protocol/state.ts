@@ -8,9 +8,11 @@ import { BuildRequest } from './request.ts';
  * move a build that is at the attempt it claimed (fencing against presumed-dead workers).
  *
  *   queued ──► running ──► pushed
- *     │          │ ▲ └───► failed
- *     │          └─┘ (redelivered: next attempt)
- *     └──────────────────► failed (unbuildable job)
+ *     │          │ ▲ ├───► failed
+ *     │          └─┘ └───► cancelled
+ *     │  (redelivered: next attempt)
+ *     ├──────────────────► failed (unbuildable job)
+ *     └──────────────────► cancelled (never starts)
  */
 export const BuildState = z.discriminatedUnion('phase', [
   z.object({ phase: z.literal('queued') }),
@@ -33,15 +35,22 @@ export const BuildState = z.discriminatedUnion('phase', [
     error: ErrorBody,
     finishedAt: Timestamp,
   }),
+  z.object({
+    phase: z.literal('cancelled'),
+    /** the attempt that was running, 0 if none had started */
+    attempt: z.number().int().nonnegative(),
+    finishedAt: Timestamp,
+  }),
 ]);
 export type BuildState = z.infer<typeof BuildState>;
 export type Phase = BuildState['phase'];
 
 const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
-  queued: ['running', 'failed'],
-  running: ['running', 'pushed', 'failed'],
+  queued: ['running', 'failed', 'cancelled'],
+  running: ['running', 'pushed', 'failed', 'cancelled'],
   pushed: [],
   failed: [],
+  cancelled: [],
 };
 
 export function canTransition(from: Phase, to: Phase): boolean {

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
   BuildId,
@@ -23,6 +24,7 @@ import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';
 import type { WorkerConfig } from './config.ts';
 import { BuildLog } from './build-log.ts';
+import { watchForCancel } from './cancel-watch.ts';
 import { LogMasker } from './log-masker.ts';
 
 const CLAIM_TIMEOUT_MS = 5_000;
@@ -36,6 +38,7 @@ export class JobRunner {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly s3: S3Store,
+    private readonly builds: KV,
     private readonly builder: Builder,
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
@@ -78,18 +81,28 @@ export class JobRunner {
     const logs = new BuildLog(this.js, job.buildId, attempt, join(scratch, 'build.log.gz'), masker, this.config.logs);
     // The run clock starts now, at the claim: time spent queued never counts against it.
     const runTimeout = AbortSignal.timeout(job.timeoutSeconds * 1000);
+    const cancel = new AbortController();
+    const stopWatching = await watchForCancel(this.builds, job.buildId, cancel, log);
     try {
       if (secrets instanceof FleetError) throw secrets;
-      const result = await this.build(job, scratch, logs, secrets.files, AbortSignal.any([signal, runTimeout]), log);
+      const result = await this.build(job, scratch, logs, secrets.files, AbortSignal.any([signal, runTimeout, cancel.signal]), log);
       await logs.flush();
       await this.archiveLog(logs, log);
       await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
       msg.ack();
       log.info({ digest: result.digest }, 'build pushed');
     } catch (e) {
-      const err = runTimeout.aborted && !signal.aborted ? timedOut(job) : toFleetError(e);
+      const err = runTimeout.aborted && !signal.aborted && !cancel.signal.aborted ? timedOut(job) : toFleetError(e);
       if (runTimeout.aborted) await logs.line('system', `build exceeded its run timeout of ${job.timeoutSeconds}s and was stopped`).catch(() => undefined);
       await logs.flush().catch(() => undefined);
+      if (cancel.signal.aborted) {
+        // The coordinator already recorded `cancelled`; nothing to report, the job is done.
+        await logs.line('system', 'build cancelled by request; builder stopped').catch(() => undefined);
+        await logs.flush().catch(() => undefined);
+        await this.archiveLog(logs, log);
+        msg.ack();
+        return;
+      }
       if (signal.aborted) {
         log.warn('worker is stopping; handing the job back for another worker');
         msg.nak();
@@ -113,6 +126,7 @@ export class JobRunner {
           msg.nak(RETRY_BASE_MS);
         });
     } finally {
+      stopWatching();
       clearInterval(heartbeat);
       // Every ending archives the log: pushed, failed, handed back, cancelled.
       await this.archiveLog(logs, log);

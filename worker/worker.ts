@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
-import { consumers, streams } from '../protocol/index.ts';
+import { Kvm } from '@nats-io/kv';
+import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { S3Store } from '../runtime/s3-store.ts';
@@ -46,7 +47,8 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       env: { PATH: TOOL_PATH, ...containersEnv },
       runNetwork: config.runNetwork,
     });
-    const runner = new JobRunner(config, nc, js, s3, builder, maxDeliver, wlog);
+    const builds = await new Kvm(nc).open(buckets.builds);
+    const runner = new JobRunner(config, nc, js, s3, builds, builder, maxDeliver, wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!stopPulling.signal.aborted) {
       let msg;

@@ -3,14 +3,17 @@ import { canTransition, isRetryable, isTerminal, ErrorCode, type Phase } from '.
 
 describe('build state machine', () => {
   it('allows exactly the documented transitions', () => {
-    const phases: Phase[] = ['queued', 'running', 'pushed', 'failed'];
+    const phases: Phase[] = ['queued', 'running', 'pushed', 'failed', 'cancelled'];
     const allowed = phases.flatMap((from) => phases.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`));
-    expect(allowed.sort()).toEqual(['queued->failed', 'queued->running', 'running->failed', 'running->pushed', 'running->running'].sort());
+    expect(allowed.sort()).toEqual(
+      ['queued->cancelled', 'queued->failed', 'queued->running', 'running->cancelled', 'running->failed', 'running->pushed', 'running->running'].sort(),
+    );
   });
 
   it('treats pushed and failed as terminal', () => {
     expect(isTerminal('pushed')).toBe(true);
     expect(isTerminal('failed')).toBe(true);
+    expect(isTerminal('cancelled')).toBe(true);
     expect(isTerminal('running')).toBe(false);
   });
 });

@@ -1,0 +1,93 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import type { LogLine } from '../../protocol/index.ts';
+import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { storedEvents } from '../helpers/streams.ts';
+
+const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
+
+async function sleepersLeft(): Promise<number> {
+  const r = await execa('pgrep', ['-f', '^sleep 300$'], { reject: false });
+  return r.stdout.split('\n').filter((l) => l !== '').length;
+}
+
+async function archivedText(fleet: LocalFleet, id: string): Promise<string> {
+  let text = '';
+  for (const { key } of await fleet.client.s3.list(`logs/${id}/`)) {
+    const body = await fleet.client.s3.get(key);
+    if (body === null) continue;
+    for await (const c of body.pipe(createGunzip())) text += (c as Buffer).toString();
+  }
+  return text;
+}
+
+describe('cancelling builds', () => {
+  let fleet: LocalFleet;
+  let sleeper: string;
+  beforeAll(async () => {
+    fleet = await startTestFleet();
+    sleeper = (await fleet.client.uploadContext(fixture('sleeper'))).digest;
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('stops a running build and a queued one: the builder process tree is gone, the log archived, the queued one never starts', async () => {
+    await fleet.client.submit({ id: 'running-1', context: { digest: sleeper }, image: { repository: 'app/cancel', tags: ['running'] } });
+    // One worker, one build at a time: this one waits in the queue behind running-1.
+    await fleet.client.submit({ id: 'queued-1', context: { digest: sleeper }, image: { repository: 'app/cancel', tags: ['queued'] } });
+    const seen: LogLine[] = [];
+    const following = fleet.client.follow('running-1', { line: (l) => seen.push(l) });
+    for (let i = 0; i < 200 && !seen.some((l) => l.text === 'sleeping'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await sleepersLeft()).toBeGreaterThan(0);
+
+    const queued = await fleet.client.cancel('queued-1');
+    expect(queued).toMatchObject({ cancelled: true, build: { state: { phase: 'cancelled', attempt: 0 } } });
+    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds/running-1`, { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ cancelled: true, build: { state: { phase: 'cancelled', attempt: 1 } } });
+
+    expect((await following).state.phase).toBe('cancelled');
+    let left = 1;
+    for (let i = 0; i < 100 && left > 0; i++) {
+      left = await sleepersLeft();
+      if (left > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(left).toBe(0);
+    // The worker acks after archiving; give it that moment, then check archive and scratch.
+    let archive = '';
+    for (let i = 0; i < 50 && !archive.includes('cancelled by request'); i++) {
+      archive = await archivedText(fleet, 'running-1');
+      if (!archive.includes('cancelled by request')) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(archive).toContain('sleeping');
+    expect(archive).toContain('cancelled by request');
+    const worker = fleet.workers[0];
+    expect(worker === undefined ? [] : await readdir(join(worker.stateDir, 'scratch'))).toEqual([]);
+
+    // The queued build's job is still delivered, but its claim is refused: it never starts.
+    const { digest } = await fleet.client.uploadContext(fixture('two-stage'));
+    await fleet.client.submit({ id: 'after-cancel', context: { digest }, image: { repository: 'app/cancel', tags: ['after'] } });
+    expect((await fleet.client.follow('after-cancel', {})).state.phase).toBe('pushed');
+    const events = await storedEvents(fleet.client.nc, 'queued-1');
+    expect(events.map((e) => e.type)).toEqual(['queued', 'cancelled']);
+    const status = await execa(process.execPath, [FLEET_BIN, 'status', 'running-1'], { reject: false, env: cliEnv(fleet) });
+    expect(status.exitCode).toBe(3);
+  });
+
+  it('answers a cancel of a finished build with a clear no-op', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('two-stage'));
+    await fleet.client.submit({ id: 'done-1', context: { digest }, image: { repository: 'app/cancel', tags: ['done'] } });
+    await fleet.client.follow('done-1', {});
+    expect(await fleet.client.cancel('done-1')).toMatchObject({ cancelled: false, build: { state: { phase: 'pushed' } } });
+    const cli = await execa(process.execPath, [FLEET_BIN, 'cancel', 'done-1'], { reject: false, env: cliEnv(fleet) });
+    expect(cli.exitCode).toBe(0);
+    expect(cli.stdout).toContain('nothing to cancel: done-1 already ended (pushed)');
+    const missing = await execa(process.execPath, [FLEET_BIN, 'cancel', 'never-was'], { reject: false, env: cliEnv(fleet) });
+    expect(missing.exitCode).toBe(7);
+  });
+});
