@@ -48,18 +48,25 @@ describe('build contexts in S3', () => {
 
   it('aborts a failed multipart upload and leaves no orphan parts', async () => {
     const file = join(work, 'abort.bin');
-    await writeFile(file, randomBytes(40 * 1024 ** 2));
+    await writeFile(file, randomBytes(64 * 1024 ** 2));
     const store = new S3Store(fleet.s3.options);
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(), 50);
-    const err = await store.putFileOnce('contexts/aborted-upload', file, ac.signal).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
     const o = fleet.s3.options;
     const raw = new S3Client({ endpoint: o.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...o.credentials } });
-    // Abort is asynchronous on the server side; give it a moment.
+    const inProgress = async () => (await raw.send(new ListMultipartUploadsCommand({ Bucket: o.bucket }))).Uploads?.length ?? 0;
+    const ac = new AbortController();
+    const upload = store.putFileOnce('contexts/aborted-upload', file, ac.signal).catch((e: unknown) => e);
+    // Fail the upload only once a multipart upload really exists on the server.
+    let sawMultipart = false;
+    for (let i = 0; i < 400 && !sawMultipart; i++) {
+      sawMultipart = (await inProgress()) > 0;
+      if (!sawMultipart) await new Promise((r) => setTimeout(r, 10));
+    }
+    ac.abort();
+    expect(sawMultipart).toBe(true);
+    expect(await upload).toBeInstanceOf(Error);
     let uploads = 1;
-    for (let i = 0; i < 40 && uploads > 0; i++) {
-      uploads = (await raw.send(new ListMultipartUploadsCommand({ Bucket: o.bucket }))).Uploads?.length ?? 0;
+    for (let i = 0; i < 50 && uploads > 0; i++) {
+      uploads = await inProgress();
       if (uploads > 0) await new Promise((r) => setTimeout(r, 100));
     }
     raw.destroy();
