@@ -6,6 +6,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
   CancelReply,
+  WorkersReply,
   ErrorCode,
   FleetError,
   decodeWith,
@@ -13,6 +14,7 @@ import {
   subjects,
   type BuildRequestInput,
   type BuildView,
+  type WorkerInfo,
 } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { readBuildLog, type LogHandlers } from '../runtime/build-log-reader.ts';
@@ -68,15 +70,24 @@ export class FleetClient {
     return this.call(subjects.submit, request);
   }
 
+  /** Live workers, as they announce themselves. */
+  async workers(): Promise<WorkerInfo[]> {
+    const answer = decodeWith(WorkersReply, (await this.request(subjects.workers, {})).data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    if (!answer.ok) throw FleetError.fromBody(answer.error);
+    return answer.workers;
+  }
+
+  private async request(subject: string, body: unknown) {
+    try {
+      return await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
+    }
+  }
+
   /** Cancels a queued or running build; `cancelled: false` when it had already ended. */
   async cancel(id: string): Promise<{ build: BuildView; cancelled: boolean }> {
-    let reply;
-    try {
-      reply = await this.nc.request(subjects.cancel, encode({ id }), { timeout: REQUEST_TIMEOUT_MS });
-    } catch (e) {
-      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subjects.cancel}: ${String(e)}`, undefined, { cause: e });
-    }
-    const answer = decodeWith(CancelReply, reply.data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    const answer = decodeWith(CancelReply, (await this.request(subjects.cancel, { id })).data, 'coordinator reply', ErrorCode.E_INTERNAL);
     if (!answer.ok) throw FleetError.fromBody(answer.error);
     return { build: answer.build, cancelled: answer.cancelled };
   }
@@ -107,13 +118,7 @@ export class FleetClient {
   }
 
   private async call(subject: string, body: unknown): Promise<{ build: BuildView; created: boolean }> {
-    let reply;
-    try {
-      reply = await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
-    } catch (e) {
-      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
-    }
-    const answer = decodeWith(ApiReply, reply.data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    const answer = decodeWith(ApiReply, (await this.request(subject, body)).data, 'coordinator reply', ErrorCode.E_INTERNAL);
     if (!answer.ok) throw FleetError.fromBody(answer.error);
     return { build: answer.build, created: answer.created };
   }

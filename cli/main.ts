@@ -18,6 +18,7 @@ const USAGE = `usage:
                [--target STAGE] [--build-arg K=V...] [--label K=V...] [--pool POOL] [--follow]
   fleet status ID
   fleet logs [-f] ID
+  fleet workers                                   live workers: pool, builder, state, current build
   fleet cancel ID                                 cancel a queued or running build (no-op once ended)
 common: --nats URL (default: $FLEET_NATS_URL, else the fleet started by \`fleet up\`), --json
 exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict`;
@@ -45,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
       return logs(rest);
     case 'cancel':
       return cancel(rest);
+    case 'workers':
+      return workers(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -204,6 +207,24 @@ async function cancel(args: string[]): Promise<number> {
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.cancelled) process.stdout.write(`cancelled ${id}\n`);
     else process.stdout.write(`nothing to cancel: ${id} already ended (${result.build.state.phase})\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+async function workers(args: string[]): Promise<number> {
+  const { values } = parse(args, {});
+  const client = await connect(values.nats);
+  try {
+    const list = await client.workers();
+    if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
+    else {
+      const rows = list.map((w) => [w.workerId, w.pool, w.builder, w.state, w.buildId ?? '-', w.since, w.version]);
+      const head = ['WORKER', 'POOL', 'BUILDER', 'STATE', 'BUILD', 'SINCE', 'VERSION'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+      for (const r of [head, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}\n`);
+    }
     return 0;
   } finally {
     await client.close();

@@ -29,6 +29,8 @@ export const CoordinatorOptions = z.strictObject({
   /** how long a worker may stay silent before its job is redelivered */
   jobAckWaitMs: z.number().int().min(1000).default(30_000),
   maxDeliver: z.number().int().min(1).default(5),
+  /** a worker that has not announced itself for this long is gone from `fleet workers` */
+  workerTtlMs: z.number().int().min(1000).default(15_000),
   /** how long build logs and events stay in JetStream */
   buildsMaxAgeMs: z.number().int().positive().default(7 * 24 * 3600 * 1000),
 });

@@ -27,7 +27,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const s3 = new S3Store(config.s3);
   const intake = new Intake(config, store, s3, js, log);
 
-  const subs = serveNatsApi(nc, intake, store, log);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();

@@ -1,3 +1,4 @@
+import type { KV } from '@nats-io/kv';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { z } from 'zod';
 import {
@@ -6,6 +7,7 @@ import {
   ErrorCode,
   FleetError,
   StatusRequest,
+  WorkerInfo,
   decodeWith,
   encode,
   subjects,
@@ -13,6 +15,7 @@ import {
   type ApiReply,
   type CancelReply,
   type ClaimReply,
+  type WorkersReply,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { claimState } from './attempts.ts';
@@ -27,7 +30,7 @@ const AnyJson = z.unknown();
  * The request-reply API on NATS. Handlers never throw into the subscription: every request gets
  * an answer, an error answer included, and one bad message cannot stop the coordinator.
  */
-export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildStore, log: Logger): Subscription[] {
+export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildStore, workers: KV, log: Logger): Subscription[] {
   const serve = <R>(subject: string, handler: (data: Uint8Array) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
     nc.subscribe(subject, {
       queue: COORDINATOR_QUEUE,
@@ -67,6 +70,20 @@ export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildSto
         return { ok: true, build: toView(found.record), created: false };
       },
       apiError,
+    ),
+    serve<WorkersReply>(
+      subjects.workers,
+      async () => {
+        const list: WorkerInfo[] = [];
+        for await (const key of await workers.keys()) {
+          const entry = await workers.get(key);
+          if (entry === null || entry.operation !== 'PUT') continue;
+          const parsed = WorkerInfo.safeParse(entry.json());
+          if (parsed.success) list.push(parsed.data);
+        }
+        return { ok: true, workers: list.sort((a, b) => a.workerId.localeCompare(b.workerId)) };
+      },
+      (e) => ({ ok: false, error: e.toBody() }),
     ),
     serve<CancelReply>(
       subjects.cancel,

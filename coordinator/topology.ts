@@ -6,6 +6,7 @@ import type { CoordinatorConfig } from './config.ts';
 
 export interface Topology {
   builds: KV;
+  workers: KV;
 }
 
 /** Streams, consumers and buckets the fleet runs on. Idempotent: every coordinator start runs it. */
@@ -50,7 +51,8 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     deliver_policy: DeliverPolicy.All,
   });
   const builds = await new Kvm(nc).create(buckets.builds, { history: 5, storage: StorageType.File });
-  return { builds };
+  const workers = await new Kvm(nc).create(buckets.workers, { history: 1, storage: StorageType.Memory, ttl: config.workerTtlMs });
+  return { builds, workers };
 }
 
 type StreamConfig = Parameters<JetStreamManager['streams']['add']>[0];

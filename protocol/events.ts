@@ -99,6 +99,25 @@ export type ApiReply = z.infer<typeof ApiReply>;
 
 export const StatusRequest = z.object({ id: BuildId });
 
+/** What a worker announces about itself, every few seconds, in the workers bucket. */
+export const WorkerInfo = z.object({
+  workerId: z.string(),
+  pool: z.string(),
+  builder: z.string(),
+  version: z.string(),
+  state: z.enum(['idle', 'building', 'draining']),
+  buildId: BuildId.optional(),
+  since: Timestamp,
+  at: Timestamp,
+});
+export type WorkerInfo = z.infer<typeof WorkerInfo>;
+
+export const WorkersReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), workers: z.array(WorkerInfo) }),
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type WorkersReply = z.infer<typeof WorkersReply>;
+
 /** Cancelling an ended build changes nothing and says so (`cancelled: false`). */
 export const CancelReply = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), build: BuildView, cancelled: z.boolean() }),

@@ -11,6 +11,8 @@ export const subjects = {
   submit: `${root}.api.submit`,
   /** request-reply: read a build's record */
   status: `${root}.api.status`,
+  /** request-reply: list live workers */
+  workers: `${root}.api.workers`,
   /** request-reply: cancel a build */
   cancel: `${root}.api.cancel`,
   /** request-reply: a worker claims a delivery of a job (an attempt) */
@@ -38,6 +40,8 @@ export const streams = {
 
 export const buckets = {
   builds: 'fleet_builds_v1',
+  /** live workers; an entry expires when its worker stops announcing itself */
+  workers: 'fleet_workers_v1',
 } as const;
 
 export const consumers = {

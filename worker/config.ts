@@ -39,6 +39,8 @@ export const WorkerOptions = z.strictObject({
       maxLineChars: z.number().int().min(256),
     })
     .default({ maxLiveLines: 100_000, maxLiveBytes: 64 * 1024 ** 2, maxLineChars: 16_384 }),
+  /** how often the worker announces itself in the workers bucket (keep well under its TTL) */
+  announceMs: z.number().int().min(100).default(5_000),
   /** how often the worker tells JetStream it is still working on a job */
   heartbeatMs: z.number().int().min(100).default(10_000),
   /** how long SIGTERM waits for the current build before handing it back */

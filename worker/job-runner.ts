@@ -42,6 +42,8 @@ export class JobRunner {
     private readonly builder: Builder,
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
+    /** told which build this worker is on (null when idle), for `fleet workers` */
+    private readonly onBuild: (buildId: string | null) => void,
     private readonly log: Logger,
   ) {
     this.patterns = config.maskPatterns.map((p) => new RegExp(p, 'g'));
@@ -72,6 +74,7 @@ export class JobRunner {
       return;
     }
 
+    this.onBuild(job.buildId);
     const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
     const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt}`);
     await mkdir(scratch, { recursive: true, mode: 0o700 });
@@ -126,6 +129,7 @@ export class JobRunner {
           msg.nak(RETRY_BASE_MS);
         });
     } finally {
+      this.onBuild(null);
       stopWatching();
       clearInterval(heartbeat);
       // Every ending archives the log: pushed, failed, handed back, cancelled.

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
@@ -9,10 +10,12 @@ import { S3Store } from '../runtime/s3-store.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from './containers-config.ts';
+import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface Worker {
@@ -38,6 +41,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const stopPulling = new AbortController();
   const cancelBuild = new AbortController();
 
+  let announcer: Announcer | null = null;
   const run = async (): Promise<void> => {
     const consumer = await waitForConsumer(js, config.pool, stopPulling.signal, wlog);
     if (consumer === null) return;
@@ -47,8 +51,12 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       env: { PATH: TOOL_PATH, ...containersEnv },
       runNetwork: config.runNetwork,
     });
-    const builds = await new Kvm(nc).open(buckets.builds);
-    const runner = new JobRunner(config, nc, js, s3, builds, builder, maxDeliver, wlog);
+    const kvm = new Kvm(nc);
+    const builds = await kvm.open(buckets.builds);
+    announcer = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
+    announcer.start();
+    const a = announcer;
+    const runner = new JobRunner(config, nc, js, s3, builds, builder, maxDeliver, (id) => a.set(id === null ? (stopPulling.signal.aborted ? 'draining' : 'idle') : 'building', id ?? undefined), wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!stopPulling.signal.aborted) {
       let msg;
@@ -68,6 +76,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const done = run()
     .catch((e: unknown) => wlog.error({ err: e }, 'worker loop failed'))
     .finally(async () => {
+      await announcer?.stop();
       await nc.drain().catch(() => undefined);
       s3.close();
       wlog.info('worker stopped');
@@ -79,6 +88,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     async drain(graceMs = config.drainGraceMs) {
       wlog.info({ graceMs }, 'draining');
       stopPulling.abort();
+      announcer?.set('draining');
       const timer = setTimeout(() => cancelBuild.abort(), graceMs);
       await done;
       clearTimeout(timer);

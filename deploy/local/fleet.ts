@@ -20,8 +20,8 @@ export interface LocalFleetOptions {
   /** build and push official/base:1 before returning */
   officialBase?: boolean;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
-  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[] };
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs'>>;
+  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs'>>;
 }
 
 export interface LocalFleet {
