@@ -17,7 +17,10 @@ export async function runTool(
   args: readonly string[],
   opts: { env: Record<string, string>; cwd: string; output: BuildOutput; signal: AbortSignal },
 ): Promise<ToolRun> {
-  const child = execa(file, args, {
+  // setpriv --pdeathsig: if the worker dies (even kill -9), the tool gets SIGTERM and stops
+  // its build, instead of living on (a silent step never hits SIGPIPE) and pushing a second
+  // image behind the next attempt's back.
+  const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', file, ...args], {
     env: opts.env,
     extendEnv: false,
     cwd: opts.cwd,
