@@ -25,6 +25,8 @@ export function exitCodeForPhase(phase: Phase): number {
       return ExitCode.FAILED;
     case 'cancelled':
       return ExitCode.CANCELLED;
+    case 'expired':
+      return ExitCode.EXPIRED;
     case 'queued':
     case 'running':
       return ExitCode.IN_PROGRESS;

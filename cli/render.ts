@@ -35,6 +35,9 @@ export class Renderer {
       case 'cancelled':
         this.out.write(`${mark} ${this.paint('35', 'cancelled')}\n`);
         break;
+      case 'expired':
+        this.out.write(`${mark} ${this.paint('35', 'expired')}: no worker started it within ${e.queueTtlSeconds}s\n`);
+        break;
     }
   }
 

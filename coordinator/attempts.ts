@@ -5,8 +5,10 @@ import { ErrorCode, FleetError, type BuildRecord, type BuildState, type ClaimReq
  * current attempt is older was presumed lost and moves to the new attempt; anything else is
  * refused, and the worker drops the delivery.
  */
-export function claimState(record: BuildRecord, claim: ClaimRequest): BuildState {
+export function claimState(record: BuildRecord, claim: ClaimRequest, expired: BuildState | null = null): BuildState {
   const s = record.state;
+  // Past its queue TTL: the claim moves it to `expired` instead, and the worker is refused.
+  if (expired !== null) return expired;
   const running: BuildState = { phase: 'running', attempt: claim.attempt, workerId: claim.workerId, startedAt: new Date().toISOString() };
   if (s.phase === 'queued') return running;
   if (s.phase === 'running' && claim.attempt > s.attempt) return running;

@@ -99,5 +99,7 @@ function eventFor(record: BuildRecord): BuildEvent {
       return { ...base, type: 'failed', attempt: s.attempt, error: s.error };
     case 'cancelled':
       return { ...base, type: 'cancelled', attempt: s.attempt };
+    case 'expired':
+      return { ...base, type: 'expired', queueTtlSeconds: s.queueTtlSeconds };
   }
 }

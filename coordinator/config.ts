@@ -25,6 +25,9 @@ export const CoordinatorOptions = z.strictObject({
   /** run timeout when a request names none, and the most a request may ask for */
   defaultRunTimeoutSeconds: z.number().int().positive().default(3600),
   maxRunTimeoutSeconds: z.number().int().positive().default(4 * 3600),
+  /** how long a build may wait for a worker, when a request names none, and the most it may ask */
+  defaultQueueTtlSeconds: z.number().int().positive().default(6 * 3600),
+  maxQueueTtlSeconds: z.number().int().positive().default(24 * 3600),
   pools: z.array(PoolName).min(1).default(['default']),
   /** how long a worker may stay silent before its job is redelivered */
   jobAckWaitMs: z.number().int().min(1000).default(30_000),

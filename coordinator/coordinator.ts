@@ -8,6 +8,7 @@ import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';
 import { Intake } from './intake.ts';
 import { serveNatsApi } from './nats-api.ts';
+import { QueueExpiry } from './queue-expiry.ts';
 import { ReportProcessor } from './reports.ts';
 import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
@@ -25,9 +26,11 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
   const store = new BuildStore(topology.builds, js, log);
   const s3 = new S3Store(config.s3);
-  const intake = new Intake(config, store, s3, js, log);
+  const expiry = new QueueExpiry(store, config, log);
+  const intake = new Intake(config, store, s3, js, log, (r) => expiry.track(r));
+  await expiry.rearm(topology.builds);
 
-  const subs = serveNatsApi(nc, intake, store, topology.workers, log);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, config, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
@@ -44,6 +47,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await Promise.all(subs.map((s) => s.drain()));
       stop.abort();
+      expiry.stop();
       await reportLoop;
       // Phase 2: flush and close the connection.
       await nc.drain();

@@ -38,6 +38,8 @@ export class Intake {
     private readonly s3: S3Store,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
+    /** told of every accepted build, so its queue clock starts */
+    private readonly onQueued: (record: BuildRecord) => void,
   ) {}
 
   async submit(raw: unknown): Promise<Accepted> {
@@ -50,6 +52,11 @@ export class Intake {
     if (request.timeoutSeconds !== undefined && request.timeoutSeconds > this.config.maxRunTimeoutSeconds) {
       throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: timeoutSeconds: at most ${this.config.maxRunTimeoutSeconds}`, {
         issues: [{ path: 'timeoutSeconds', message: `at most ${this.config.maxRunTimeoutSeconds} on this platform` }],
+      });
+    }
+    if (request.queueTtlSeconds !== undefined && request.queueTtlSeconds > this.config.maxQueueTtlSeconds) {
+      throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: queueTtlSeconds: at most ${this.config.maxQueueTtlSeconds}`, {
+        issues: [{ path: 'queueTtlSeconds', message: `at most ${this.config.maxQueueTtlSeconds} on this platform` }],
       });
     }
     const key = contextKeyOf(request, this.s3.bucket);
@@ -86,6 +93,7 @@ export class Intake {
       if (existing.state.phase === 'queued') await this.enqueue(existing);
       return { build: toView(existing), created: false };
     }
+    this.onQueued(record);
     await this.enqueue(record);
     await this.store.publishEvent(record);
     this.log.info({ buildId: record.id, pool: request.pool }, 'build queued');

@@ -20,6 +20,8 @@ import {
 import type { Logger } from '../runtime/logger.ts';
 import { claimState } from './attempts.ts';
 import { cancelBuild } from './cancel.ts';
+import type { CoordinatorConfig } from './config.ts';
+import { expiredState } from './queue-expiry.ts';
 import type { BuildStore } from './build-store.ts';
 import { toView, type Intake } from './intake.ts';
 
@@ -30,7 +32,14 @@ const AnyJson = z.unknown();
  * The request-reply API on NATS. Handlers never throw into the subscription: every request gets
  * an answer, an error answer included, and one bad message cannot stop the coordinator.
  */
-export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildStore, workers: KV, log: Logger): Subscription[] {
+export function serveNatsApi(
+  nc: NatsConnection,
+  intake: Intake,
+  store: BuildStore,
+  workers: KV,
+  config: CoordinatorConfig,
+  log: Logger,
+): Subscription[] {
   const serve = <R>(subject: string, handler: (data: Uint8Array) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
     nc.subscribe(subject, {
       queue: COORDINATOR_QUEUE,
@@ -99,7 +108,10 @@ export function serveNatsApi(nc: NatsConnection, intake: Intake, store: BuildSto
       subjects.claim,
       async (data) => {
         const claim = decodeWith(ClaimRequest, data, 'claim', ErrorCode.E_INVALID_JOB);
-        await store.transition(claim.buildId, (record) => claimState(record, claim));
+        const record = await store.transition(claim.buildId, (r) => claimState(r, claim, expiredState(r, config)));
+        if (record.state.phase !== 'running') {
+          throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${claim.buildId} ${record.state.phase} before a worker started it`);
+        }
         log.info({ buildId: claim.buildId, workerId: claim.workerId, attempt: claim.attempt }, 'build started');
         return { ok: true };
       },

@@ -12,6 +12,7 @@ export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('pushed'), attempt: z.number().int().positive(), digest: Digest, references: z.array(z.string()) }),
   z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
   z.object({ ...base, type: z.literal('cancelled'), attempt: z.number().int().nonnegative() }),
+  z.object({ ...base, type: z.literal('expired'), queueTtlSeconds: z.number().int().positive() }),
 ]);
 export type BuildEvent = z.infer<typeof BuildEvent>;
 
@@ -22,6 +23,7 @@ export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
   pushed: 'pushed',
   failed: 'failed',
   cancelled: 'cancelled',
+  expired: 'expired',
 };
 
 /** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */

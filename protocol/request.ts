@@ -22,6 +22,8 @@ export const BuildRequest = z.strictObject({
   secrets: z.array(SecretId).max(32).default([]),
   /** run timeout from the build's start (queue wait does not count); capped by the platform */
   timeoutSeconds: z.number().int().min(1).optional(),
+  /** how long the build may wait for a worker before it is `expired`; capped by the platform */
+  queueTtlSeconds: z.number().int().min(1).optional(),
   image: z.strictObject({
     repository: Repository,
     tags: z.array(Tag).min(1).max(16),

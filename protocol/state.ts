@@ -12,7 +12,8 @@ import { BuildRequest } from './request.ts';
  *     │          └─┘ └───► cancelled
  *     │  (redelivered: next attempt)
  *     ├──────────────────► failed (unbuildable job)
- *     └──────────────────► cancelled (never starts)
+ *     ├──────────────────► cancelled (never starts)
+ *     └──────────────────► expired (no worker started it within its queue TTL)
  */
 export const BuildState = z.discriminatedUnion('phase', [
   z.object({ phase: z.literal('queued') }),
@@ -36,6 +37,12 @@ export const BuildState = z.discriminatedUnion('phase', [
     finishedAt: Timestamp,
   }),
   z.object({
+    phase: z.literal('expired'),
+    /** the queue TTL that ran out */
+    queueTtlSeconds: z.number().int().positive(),
+    finishedAt: Timestamp,
+  }),
+  z.object({
     phase: z.literal('cancelled'),
     /** the attempt that was running, 0 if none had started */
     attempt: z.number().int().nonnegative(),
@@ -46,11 +53,12 @@ export type BuildState = z.infer<typeof BuildState>;
 export type Phase = BuildState['phase'];
 
 const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
-  queued: ['running', 'failed', 'cancelled'],
+  queued: ['running', 'failed', 'cancelled', 'expired'],
   running: ['running', 'pushed', 'failed', 'cancelled'],
   pushed: [],
   failed: [],
   cancelled: [],
+  expired: [],
 };
 
 export function canTransition(from: Phase, to: Phase): boolean {

@@ -146,4 +146,21 @@ describe('accepting build requests', () => {
     expect(await claim('claims-1', 2)).toEqual({ ok: true });
     expect(await claim('forged-1', 2)).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
   });
+
+  it('expires a build no worker started within its queue TTL, and refuses a late claim', async () => {
+    const started = Date.now();
+    await fleet.client.submit({ id: 'expires-1', pool: 'idle', queueTtlSeconds: 2, context: { digest: context }, image: { repository: 'app/expire', tags: ['1'] } });
+    const final = await fleet.client.follow('expires-1', {});
+    expect(final.state).toMatchObject({ phase: 'expired', queueTtlSeconds: 2 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const events = await storedEvents(fleet.client.nc, 'expires-1');
+    expect(events.map((e) => e.type)).toEqual(['queued', 'expired']);
+    const late = await fleet.client.nc.request(subjects.claim, encode({ buildId: 'expires-1', attempt: 1, workerId: 'late' }), { timeout: 5_000 });
+    expect(ClaimReply.parse(JSON.parse(new TextDecoder().decode(late.data)))).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
+    const tooLong = await fleet.client
+      .submit({ id: 'expires-2', queueTtlSeconds: 10 ** 7, context: { digest: context }, image: { repository: 'app/expire', tags: ['2'] } })
+      .catch((e: unknown) => e);
+    expect(isFleetError(tooLong, ErrorCode.E_INVALID_REQUEST)).toBe(true);
+  });
 });
