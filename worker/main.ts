@@ -1,6 +1,7 @@
 /**
  * Worker process entry: `node --import tsx worker/main.ts --config worker.json`.
- * Exit codes: 0 drained cleanly, 2 bad configuration, 3 refused to run as root.
+ * Exit codes: 0 drained (current build finished), 75 drained but the current build was handed
+ * back to the queue (grace ran out), 130 second signal, 2 bad configuration, 3 refused to run as root.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await worker.done;
-  return 0;
+  return worker.handedBack ? 75 : 0;
 }
 
 main().then(

@@ -22,6 +22,8 @@ export interface Worker {
   readonly config: WorkerConfig;
   /** Resolves when the worker has stopped (after drain or abort). */
   readonly done: Promise<void>;
+  /** true once a drain's grace ran out and the current build was handed back */
+  readonly handedBack: boolean;
   /**
    * Two-phase stop: stop pulling at once; let the current build finish within the grace,
    * then cancel it (its job is redelivered to another worker).
@@ -85,6 +87,9 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   return {
     config,
     done,
+    get handedBack() {
+      return cancelBuild.signal.aborted;
+    },
     async drain(graceMs = config.drainGraceMs) {
       wlog.info({ graceMs }, 'draining');
       stopPulling.abort();

@@ -33,7 +33,7 @@ export interface LocalFleet {
   workers: WorkerProcess[];
   officialBase: BuildView | null;
   client: FleetClient;
-  addWorker(): Promise<WorkerProcess>;
+  addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
   stop(): Promise<void>;
 }
 
@@ -75,9 +75,9 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const workersDir = join(stateDir, 'workers');
     await mkdir(workersDir, { recursive: true, mode: 0o755 });
     const workers: WorkerProcess[] = [];
-    const addWorker = async (): Promise<WorkerProcess> => {
+    const addWorker = async (overrides: LocalFleetOptions['worker'] = {}): Promise<WorkerProcess> => {
       const w = await spawnWorker(
-        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker },
+        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker, ...overrides },
         workersDir,
       );
       workers.push(w);

@@ -23,7 +23,7 @@ describe('worker faults', () => {
   let fleet: LocalFleet;
   beforeAll(async () => {
     // Short ack wait so a dead worker's job is redelivered quickly; heartbeats keep live ones.
-    fleet = await startTestFleet({ workers: 2, coordinator: { jobAckWaitMs: 3_000 }, worker: { heartbeatMs: 1_000 } });
+    fleet = await startTestFleet({ workers: 2, coordinator: { jobAckWaitMs: 3_000, workerTtlMs: 2_000 }, worker: { heartbeatMs: 1_000, announceMs: 400 } });
   });
   afterAll(async () => {
     await fleet?.stop();
@@ -62,4 +62,60 @@ describe('worker faults', () => {
       expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/faults', '1')).toBe(final.state.digest);
     }
   });
+
+  it('drains on SIGTERM: the current build finishes, then the worker exits 0', async () => {
+    await stopAllWorkers();
+    const worker = await fleet.addWorker();
+    await waitUntilOnly(worker.workerId);
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'drain-finish', context: { digest }, buildArgs: { SLEEP: '3' }, image: { repository: 'app/faults', tags: ['drain'] } });
+    await runningOn('drain-finish');
+    worker.signal('SIGTERM');
+    const final = await fleet.client.follow('drain-finish', {});
+    expect(final.state).toMatchObject({ phase: 'pushed', attempt: 1 });
+    expect((await worker.exited).exitCode).toBe(0);
+  });
+
+  it('hands the build back when the drain grace runs out: another worker finishes it, the first exits 75', async () => {
+    await stopAllWorkers();
+    const first = await fleet.addWorker({ drainGraceMs: 500 });
+    await waitUntilOnly(first.workerId);
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'drain-handback', context: { digest }, buildArgs: { SLEEP: '6' }, image: { repository: 'app/faults', tags: ['handback'] } });
+    expect(await runningOn('drain-handback')).toBe(first.workerId);
+    const second = await fleet.addWorker();
+    // The first worker's drain grace (0.5 s) is shorter than the build (6 s).
+    first.signal('SIGTERM');
+    const final = await fleet.client.follow('drain-handback', {});
+    expect(final.state).toMatchObject({ phase: 'pushed', attempt: 2 });
+    const events = await storedEvents(fleet.client.nc, 'drain-handback');
+    const started = events.filter((e) => e.type === 'started');
+    expect(started.map((e) => (e.type === 'started' ? e.workerId : ''))).toEqual([first.workerId, second.workerId]);
+    expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
+    expect((await first.exited).exitCode).toBe(75);
+  });
+
+  async function stopAllWorkers(): Promise<void> {
+    await Promise.all(fleet.workers.map((w) => w.stop()));
+    fleet.workers.length = 0;
+  }
+
+  /** Waits until `workerId` is the only live worker that is not draining. */
+  async function waitUntilOnly(workerId: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const ws = (await fleet.client.workers()).filter((w) => w.state !== 'draining');
+      if (ws.length === 1 && ws[0]?.workerId === workerId) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`worker ${workerId} never became the only one`);
+  }
+
+  async function runningOn(id: string): Promise<string> {
+    for (let i = 0; i < 200; i++) {
+      const s = (await fleet.client.status(id)).state;
+      if (s.phase === 'running') return s.workerId;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${id} never started`);
+  }
 });
