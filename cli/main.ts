@@ -237,10 +237,15 @@ async function startFleet(opts: { workers?: number; stateDir?: string }): Promis
   const fleet = await startLocalFleet(opts, log);
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= fleet.stop());
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (): void => {
-    signals += 1;
-    if (signals > 1) process.exit(130);
+    // Under `npx`, one Ctrl-C arrives twice (from the terminal and forwarded by npm): only a
+    // second press, a moment later, means "exit at once".
+    if (firstSignalAt !== 0) {
+      if (Date.now() - firstSignalAt > 1_000) process.exit(130);
+      return;
+    }
+    firstSignalAt = Date.now();
     process.stderr.write('\nstopping: draining workers and the coordinator (Ctrl-C again to exit at once)\n');
     void stop().then(() => process.exit(130));
   };

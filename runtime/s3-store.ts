@@ -28,6 +28,10 @@ export const S3Options = z.strictObject({
 });
 export type S3Options = z.input<typeof S3Options>;
 
+// The pinned SDK supports this machine's Node 20; its notice about future releases is noise on every
+// CLI run. Set the variable to "false" to see it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /** Multipart above this size, in parts of this size, two at a time: memory stays ~2 parts. */
 const MULTIPART_THRESHOLD = 16 * 1024 ** 2;
 const PART_SIZE = 8 * 1024 ** 2;
