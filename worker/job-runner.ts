@@ -30,6 +30,7 @@ import { LogMasker } from './log-masker.ts';
 const CLAIM_TIMEOUT_MS = 5_000;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+const REPORT_RETRY_MS = 60_000;
 
 /** Runs one delivery of one job, from claim to report. Never throws: every outcome is handled. */
 export class JobRunner {
@@ -193,10 +194,22 @@ export class JobRunner {
   }
 
   /** Durable before it returns: the job is acked only after this. */
+  /**
+   * Retried through a NATS outage (the message id makes a repeat a no-op): a finished build must
+   * not be rebuilt because the server restarted just as it ended.
+   */
   private async report(report: WorkerReport): Promise<void> {
-    await this.js.publish(subjects.report(report.buildId), encode(report), {
-      msgID: `${report.buildId}.${report.attempt}.${report.type}`,
-    });
+    const deadline = Date.now() + REPORT_RETRY_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        await this.js.publish(subjects.report(report.buildId), encode(report), { msgID: `${report.buildId}.${report.attempt}.${report.type}` });
+        return;
+      } catch (e) {
+        if (Date.now() + delay > deadline) throw e;
+        this.log.warn({ err: e, buildId: report.buildId, delayMs: delay }, 'report not stored yet; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** A job that cannot be parsed is terminated, never redelivered; its build fails if it has one. */

@@ -100,6 +100,35 @@ describe('worker faults', () => {
     fleet.workers.length = 0;
   }
 
+  it('survives a nats-server restart mid-build: the build still ends pushed, once, and nothing accepted is lost', async () => {
+    await stopAllWorkers();
+    await fleet.addWorker();
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'nats-restart', context: { digest }, buildArgs: { SLEEP: '5' }, image: { repository: 'app/faults', tags: ['restart'] } });
+    await runningOn('nats-restart');
+    await fleet.nats.restart({ kill: true, downMs: 1_000 });
+    // Accepted while the fleet reconnects: must not be lost either.
+    const accepted = await retry(() => fleet.client.submit({ id: 'after-restart', context: { digest }, buildArgs: { SLEEP: '1' }, image: { repository: 'app/faults', tags: ['after-restart'] } }));
+    expect(accepted.build.id).toBe('after-restart');
+    const final = await fleet.client.follow('nats-restart', {});
+    expect(final.state.phase).toBe('pushed');
+    const events = await storedEvents(fleet.client.nc, 'nats-restart');
+    expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'failed')).toHaveLength(0);
+    expect((await fleet.client.follow('after-restart', {})).state.phase).toBe('pushed');
+  });
+
+  async function retry<T>(fn: () => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (i >= 40) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
   /** Waits until `workerId` is the only live worker that is not draining. */
   async function waitUntilOnly(workerId: string): Promise<void> {
     for (let i = 0; i < 100; i++) {
