@@ -118,6 +118,25 @@ describe('worker faults', () => {
     expect((await fleet.client.follow('after-restart', {})).state.phase).toBe('pushed');
   });
 
+  it('retries a push through a registry outage: exactly one image and one pushed event', async () => {
+    await stopAllWorkers();
+    await fleet.addWorker();
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'registry-outage', context: { digest }, buildArgs: { SLEEP: '2' }, image: { repository: 'app/faults', tags: ['outage'] } });
+    await runningOn('registry-outage');
+    // Down after the base was pulled, while the RUN step sleeps; back a few seconds later.
+    await new Promise((r) => setTimeout(r, 500));
+    await fleet.registry.stop();
+    setTimeout(() => void fleet.registry.start(), 6_000);
+    const final = await fleet.client.follow('registry-outage', {});
+    expect(final.state.phase).toBe('pushed');
+    const events = await storedEvents(fleet.client.nc, 'registry-outage');
+    expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
+    if (final.state.phase === 'pushed') {
+      expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/faults', 'outage')).toBe(final.state.digest);
+    }
+  });
+
   async function retry<T>(fn: () => Promise<T>): Promise<T> {
     for (let i = 0; ; i++) {
       try {
