@@ -7,6 +7,7 @@ import {
   ApiReply,
   CancelReply,
   WorkersReply,
+  DlqReply,
   ErrorCode,
   FleetError,
   decodeWith,
@@ -15,6 +16,8 @@ import {
   type BuildRequestInput,
   type BuildView,
   type WorkerInfo,
+  type DeadLetter,
+  type DlqRequest,
 } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { readBuildLog, type LogHandlers } from '../runtime/build-log-reader.ts';
@@ -68,6 +71,13 @@ export class FleetClient {
 
   async submit(request: BuildRequestInput): Promise<{ build: BuildView; created: boolean }> {
     return this.call(subjects.submit, request);
+  }
+
+  /** Dead letters: list them, retry one as a new build, or drop one. */
+  async dlq(req: DlqRequest): Promise<{ letters: DeadLetter[]; retriedAs?: string }> {
+    const answer = decodeWith(DlqReply, (await this.request(subjects.dlqApi, req)).data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    if (!answer.ok) throw FleetError.fromBody(answer.error);
+    return answer.retriedAs === undefined ? { letters: answer.letters } : { letters: answer.letters, retriedAs: answer.retriedAs };
   }
 
   /** Live workers, as they announce themselves. */

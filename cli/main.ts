@@ -18,6 +18,7 @@ const USAGE = `usage:
                [--target STAGE] [--build-arg K=V...] [--label K=V...] [--pool POOL] [--follow]
   fleet status ID
   fleet logs [-f] ID
+  fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
   fleet workers                                   live workers: pool, builder, state, current build
   fleet cancel ID                                 cancel a queued or running build (no-op once ended)
 common: --nats URL (default: $FLEET_NATS_URL, else the fleet started by \`fleet up\`), --json
@@ -48,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return cancel(rest);
     case 'workers':
       return workers(rest);
+    case 'dlq':
+      return dlq(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -207,6 +210,28 @@ async function cancel(args: string[]): Promise<number> {
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else if (result.cancelled) process.stdout.write(`cancelled ${id}\n`);
     else process.stdout.write(`nothing to cancel: ${id} already ended (${result.build.state.phase})\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+async function dlq(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const [op, id] = positionals;
+  if (op !== 'ls' && op !== 'show' && op !== 'retry' && op !== 'drop') throw new UsageError('dlq takes ls, show ID, retry ID or drop ID');
+  if (op !== 'ls' && id === undefined) throw new UsageError(`dlq ${op} needs a build ID`);
+  const client = await connect(values.nats);
+  try {
+    const out = await client.dlq(op === 'ls' || op === 'show' || id === undefined ? { op: 'ls' } : { op, buildId: id });
+    if (op === 'show') {
+      const letter = out.letters.find((l) => l.buildId === id);
+      if (letter === undefined) throw new FleetError(ErrorCode.E_NOT_FOUND, `no dead letter for ${id ?? ''}`);
+      process.stdout.write(values.json ? `${JSON.stringify(letter)}\n` : `${JSON.stringify({ ...letter, job: JSON.parse(letter.job) as unknown }, null, 2)}\n`);
+    } else if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+    else if (op === 'ls') for (const l of out.letters) process.stdout.write(`${l.buildId}  ${l.pool}  ${l.deliveries} deliveries  ${l.parkedAt}  ${l.lastError}\n`);
+    else if (op === 'retry') process.stdout.write(`retried ${id ?? ''} as ${out.retriedAs ?? '?'}\n`);
+    else process.stdout.write(`dropped ${id ?? ''}\n`);
     return 0;
   } finally {
     await client.close();

@@ -10,6 +10,7 @@ import { Intake } from './intake.ts';
 import { serveNatsApi } from './nats-api.ts';
 import { QueueExpiry } from './queue-expiry.ts';
 import { ReportProcessor } from './reports.ts';
+import { DeadLetters } from './dead-letters.ts';
 import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
 
@@ -30,7 +31,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const intake = new Intake(config, store, s3, js, log, (r) => expiry.track(r));
   await expiry.rearm(topology.builds);
 
-  const subs = serveNatsApi(nc, intake, store, topology.workers, config, log);
+  const jsm = await jetstreamManager(nc);
+  const deadLetters = new DeadLetters(nc, jsm, js, store, intake, log);
+  const subs = [...serveNatsApi(nc, intake, store, topology.workers, deadLetters, config, log), deadLetters.listen()];
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();

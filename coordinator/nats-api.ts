@@ -7,6 +7,7 @@ import {
   ErrorCode,
   FleetError,
   StatusRequest,
+  DlqRequest,
   WorkerInfo,
   decodeWith,
   encode,
@@ -16,11 +17,13 @@ import {
   type CancelReply,
   type ClaimReply,
   type WorkersReply,
+  type DlqReply,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { claimState } from './attempts.ts';
 import { cancelBuild } from './cancel.ts';
 import type { CoordinatorConfig } from './config.ts';
+import type { DeadLetters } from './dead-letters.ts';
 import { expiredState } from './queue-expiry.ts';
 import type { BuildStore } from './build-store.ts';
 import { toView, type Intake } from './intake.ts';
@@ -37,6 +40,7 @@ export function serveNatsApi(
   intake: Intake,
   store: BuildStore,
   workers: KV,
+  deadLetters: DeadLetters,
   config: CoordinatorConfig,
   log: Logger,
 ): Subscription[] {
@@ -79,6 +83,19 @@ export function serveNatsApi(
         return { ok: true, build: toView(found.record), created: false };
       },
       apiError,
+    ),
+    serve<DlqReply>(
+      subjects.dlqApi,
+      async (data) => {
+        const req = decodeWith(DlqRequest, data, 'dlq request');
+        if (req.op === 'retry') {
+          const retriedAs = await deadLetters.retry(req.buildId);
+          return { ok: true, letters: await deadLetters.list(), retriedAs };
+        }
+        if (req.op === 'drop') await deadLetters.drop(req.buildId);
+        return { ok: true, letters: await deadLetters.list() };
+      },
+      (e) => ({ ok: false, error: e.toBody() }),
     ),
     serve<WorkersReply>(
       subjects.workers,

@@ -33,6 +33,13 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     storage: StorageType.File,
     max_age: nanos(config.buildsMaxAgeMs),
   });
+  await upsertStream(jsm, {
+    name: streams.dlq,
+    subjects: [subjects.dlqWildcard],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_msgs_per_subject: 1,
+  });
   for (const pool of config.pools) {
     await upsertConsumer(jsm, streams.jobs, {
       durable_name: consumers.pool(pool),

@@ -19,6 +19,7 @@ export const ErrorCode = {
   E_UNAVAILABLE: 'E_UNAVAILABLE',
   E_CANCELLED: 'E_CANCELLED',
   E_TIMEOUT: 'E_TIMEOUT',
+  E_DEAD_LETTER: 'E_DEAD_LETTER',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

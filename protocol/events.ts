@@ -120,6 +120,31 @@ export const WorkersReply = z.discriminatedUnion('ok', [
 ]);
 export type WorkersReply = z.infer<typeof WorkersReply>;
 
+/** A job parked after it exhausted its deliveries, with what is known of why. */
+export const DeadLetter = z.object({
+  buildId: BuildId,
+  pool: z.string(),
+  deliveries: z.number().int().nonnegative(),
+  parkedAt: Timestamp,
+  /** the job as it was queued (JSON), so a person can read and retry it */
+  job: z.string(),
+  lastError: z.string(),
+});
+export type DeadLetter = z.infer<typeof DeadLetter>;
+
+export const DlqRequest = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('ls') }),
+  z.object({ op: z.literal('retry'), buildId: BuildId }),
+  z.object({ op: z.literal('drop'), buildId: BuildId }),
+]);
+export type DlqRequest = z.infer<typeof DlqRequest>;
+
+export const DlqReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), letters: z.array(DeadLetter), retriedAs: BuildId.optional() }),
+  z.object({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type DlqReply = z.infer<typeof DlqReply>;
+
 /** Cancelling an ended build changes nothing and says so (`cancelled: false`). */
 export const CancelReply = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), build: BuildView, cancelled: z.boolean() }),

@@ -28,6 +28,11 @@ export const subjects = {
   /** the authoritative lifecycle events, published by the coordinator */
   event: (buildId: string) => `${root}.build.${buildId}.event`,
   buildsWildcard: `${root}.build.>`,
+  /** jobs parked for a person after exhausting their deliveries */
+  dlq: (buildId: string) => `${root}.dlq.${buildId}`,
+  dlqWildcard: `${root}.dlq.>`,
+  /** request-reply: dead letters (list, retry, drop) */
+  dlqApi: `${root}.api.dlq`,
   /** verified digests, for scanners */
   scanRequest: `${root}.scan.request`,
 } as const;
@@ -36,6 +41,7 @@ export const streams = {
   jobs: 'FLEET_JOBS_V1',
   builds: 'FLEET_BUILDS_V1',
   scan: 'FLEET_SCAN_V1',
+  dlq: 'FLEET_DLQ_V1',
 } as const;
 
 export const buckets = {

@@ -1,0 +1,67 @@
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { pendingJobs } from '../helpers/streams.ts';
+
+const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
+
+describe('dead letters', () => {
+  let fleet: LocalFleet;
+  beforeAll(async () => {
+    fleet = await startTestFleet({ coordinator: { maxDeliver: 2, jobAckWaitMs: 2_000 }, worker: { heartbeatMs: 500 } });
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  async function runningAttempt(id: string, attempt: number): Promise<string> {
+    for (let i = 0; i < 300; i++) {
+      const s = (await fleet.client.status(id)).state;
+      if (s.phase === 'running' && s.attempt === attempt) return s.workerId;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${id} never reached attempt ${attempt}`);
+  }
+
+  it('parks a job that crashes every worker after max deliveries, fails its build, and the queue moves on', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'poison-1', context: { digest }, buildArgs: { SLEEP: '60' }, image: { repository: 'app/dlq', tags: ['1'] } });
+    for (const attempt of [1, 2]) {
+      const workerId = await runningAttempt('poison-1', attempt);
+      const victim = fleet.workers.find((w) => w.workerId === workerId);
+      victim?.signal('SIGKILL');
+      await victim?.exited;
+      await fleet.addWorker();
+    }
+    const final = await fleet.client.follow('poison-1', {});
+    expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_DEAD_LETTER' } });
+
+    const ls = await execa(process.execPath, [FLEET_BIN, 'dlq', 'ls', '--json'], { reject: false, env: cliEnv(fleet) });
+    expect(ls.exitCode).toBe(0);
+    const { letters } = JSON.parse(ls.stdout) as { letters: Array<{ buildId: string; deliveries: number; lastError: string; job: string }> };
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ buildId: 'poison-1', deliveries: 2 });
+    expect(letters[0]?.lastError).toContain('worker was lost');
+    expect(JSON.parse(letters[0]?.job ?? '{}')).toMatchObject({ buildId: 'poison-1' });
+    expect(await pendingJobs(fleet.client.nc)).toBe(0);
+
+    const { digest: ok } = await fleet.client.uploadContext(fixture('two-stage'));
+    await fleet.client.submit({ id: 'behind-poison', context: { digest: ok }, image: { repository: 'app/dlq', tags: ['2'] } });
+    expect((await fleet.client.follow('behind-poison', {})).state.phase).toBe('pushed');
+  });
+
+  it('retries a dead letter as a new build and removes it; drop of an unknown letter says so', async () => {
+    const retry = await execa(process.execPath, [FLEET_BIN, 'dlq', 'retry', 'poison-1', '--json'], { reject: false, env: cliEnv(fleet) });
+    expect(retry.exitCode).toBe(0);
+    const out = JSON.parse(retry.stdout) as { letters: unknown[]; retriedAs: string };
+    expect(out.letters).toEqual([]);
+    expect(out.retriedAs).toMatch(/^poison-1-retry-/);
+    expect((await fleet.client.status(out.retriedAs)).request.buildArgs).toEqual({ SLEEP: '60' });
+    expect((await fleet.client.cancel(out.retriedAs)).cancelled).toBe(true);
+
+    const drop = await execa(process.execPath, [FLEET_BIN, 'dlq', 'drop', 'poison-1'], { reject: false, env: cliEnv(fleet) });
+    expect(drop.exitCode).toBe(7);
+    expect(drop.stderr).toContain('no dead letter for poison-1');
+  });
+});
