@@ -113,7 +113,10 @@ export class FleetClient {
    */
   async logs(id: string, handlers: LogHandlers, opts: { follow: boolean; signal?: AbortSignal }): Promise<BuildView> {
     const initial = await this.status(id);
-    await readBuildLog(this.nc, this.js, this.s3, id, initial.state.phase, handlers, opts);
+    await readBuildLog(this.nc, this.js, this.s3, id, initial.state.phase, handlers, {
+      ...opts,
+      currentPhase: async () => (await this.status(id)).state.phase,
+    });
     return this.status(id);
   }
 

@@ -17,6 +17,8 @@ import {
 } from '../protocol/index.ts';
 import type { S3Store } from './s3-store.ts';
 
+const WATCHDOG_MS = 5_000;
+
 export interface LogHandlers {
   line?(line: LogLine): void;
   event?(event: BuildEvent): void;
@@ -34,7 +36,7 @@ export async function readBuildLog(
   id: string,
   phaseNow: Phase,
   handlers: LogHandlers,
-  opts: { follow: boolean; signal?: AbortSignal },
+  opts: { follow: boolean; signal?: AbortSignal; currentPhase?: () => Promise<Phase> },
 ): Promise<void> {
   const ended = isTerminal(phaseNow);
   if (ended && (await liveLineCount(nc, id)) === 0) await replayArchive(s3, id, handlers);
@@ -47,6 +49,17 @@ export async function readBuildLog(
   const messages = await consumer.consume();
   const close = (): void => void messages.close();
   opts.signal?.addEventListener('abort', close, { once: true });
+  // A safety net for following: should the terminal event never arrive (aged out, or lost to a
+  // consumer reset), the build's record still ends the follow once nothing is left to read.
+  const currentPhase = opts.currentPhase;
+  const watchdog =
+    stopWhenCaughtUp || currentPhase === undefined
+      ? null
+      : setInterval(() => {
+          void (async () => {
+            if (isTerminal(await currentPhase()) && (await consumer.info(true)).num_pending === 0) close();
+          })().catch(() => undefined);
+        }, WATCHDOG_MS);
   try {
     for await (const m of messages) {
       if (m.subject.endsWith('.log')) {
@@ -60,6 +73,7 @@ export async function readBuildLog(
       if (stopWhenCaughtUp && m.info.pending === 0) break;
     }
   } finally {
+    if (watchdog !== null) clearInterval(watchdog);
     opts.signal?.removeEventListener('abort', close);
     await messages.close();
   }

@@ -75,9 +75,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const workersDir = join(stateDir, 'workers');
     await mkdir(workersDir, { recursive: true, mode: 0o755 });
     const workers: WorkerProcess[] = [];
+    // Never reused, even after workers are removed from the list: ids name state dirs and KV keys.
+    let spawned = 0;
     const addWorker = async (overrides: LocalFleetOptions['worker'] = {}): Promise<WorkerProcess> => {
       const w = await spawnWorker(
-        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${workers.length + 1}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker, ...overrides },
+        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker, ...overrides },
         workersDir,
       );
       workers.push(w);
