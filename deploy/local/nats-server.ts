@@ -22,7 +22,9 @@ export async function startNatsServer(dir: string): Promise<NatsServer> {
     const portsDir = join(dir, `ports-${Date.now()}`);
     await mkdir(portsDir);
     const args = ['-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
-    const proc = execa(join(CACHE_BIN, 'nats-server'), args, { stdio: ['ignore', 'ignore', 'pipe'], reject: false, forceKillAfterDelay: KILL_GRACE_MS });
+    // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
+    const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
+    const proc = execa(join(CACHE_BIN, 'nats-server'), args, { stdin: 'ignore', stdout: serverLog, stderr: serverLog, reject: false, forceKillAfterDelay: KILL_GRACE_MS });
     child = proc;
     const url = await waitFor('nats-server', async () => {
       if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);
