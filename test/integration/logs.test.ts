@@ -1,4 +1,4 @@
-import { chmod, chown, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
@@ -35,9 +35,10 @@ async function liveText(fleet: LocalFleet, id: string): Promise<string[]> {
 describe('build logs', () => {
   let fleet: LocalFleet;
   let ticker: string;
+  let secrets: string;
   beforeAll(async () => {
     const user = await buildUser();
-    const secrets = await mkdtemp(join(tmpdir(), 'fleet-secrets-'));
+    secrets = await mkdtemp(join(tmpdir(), 'fleet-secrets-'));
     await writeFile(join(secrets, 'npm_token'), `${SECRET}\n`, { mode: 0o600 });
     if (user.switchUser) {
       await chown(secrets, user.uid, user.gid);
@@ -53,6 +54,7 @@ describe('build logs', () => {
   });
   afterAll(async () => {
     await fleet?.stop();
+    await rm(secrets, { recursive: true, force: true });
   });
 
   it('`fleet logs -f` attached before the build starts shows every line once, in order', async () => {

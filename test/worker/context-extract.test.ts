@@ -1,8 +1,8 @@
-import { mkdir, mkdtemp, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { packContext } from '../../cli/context-pack.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
 import { extractContext, type ExtractLimits } from '../../worker/context-extract.ts';
@@ -10,6 +10,9 @@ import { extractContext, type ExtractLimits } from '../../worker/context-extract
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fleet-ctx-test-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 async function refusal(file: string, nothingWritten = true, limits?: ExtractLimits): Promise<string> {

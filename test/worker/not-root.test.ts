@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -25,6 +25,7 @@ describe('worker privilege', () => {
     const config = join(dir, 'w.json');
     await writeFile(config, JSON.stringify({ natsUrl: 'nats://127.0.0.1:1', stateDir: dir }));
     const r = await execa(process.execPath, ['--import', 'tsx', MAIN, '--config', config], { reject: false, env: { FLEET_LOG_JSON: '1' } });
+    await rm(dir, { recursive: true, force: true });
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toContain('refusing to run as root');
   });
