@@ -95,6 +95,16 @@ async function connect(nats: string | undefined): Promise<FleetClient> {
   return FleetClient.connect(local.natsUrl, local.s3);
 }
 
+/** Runs one command against the fleet and always closes the connection. */
+async function withClient<T>(nats: string | undefined, run: (client: FleetClient) => Promise<T>): Promise<T> {
+  const client = await connect(nats);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
 function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
@@ -135,32 +145,30 @@ async function submit(args: string[]): Promise<number> {
     pool: { type: 'string' },
     follow: { type: 'boolean', default: false },
   });
-  const dir = positionals[0];
-  if (dir === undefined || values.repo === undefined || values.tag === undefined) {
+  const [dir] = positionals;
+  const { repo, tag: tags } = values;
+  if (dir === undefined || repo === undefined || tags === undefined) {
     throw new UsageError('submit needs DIR, --repo and at least one --tag');
   }
-  const client = await connect(values.nats);
-  try {
-    const dockerfile = values.file ?? 'Dockerfile';
-    const context = await client.uploadContext(dir, dockerfile);
-    const accepted = await client.submit({
-      id: values.id ?? crypto.randomUUID(),
-      context: { digest: context.digest },
-      dockerfile,
-      image: { repository: values.repo, tags: values.tag },
-      buildArgs: keyValues(values['build-arg'], '--build-arg'),
-      labels: keyValues(values.label, '--label'),
-      ...(values.target === undefined ? {} : { target: values.target }),
-      ...(values.pool === undefined ? {} : { pool: values.pool }),
-    });
-    if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'accepted', ...accepted, context })}\n`);
-    else process.stderr.write(`${accepted.created ? 'submitted' : 'already known'}: ${accepted.build.id} (${accepted.build.state.phase})\n`);
-    if (!values.follow) return ExitCode.PUSHED;
-    const final = await stream(client, accepted.build.id, values.json, true, interrupted());
-    return finish(final, values.json);
-  } finally {
-    await client.close();
-  }
+  return withClient(values.nats, async (client) => {
+  const dockerfile = values.file ?? 'Dockerfile';
+  const context = await client.uploadContext(dir, dockerfile);
+  const accepted = await client.submit({
+    id: values.id ?? crypto.randomUUID(),
+    context: { digest: context.digest },
+    dockerfile,
+    image: { repository: repo, tags },
+    buildArgs: keyValues(values['build-arg'], '--build-arg'),
+    labels: keyValues(values.label, '--label'),
+    ...(values.target === undefined ? {} : { target: values.target }),
+    ...(values.pool === undefined ? {} : { pool: values.pool }),
+  });
+  if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'accepted', ...accepted, context })}\n`);
+  else process.stderr.write(`${accepted.created ? 'submitted' : 'already known'}: ${accepted.build.id} (${accepted.build.state.phase})\n`);
+  if (!values.follow) return ExitCode.PUSHED;
+  const final = await stream(client, accepted.build.id, values.json, true, interrupted());
+  return finish(final, values.json);
+  });
 }
 
 function finish(build: BuildView, json: boolean): number {
@@ -175,45 +183,36 @@ async function status(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {});
   const id = positionals[0];
   if (id === undefined) throw new UsageError('status needs a build ID');
-  const client = await connect(values.nats);
-  try {
-    const build = await client.status(id);
-    if (values.json) process.stdout.write(`${JSON.stringify(build)}\n`);
-    else new Renderer(process.stdout).status(build);
-    return exitCodeForPhase(build.state.phase);
-  } finally {
-    await client.close();
-  }
+  return withClient(values.nats, async (client) => {
+  const build = await client.status(id);
+  if (values.json) process.stdout.write(`${JSON.stringify(build)}\n`);
+  else new Renderer(process.stdout).status(build);
+  return exitCodeForPhase(build.state.phase);
+  });
 }
 
 async function logs(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { follow: { type: 'boolean', short: 'f', default: false } });
   const id = positionals[0];
   if (id === undefined) throw new UsageError('logs needs a build ID');
-  const client = await connect(values.nats);
-  try {
-    const final = await stream(client, id, values.json, values.follow, interrupted());
-    if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'status', build: final })}\n`);
-    return exitCodeForPhase(final.state.phase);
-  } finally {
-    await client.close();
-  }
+  return withClient(values.nats, async (client) => {
+  const final = await stream(client, id, values.json, values.follow, interrupted());
+  if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'status', build: final })}\n`);
+  return exitCodeForPhase(final.state.phase);
+  });
 }
 
 async function cancel(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {});
   const id = positionals[0];
   if (id === undefined) throw new UsageError('cancel needs a build ID');
-  const client = await connect(values.nats);
-  try {
-    const result = await client.cancel(id);
-    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else if (result.cancelled) process.stdout.write(`cancelled ${id}\n`);
-    else process.stdout.write(`nothing to cancel: ${id} already ended (${result.build.state.phase})\n`);
-    return 0;
-  } finally {
-    await client.close();
-  }
+  return withClient(values.nats, async (client) => {
+  const result = await client.cancel(id);
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else if (result.cancelled) process.stdout.write(`cancelled ${id}\n`);
+  else process.stdout.write(`nothing to cancel: ${id} already ended (${result.build.state.phase})\n`);
+  return 0;
+  });
 }
 
 async function dlq(args: string[]): Promise<number> {
@@ -221,39 +220,33 @@ async function dlq(args: string[]): Promise<number> {
   const [op, id] = positionals;
   if (op !== 'ls' && op !== 'show' && op !== 'retry' && op !== 'drop') throw new UsageError('dlq takes ls, show ID, retry ID or drop ID');
   if (op !== 'ls' && id === undefined) throw new UsageError(`dlq ${op} needs a build ID`);
-  const client = await connect(values.nats);
-  try {
-    const out = await client.dlq(op === 'ls' || op === 'show' || id === undefined ? { op: 'ls' } : { op, buildId: id });
-    if (op === 'show') {
-      const letter = out.letters.find((l) => l.buildId === id);
-      if (letter === undefined) throw new FleetError(ErrorCode.E_NOT_FOUND, `no dead letter for ${id ?? ''}`);
-      process.stdout.write(values.json ? `${JSON.stringify(letter)}\n` : `${JSON.stringify({ ...letter, job: JSON.parse(letter.job) as unknown }, null, 2)}\n`);
-    } else if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`);
-    else if (op === 'ls') for (const l of out.letters) process.stdout.write(`${l.buildId}  ${l.pool}  ${l.deliveries} deliveries  ${l.parkedAt}  ${l.lastError}\n`);
-    else if (op === 'retry') process.stdout.write(`retried ${id ?? ''} as ${out.retriedAs ?? '?'}\n`);
-    else process.stdout.write(`dropped ${id ?? ''}\n`);
-    return 0;
-  } finally {
-    await client.close();
-  }
+  return withClient(values.nats, async (client) => {
+  const out = await client.dlq(op === 'ls' || op === 'show' || id === undefined ? { op: 'ls' } : { op, buildId: id });
+  if (op === 'show') {
+    const letter = out.letters.find((l) => l.buildId === id);
+    if (letter === undefined) throw new FleetError(ErrorCode.E_NOT_FOUND, `no dead letter for ${id ?? ''}`);
+    process.stdout.write(values.json ? `${JSON.stringify(letter)}\n` : `${JSON.stringify({ ...letter, job: JSON.parse(letter.job) as unknown }, null, 2)}\n`);
+  } else if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+  else if (op === 'ls') for (const l of out.letters) process.stdout.write(`${l.buildId}  ${l.pool}  ${l.deliveries} deliveries  ${l.parkedAt}  ${l.lastError}\n`);
+  else if (op === 'retry') process.stdout.write(`retried ${id ?? ''} as ${out.retriedAs ?? '?'}\n`);
+  else process.stdout.write(`dropped ${id ?? ''}\n`);
+  return 0;
+  });
 }
 
 async function workers(args: string[]): Promise<number> {
   const { values } = parse(args, {});
-  const client = await connect(values.nats);
-  try {
-    const list = await client.workers();
-    if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
-    else {
-      const rows = list.map((w) => [w.workerId, w.pool, w.builder, w.state, w.buildId ?? '-', w.since, w.version]);
-      const head = ['WORKER', 'POOL', 'BUILDER', 'STATE', 'BUILD', 'SINCE', 'VERSION'];
-      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-      for (const r of [head, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}\n`);
-    }
-    return 0;
-  } finally {
-    await client.close();
+  return withClient(values.nats, async (client) => {
+  const list = await client.workers();
+  if (values.json) process.stdout.write(`${JSON.stringify(list)}\n`);
+  else {
+    const rows = list.map((w) => [w.workerId, w.pool, w.builder, w.state, w.buildId ?? '-', w.since, w.version]);
+    const head = ['WORKER', 'POOL', 'BUILDER', 'STATE', 'BUILD', 'SINCE', 'VERSION'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    for (const r of [head, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}\n`);
   }
+  return 0;
+  });
 }
 
 async function startFleet(opts: { workers?: number; stateDir?: string }): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {

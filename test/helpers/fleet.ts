@@ -21,3 +21,18 @@ export function cliEnv(fleet: LocalFleet): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
   };
 }
+
+/** The `fleet` command as a user runs it. */
+export const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
+
+/** Every archived attempt of a build's log, as stored in S3 (gunzipped JSON lines). */
+export async function archivedLog(fleet: LocalFleet, id: string): Promise<string> {
+  const { createGunzip } = await import('node:zlib');
+  let text = '';
+  for (const { key } of await fleet.client.s3.list(`logs/${id}/`)) {
+    const body = await fleet.client.s3.get(key);
+    if (body === null) continue;
+    for await (const chunk of body.pipe(createGunzip())) text += (chunk as Buffer).toString();
+  }
+  return text;
+}

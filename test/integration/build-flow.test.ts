@@ -2,11 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
 import { storedEvents, storedScanRequests } from '../helpers/streams.ts';
-
-const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
 
 describe('a build through the fleet', () => {
   let fleet: LocalFleet;

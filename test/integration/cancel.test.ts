@@ -1,28 +1,15 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { LogLine } from '../../protocol/index.ts';
-import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
 import { storedEvents } from '../helpers/streams.ts';
-
-const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
 
 async function sleepersLeft(): Promise<number> {
   const r = await execa('pgrep', ['-f', '^sleep 300$'], { reject: false });
   return r.stdout.split('\n').filter((l) => l !== '').length;
-}
-
-async function archivedText(fleet: LocalFleet, id: string): Promise<string> {
-  let text = '';
-  for (const { key } of await fleet.client.s3.list(`logs/${id}/`)) {
-    const body = await fleet.client.s3.get(key);
-    if (body === null) continue;
-    for await (const c of body.pipe(createGunzip())) text += (c as Buffer).toString();
-  }
-  return text;
 }
 
 describe('cancelling builds', () => {
@@ -61,7 +48,7 @@ describe('cancelling builds', () => {
     // The worker acks after archiving; give it that moment, then check archive and scratch.
     let archive = '';
     for (let i = 0; i < 50 && !archive.includes('cancelled by request'); i++) {
-      archive = await archivedText(fleet, 'running-1');
+      archive = await archivedLog(fleet, 'running-1');
       if (!archive.includes('cancelled by request')) await new Promise((r) => setTimeout(r, 100));
     }
     expect(archive).toContain('sleeping');

@@ -1,10 +1,8 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { pendingJobs } from '../helpers/streams.ts';
-
-const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
 
 describe('dead letters', () => {
   let fleet: LocalFleet;

@@ -1,30 +1,15 @@
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { buildUser } from '../../deploy/local/host.ts';
 import { streams, subjects, type LogLine } from '../../protocol/index.ts';
-import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
 
-const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
 const SECRET = 'npm_9f8e7d6c5b4a-very-secret';
-
-async function archived(fleet: LocalFleet, id: string): Promise<string> {
-  const keys = (await fleet.client.s3.list(`logs/${id}/`)).map((o) => o.key);
-  let text = '';
-  for (const key of keys) {
-    const body = await fleet.client.s3.get(key);
-    if (body === null) continue;
-    const chunks: Buffer[] = [];
-    for await (const c of body.pipe(createGunzip())) chunks.push(c as Buffer);
-    text += Buffer.concat(chunks).toString();
-  }
-  return text;
-}
 
 async function liveText(fleet: LocalFleet, id: string): Promise<string[]> {
   const lines: LogLine[] = [];
@@ -83,8 +68,8 @@ describe('build logs', () => {
     const failing = (await fleet.client.uploadContext(fixture('fails-42'))).digest;
     await fleet.client.submit({ id: 'archived-fail', context: { digest: failing }, image: { repository: 'app/logs', tags: ['fail'] } });
     expect((await fleet.client.follow('archived-fail', {})).state.phase).toBe('failed');
-    expect(await archived(fleet, 'archived-fail')).toContain('about to fail');
-    expect(await archived(fleet, 'attach-mid')).toContain('tick 4');
+    expect(await archivedLog(fleet, 'archived-fail')).toContain('about to fail');
+    expect(await archivedLog(fleet, 'attach-mid')).toContain('tick 4');
 
     const jsm = await jetstreamManager(fleet.client.nc);
     await jsm.streams.purge(streams.builds, { filter: subjects.log('archived-fail') });
@@ -92,7 +77,7 @@ describe('build logs', () => {
     expect(cli.exitCode).toBe(1);
     expect(cli.stdout).toContain('about to fail');
     // Each archived line printed exactly once (plus the failure event that names the step).
-    const archivedMentions = (await archived(fleet, 'archived-fail')).split('\n').filter((l) => l.includes('about to fail')).length;
+    const archivedMentions = (await archivedLog(fleet, 'archived-fail')).split('\n').filter((l) => l.includes('about to fail')).length;
     expect(cli.stdout.match(/about to fail/g)).toHaveLength(archivedMentions + 1);
   });
 
@@ -103,7 +88,7 @@ describe('build logs', () => {
     expect(final.state.phase).toBe('pushed');
     const b64 = Buffer.from(`${SECRET}\n`).toString('base64');
     const live = (await liveText(fleet, 'prints-secret')).join('\n');
-    const archive = await archived(fleet, 'prints-secret');
+    const archive = await archivedLog(fleet, 'prints-secret');
     const cli = (await execa(process.execPath, [FLEET_BIN, 'logs', 'prints-secret', '--json'], { reject: false, env: cliEnv(fleet) })).stdout;
     for (const text of [live, archive, cli]) {
       expect(text).toContain('token is ***');
@@ -140,7 +125,7 @@ describe('build logs', () => {
     const final = await fleet.client.follow('times-out', {});
     expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_TIMEOUT' } });
     expect(Date.now() - started).toBeLessThan(30_000);
-    const archive = await archived(fleet, 'times-out');
+    const archive = await archivedLog(fleet, 'times-out');
     expect(archive).toContain('tick 1');
     expect(archive).toContain('run timeout of 3s');
     const events = (await liveText(fleet, 'times-out')).join('\n');

@@ -2,9 +2,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { WorkerInfo } from '../../protocol/index.ts';
-import { cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
-
-const FLEET_BIN = new URL('../../bin/fleet.js', import.meta.url).pathname;
+import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
   const end = Date.now() + ms;
