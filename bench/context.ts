@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { packContext } from '../cli/context-pack.ts';
 import { startS3Server } from '../deploy/local/s3-server.ts';
 import { S3Store, contextKey } from '../runtime/s3-store.ts';
-import { downloadContext } from '../worker/build-context.ts';
+import { downloadContext } from '../worker/context-download.ts';
 import { extractContext } from '../worker/context-extract.ts';
 import { printTable } from './table.ts';
 

@@ -19,7 +19,7 @@ import {
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { S3Store } from '../runtime/s3-store.ts';
-import { downloadContext } from './build-context.ts';
+import { downloadContext } from './context-download.ts';
 import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';
 import type { WorkerConfig } from './config.ts';
