@@ -31,7 +31,7 @@ describe('worker faults', () => {
 
   it('finishes a build on another worker after its worker is killed with kill -9 mid-build: one pushed event, one image', async () => {
     const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
-    await fleet.client.submit({ id: 'survives-kill', context: { digest }, buildArgs: { SLEEP: '8' }, image: { repository: 'app/faults', tags: ['1'] } });
+    await fleet.client.submit({ id: 'survives-kill', context: { digest }, buildArgs: { SLEEP: '10' }, image: { repository: 'app/faults', tags: ['1'] } });
     let victimId: string | undefined;
     for (let i = 0; i < 100 && victimId === undefined; i++) {
       const s = (await fleet.client.status('survives-kill')).state;
@@ -46,8 +46,9 @@ describe('worker faults', () => {
     victim?.signal('SIGKILL');
     await victim?.exited;
     // Its builder dies with it (no orphan build pushing behind the next attempt's back): checked
-    // while the orphan would still have seconds of ticking left.
-    for (let i = 0; i < 20 && builderPids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+    // while the orphan would still have seconds of sleeping left. Buildah needs 1–2 s to stop:
+    // the container's PID 1 ignores SIGTERM, so buildah escalates to SIGKILL itself.
+    for (let i = 0; i < 50 && builderPids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
     expect(builderPids.filter(alive)).toEqual([]);
 
     const final = await fleet.client.follow('survives-kill', {});
