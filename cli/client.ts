@@ -51,9 +51,10 @@ export class FleetClient {
 
   /**
    * Packs a context and uploads it to its content address unless S3 already has those bytes.
-   * A context over the size limit is refused before anything is sent.
+   * A context over the size limit is refused before anything is sent. `dockerfile` null: a
+   * standard build's app package, which carries no Dockerfile.
    */
-  async uploadContext(dir: string, dockerfile = 'Dockerfile'): Promise<{ digest: string; uploaded: boolean; bytes: number }> {
+  async uploadContext(dir: string, dockerfile: string | null = 'Dockerfile'): Promise<{ digest: string; uploaded: boolean; bytes: number }> {
     const tmp = await mkdtemp(join(tmpdir(), 'fleet-ctx-'));
     try {
       const packed = await packContext(dir, dockerfile, join(tmp, 'context.tar.gz'));

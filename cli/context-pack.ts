@@ -19,13 +19,14 @@ export interface PackedContext {
  * same files always give the same sha256 and are uploaded once. Honours `.dockerignore`; the
  * Dockerfile and `.dockerignore` themselves always travel.
  */
-export async function packContext(dir: string, dockerfile: string, outFile: string): Promise<PackedContext> {
+/** `dockerfile` null: a standard build, whose Dockerfile the platform renders. */
+export async function packContext(dir: string, dockerfile: string | null, outFile: string): Promise<PackedContext> {
   const root = await stat(dir).catch(() => null);
   if (root === null || !root.isDirectory()) throw new FleetError(ErrorCode.E_INVALID_REQUEST, `context ${dir} is not a directory`);
   const rules = ignore();
   const ignoreFile = await readFile(join(dir, '.dockerignore'), 'utf8').catch(() => '');
   rules.add(ignoreFile);
-  const keep = new Set([posix.normalize(dockerfile), '.dockerignore']);
+  const keep = new Set(dockerfile === null ? ['.dockerignore'] : [posix.normalize(dockerfile), '.dockerignore']);
   const files: string[] = [];
   const walk = async (abs: string): Promise<void> => {
     for (const name of (await readdir(abs)).sort()) {
@@ -39,7 +40,7 @@ export async function packContext(dir: string, dockerfile: string, outFile: stri
     }
   };
   await walk(dir);
-  if (!files.includes(posix.normalize(dockerfile))) {
+  if (dockerfile !== null && !files.includes(posix.normalize(dockerfile))) {
     throw new FleetError(ErrorCode.E_INVALID_REQUEST, `no ${dockerfile} in context ${dir}`, {
       issues: [{ path: 'dockerfile', message: 'not found in the context' }],
     });

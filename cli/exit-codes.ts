@@ -29,6 +29,7 @@ export function exitCodeForPhase(phase: Phase): number {
       return ExitCode.EXPIRED;
     case 'queued':
     case 'running':
+    case 'verifying':
       return ExitCode.IN_PROGRESS;
   }
 }

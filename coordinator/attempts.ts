@@ -15,13 +15,13 @@ export function claimState(record: BuildRecord, claim: ClaimRequest, expired: Bu
   if (s.phase === 'running') {
     throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} is already at attempt ${s.attempt}`);
   }
-  throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} already ended (${s.phase})`);
+  throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} is past building (${s.phase})`);
 }
 
 /** True when a report about `attempt` may still change the build (fencing). */
 export function isCurrentAttempt(record: BuildRecord, attempt: number): boolean {
   const s = record.state;
-  if (s.phase === 'running') return s.attempt === attempt;
+  if (s.phase === 'running' || s.phase === 'verifying') return s.attempt === attempt;
   // A job no worker could even parse never reaches running; its failure still ends it.
   return s.phase === 'queued';
 }

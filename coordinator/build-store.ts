@@ -79,9 +79,13 @@ export class BuildStore {
   }
 
   async publishEvent(record: BuildRecord): Promise<void> {
-    const event = eventFor(record);
+    await this.publish(eventFor(record));
+  }
+
+  /** Publishes an event that is not a phase change of its own (e.g. a gate verdict). */
+  async publish(event: BuildEvent): Promise<void> {
     const attempt = 'attempt' in event ? event.attempt : 0;
-    await this.js.publish(subjects.event(record.id), encode(event), { msgID: `${record.id}.${event.type}.${attempt}` });
+    await this.js.publish(subjects.event(event.buildId), encode(event), { msgID: `${event.buildId}.${event.type}.${attempt}` });
   }
 }
 
@@ -93,6 +97,8 @@ function eventFor(record: BuildRecord): BuildEvent {
       return { ...base, type: 'queued' };
     case 'running':
       return { ...base, type: 'started', attempt: s.attempt, workerId: s.workerId };
+    case 'verifying':
+      return { ...base, type: 'verifying', attempt: s.attempt, digest: s.digest, quarantine: s.quarantine };
     case 'pushed':
       return { ...base, type: 'pushed', attempt: s.attempt, digest: s.digest, references: s.references };
     case 'failed':

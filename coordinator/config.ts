@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
 import { S3Options } from '../runtime/s3-store.ts';
+import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
+import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
+
+const CACHE_DIR = process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet';
 
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
@@ -18,6 +22,15 @@ export const CoordinatorOptions = z.strictObject({
     /** plain HTTP; only for a loopback development registry */
     insecure: z.boolean().default(false),
   }),
+  /** the platform team's files: standard-build catalog, gate policy, official-image signing key */
+  platform: z
+    .strictObject({
+      catalogPath: z.string().default(DEFAULT_CATALOG_PATH),
+      policyPath: z.string().default(DEFAULT_POLICY_PATH),
+      /** public half of the key official images are signed with (made by scripts/bootstrap) */
+      signingPublicKeyPath: z.string().default(`${CACHE_DIR}/keys/official.pub`),
+    })
+    .prefault({}),
   /** contexts and archived logs */
   s3: S3Options,
   /** contexts larger than this are refused */

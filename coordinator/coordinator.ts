@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -6,7 +7,9 @@ import { S3Store } from '../runtime/s3-store.ts';
 import { BuildStore } from './build-store.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';
+import { loadGatePolicy } from './gates/index.ts';
 import { Intake } from './intake.ts';
+import { loadCatalog } from './platform/catalog.ts';
 import { serveNatsApi } from './nats-api.ts';
 import { QueueExpiry } from './queue-expiry.ts';
 import { ReportProcessor } from './reports.ts';
@@ -28,7 +31,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const store = new BuildStore(topology.builds, js, log);
   const s3 = new S3Store(config.s3);
   const expiry = new QueueExpiry(store, config, log);
-  const intake = new Intake(config, store, s3, js, log, (r) => expiry.track(r));
+  const catalog = await loadCatalog(config.platform.catalogPath);
+  const gates = { policy: await loadGatePolicy(config.platform.policyPath), signingPublicKey: await readFile(config.platform.signingPublicKeyPath, 'utf8') };
+  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r));
   await expiry.rearm(topology.builds);
 
   const jsm = await jetstreamManager(nc);
@@ -37,7 +42,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
-  const reports = new ReportProcessor(config, store, js, log);
+  const reports = new ReportProcessor(config, gates, store, js, log);
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
     .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));

@@ -14,6 +14,7 @@ import type { S3Store } from '../runtime/s3-store.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { contextKeyOf } from './context-ref.ts';
+import type { LoadedCatalog } from './platform/catalog.ts';
 import { renderJob } from './render-job.ts';
 import { requestHash } from './request-hash.ts';
 
@@ -34,6 +35,7 @@ export function toView(record: BuildRecord): BuildView {
 export class Intake {
   constructor(
     private readonly config: CoordinatorConfig,
+    private readonly catalog: LoadedCatalog,
     private readonly store: BuildStore,
     private readonly s3: S3Store,
     private readonly js: JetStreamClient,
@@ -59,6 +61,8 @@ export class Intake {
         issues: [{ path: 'queueTtlSeconds', message: `at most ${this.config.maxQueueTtlSeconds} on this platform` }],
       });
     }
+    // A standard build naming ids the catalog lacks is refused here, before it is recorded.
+    renderJob(request, this.config, this.catalog);
     const key = contextKeyOf(request, this.s3.bucket);
     const context = await this.s3.head(key);
     if (context === null) {
@@ -101,7 +105,7 @@ export class Intake {
   }
 
   private async enqueue(record: BuildRecord): Promise<void> {
-    const job = renderJob(record.request, this.config);
+    const job = renderJob(record.request, this.config, this.catalog);
     await this.js.publish(subjects.jobs(job.pool), encode(job), { msgID: record.id });
   }
 }

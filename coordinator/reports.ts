@@ -12,24 +12,40 @@ import {
   type ScanRequest,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { RegistryClient } from '../runtime/registry-client.ts';
 import { isCurrentAttempt } from './attempts.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
-import { fetchManifestDigest } from './registry-client.ts';
+import { runGates, type GatePolicy } from './gates/index.ts';
+import { promote } from './promotion.ts';
+import { quarantineOf } from './render-job.ts';
+
+/** What the gates need besides the image: the policy and the official images' signing key. */
+export interface GateSettings {
+  policy: GatePolicy;
+  signingPublicKey: string;
+}
 
 const RETRY_DELAY_MS = 2_000;
 
 /**
  * Turns workers' reports into authoritative state. A `pushed` report is only believed after the
- * registry confirms every reference points at the reported digest.
+ * registry confirms the quarantine reference points at the reported digest; then the gates read
+ * the image by digest, and only an image no gate blocks is promoted to its release tags.
+ * A report is acked once all of that is stored, so a coordinator that dies midway gates again.
  */
 export class ReportProcessor {
+  private readonly registry: RegistryClient;
+
   constructor(
     private readonly config: CoordinatorConfig,
+    private readonly gates: GateSettings,
     private readonly store: BuildStore,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.registry = new RegistryClient(config.registry);
+  }
 
   async run(consumer: Consumer, signal: AbortSignal): Promise<void> {
     const messages = await consumer.consume({ max_messages: 32 });
@@ -76,36 +92,61 @@ export class ReportProcessor {
       log.info({ code: report.error.code }, 'build failed');
       return;
     }
-    const mismatch = await this.verifyPushed(current.record, report.digest);
-    if (mismatch !== null) {
+    const record = current.record;
+    const quarantine = quarantineOf(record.request);
+    const actual = (await this.registry.manifest(quarantine.repository, quarantine.tag))?.digest ?? null;
+    if (actual !== report.digest) {
+      const mismatch = new FleetError(
+        ErrorCode.E_DIGEST_MISMATCH,
+        `registry has ${actual ?? 'no manifest'} for ${quarantine.repository}:${quarantine.tag}, worker reported ${report.digest}`,
+      );
       await this.fail(report.buildId, report.attempt, mismatch);
       log.error({ err: mismatch }, 'worker reported a digest the registry does not confirm');
       return;
     }
+    const quarantineRef = `${this.config.registry.host}/${quarantine.repository}:${quarantine.tag}`;
+    const startedAt = new Date().toISOString();
+    const verifying = await this.store.transition(report.buildId, (r) =>
+      r.state.phase === 'verifying' && r.state.attempt === report.attempt
+        ? null // a redelivered report: the gates run again on the same quarantined digest
+        : isCurrentAttempt(r, report.attempt)
+          ? { phase: 'verifying', attempt: report.attempt, digest: report.digest, quarantine: quarantineRef, startedAt }
+          : null,
+    );
+    if (verifying.state.phase !== 'verifying' || verifying.state.attempt !== report.attempt) return;
+
+    const verdict = await runGates({
+      registry: this.registry,
+      policy: this.gates.policy,
+      signingPublicKey: this.gates.signingPublicKey,
+      kind: record.request.kind,
+      quarantineRepository: quarantine.repository,
+      digest: report.digest,
+      repository: record.request.image.repository,
+    });
+    await this.store.publish({ type: 'verdict', buildId: report.buildId, at: new Date().toISOString(), attempt: report.attempt, verdict });
+    const blocking = verdict.gates.filter((g) => g.outcome === 'block');
+    if (blocking.length > 0) {
+      const error = new FleetError(
+        ErrorCode.E_GATE_BLOCKED,
+        `gates blocked promotion: ${blocking.map((g) => `${g.gate} ${g.code}: ${g.reason}`).join('; ')}`,
+        { gates: blocking.map((g) => ({ gate: g.gate, code: g.code, reason: g.reason })) },
+      );
+      await this.fail(report.buildId, report.attempt, error);
+      log.warn({ digest: report.digest, gates: blocking.map((g) => g.code) }, 'image blocked by gates; stays in quarantine');
+      return;
+    }
+    const references = await promote(this.registry, { repository: quarantine.repository, digest: report.digest }, record.request.image);
     const finishedAt = new Date().toISOString();
     const updated = await this.store.transition(report.buildId, (r) =>
-      isCurrentAttempt(r, report.attempt)
-        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references: report.references, finishedAt }
+      r.state.phase === 'verifying' && r.state.attempt === report.attempt
+        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, finishedAt }
         : null,
     );
     if (updated.state.phase === 'pushed') {
       await this.requestScan(updated, report.digest);
-      log.info({ digest: report.digest }, 'build pushed and verified');
+      log.info({ digest: report.digest }, 'build verified, gated and promoted');
     }
-  }
-
-  private async verifyPushed(record: BuildRecord, digest: string): Promise<FleetError | null> {
-    const { repository, tags } = record.request.image;
-    for (const tag of tags) {
-      const actual = await fetchManifestDigest(this.config.registry, repository, tag);
-      if (actual !== digest) {
-        return new FleetError(
-          ErrorCode.E_DIGEST_MISMATCH,
-          `registry has ${actual ?? 'no manifest'} for ${repository}:${tag}, worker reported ${digest}`,
-        );
-      }
-    }
-    return null;
   }
 
   private async fail(buildId: string, attempt: number, error: FleetError): Promise<void> {

@@ -20,6 +20,10 @@ export const ErrorCode = {
   E_CANCELLED: 'E_CANCELLED',
   E_TIMEOUT: 'E_TIMEOUT',
   E_DEAD_LETTER: 'E_DEAD_LETTER',
+  /** an official base the build uses has no valid platform signature */
+  E_BASE_UNSIGNED: 'E_BASE_UNSIGNED',
+  /** a blocking gate refused the image; it stays in quarantine */
+  E_GATE_BLOCKED: 'E_GATE_BLOCKED',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -48,6 +52,8 @@ export const ErrorDetails = z.object({
   step: z.string().optional(),
   exitCode: z.number().int().optional(),
   logTail: z.array(z.string()).optional(),
+  /** for E_GATE_BLOCKED: each gate that blocked, with its code and reason */
+  gates: z.array(z.object({ gate: z.string(), code: z.string(), reason: z.string() })).optional(),
 });
 export type ErrorDetails = z.infer<typeof ErrorDetails>;
 

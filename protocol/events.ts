@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
 import { BuildView, type Phase } from './state.ts';
+import { Verdict } from './verdict.ts';
 
 const base = { buildId: BuildId, at: Timestamp };
 
@@ -9,6 +10,8 @@ const base = { buildId: BuildId, at: Timestamp };
 export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('queued') }),
   z.object({ ...base, type: z.literal('started'), attempt: z.number().int().positive(), workerId: z.string() }),
+  z.object({ ...base, type: z.literal('verifying'), attempt: z.number().int().positive(), digest: Digest, quarantine: z.string() }),
+  z.object({ ...base, type: z.literal('verdict'), attempt: z.number().int().positive(), verdict: Verdict }),
   z.object({ ...base, type: z.literal('pushed'), attempt: z.number().int().positive(), digest: Digest, references: z.array(z.string()) }),
   z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
   z.object({ ...base, type: z.literal('cancelled'), attempt: z.number().int().nonnegative() }),
@@ -20,6 +23,8 @@ export type BuildEvent = z.infer<typeof BuildEvent>;
 export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
   queued: 'queued',
   started: 'running',
+  verifying: 'verifying',
+  verdict: 'verifying',
   pushed: 'pushed',
   failed: 'failed',
   cancelled: 'cancelled',

@@ -50,3 +50,7 @@ export const S3Url = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\
 
 /** Where a context lives in the fleet's bucket, and the sha256 its bytes must have. */
 export const ContextRef = z.strictObject({ key: z.string().min(1).max(1024), digest: Digest });
+
+/** Ids from the platform's catalogs (runtimes, options, services) and environment names. */
+export const CatalogId = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be 1-40 lower-case letters, digits or "-", starting with a letter');
+export const EnvironmentName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be 1-32 lower-case letters, digits or "-", starting with a letter');

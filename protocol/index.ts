@@ -6,3 +6,4 @@ export * from './request.ts';
 export * from './job.ts';
 export * from './state.ts';
 export * from './events.ts';
+export * from './verdict.ts';

@@ -2,14 +2,17 @@ import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
 import { BuildRequest } from './request.ts';
+import { Verdict } from './verdict.ts';
 
 /**
  * A build's life is one state union. `attempt` counts deliveries of the job: a worker may only
  * move a build that is at the attempt it claimed (fencing against presumed-dead workers).
  *
- *   queued ──► running ──► pushed
- *     │          │ ▲ ├───► failed
- *     │          └─┘ └───► cancelled
+ *   queued ──► running ──► verifying ──► pushed (promoted)
+ *     │          │ ▲ │          ├──────► failed (a blocking gate)
+ *     │          │ │ │          └──────► cancelled
+ *     │          └─┘ ├───► failed
+ *     │              └───► cancelled
  *     │  (redelivered: next attempt)
  *     ├──────────────────► failed (unbuildable job)
  *     ├──────────────────► cancelled (never starts)
@@ -24,10 +27,19 @@ export const BuildState = z.discriminatedUnion('phase', [
     startedAt: Timestamp,
   }),
   z.object({
+    /** the image is in quarantine; the gates are reading it */
+    phase: z.literal('verifying'),
+    attempt: z.number().int().positive(),
+    digest: Digest,
+    quarantine: z.string(),
+    startedAt: Timestamp,
+  }),
+  z.object({
     phase: z.literal('pushed'),
     attempt: z.number().int().positive(),
     digest: Digest,
     references: z.array(z.string()).min(1),
+    verdict: Verdict.optional(),
     finishedAt: Timestamp,
   }),
   z.object({
@@ -54,7 +66,8 @@ export type Phase = BuildState['phase'];
 
 const TRANSITIONS: Readonly<Record<Phase, readonly Phase[]>> = {
   queued: ['running', 'failed', 'cancelled', 'expired'],
-  running: ['running', 'pushed', 'failed', 'cancelled'],
+  running: ['running', 'verifying', 'failed', 'cancelled'],
+  verifying: ['pushed', 'failed', 'cancelled'],
   pushed: [],
   failed: [],
   cancelled: [],

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -18,6 +18,7 @@ import {
   type WorkerReport,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { RegistryClient } from '../runtime/registry-client.ts';
 import type { S3Store } from '../runtime/s3-store.ts';
 import { downloadContext } from './context-download.ts';
 import { extractContext } from './context-extract.ts';
@@ -26,6 +27,7 @@ import type { WorkerConfig } from './config.ts';
 import { BuildLog } from './build-log.ts';
 import { watchForCancel } from './cancel-watch.ts';
 import { LogMasker } from './log-masker.ts';
+import { verifyOfficialBases } from './official-bases.ts';
 
 const CLAIM_TIMEOUT_MS = 5_000;
 const RETRY_BASE_MS = 1_000;
@@ -146,18 +148,33 @@ export class JobRunner {
     await downloadContext(this.s3, job.context, tarball, this.config.extract.maxBytes, signal);
     await extractContext(tarball, contextDir, this.config.extract);
     log.debug('context ready');
-    const destinations = job.image.tags.map((t) => `${job.image.registry}/${job.image.repository}:${t}`);
+    // A standard build's Dockerfile is the platform's rendering, kept outside the app's context.
+    const dockerfile = job.renderedDockerfile === undefined ? join(contextDir, job.dockerfile) : join(scratch, 'Dockerfile.platform');
+    if (job.renderedDockerfile !== undefined) await writeFile(dockerfile, job.renderedDockerfile);
+    const text = await readFile(dockerfile, 'utf8').catch(() => {
+      throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `the context has no ${job.dockerfile}`);
+    });
+    const registry = new RegistryClient({ host: job.image.registry, insecure: this.config.insecureRegistries.includes(job.image.registry) });
+    // FLEET_* names are refused in requests, so these values are the platform's own.
+    const { buildArgs, verified } = await verifyOfficialBases(
+      text,
+      { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
+      registry,
+      await readFile(this.config.signingPublicKeyPath, 'utf8'),
+      signal,
+    );
+    for (const v of verified) await logs.line('system', `verified platform signature: ${v}`);
     return this.builder.build(
       {
         buildId: job.buildId,
         contextDir,
-        dockerfile: job.dockerfile,
+        dockerfile,
         ...(job.target === undefined ? {} : { target: job.target }),
-        // FLEET_* names are refused in requests, so this value is the platform's own.
-        buildArgs: { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
+        buildArgs,
         labels: job.labels,
         secrets,
-        destinations,
+        // Only quarantine: the coordinator promotes to the release tags once the gates pass.
+        destinations: [`${job.image.registry}/${job.quarantine.repository}:${job.quarantine.tag}`],
         workDir: scratch,
       },
       logs,

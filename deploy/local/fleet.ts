@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetClient } from '../../cli/client.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
-import { publishOfficialBase } from '../../images/official/index.ts';
-import type { BuildView } from '../../protocol/index.ts';
+import { publishPlatformImages } from '../../images/official/index.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
@@ -17,8 +16,6 @@ export interface LocalFleetOptions {
   stateDir?: string;
   workers?: number;
   pool?: string;
-  /** build and push official/base:1 before returning */
-  officialBase?: boolean;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
   worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs'>>;
@@ -31,7 +28,8 @@ export interface LocalFleet {
   s3: S3Server;
   coordinator: Coordinator;
   workers: WorkerProcess[];
-  officialBase: BuildView | null;
+  /** the signed official and platform images in the registry: reference → digest */
+  officialImages: Record<string, string>;
   client: FleetClient;
   addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
   stop(): Promise<void>;
@@ -58,6 +56,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'));
     cleanups.push(() => registry.stop());
+    const officialImages = await publishPlatformImages({ host: registry.host, insecure: true });
     const s3 = await startS3Server(join(stateDir, 's3'));
     cleanups.push(() => s3.stop());
     const coordinator = await startCoordinator(
@@ -91,8 +90,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     for (let i = 0; i < (opts.workers ?? 1); i++) await addWorker();
     const client = await FleetClient.connect(nats.url, s3.options);
     cleanups.push(() => client.close());
-    const officialBase = opts.officialBase === false ? null : await publishOfficialBase(client);
-    return { stateDir, nats, registry, s3, coordinator, workers, officialBase, client, addWorker, stop };
+    return { stateDir, nats, registry, s3, coordinator, workers, officialImages, client, addWorker, stop };
   } catch (e) {
     await stop();
     throw e;

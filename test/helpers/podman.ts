@@ -5,14 +5,22 @@ import { execa } from 'execa';
 import { buildUser, chownTree } from '../../deploy/local/host.ts';
 import { writeContainersConfig } from '../../worker/containers-config.ts';
 
-/** Runs an image with rootless podman as the build user, in storage of its own; returns stdout. */
-export async function runImage(reference: string, insecureRegistry: string): Promise<{ stdout: string; exitCode: number | undefined }> {
+/**
+ * Runs an image with rootless podman as the build user, in storage of its own; returns stdout.
+ * `shell` replaces the entrypoint with `sh -c SHELL` (to look inside an image).
+ */
+export async function runImage(
+  reference: string,
+  insecureRegistry: string,
+  opts: { shell?: string } = {},
+): Promise<{ stdout: string; exitCode: number | undefined }> {
   const user = await buildUser();
   const dir = await mkdtemp(join(tmpdir(), 'fleet-podman-'));
   try {
     const env = await writeContainersConfig(dir, [insecureRegistry]);
     if (user.switchUser) await chownTree(dir, user.uid, user.gid);
-    const r = await execa('podman', ['run', '--rm', '--network', 'none', reference], {
+    const command = opts.shell === undefined ? [reference] : ['--entrypoint', 'sh', reference, '-c', opts.shell];
+    const r = await execa('podman', ['run', '--rm', '--network', 'none', ...command], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
       extendEnv: false,
       uid: user.switchUser ? user.uid : undefined,

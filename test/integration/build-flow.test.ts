@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
+import { fetchManifestDigest } from '../../runtime/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';

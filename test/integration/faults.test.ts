@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
+import { fetchManifestDigest } from '../../runtime/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { storedEvents } from '../helpers/streams.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import { fetchManifestDigest } from '../../coordinator/registry-client.ts';
+import { fetchManifestDigest } from '../../runtime/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ClaimReply, ErrorCode, encode, isFleetError, subjects, type WorkerReport } from '../../protocol/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';

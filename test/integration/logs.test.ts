@@ -31,10 +31,8 @@ describe('build logs', () => {
     }
     await chmod(secrets, 0o700);
     // No worker at first: the first test attaches before its build can start.
-    fleet = await startTestFleet({ workers: 0, officialBase: false, worker: { secretsDir: secrets, maskPatterns: ['ghp_[A-Za-z0-9]{20,}'] } });
+    fleet = await startTestFleet({ workers: 0, worker: { secretsDir: secrets, maskPatterns: ['ghp_[A-Za-z0-9]{20,}'] } });
     await fleet.addWorker();
-    const { publishOfficialBase } = await import('../../images/official/index.ts');
-    await publishOfficialBase(fleet.client);
     ticker = (await fleet.client.uploadContext(fixture('slow-ticker'))).digest;
   });
   afterAll(async () => {

@@ -55,7 +55,7 @@ export class BuildahBuilder implements Builder {
   }
 
   private budArgs(plan: BuildPlan, localTag: string): string[] {
-    const args = ['bud', '--layers', '--pull=true', '--network', this.network, '--file', join(plan.contextDir, plan.dockerfile), '--tag', localTag];
+    const args = ['bud', '--layers', '--pull=true', '--network', this.network, '--file', plan.dockerfile, '--tag', localTag];
     if (plan.target !== undefined) args.push('--target', plan.target);
     for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
     for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);

@@ -5,7 +5,7 @@ import type { LogMasker } from '../log-masker.ts';
 export interface BuildPlan {
   buildId: string;
   contextDir: string;
-  /** relative to contextDir */
+  /** absolute path; inside contextDir, or the platform's rendering outside it */
   dockerfile: string;
   target?: string;
   buildArgs: Readonly<Record<string, string>>;

@@ -1,0 +1,47 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { BuildKind, GateId, parseWith, type GateResult } from '../../protocol/index.ts';
+
+const Enforcement = z.enum(['block', 'report']);
+
+/** The gate policy file the platform team edits (`images/platform/gate-policy.json`). */
+export const GatePolicy = z.strictObject({
+  $comment: z.string().optional(),
+  /** official images, `repository:tag` in the fleet's registry; the official-base gate compares against these */
+  officialBases: z.array(z.string().regex(/^official\/[a-z0-9._\/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$/)).min(1),
+  /** per gate, per kind of build: does a failure block promotion or is it only reported? */
+  gates: z.record(GateId, z.record(BuildKind, Enforcement)),
+  exceptions: z
+    .array(
+      z.strictObject({
+        /** repository (without registry host) the exception covers */
+        repository: z.string().min(1),
+        gate: GateId,
+        reason: z.string().min(10, 'say why, in a sentence'),
+        /** after this instant the exception no longer applies */
+        expires: z.iso.datetime(),
+      }),
+    )
+    .default([]),
+});
+export type GatePolicy = z.infer<typeof GatePolicy>;
+
+export const DEFAULT_POLICY_PATH = new URL('../../images/platform/gate-policy.json', import.meta.url).pathname;
+
+export async function loadGatePolicy(path: string = DEFAULT_POLICY_PATH): Promise<GatePolicy> {
+  return parseWith(GatePolicy, JSON.parse(await readFile(path, 'utf8')), `gate policy ${path}`);
+}
+
+/** What a gate's failure means for this build: block, only warn, or excepted (with the reason). */
+export function failureOutcome(
+  policy: GatePolicy,
+  gate: GateId,
+  kind: BuildKind,
+  repository: string,
+  now: Date = new Date(),
+): { outcome: GateResult['outcome']; note?: string } {
+  const exception = policy.exceptions.find((e) => e.gate === gate && e.repository === repository && new Date(e.expires) > now);
+  if (exception !== undefined) return { outcome: 'excepted', note: `exception until ${exception.expires}: ${exception.reason}` };
+  // A gate the policy does not mention for this kind blocks: forgetting to configure is not consent.
+  return { outcome: (policy.gates[gate]?.[kind] ?? 'block') === 'block' ? 'block' : 'warn' };
+}

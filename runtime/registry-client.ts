@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, FleetError } from '../protocol/index.ts';
+
+export const MEDIA = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+} as const;
+const ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(', ');
+
+export interface RegistryEndpoint {
+  host: string;
+  insecure: boolean;
+}
+
+export interface Manifest {
+  /** sha256 of the exact bytes, computed here (never the registry's header or a worker's word) */
+  digest: string;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+export function sha256(bytes: Uint8Array | string): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/**
+ * The slice of the OCI distribution API the platform uses: read manifests and blobs by digest,
+ * upload small blobs, mount blobs across repositories and put manifests (promotion, signatures).
+ * Transport failures are `E_REGISTRY_UNAVAILABLE`, which the retry classifier treats as transient.
+ */
+export class RegistryClient {
+  constructor(
+    readonly endpoint: RegistryEndpoint,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private url(path: string): string {
+    return `${this.endpoint.insecure ? 'http' : 'https'}://${this.endpoint.host}/v2/${path}`;
+  }
+
+  private async call(what: string, path: string, init: RequestInit & { signal?: AbortSignal | undefined } = {}): Promise<Response> {
+    const signal = init.signal ?? AbortSignal.timeout(this.timeoutMs);
+    try {
+      return await fetch(path.startsWith('http') ? path : this.url(path), { ...init, signal });
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
+    }
+  }
+
+  private fail(what: string, res: Response): never {
+    throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} answered ${res.status} to ${what}`);
+  }
+
+  /** The manifest `repository:reference`, or null when the registry has none. */
+  async manifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest | null> {
+    const what = `GET manifest ${repository}:${reference}`;
+    const res = await this.call(what, `${repository}/manifests/${reference}`, { headers: { accept: ACCEPT }, signal });
+    if (res.status === 404) return null;
+    if (!res.ok) this.fail(what, res);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return { digest: sha256(bytes), mediaType: res.headers.get('content-type') ?? '', bytes };
+  }
+
+  /** A blob's bytes, checked against its digest. */
+  async blob(repository: string, digest: string, signal?: AbortSignal): Promise<Uint8Array> {
+    const res = await this.blobResponse(repository, digest, signal);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (sha256(bytes) !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `blob ${digest} of ${repository} does not match its digest`);
+    return bytes;
+  }
+
+  /** A blob as a stream, for layers too large to hold; the caller verifies what it needs. */
+  async blobStream(repository: string, digest: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.blobResponse(repository, digest, signal);
+    if (res.body === null) this.fail(`GET blob ${digest}`, res);
+    return res.body;
+  }
+
+  private async blobResponse(repository: string, digest: string, signal?: AbortSignal): Promise<Response> {
+    const what = `GET blob ${repository}@${digest}`;
+    const res = await this.call(what, `${repository}/blobs/${digest}`, { signal });
+    if (!res.ok) this.fail(what, res);
+    return res;
+  }
+
+  /** Uploads a small blob in one request (monolithic upload); a no-op when it exists. */
+  async putBlob(repository: string, bytes: Uint8Array): Promise<string> {
+    const digest = sha256(bytes);
+    const head = await this.call(`HEAD blob ${digest}`, `${repository}/blobs/${digest}`, { method: 'HEAD' });
+    if (head.ok) return digest;
+    const start = await this.call(`start upload to ${repository}`, `${repository}/blobs/uploads/`, { method: 'POST' });
+    if (start.status !== 202) this.fail(`start upload to ${repository}`, start);
+    const put = await this.call(`PUT blob ${digest}`, this.uploadUrl(start, digest), {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    if (put.status !== 201) this.fail(`PUT blob ${digest}`, put);
+    return digest;
+  }
+
+  /** Makes blob `digest` of repository `from` available in `repository` without copying bytes. */
+  async mountBlob(repository: string, digest: string, from: string): Promise<void> {
+    const what = `mount ${digest} from ${from} into ${repository}`;
+    const res = await this.call(what, `${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, { method: 'POST' });
+    if (res.status === 201) return;
+    // 202: the registry declined to mount and opened an upload instead; nothing to upload from here
+    this.fail(what, res);
+  }
+
+  async putManifest(repository: string, reference: string, manifest: Pick<Manifest, 'bytes' | 'mediaType'>): Promise<string> {
+    const what = `PUT manifest ${repository}:${reference}`;
+    const res = await this.call(what, `${repository}/manifests/${reference}`, {
+      method: 'PUT',
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+    });
+    if (res.status !== 201) this.fail(what, res);
+    return sha256(manifest.bytes);
+  }
+
+  private uploadUrl(start: Response, digest: string): string {
+    const location = start.headers.get('location');
+    if (location === null) this.fail('start upload (no Location)', start);
+    const url = new URL(location, this.url(''));
+    url.searchParams.set('digest', digest);
+    return url.toString();
+  }
+}
+
+/** The digest of `repository:reference` as computed from the registry's bytes, or null. */
+export async function fetchManifestDigest(
+  registry: RegistryEndpoint,
+  repository: string,
+  reference: string,
+  signal?: AbortSignal,
+): Promise<string | null> {
+  return (await new RegistryClient(registry, 15_000).manifest(repository, reference, signal))?.digest ?? null;
+}
