@@ -26,6 +26,16 @@ export class Renderer {
       case 'started':
         this.out.write(`${mark} started on ${e.workerId} (attempt ${e.attempt})\n`);
         break;
+      case 'verifying':
+        this.out.write(`${mark} in quarantine ${e.quarantine}@${e.digest}; running the gates\n`);
+        break;
+      case 'verdict':
+        for (const g of e.verdict.gates) {
+          const colour = g.outcome === 'pass' ? '32' : g.outcome === 'block' ? '31' : '33';
+          this.out.write(`${mark} gate ${g.gate}: ${this.paint(colour, g.outcome)} ${g.code}: ${g.reason}\n`);
+        }
+        this.out.write(`${mark} ${e.verdict.promoted ? 'promoting' : this.paint('31', 'not promoted: a gate blocks')}\n`);
+        break;
       case 'pushed':
         for (const r of e.references) this.out.write(`${mark} ${this.paint('32', 'pushed')} ${r}@${e.digest}\n`);
         break;
@@ -45,10 +55,15 @@ export class Renderer {
     const s = b.state;
     const lines = [`build ${b.id}: ${s.phase}`, `image: ${b.request.image.repository}:${b.request.image.tags.join(',')}`];
     if (s.phase === 'running') lines.push(`worker: ${s.workerId} (attempt ${s.attempt}) since ${s.startedAt}`);
-    if (s.phase === 'pushed') lines.push(...s.references.map((r) => `pushed: ${r}@${s.digest}`));
+    if (s.phase === 'verifying') lines.push(`gates reading ${s.quarantine}@${s.digest} since ${s.startedAt}`);
+    if (s.phase === 'pushed') {
+      lines.push(...s.references.map((r) => `pushed: ${r}@${s.digest}`));
+      for (const g of s.verdict?.gates ?? []) lines.push(`gate ${g.gate}: ${g.outcome} ${g.code}: ${g.reason}`);
+    }
     if (s.phase === 'failed') {
       lines.push(`error: ${s.error.code}: ${s.error.message}`);
       if (s.error.details?.step !== undefined) lines.push(`step: ${s.error.details.step}`);
+      for (const g of s.error.details?.gates ?? []) lines.push(`gate ${g.gate} blocks: ${g.code}: ${g.reason}`);
       if (s.error.details?.logTail !== undefined) lines.push('log tail:', ...s.error.details.logTail.map((t) => `  ${t}`));
     }
     this.out.write(`${lines.join('\n')}\n`);

@@ -64,9 +64,21 @@ export async function verifyImageSignature(registry: RegistryClient, repository:
     const payload = await registry.blob(repository, layer.digest);
     if (!verify('sha256', payload, key, Buffer.from(signature, 'base64'))) continue;
     const parsed = Payload.safeParse(JSON.parse(Buffer.from(payload).toString('utf8')));
+    // The signature must name this digest, and an identity in this repository (any tag): a
+    // signature copied over to another repository proves nothing about it.
     if (parsed.success && parsed.data.critical.image['docker-manifest-digest'] === digest) {
-      return { ok: true, identity: parsed.data.critical.identity['docker-reference'] };
+      const identity = parsed.data.critical.identity['docker-reference'];
+      if (repositoryOf(identity) === `${registry.endpoint.host}/${repository}`) return { ok: true, identity };
     }
   }
   return { ok: false, reason: `no signature on ${repository}@${digest} verifies with the platform key` };
+}
+
+/** `host/repo:tag` or `host/repo@digest` → `host/repo` (a colon in `host:port` is not a tag). */
+function repositoryOf(reference: string): string {
+  const at = reference.indexOf('@');
+  if (at >= 0) return reference.slice(0, at);
+  const slash = reference.lastIndexOf('/');
+  const colon = reference.lastIndexOf(':');
+  return colon > slash ? reference.slice(0, colon) : reference;
 }
