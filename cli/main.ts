@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startLocalFleet, type LocalFleet } from '../deploy/local/fleet.ts';
-import { ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine } from '../protocol/index.ts';
+import { ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { FleetClient } from './client.ts';
 import { ExitCode, exitCodeForError, exitCodeForPhase } from './exit-codes.ts';
@@ -14,8 +14,12 @@ import { Renderer } from './render.ts';
 const USAGE = `usage:
   fleet up [--workers N] [--state-dir DIR]        run a local fleet in the foreground
   fleet demo                                      local fleet + official base + a sample two-stage app
-  fleet submit DIR --repo REPO --tag TAG [--tag TAG...] [--id ID] [--file Dockerfile]
-               [--target STAGE] [--build-arg K=V...] [--label K=V...] [--pool POOL] [--follow]
+  fleet submit DIR --repo REPO --tag TAG [--tag TAG...] [--id ID] [--pool POOL] [--follow]
+               [--label K=V...]                   and one of the three ways to get an image:
+      custom:      [--file Dockerfile] [--target STAGE] [--build-arg K=V...] [--secret ID...]
+      custom base: --custom-base (REPO under bases/) [--file ...] [--build-arg ...]
+      standard:    --standard RUNTIME --env ENV [--option ID...] [--service ID=ENV[,ENV]...]
+                   [--base bases/NAME:TAG]        (the platform renders the Dockerfile)
   fleet status ID
   fleet logs [-f] ID
   fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
@@ -105,6 +109,26 @@ async function withClient<T>(nats: string | undefined, run: (client: FleetClient
   }
 }
 
+/** The standard-build part of `fleet submit`, or null when --standard is not given. */
+function standardSpec(values: { standard?: string; env?: string; option?: string[]; service?: string[]; base?: string }): StandardSpecInput | null {
+  if (values.standard === undefined) {
+    if (values.env !== undefined || values.option !== undefined || values.service !== undefined || values.base !== undefined) {
+      throw new UsageError('--env, --option, --service and --base belong to a standard build (--standard RUNTIME)');
+    }
+    return null;
+  }
+  if (values.env === undefined) throw new UsageError('a standard build needs --env ENV (the environment the image is for)');
+  const services: Record<string, string[]> = {};
+  for (const [id, envs] of Object.entries(keyValues(values.service, '--service'))) services[id] = envs.split(',').filter((e) => e !== '');
+  return {
+    runtime: values.standard,
+    environment: values.env,
+    options: values.option ?? [],
+    services,
+    ...(values.base === undefined ? {} : { base: values.base }),
+  };
+}
+
 function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
@@ -143,6 +167,13 @@ async function submit(args: string[]): Promise<number> {
     'build-arg': { type: 'string', multiple: true },
     label: { type: 'string', multiple: true },
     pool: { type: 'string' },
+    secret: { type: 'string', multiple: true },
+    'custom-base': { type: 'boolean', default: false },
+    standard: { type: 'string' },
+    env: { type: 'string' },
+    option: { type: 'string', multiple: true },
+    service: { type: 'string', multiple: true },
+    base: { type: 'string' },
     follow: { type: 'boolean', default: false },
   });
   const [dir] = positionals;
@@ -150,13 +181,18 @@ async function submit(args: string[]): Promise<number> {
   if (dir === undefined || repo === undefined || tags === undefined) {
     throw new UsageError('submit needs DIR, --repo and at least one --tag');
   }
+  const standard = standardSpec(values);
+  if (standard !== null && values['custom-base']) throw new UsageError('--standard and --custom-base are two different ways; pick one');
   return withClient(values.nats, async (client) => {
-  const dockerfile = values.file ?? 'Dockerfile';
+  const dockerfile = standard === null ? (values.file ?? 'Dockerfile') : null;
   const context = await client.uploadContext(dir, dockerfile);
   const accepted = await client.submit({
     id: values.id ?? crypto.randomUUID(),
+    kind: standard !== null ? 'standard' : values['custom-base'] ? 'custom-base' : 'custom',
+    ...(standard === null ? {} : { standard }),
     context: { digest: context.digest },
-    dockerfile,
+    ...(dockerfile === null ? {} : { dockerfile }),
+    ...(values.secret === undefined ? {} : { secrets: values.secret }),
     image: { repository: repo, tags },
     buildArgs: keyValues(values['build-arg'], '--build-arg'),
     labels: keyValues(values.label, '--label'),
@@ -287,9 +323,10 @@ async function up(args: string[]): Promise<number> {
         'fleet is up (Ctrl-C to stop)',
         `  nats:      ${info.natsUrl}`,
         `  http api:  ${info.httpUrl}/v1/builds`,
-        `  registry:  ${info.registry}  (official/base:1 pushed)`,
+        `  registry:  ${info.registry}  (signed: ${Object.keys(fleet.officialImages).join(', ')})`,
         `  workers:   ${fleet.workers.map((w) => w.workerId).join(', ')} (logs in ${fleet.stateDir}/workers)`,
         'try: npx fleet submit test/fixtures/apps/two-stage --repo app/demo --tag 1 --follow',
+        '     npx fleet submit test/fixtures/apps/java-hooks --standard java17 --env test --option wget --service jacoco=test --repo app/hooks --tag 1 --follow',
         '',
       ].join('\n'),
     );
@@ -303,7 +340,7 @@ async function demo(args: string[]): Promise<number> {
   const { fleet, stop } = await startFleet({});
   try {
     const app = new URL('../test/fixtures/apps/two-stage', import.meta.url).pathname;
-    process.stderr.write(`official base: ${fleet.registry.host}/official/base:1\nsubmitting ${app}\n`);
+    process.stderr.write(`official images (signed): ${Object.keys(fleet.officialImages).join(', ')} in ${fleet.registry.host}\nsubmitting ${app}\n`);
     const { digest } = await fleet.client.uploadContext(app);
     const id = `demo-${Date.now()}`;
     await fleet.client.submit({ id, context: { digest }, image: { repository: 'app/demo', tags: ['1'] } });

@@ -26,6 +26,7 @@ export const StandardSpec = z.strictObject({
   base: z.string().max(300).regex(/^bases\/[a-z0-9._\/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be bases/NAME:TAG').optional(),
 });
 export type StandardSpec = z.infer<typeof StandardSpec>;
+export type StandardSpecInput = z.input<typeof StandardSpec>;
 
 /**
  * What the release system sends. `id` is the idempotency key: the same id with the same body is

@@ -19,7 +19,7 @@ export interface SigstoreKeyPair {
  * scrypt + NaCl secretbox under the passphrase.
  */
 export function generateSigstoreKeyPair(passphrase: string): SigstoreKeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   const salt = randomBytes(32);
   const nonce = randomBytes(nacl.secretbox.nonceLength);

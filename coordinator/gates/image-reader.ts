@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
@@ -74,7 +75,7 @@ export async function scanLayers(
   for (let i = from; i < image.layers.length; i++) {
     const layer = image.layers[i];
     if (layer === undefined) continue;
-    const body = Readable.fromWeb(await registry.blobStream(image.repository, layer.digest, signal) as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = Readable.fromWeb((await registry.blobStream(image.repository, layer.digest, signal)) as WebReadableStream<Uint8Array>);
     const parser = new Parser({
       onReadEntry: (entry: ReadEntry) => {
         const path = `/${entry.path.replace(/^\.?\/+/, '')}`;

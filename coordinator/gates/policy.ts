@@ -10,7 +10,7 @@ export const GatePolicy = z.strictObject({
   /** official images, `repository:tag` in the fleet's registry; the official-base gate compares against these */
   officialBases: z.array(z.string().regex(/^official\/[a-z0-9._\/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$/)).min(1),
   /** per gate, per kind of build: does a failure block promotion or is it only reported? */
-  gates: z.record(GateId, z.record(BuildKind, Enforcement)),
+  gates: z.partialRecord(GateId, z.partialRecord(BuildKind, Enforcement)),
   exceptions: z
     .array(
       z.strictObject({

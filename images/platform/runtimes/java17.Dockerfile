@@ -1,6 +1,6 @@
 # Canonical Dockerfile of the java17 runtime, rendered by the platform for standard builds.
 # Never edited per app: the app shapes its image only through .paas/build-env.sh,
-# .paas/image-env.sh, catalog options and catalog services. Markers {{…}} are filled from
+# .paas/image-env.sh, catalog options and catalog services. The three markers are filled from
 # images/platform/catalog.json; FLEET_* build args are set by the platform (bases pinned by
 # digest after their signature was verified).
 ARG FLEET_BUILD_BASE
