@@ -49,6 +49,9 @@ export async function spawnWorker(
     stdout: { file: logFile, append: true },
     stderr: { file: logFile, append: true },
     reject: false,
+    // SIGTERM means "drain": the worker finishes its build within its own drain grace. execa's
+    // default would SIGKILL it 5 s after any signal and turn every drain into a crash.
+    forceKillAfterDelay: false,
   });
   const exited = child.then((r) => ({ exitCode: r.exitCode, signal: r.signal }));
   return {

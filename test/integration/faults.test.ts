@@ -124,9 +124,12 @@ describe('worker faults', () => {
     await fleet.addWorker();
     const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
     await fleet.client.submit({ id: 'registry-outage', context: { digest }, buildArgs: { SLEEP: '2' }, image: { repository: 'app/faults', tags: ['outage'] } });
-    await runningOn('registry-outage');
-    // Down after the base was pulled, while the RUN step sleeps; back a few seconds later.
-    await new Promise((r) => setTimeout(r, 500));
+    // Down once the base is pulled and the RUN step sleeps (so the push meets the outage); back
+    // a few seconds later.
+    const sleeping = new AbortController();
+    await fleet.client
+      .follow('registry-outage', { line: (l) => { if (l.text.includes('going quiet')) sleeping.abort(); }, event: () => undefined }, sleeping.signal)
+      .catch(() => undefined);
     await fleet.registry.stop();
     setTimeout(() => void fleet.registry.start(), 6_000);
     const final = await fleet.client.follow('registry-outage', {});

@@ -24,6 +24,7 @@ describe('worker registry', () => {
   });
 
   it('lists live workers with pool, builder, state and current build', async () => {
+    await until(() => fleet.client.workers(), (ws) => ws.length === 1, 10_000);
     const cli = await execa(process.execPath, [FLEET_BIN, 'workers', '--json'], { reject: false, env: cliEnv(fleet) });
     expect(cli.exitCode).toBe(0);
     const listed = JSON.parse(cli.stdout) as WorkerInfo[];

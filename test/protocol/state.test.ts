@@ -3,10 +3,14 @@ import { canTransition, isRetryable, isTerminal, ErrorCode, type Phase } from '.
 
 describe('build state machine', () => {
   it('allows exactly the documented transitions', () => {
-    const phases: Phase[] = ['queued', 'running', 'pushed', 'failed', 'cancelled', 'expired'];
+    const phases: Phase[] = ['queued', 'running', 'verifying', 'pushed', 'failed', 'cancelled', 'expired'];
     const allowed = phases.flatMap((from) => phases.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`));
     expect(allowed.sort()).toEqual(
-      ['queued->cancelled', 'queued->expired', 'queued->failed', 'queued->running', 'running->cancelled', 'running->failed', 'running->pushed', 'running->running'].sort(),
+      [
+        'queued->cancelled', 'queued->expired', 'queued->failed', 'queued->running',
+        'running->cancelled', 'running->failed', 'running->running', 'running->verifying',
+        'verifying->cancelled', 'verifying->failed', 'verifying->pushed',
+      ].sort(),
     );
   });
 
@@ -16,6 +20,7 @@ describe('build state machine', () => {
     expect(isTerminal('cancelled')).toBe(true);
     expect(isTerminal('expired')).toBe(true);
     expect(isTerminal('running')).toBe(false);
+    expect(isTerminal('verifying')).toBe(false);
   });
 });
 

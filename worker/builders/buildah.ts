@@ -7,6 +7,8 @@ import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 /** Recognises the step buildah names when a RUN fails. */
 const STEP_HEADER = /^(?:\[\d+\/\d+\] )?STEP \d+\/\d+: /;
 const STEP_ERROR = /building at STEP "(.*)": .*exit status (\d+)/;
+/** A pull that failed on the registry, not on the Dockerfile: worth another attempt. */
+const REGISTRY_ERROR = /pinging container registry|initializing source docker:|reading manifest .*(?:connection refused|EOF|timeout)|dial tcp .*connect: connection refused/;
 
 /**
  * Rootless Buildah. Runs as the worker's unprivileged user with the worker's private
@@ -67,6 +69,9 @@ export class BuildahBuilder implements Builder {
   private throwIfFailed(run: ToolRun, tracker: StepTracker): void {
     if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
     if (run.exitCode === 0) return;
+    if (tracker.failedStep === null && tracker.registryError !== null) {
+      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `pulling a base image failed: ${tracker.registryError}`);
+    }
     const step = tracker.failedStep ?? tracker.lastStep;
     if (step !== null) {
       const exitCode = step.exitCode ?? run.exitCode ?? -1;
@@ -83,6 +88,7 @@ class StepTracker implements BuildOutput {
   readonly maxLine: number;
   lastStep: { step: string; exitCode?: number } | null = null;
   failedStep: { step: string; exitCode: number } | null = null;
+  registryError: string | null = null;
 
   constructor(private readonly inner: BuildOutput) {
     this.masker = inner.masker;
@@ -91,6 +97,7 @@ class StepTracker implements BuildOutput {
 
   line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
     if (STEP_HEADER.test(text)) this.lastStep = { step: text };
+    if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
     const failed = STEP_ERROR.exec(text);
     if (failed !== null && this.lastStep !== null) {
       this.failedStep = { step: this.lastStep.step, exitCode: Number(failed[2]) };
