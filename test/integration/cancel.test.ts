@@ -29,7 +29,8 @@ describe('cancelling builds', () => {
     await fleet.client.submit({ id: 'queued-1', context: { digest: sleeper }, image: { repository: 'app/cancel', tags: ['queued'] } });
     const seen: LogLine[] = [];
     const following = fleet.client.follow('running-1', { line: (l) => seen.push(l) });
-    for (let i = 0; i < 200 && !seen.some((l) => l.text === 'sleeping'); i++) await new Promise((r) => setTimeout(r, 50));
+    // Generous: under a loaded suite, pulling the Debian base can take a while before RUN starts.
+    for (let i = 0; i < 1200 && !seen.some((l) => l.text === 'sleeping'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(await sleepersLeft()).toBeGreaterThan(0);
 
     const queued = await fleet.client.cancel('queued-1');

@@ -32,14 +32,11 @@ describe('worker faults', () => {
   it('finishes a build on another worker after its worker is killed with kill -9 mid-build: one pushed event, one image', async () => {
     const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
     await fleet.client.submit({ id: 'survives-kill', context: { digest }, buildArgs: { SLEEP: '10' }, image: { repository: 'app/faults', tags: ['1'] } });
-    let victimId: string | undefined;
-    for (let i = 0; i < 100 && victimId === undefined; i++) {
-      const s = (await fleet.client.status('survives-kill')).state;
-      if (s.phase === 'running') victimId = s.workerId;
-      else await new Promise((r) => setTimeout(r, 100));
-    }
-    await new Promise((r) => setTimeout(r, 1_500)); // let it get into the RUN step
-    const victim = fleet.workers.find((w) => w.workerId === victimId);
+    // Killed once the RUN step sleeps (base pulled, builder busy and silent).
+    await untilLine('survives-kill', 'going quiet');
+    const running = (await fleet.client.status('survives-kill')).state;
+    expect(running).toMatchObject({ phase: 'running' });
+    const victim = fleet.workers.find((w) => running.phase === 'running' && w.workerId === running.workerId);
     expect(victim).toBeDefined();
     const builderPids = await childrenOf(victim?.pid ?? -1);
     expect(builderPids.length).toBeGreaterThan(0);
@@ -57,7 +54,7 @@ describe('worker faults', () => {
     const started = events.filter((e) => e.type === 'started');
     expect(started).toHaveLength(2);
     expect(started[1]).toMatchObject({ attempt: 2 });
-    expect(started[1]?.type === 'started' && started[1].workerId).not.toBe(victimId);
+    expect(started[1]?.type === 'started' && started[1].workerId).not.toBe(victim?.workerId);
     expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
     if (final.state.phase === 'pushed') {
       expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/faults', '1')).toBe(final.state.digest);
@@ -126,10 +123,7 @@ describe('worker faults', () => {
     await fleet.client.submit({ id: 'registry-outage', context: { digest }, buildArgs: { SLEEP: '2' }, image: { repository: 'app/faults', tags: ['outage'] } });
     // Down once the base is pulled and the RUN step sleeps (so the push meets the outage); back
     // a few seconds later.
-    const sleeping = new AbortController();
-    await fleet.client
-      .follow('registry-outage', { line: (l) => { if (l.text.includes('going quiet')) sleeping.abort(); }, event: () => undefined }, sleeping.signal)
-      .catch(() => undefined);
+    await untilLine('registry-outage', 'going quiet');
     await fleet.registry.stop();
     setTimeout(() => void fleet.registry.start(), 6_000);
     const final = await fleet.client.follow('registry-outage', {});
@@ -140,6 +134,13 @@ describe('worker faults', () => {
       expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/faults', 'outage')).toBe(final.state.digest);
     }
   });
+
+  /** Follows a build's log until a line contains `text`. */
+  async function untilLine(id: string, text: string): Promise<void> {
+    const seen = new AbortController();
+    await fleet.client.follow(id, { line: (l) => { if (l.text.includes(text)) seen.abort(); } }, seen.signal).catch(() => undefined);
+    if (!seen.signal.aborted) throw new Error(`${id} ended without printing "${text}"`);
+  }
 
   async function retry<T>(fn: () => Promise<T>): Promise<T> {
     for (let i = 0; ; i++) {

@@ -56,7 +56,7 @@ describe('build logs', () => {
 
   it('`fleet logs -f` attached mid-build replays from the first line and follows to the end', async () => {
     await fleet.client.submit({ id: 'attach-mid', context: { digest: ticker }, buildArgs: { TICKS: '4' }, image: { repository: 'app/logs', tags: ['mid'] } });
-    for (let i = 0; i < 100 && !(await liveText(fleet, 'attach-mid')).includes('tick 2'); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 600 && !(await liveText(fleet, 'attach-mid')).includes('tick 2'); i++) await new Promise((r) => setTimeout(r, 100));
     const cli = await execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'attach-mid'], { reject: false, env: cliEnv(fleet) });
     expect(cli.exitCode).toBe(0);
     expect(cli.stdout.split('\n').filter((l) => l.startsWith('tick '))).toEqual(['tick 1', 'tick 2', 'tick 3', 'tick 4']);
