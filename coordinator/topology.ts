@@ -58,7 +58,9 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     deliver_policy: DeliverPolicy.All,
   });
   const builds = await new Kvm(nc).create(buckets.builds, { history: 5, storage: StorageType.File });
-  const workers = await new Kvm(nc).create(buckets.workers, { history: 1, storage: StorageType.Memory, ttl: config.workerTtlMs });
+  // File storage although entries live seconds: a memory bucket vanishes with a server restart,
+  // and every worker's announcements would fail until a coordinator recreated it.
+  const workers = await new Kvm(nc).create(buckets.workers, { history: 1, storage: StorageType.File, ttl: config.workerTtlMs });
   return { builds, workers };
 }
 

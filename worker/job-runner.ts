@@ -77,6 +77,15 @@ export class JobRunner {
       return;
     }
 
+    const cancel = new AbortController();
+    // Right after a NATS server restart the JetStream API may not answer yet: hand the job back
+    // rather than build without a way to be cancelled (or let the error end the worker).
+    const stopWatching = await watchForCancel(this.builds, job.buildId, cancel, log).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
+    if (stopWatching instanceof FleetError) {
+      log.warn({ err: stopWatching }, 'cannot watch the build record; handing the job back');
+      msg.nak(RETRY_BASE_MS);
+      return;
+    }
     this.onBuild(job.buildId);
     const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
     const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt}`);
@@ -87,8 +96,6 @@ export class JobRunner {
     const logs = new BuildLog(this.js, job.buildId, attempt, join(scratch, 'build.log.gz'), masker, this.config.logs);
     // The run clock starts now, at the claim: time spent queued never counts against it.
     const runTimeout = AbortSignal.timeout(job.timeoutSeconds * 1000);
-    const cancel = new AbortController();
-    const stopWatching = await watchForCancel(this.builds, job.buildId, cancel, log);
     try {
       if (secrets instanceof FleetError) throw secrets;
       const result = await this.build(job, scratch, logs, secrets.files, AbortSignal.any([signal, runTimeout, cancel.signal]), log);

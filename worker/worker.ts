@@ -71,7 +71,11 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
         continue;
       }
       if (msg === null) continue;
-      await runner.handle(msg, cancelBuild.signal);
+      // One job's unexpected failure must not end the worker: the job goes back to the queue.
+      await runner.handle(msg, cancelBuild.signal).catch((e: unknown) => {
+        wlog.error({ err: e, subject: msg.subject }, 'job handling failed; handing it back');
+        msg.nak(1_000);
+      });
     }
   };
 

@@ -114,6 +114,13 @@ describe('worker faults', () => {
     expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
     expect(events.filter((e) => e.type === 'failed')).toHaveLength(0);
     expect((await fleet.client.follow('after-restart', {})).state.phase).toBe('pushed');
+    // The worker registry survived the restart too (it once lived in memory and vanished).
+    let listed = 0;
+    for (let i = 0; i < 50 && listed === 0; i++) {
+      listed = (await fleet.client.workers()).length;
+      if (listed === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(listed).toBeGreaterThan(0);
   });
 
   it('retries a push through a registry outage: exactly one image and one pushed event', async () => {
