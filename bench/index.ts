@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   overhead: () => import('./overhead.ts'),
   logs: () => import('./logs.ts'),
   context: () => import('./context.ts'),
+  standard: () => import('./standard.ts'),
 };
 const run = benches[which];
 if (run === undefined) {

@@ -28,7 +28,7 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig, cata
     ...(standard === null ? {} : { renderedDockerfile: standard.dockerfile }),
     ...(request.target === undefined ? {} : { target: request.target }),
     buildArgs: { ...request.buildArgs, ...standard?.buildArgs },
-    labels: { ...request.labels, ...standard?.labels },
+    labels: request.labels,
     secrets: request.secrets,
     timeoutSeconds: request.timeoutSeconds ?? config.defaultRunTimeoutSeconds,
     image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },

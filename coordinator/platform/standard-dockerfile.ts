@@ -5,7 +5,6 @@ export interface RenderedStandard {
   dockerfile: string;
   /** FLEET_* build args naming the platform images the Dockerfile uses, as full references */
   buildArgs: Record<string, string>;
-  labels: Record<string, string>;
 }
 
 /**
@@ -58,10 +57,6 @@ export function renderStandard(spec: StandardSpec, loaded: LoadedCatalog, regist
     serviceLines.push(`# service ${id} (enabled for ${spec.environment})`, ...service.fragment.map((l) => l.replaceAll('{{stage}}', stage)));
   }
   const optionLines = [...new Set(spec.options)].flatMap((id) => [`# option ${id}`, ...(catalog.options[id]?.fragment ?? [])]);
-  const dockerfile = template
-    .replace('{{service-stages}}', stages.join('\n'))
-    .replace('{{options}}', optionLines.join('\n'))
-    .replace('{{services}}', serviceLines.join('\n'));
   const labels = {
     'io.fleet.kind': 'standard',
     'io.fleet.runtime': spec.runtime,
@@ -69,5 +64,14 @@ export function renderStandard(spec: StandardSpec, loaded: LoadedCatalog, regist
     'io.fleet.options': [...new Set(spec.options)].sort().join(','),
     'io.fleet.services': enabled.join(','),
   };
-  return { dockerfile, buildArgs, labels };
+  // Written as a LABEL instruction, not passed as --label: buildah 1.28 loses its layer cache for
+  // every stage after the first when --label is given (containers/buildah#4950). Values are
+  // catalog ids, so quoting them is safe.
+  const labelLine = `LABEL ${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(' ')}`;
+  const dockerfile = `${template
+    .replace('{{service-stages}}', stages.join('\n'))
+    .replace('{{options}}', optionLines.join('\n'))
+    .replace('{{services}}', serviceLines.join('\n'))
+    .trimEnd()}\n${labelLine}\n`;
+  return { dockerfile, buildArgs };
 }

@@ -52,7 +52,12 @@ export class BuildahBuilder implements Builder {
       if (digest === null) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
       return { digest, references };
     } finally {
-      await runTool('buildah', ['rmi', localTag], { env: this.env, cwd: plan.workDir, output: quiet(output), signal: AbortSignal.timeout(30_000) });
+      // Keep the result tagged per destination repository before dropping the build's own tag:
+      // removing the last tag of an image also removes its intermediate layer images, and with
+      // them the layer cache of every stage the final image descends from.
+      const clean = { env: this.env, cwd: plan.workDir, output: quiet(output), signal: AbortSignal.timeout(30_000) };
+      await runTool('buildah', ['tag', localTag, cacheTag(plan.destinations[0] ?? plan.buildId)], clean);
+      await runTool('buildah', ['rmi', localTag], clean);
     }
   }
 
@@ -104,6 +109,13 @@ class StepTracker implements BuildOutput {
     }
     return this.inner.line(stream, text);
   }
+}
+
+/** `registry/quarantine/app/x:build-1` → `localhost/fleet-cache/quarantine/app/x:latest`, one per repository. */
+function cacheTag(destination: string): string {
+  const withoutTag = destination.replace(/[:@][^/]*$/, '');
+  const path = withoutTag.slice(withoutTag.indexOf('/') + 1).toLowerCase();
+  return `localhost/fleet-cache/${path}:latest`;
 }
 
 /** Output that goes nowhere (clean-up commands), keeping the masking settings. */

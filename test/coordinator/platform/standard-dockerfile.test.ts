@@ -24,7 +24,12 @@ describe('standard Dockerfile rendering', () => {
     expect(buildEnv).toBeGreaterThan(-1);
     expect(dockerfile.indexOf('javac')).toBeGreaterThan(buildEnv);
     expect(dockerfile.indexOf('/opt/paas/image-env.sh')).toBeGreaterThan(dockerfile.indexOf('FROM ${FLEET_RUNTIME_BASE}'));
-    expect(dockerfile.trimEnd().split('\n').slice(-3)).toEqual(['WORKDIR /app', 'USER app', 'ENTRYPOINT ["java", "-jar", "/app/app.jar"]']);
+    expect(dockerfile.trimEnd().split('\n').slice(-4)).toEqual([
+      'WORKDIR /app',
+      'USER app',
+      'ENTRYPOINT ["java", "-jar", "/app/app.jar"]',
+      'LABEL io.fleet.kind="standard" io.fleet.runtime="java17" io.fleet.environment="prod" io.fleet.options="" io.fleet.services=""',
+    ]);
   });
 
   it('refuses unknown ids with every offending field path, and uses an approved custom base', async () => {
