@@ -12,7 +12,7 @@ export const WorkerOptions = z.strictObject({
   workerId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/).optional(),
   /** owned by the worker's user; holds builder storage, scratch dirs and runtime files */
   stateDir: z.string().refine(isAbsolute, 'must be an absolute path'),
-  builder: z.enum(['buildah']).default('buildah'),
+  builder: z.enum(['buildah', 'buildkit']).default('buildah'),
   /** contexts and archived logs */
   s3: S3Options,
   /** caps on what a context may unpack to (see context-extract.ts) */

@@ -16,7 +16,8 @@ import { JobRunner } from './job-runner.ts';
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+// The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl).
+const TOOL_PATH = `${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 export interface Worker {
   readonly config: WorkerConfig;
@@ -44,6 +45,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const cancelBuild = new AbortController();
 
   let announcer: Announcer | null = null;
+  let stopBuilder = (): Promise<void> => Promise.resolve();
   const run = async (): Promise<void> => {
     const consumer = await waitForConsumer(js, config.pool, stopPulling.signal, wlog);
     if (consumer === null) return;
@@ -52,7 +54,11 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       kind: config.builder,
       env: { PATH: TOOL_PATH, ...containersEnv },
       runNetwork: config.runNetwork,
+      stateDir: config.stateDir,
+      insecureRegistries: config.insecureRegistries,
+      log: wlog,
     });
+    stopBuilder = () => builder.stop?.() ?? Promise.resolve();
     const kvm = new Kvm(nc);
     const builds = await kvm.open(buckets.builds);
     announcer = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
@@ -83,6 +89,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     .catch((e: unknown) => wlog.error({ err: e }, 'worker loop failed'))
     .finally(async () => {
       await announcer?.stop();
+      await stopBuilder().catch((e: unknown) => wlog.warn({ err: e }, 'could not stop the builder'));
       await nc.drain().catch(() => undefined);
       s3.close();
       wlog.info('worker stopped');

@@ -19,6 +19,9 @@ export const ImageConfig = z.object({
     .object({
       User: z.string().optional(),
       Env: z.array(z.string()).nullish(),
+      WorkingDir: z.string().optional(),
+      Entrypoint: z.array(z.string()).nullish(),
+      Cmd: z.array(z.string()).nullish(),
       Labels: z.record(z.string(), z.string()).nullish(),
     })
     .default({}),

@@ -18,7 +18,7 @@ export interface LocalFleetOptions {
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs'>>;
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder'>>;
 }
 
 export interface LocalFleet {

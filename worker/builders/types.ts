@@ -34,4 +34,6 @@ export interface BuildResult {
 export interface Builder {
   readonly name: string;
   build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult>;
+  /** stops what the builder keeps running between builds (a daemon), if anything */
+  stop?(): Promise<void>;
 }

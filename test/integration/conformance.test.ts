@@ -1,0 +1,119 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readImage, type Image } from '../../coordinator/gates/image-reader.ts';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
+import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { runImage } from '../helpers/podman.ts';
+
+/**
+ * The same fixtures through every builder, one pool per builder. Kaniko is not wired in yet;
+ * its row joins this table when it is.
+ */
+const BUILDERS = ['buildah', 'buildkit'] as const;
+type BuilderName = (typeof BUILDERS)[number];
+
+let fleet: LocalFleet;
+let registry: RegistryClient;
+const configs = new Map<string, Map<BuilderName, Image['config']['config'] & { diffIds: string[] }>>();
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit'] } });
+  await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+  registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
+});
+afterAll(async () => {
+  await fleet?.stop();
+});
+
+async function build(builder: BuilderName, app: string, id: string, request: Partial<BuildRequestInput> = {}): Promise<BuildView> {
+  const { digest } = await fleet.client.uploadContext(fixture(app));
+  await fleet.client.submit({ id: `${id}-${builder}`, context: { digest }, pool: builder === 'buildah' ? 'default' : builder, image: { repository: `conf/${app}`, tags: [builder] }, ...request });
+  return fleet.client.follow(`${id}-${builder}`, {});
+}
+
+async function remember(fixtureName: string, builder: BuilderName, repository: string, tag: string): Promise<Image> {
+  const image = await readImage(registry, repository, tag);
+  const byBuilder = configs.get(fixtureName) ?? new Map();
+  byBuilder.set(builder, { ...image.config.config, diffIds: image.config.rootfs.diff_ids });
+  configs.set(fixtureName, byBuilder);
+  return image;
+}
+
+describe.each(BUILDERS)('conformance: %s', (builder) => {
+  it(`conformance (${builder}): a two-stage app lands with the registry's digest, derives from official/base and runs`, async () => {
+    const done = await build(builder, 'two-stage', 'two');
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    if (done.state.phase !== 'pushed') return;
+    expect(await fetchManifestDigest(registry.endpoint, 'conf/two-stage', builder)).toBe(done.state.digest);
+    expect((await runImage(`${fleet.registry.host}/conf/two-stage:${builder}`, fleet.registry.host)).stdout).toContain('hello from the fleet');
+    const image = await remember('two-stage', builder, 'conf/two-stage', builder);
+    const base = await readImage(registry, 'official/base', '1');
+    expect(image.config.rootfs.diff_ids.slice(0, base.config.rootfs.diff_ids.length)).toEqual(base.config.rootfs.diff_ids);
+  });
+
+  it(`conformance (${builder}): --target, build args and labels give the same image config`, async () => {
+    const done = await build(builder, 'multi-stage', 'multi', { target: 'runtime', buildArgs: { GREETING: 'conformant' }, labels: { 'org.example.team': 'builds' } });
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    expect((await runImage(`${fleet.registry.host}/conf/multi-stage:${builder}`, fleet.registry.host)).stdout).toBe('multi-stage says conformant');
+    const image = await remember('multi-stage', builder, 'conf/multi-stage', builder);
+    expect(image.config.config.Labels?.['org.example.team']).toBe('builds');
+  });
+
+  it(`conformance (${builder}): a failing RUN names its step and exit code, and nothing is pushed`, async () => {
+    const done = await build(builder, 'fails-42', 'fails');
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BUILD_STEP_FAILED', details: { exitCode: 42 } } });
+    if (done.state.phase === 'failed') expect(done.state.error.details?.step).toContain('exit 42');
+    expect(await fetchManifestDigest(registry.endpoint, 'conf/fails-42', builder)).toBeNull();
+  });
+});
+
+describe('buildkit daemon', () => {
+  it('restarts a dead buildkitd and says so in the build log', async () => {
+    const worker = fleet.workers.find((w) => w.stateDir.includes('w2-'));
+    expect(worker).toBeDefined();
+    const killed = await execa('pkill', ['-9', '-f', `buildkitd --rootless --addr unix://${worker?.stateDir ?? '/nonexistent'}/`], { reject: false });
+    expect(killed.exitCode).toBe(0);
+    const done = await build('buildkit', 'two-stage', 'after-kill');
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    expect(await archivedLog(fleet, 'after-kill-buildkit')).toContain('buildkitd had died; restarted it');
+  });
+
+  it('refuses a # syntax= frontend that is not on the allowlist, with a clear error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-syntax-'));
+    try {
+      await writeFile(join(dir, 'Dockerfile'), '# syntax=docker/dockerfile:1.7\nFROM scratch\n');
+      const { digest } = await fleet.client.uploadContext(dir);
+      await fleet.client.submit({ id: 'syntax-buildkit', context: { digest }, pool: 'buildkit', image: { repository: 'conf/syntax', tags: ['1'] } });
+      const done = await fleet.client.follow('syntax-buildkit', {});
+      expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BUILD_FAILED', message: expect.stringContaining('"docker/dockerfile:1.7" (# syntax=)') } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('conformance: across builders', () => {
+  it('conformance: every builder produced every compared image', () => {
+    expect([...configs.keys()].sort()).toEqual(['multi-stage', 'two-stage']);
+    for (const byBuilder of configs.values()) expect([...byBuilder.keys()].sort()).toEqual([...BUILDERS].sort());
+  });
+
+  it('conformance: User, Env, WorkingDir, Entrypoint and Labels match across builders', () => {
+    for (const [name, byBuilder] of configs) {
+      const [first, ...rest] = BUILDERS.map((b) => byBuilder.get(b));
+      expect(first, name).toBeDefined();
+      expect(rest.length, name).toBe(BUILDERS.length - 1);
+      for (const other of rest) {
+        for (const field of ['User', 'WorkingDir', 'Entrypoint', 'Env'] as const) expect(other?.[field] ?? null, `${name} ${field}`).toEqual(first?.[field] ?? null);
+        const user = (l: Record<string, string> | null | undefined): Record<string, string> =>
+          Object.fromEntries(Object.entries(l ?? {}).filter(([k]) => !k.startsWith('io.buildah.') && !k.startsWith('io.fleet.')));
+        expect(user(other?.Labels), `${name} Labels`).toEqual(user(first?.Labels));
+      }
+    }
+  });
+});

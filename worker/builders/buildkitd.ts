@@ -1,0 +1,74 @@
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import type { Logger } from '../../runtime/logger.ts';
+
+/**
+ * The worker's own rootless BuildKit daemon: `rootlesskit buildkitd --rootless` as the worker's
+ * (unprivileged) user, state and unix socket under the worker's state dir. Started on first use,
+ * restarted (and said so) when found dead; dies with the worker (pdeathsig).
+ */
+export class BuildkitDaemon {
+  private child: ResultPromise | null = null;
+  private exited = true;
+  readonly socket: string;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly env: Record<string, string>,
+    private readonly insecureRegistries: readonly string[],
+    private readonly log: Logger,
+  ) {
+    this.socket = join(stateDir, 'buildkit', 'buildkitd.sock');
+  }
+
+  /** The socket address of a live daemon, starting (or restarting) it when needed. */
+  async address(say: (line: string) => Promise<void>): Promise<string> {
+    if (this.child !== null && !this.exited) return `unix://${this.socket}`;
+    if (this.child !== null) {
+      this.log.warn('buildkitd had died; restarting it');
+      await say('buildkitd had died; restarted it');
+    }
+    await this.start();
+    return `unix://${this.socket}`;
+  }
+
+  private async start(): Promise<void> {
+    const dir = join(this.stateDir, 'buildkit');
+    await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
+    const config = join(dir, 'buildkitd.toml');
+    await writeFile(config, this.insecureRegistries.map((r) => `[registry."${r}"]\n  http = true\n  insecure = true\n`).join('\n'));
+    const child = execa(
+      'setpriv',
+      [
+        '--pdeathsig', 'TERM', '--',
+        'rootlesskit', '--net=host', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
+        'buildkitd', '--rootless', '--addr', `unix://${this.socket}`, '--otel-socket-path', join(dir, 'run', 'otel.sock'),
+        '--root', join(dir, 'root'), '--config', config,
+      ],
+      { env: { ...this.env, XDG_RUNTIME_DIR: join(dir, 'run') }, extendEnv: false, stdin: 'ignore', stdout: { file: join(dir, 'buildkitd.log'), append: true }, stderr: { file: join(dir, 'buildkitd.log'), append: true }, reject: false, forceKillAfterDelay: 5_000 },
+    );
+    this.child = child;
+    this.exited = false;
+    void child.then(() => {
+      this.exited = true;
+    });
+    for (let i = 0; i < 100; i++) {
+      if (this.exited) break;
+      const ok = await access(this.socket).then(() => true, () => false);
+      if (ok && (await execa('buildctl', ['--addr', `unix://${this.socket}`, 'debug', 'workers'], { env: this.env, extendEnv: false, reject: false })).exitCode === 0) {
+        this.log.info({ socket: this.socket }, 'buildkitd ready');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new FleetError(ErrorCode.E_INTERNAL, `buildkitd did not start (see ${join(dir, 'buildkitd.log')})`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child === null || this.exited) return;
+    this.child.kill('SIGTERM');
+    await this.child;
+  }
+}
