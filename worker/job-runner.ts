@@ -217,9 +217,8 @@ export class JobRunner {
     return answer.ok ? null : FleetError.fromBody(answer.error);
   }
 
-  /** Durable before it returns: the job is acked only after this. */
   /**
-   * Retried through a NATS outage (the message id makes a repeat a no-op): a finished build must
+   * Durable before it returns (the job is acked only after this), and retried through a NATS outage (the message id makes a repeat a no-op): a finished build must
    * not be rebuilt because the server restarted just as it ended.
    */
   private async report(report: WorkerReport): Promise<void> {
