@@ -218,8 +218,9 @@ export class JobRunner {
   }
 
   /**
-   * Durable before it returns (the job is acked only after this), and retried through a NATS outage (the message id makes a repeat a no-op): a finished build must
-   * not be rebuilt because the server restarted just as it ended.
+   * Durable before it returns (the job is acked only after this), and retried through a NATS
+   * outage (the message id makes a repeat a no-op): a finished build must not be rebuilt because
+   * the server restarted just as it ended.
    */
   private async report(report: WorkerReport): Promise<void> {
     const deadline = Date.now() + REPORT_RETRY_MS;
