@@ -72,7 +72,7 @@ export const BuildRequest = z
     const inBases = r.image.repository.startsWith(BASES_NAMESPACE);
     if (r.kind === 'custom-base' && !inBases) issue(['image', 'repository'], `must be under "${BASES_NAMESPACE}" for kind "custom-base"`);
     if (r.kind !== 'custom-base' && inBases) issue(['image', 'repository'], `"${BASES_NAMESPACE}" is reserved for kind "custom-base"`);
-    if (/^(official|platform|quarantine)\//.test(r.image.repository)) issue(['image', 'repository'], 'official/, platform/ and quarantine/ are reserved for the platform');
+    if (/^(official|platform|quarantine|cache)\//.test(r.image.repository)) issue(['image', 'repository'], 'official/, platform/, quarantine/ and cache/ are reserved for the platform');
   });
 export type BuildRequest = z.infer<typeof BuildRequest>;
 /** The request as a client writes it, defaults not yet applied. */

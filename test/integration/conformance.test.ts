@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, type Image } from '../../coordinator/gates/image-reader.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import type { WorkerProcess } from '../../deploy/local/worker-process.ts';
 import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
 import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
@@ -15,15 +16,21 @@ import { runImage } from '../helpers/podman.ts';
  * its row joins this table when it is.
  */
 const BUILDERS = ['buildah', 'buildkit'] as const;
+/** two-stage's compile step printing, as an archived log line (BuildKit prefixes `#n 0.12 `). */
+const COMPILED = /"text":"(?:#\d+ [\d.]+ )?compiling \d+ line\(s\)"/;
 type BuilderName = (typeof BUILDERS)[number];
 
 let fleet: LocalFleet;
 let registry: RegistryClient;
+/** the worker serving each builder's pool (replaced by a fresh one in the cache test) */
+const workerOf = new Map<BuilderName, WorkerProcess>();
 const configs = new Map<string, Map<BuilderName, Image['config']['config'] & { diffIds: string[] }>>();
 
 beforeAll(async () => {
   fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit'] } });
-  await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+  const first = fleet.workers[0];
+  if (first !== undefined) workerOf.set('buildah', first);
+  workerOf.set('buildkit', await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' }));
   registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
 });
 afterAll(async () => {
@@ -51,6 +58,8 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     if (done.state.phase !== 'pushed') return;
     expect(await fetchManifestDigest(registry.endpoint, 'conf/two-stage', builder)).toBe(done.state.digest);
     expect((await runImage(`${fleet.registry.host}/conf/two-stage:${builder}`, fleet.registry.host)).stdout).toContain('hello from the fleet');
+    // Built for real (no cache yet): the compile step's own output is in the log.
+    expect(await archivedLog(fleet, `two-${builder}`)).toMatch(COMPILED);
     const image = await remember('two-stage', builder, 'conf/two-stage', builder);
     const base = await readImage(registry, 'official/base', '1');
     expect(image.config.rootfs.diff_ids.slice(0, base.config.rootfs.diff_ids.length)).toEqual(base.config.rootfs.diff_ids);
@@ -64,6 +73,23 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     expect(image.config.config.Labels?.['org.example.team']).toBe('builds');
   });
 
+  it(`conformance (${builder}): a fresh worker (empty local state) rebuilds from the app's registry cache`, async () => {
+    // two-stage was built above, exporting its layers to cache/conf/two-stage. A new worker with
+    // nothing local takes over the pool and builds the same app again.
+    const old = workerOf.get(builder);
+    const fresh = await fleet.addWorker(builder === 'buildah' ? {} : { pool: 'buildkit', builder: 'buildkit' });
+    await old?.stop();
+    workerOf.set(builder, fresh);
+    const done = await build(builder, 'two-stage', 'two-again');
+    expect(done.state).toMatchObject({ phase: 'pushed', attempt: 1 });
+    const log = await archivedLog(fleet, `two-again-${builder}`);
+    expect(log).toContain(fresh.workerId);
+    // buildah: "--> Using cache <id>"; BuildKit: "#n CACHED". The compile step must be one of them.
+    const hits = log.split('\n').filter((l) => /Using cache|CACHED/.test(l)).length;
+    expect(hits).toBeGreaterThanOrEqual(2);
+    expect(log).not.toMatch(COMPILED);
+  });
+
   it(`conformance (${builder}): a failing RUN names its step and exit code, and nothing is pushed`, async () => {
     const done = await build(builder, 'fails-42', 'fails');
     expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BUILD_STEP_FAILED', details: { exitCode: 42 } } });
@@ -74,7 +100,7 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
 
 describe('buildkit daemon', () => {
   it('restarts a dead buildkitd and says so in the build log', async () => {
-    const worker = fleet.workers.find((w) => w.stateDir.includes('w2-'));
+    const worker = workerOf.get('buildkit');
     expect(worker).toBeDefined();
     const killed = await execa('pkill', ['-9', '-f', `buildkitd --rootless --addr unix://${worker?.stateDir ?? '/nonexistent'}/`], { reject: false });
     expect(killed.exitCode).toBe(0);

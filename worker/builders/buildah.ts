@@ -64,6 +64,8 @@ export class BuildahBuilder implements Builder {
   private budArgs(plan: BuildPlan, localTag: string): string[] {
     const args = ['bud', '--layers', '--pull=true', '--network', this.network, '--file', plan.dockerfile, '--tag', localTag];
     if (plan.target !== undefined) args.push('--target', plan.target);
+    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+    if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
     for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
     for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
     for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);

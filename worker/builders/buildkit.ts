@@ -53,6 +53,11 @@ export class BuildkitBuilder implements Builder {
       '--metadata-file', metadata,
     ];
     if (plan.target !== undefined) args.push('--opt', `target=${plan.target}`);
+    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+    if (plan.cacheRepository !== undefined) {
+      const ref = `ref=${plan.cacheRepository}:buildkit${this.insecureRegistries.some((r) => plan.cacheRepository?.startsWith(`${r}/`)) ? ',registry.insecure=true' : ''}`;
+      args.push('--import-cache', `type=registry,${ref}`, '--export-cache', `type=registry,${ref},mode=max,oci-mediatypes=true`);
+    }
     for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
     for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);
     for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);

@@ -16,6 +16,8 @@ export interface BuildPlan {
   destinations: readonly string[];
   /** per-build scratch space owned by the worker */
   workDir: string;
+  /** registry repository (full, `host/cache/app/x`) holding this app's layer cache; per app, never shared across apps */
+  cacheRepository?: string;
 }
 
 /** Where builder output goes: already split into lines and masked by the time `line` sees it. */
