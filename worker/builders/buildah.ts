@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { OutputTap } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
@@ -89,27 +90,19 @@ export class BuildahBuilder implements Builder {
 }
 
 
-/** Passes output through while remembering which step ran last and which one buildah blamed. */
-class StepTracker implements BuildOutput {
-  readonly masker: BuildOutput['masker'];
-  readonly maxLine: number;
+/** Remembers which step ran last, which one buildah blamed, and whether a pull hit the registry. */
+class StepTracker extends OutputTap {
   lastStep: { step: string; exitCode?: number } | null = null;
   failedStep: { step: string; exitCode: number } | null = null;
   registryError: string | null = null;
 
-  constructor(private readonly inner: BuildOutput) {
-    this.masker = inner.masker;
-    this.maxLine = inner.maxLine;
-  }
-
-  line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
+  protected observe(text: string): void {
     if (STEP_HEADER.test(text)) this.lastStep = { step: text };
     if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
     const failed = STEP_ERROR.exec(text);
     if (failed !== null && this.lastStep !== null) {
       this.failedStep = { step: this.lastStep.step, exitCode: Number(failed[2]) };
     }
-    return this.inner.line(stream, text);
   }
 }
 

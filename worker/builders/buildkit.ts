@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { BuildkitDaemon } from './buildkitd.ts';
+import { OutputTap } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
@@ -77,24 +78,16 @@ export class BuildkitBuilder implements Builder {
 }
 
 /** Remembers BuildKit's vertices by number so an ERROR line can name its step. */
-class VertexTracker implements BuildOutput {
-  readonly masker: BuildOutput['masker'];
-  readonly maxLine: number;
+class VertexTracker extends OutputTap {
   private readonly steps = new Map<string, string>();
   failed: { step: string; exitCode: number } | null = null;
   registryError: string | null = null;
 
-  constructor(private readonly inner: BuildOutput) {
-    this.masker = inner.masker;
-    this.maxLine = inner.maxLine;
-  }
-
-  line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
+  protected observe(text: string): void {
     const vertex = VERTEX.exec(text);
     if (vertex?.[1] !== undefined && vertex[2] !== undefined && !this.steps.has(vertex[1])) this.steps.set(vertex[1], vertex[2]);
     const error = VERTEX_ERROR.exec(text);
     if (error?.[1] !== undefined && this.failed === null) this.failed = { step: this.steps.get(error[1]) ?? `#${error[1]}`, exitCode: Number(error[2]) };
     if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
-    return this.inner.line(stream, text);
   }
 }
