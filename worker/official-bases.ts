@@ -67,13 +67,29 @@ export async function verifyOfficialBases(
     const colon = path.lastIndexOf(':');
     const repository = at >= 0 ? path.slice(0, at) : colon >= 0 ? path.slice(0, colon) : path;
     const reference = at >= 0 ? path.slice(at + 1) : colon >= 0 ? path.slice(colon + 1) : 'latest';
-    const manifest = await registry.manifest(repository, reference, signal);
-    if (manifest === null) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `official image ${from.image} does not exist in ${host}`);
-    const check = await verifyImageSignature(registry, repository, manifest.digest, publicKeyPem);
-    if (!check.ok) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `refusing to build on ${from.image}: ${check.reason}`);
-    verified.push(`${from.image} = ${manifest.digest}`);
+    const digest = await verifiedDigest(registry, repository, reference, publicKeyPem, signal);
+    verified.push(`${from.image} = ${digest}`);
     const whole = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(from.raw);
-    if (whole?.[1] !== undefined && whole[1].startsWith('FLEET_') && whole[1] in pinned) pinned[whole[1]] = `${host}/${repository}@${manifest.digest}`;
+    if (whole?.[1] !== undefined && whole[1].startsWith('FLEET_') && whole[1] in pinned) pinned[whole[1]] = `${host}/${repository}@${digest}`;
   }
   return { buildArgs: pinned, verified };
+}
+
+/**
+ * The manifest digest of a platform image, once its platform signature checks out; otherwise
+ * E_BASE_UNSIGNED naming the image and why.
+ */
+export async function verifiedDigest(
+  registry: RegistryClient,
+  repository: string,
+  reference: string,
+  publicKeyPem: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  const image = `${registry.endpoint.host}/${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
+  const manifest = await registry.manifest(repository, reference, signal);
+  if (manifest === null) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `platform image ${image} does not exist in ${registry.endpoint.host}`);
+  const check = await verifyImageSignature(registry, repository, manifest.digest, publicKeyPem);
+  if (!check.ok) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `refusing to use ${image}: ${check.reason}`);
+  return manifest.digest;
 }

@@ -1,17 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
+import { RegistryClient } from '../runtime/registry-client.ts';
 import { S3Store } from '../runtime/s3-store.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from './containers-config.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
+import { verifiedDigest } from './official-bases.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
@@ -56,6 +58,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       runNetwork: config.runNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
+      resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, host, signal),
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
@@ -127,4 +130,13 @@ async function waitForConsumer(js: ReturnType<typeof jetstream>, pool: string, s
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The kaniko image in the job's registry, pinned to the digest whose platform signature checks out. */
+async function verifiedBuilderImage(config: WorkerConfig, host: string, signal: AbortSignal): Promise<string> {
+  const colon = config.kanikoImage.lastIndexOf(':');
+  const repository = config.kanikoImage.slice(0, colon);
+  const registry = new RegistryClient({ host, insecure: config.insecureRegistries.includes(host) });
+  const digest = await verifiedDigest(registry, repository, config.kanikoImage.slice(colon + 1), await readFile(config.signingPublicKeyPath, 'utf8'), signal);
+  return `${host}/${repository}@${digest}`;
 }

@@ -2,26 +2,22 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { KANIKO_IMAGE, KANIKO_VERSION, OFFICIAL_IMAGES_VERSION } from '../versions.ts';
 import { RegistryClient, type RegistryEndpoint } from '../../runtime/registry-client.ts';
 import { openSigstorePrivateKey } from '../../runtime/sigstore-key.ts';
 import { signImage } from '../../runtime/sigstore.ts';
 
 /**
- * The platform's own images, built once by scripts/build-official-images into an OCI layout in
- * the cache (the layout tag is the reference with "/" and ":" turned into "-").
+ * The platform's own images, built once by the bootstrap into OCI layouts in the cache (the
+ * layout tag is the reference with "/" and ":" turned into "-"): the official bases and the
+ * JaCoCo payload (scripts/build-official-images), and the kaniko builder (scripts/build-kaniko-image).
  */
-export const PLATFORM_IMAGES = ['official/base:1', 'official/jre17:1', 'official/jdk17:1', 'platform/jacoco:0.8.6'] as const;
-export type PlatformImage = (typeof PLATFORM_IMAGES)[number];
+export const PLATFORM_IMAGES: readonly { ref: string; layout: string }[] = [
+  ...['official/base:1', 'official/jre17:1', 'official/jdk17:1', 'platform/jacoco:0.8.6'].map((ref) => ({ ref, layout: `official-${OFFICIAL_IMAGES_VERSION}` })),
+  { ref: KANIKO_IMAGE, layout: `kaniko-${KANIKO_VERSION}` },
+];
 
 const CACHE_DIR = process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet';
-
-/** Where the bootstrap leaves the layout and the signing key. */
-export async function platformImagePaths(): Promise<{ layout: string; keyDir: string }> {
-  const versions = await readFile(new URL('../../scripts/versions.env', import.meta.url), 'utf8');
-  const version = /^OFFICIAL_IMAGES_VERSION=(\S+)$/m.exec(versions)?.[1];
-  if (version === undefined) throw new FleetError(ErrorCode.E_INTERNAL, 'scripts/versions.env names no OFFICIAL_IMAGES_VERSION');
-  return { layout: join(CACHE_DIR, 'images', `official-${version}`), keyDir: join(CACHE_DIR, 'keys') };
-}
 
 /**
  * Publishes the platform images into a registry and signs each with the platform key (sigstore
@@ -30,20 +26,20 @@ export async function platformImagePaths(): Promise<{ layout: string; keyDir: st
  */
 export async function publishPlatformImages(
   registry: RegistryEndpoint,
-  opts: { sign?: boolean; only?: readonly PlatformImage[] } = {},
+  opts: { sign?: boolean; only?: readonly string[] } = {},
 ): Promise<Record<string, string>> {
-  const { layout, keyDir } = await platformImagePaths();
+  const keyDir = join(CACHE_DIR, 'keys');
   const key = opts.sign === false
     ? null
     : openSigstorePrivateKey(await readFile(join(keyDir, 'official.key'), 'utf8'), await readFile(join(keyDir, 'official.pass'), 'utf8'));
   const client = new RegistryClient(registry);
   const digests: Record<string, string> = {};
-  for (const ref of opts.only ?? PLATFORM_IMAGES) {
+  for (const { ref, layout } of PLATFORM_IMAGES.filter((i) => opts.only?.includes(i.ref) ?? true)) {
     const layoutTag = ref.replace(/[/:]/g, '-');
     await execa('skopeo', [
       'copy', '--quiet', '--retry-times', '3',
       ...(registry.insecure ? ['--dest-tls-verify=false'] : []),
-      `oci:${layout}:${layoutTag}`, `docker://${registry.host}/${ref}`,
+      `oci:${join(CACHE_DIR, 'images', layout)}:${layoutTag}`, `docker://${registry.host}/${ref}`,
     ]);
     const [repository, tag] = ref.split(':') as [string, string];
     const manifest = await client.manifest(repository, tag);

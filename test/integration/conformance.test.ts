@@ -11,11 +11,8 @@ import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-clie
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
 
-/**
- * The same fixtures through every builder, one pool per builder. Kaniko is not wired in yet;
- * its row joins this table when it is.
- */
-const BUILDERS = ['buildah', 'buildkit'] as const;
+/** The same fixtures through every builder, one pool per builder (buildah serves `default`). */
+const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
 /** two-stage's compile step printing, as an archived log line (BuildKit prefixes `#n 0.12 `). */
 const COMPILED = /"text":"(?:#\d+ [\d.]+ )?compiling \d+ line\(s\)"/;
 type BuilderName = (typeof BUILDERS)[number];
@@ -27,10 +24,10 @@ const workerOf = new Map<BuilderName, WorkerProcess>();
 const configs = new Map<string, Map<BuilderName, Image['config']['config'] & { diffIds: string[] }>>();
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit'] } });
+  fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit', 'kaniko'] } });
   const first = fleet.workers[0];
   if (first !== undefined) workerOf.set('buildah', first);
-  workerOf.set('buildkit', await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' }));
+  for (const builder of ['buildkit', 'kaniko'] as const) workerOf.set(builder, await fleet.addWorker({ pool: builder, builder }));
   registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
 });
 afterAll(async () => {
@@ -39,8 +36,12 @@ afterAll(async () => {
 
 async function build(builder: BuilderName, app: string, id: string, request: Partial<BuildRequestInput> = {}): Promise<BuildView> {
   const { digest } = await fleet.client.uploadContext(fixture(app));
-  await fleet.client.submit({ id: `${id}-${builder}`, context: { digest }, pool: builder === 'buildah' ? 'default' : builder, image: { repository: `conf/${app}`, tags: [builder] }, ...request });
+  await fleet.client.submit({ id: `${id}-${builder}`, context: { digest }, pool: poolOf(builder), image: { repository: `conf/${app}`, tags: [builder] }, ...request });
   return fleet.client.follow(`${id}-${builder}`, {});
+}
+
+function poolOf(builder: BuilderName): string {
+  return builder === 'buildah' ? 'default' : builder;
 }
 
 async function remember(fixtureName: string, builder: BuilderName, repository: string, tag: string): Promise<Image> {
@@ -77,15 +78,16 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     // two-stage was built above, exporting its layers to cache/conf/two-stage. A new worker with
     // nothing local takes over the pool and builds the same app again.
     const old = workerOf.get(builder);
-    const fresh = await fleet.addWorker(builder === 'buildah' ? {} : { pool: 'buildkit', builder: 'buildkit' });
+    const fresh = await fleet.addWorker({ pool: poolOf(builder), builder });
     await old?.stop();
     workerOf.set(builder, fresh);
     const done = await build(builder, 'two-stage', 'two-again');
     expect(done.state).toMatchObject({ phase: 'pushed', attempt: 1 });
     const log = await archivedLog(fleet, `two-again-${builder}`);
     expect(log).toContain(fresh.workerId);
-    // buildah: "--> Using cache <id>"; BuildKit: "#n CACHED". The compile step must be one of them.
-    const hits = log.split('\n').filter((l) => /Using cache|CACHED/.test(l)).length;
+    // buildah: "--> Using cache <id>"; BuildKit: "#n CACHED"; kaniko: "Found cached layer". The
+    // compile step must be one of them.
+    const hits = log.split('\n').filter((l) => /Using cache|CACHED|Found cached layer/.test(l)).length;
     expect(hits).toBeGreaterThanOrEqual(2);
     expect(log).not.toMatch(COMPILED);
   });

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import { OutputTap } from './output-tap.ts';
+import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
@@ -56,7 +56,7 @@ export class BuildahBuilder implements Builder {
       // Keep the result tagged per destination repository before dropping the build's own tag:
       // removing the last tag of an image also removes its intermediate layer images, and with
       // them the layer cache of every stage the final image descends from.
-      const clean = { env: this.env, cwd: plan.workDir, output: quiet(output), signal: AbortSignal.timeout(30_000) };
+      const clean = { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) };
       await runTool('buildah', ['tag', localTag, cacheTag(plan.destinations[0] ?? plan.buildId)], clean);
       await runTool('buildah', ['rmi', localTag], clean);
     }
@@ -111,9 +111,4 @@ function cacheTag(destination: string): string {
   const withoutTag = destination.replace(/[:@][^/]*$/, '');
   const path = withoutTag.slice(withoutTag.indexOf('/') + 1).toLowerCase();
   return `localhost/fleet-cache/${path}:latest`;
-}
-
-/** Output that goes nowhere (clean-up commands), keeping the masking settings. */
-function quiet(output: BuildOutput): BuildOutput {
-  return { masker: output.masker, maxLine: output.maxLine, line: () => Promise.resolve() };
 }

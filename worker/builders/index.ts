@@ -2,16 +2,22 @@ import type { Logger } from '../../runtime/logger.ts';
 import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon } from './buildkitd.ts';
+import { KanikoBuilder } from './kaniko.ts';
 import type { Builder } from './types.ts';
 
 export type { BuildPlan, BuildResult, Builder, BuildOutput } from './types.ts';
 
+export const BUILDER_KINDS = ['buildah', 'buildkit', 'kaniko'] as const;
+export type BuilderKind = (typeof BUILDER_KINDS)[number];
+
 export interface BuilderSettings {
-  kind: 'buildah' | 'buildkit';
+  kind: BuilderKind;
   env: Record<string, string>;
   runNetwork: 'private' | 'none';
   stateDir: string;
   insecureRegistries: readonly string[];
+  /** the builder's own image (kaniko's) in that registry, as `host/repo@digest` once its platform signature checks out */
+  resolveBuilderImage: (registryHost: string, signal: AbortSignal) => Promise<string>;
   log: Logger;
 }
 
@@ -23,5 +29,7 @@ export function createBuilder(settings: BuilderSettings): Builder {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log);
       return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries), { stop: () => daemon.stop() });
     }
+    case 'kaniko':
+      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage);
   }
 }

@@ -1,8 +1,8 @@
 import type { BuildOutput } from './types.ts';
 
 /**
- * Passes a builder's output through unchanged while a subclass reads each line for what it needs
- * (which step ran, which one failed, whether a registry was unreachable).
+ * Passes a builder's output on while a subclass reads each line for what it needs (which step
+ * ran, which one failed, whether a registry was unreachable) and may tidy it (`rewrite`).
  */
 export abstract class OutputTap implements BuildOutput {
   readonly masker: BuildOutput['masker'];
@@ -14,9 +14,19 @@ export abstract class OutputTap implements BuildOutput {
   }
 
   line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
-    this.observe(text);
-    return this.inner.line(stream, text);
+    const tidy = this.rewrite(text);
+    this.observe(tidy);
+    return this.inner.line(stream, tidy);
+  }
+
+  protected rewrite(text: string): string {
+    return text;
   }
 
   protected abstract observe(text: string): void;
+}
+
+/** Output that goes nowhere (pulls, clean-up commands), keeping the masking settings. */
+export function quietOutput(output: BuildOutput): BuildOutput {
+  return { masker: output.masker, maxLine: output.maxLine, line: () => Promise.resolve() };
 }

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { OutputTap, quietOutput } from './output-tap.ts';
+import { runTool, type ToolRun } from './run-tool.ts';
+import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
+
+/** logrus text lines: `time="…" level=info msg="RUN make"` */
+const LOGRUS = /^time="[^"]*" level=(\w+) msg="((?:[^"\\]|\\.)*)"(.*)$/;
+/** the instruction kaniko announces before it runs it */
+const INSTRUCTION = /^(RUN|COPY|ADD) /;
+const EXIT_STATUS = /failed to execute command: waiting for process to exit: exit status (\d+)/;
+const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected status code 5\d\d|retrieving image|GET https?:\/\/.*: (?:UNAUTHORIZED|DENIED|5\d\d)/i;
+/** `RUN --mount=type=secret,id=x[,target=/p]`: kaniko ignores --mount, so the worker mounts the secret there itself */
+const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
+
+/** Where the worker's files appear inside the kaniko container. */
+const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out' } as const;
+
+/**
+ * kaniko (chainguard-dev fork) in its own FROM-scratch image, run by rootless podman: the executor
+ * unpacks every base over the container's root filesystem, so it must own that container, never
+ * the worker's. Context and Dockerfile are mounted read-only, build secrets as single read-only
+ * files (mounts are left out of kaniko's snapshots, so they never reach a layer), and the digest
+ * comes back through `--digest-file`. The image is the platform's, verified before it runs.
+ */
+export class KanikoBuilder implements Builder {
+  readonly name = 'kaniko';
+  private readonly pulled = new Set<string>();
+
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly insecureRegistries: readonly string[],
+    /** `host/platform/kaniko@sha256:…` once its platform signature checks out in that registry */
+    private readonly resolveImage: (registryHost: string, signal: AbortSignal) => Promise<string>,
+  ) {}
+
+  async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    const first = plan.destinations[0];
+    if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
+    const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
+    const outDir = join(plan.workDir, 'kaniko-out');
+    await mkdir(outDir, { recursive: true });
+    const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
+    const mounts = await this.mounts(plan, outDir);
+    const tracker = new KanikoOutput(output);
+    try {
+      const run = await runTool('podman', ['run', '--rm', '--name', name, ...this.containerArgs(mounts), image, ...this.executorArgs(plan)], {
+        env: this.env,
+        cwd: plan.workDir,
+        output: tracker,
+        signal,
+      });
+      this.throwIfFailed(run, tracker);
+    } finally {
+      // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
+      await runTool('podman', ['rm', '--force', '--time', '0', '--ignore', name], { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) });
+    }
+    const digest = (await readFile(join(outDir, 'digest'), 'utf8')).trim();
+    return { digest, references: [...plan.destinations] };
+  }
+
+  /** Pulls the verified kaniko image into this worker's storage once per digest. */
+  private async image(registryHost: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<string> {
+    const image = await this.resolveImage(registryHost, signal);
+    if (!this.pulled.has(image)) {
+      const pull = await runTool('podman', ['pull', '--quiet', image], { env: this.env, cwd: workDir, output: quietOutput(output), signal });
+      if (pull.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
+      if (pull.exitCode !== 0) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `could not pull the kaniko image ${image}`);
+      this.pulled.add(image);
+    }
+    await output.line('system', `kaniko image ${image}`);
+    return image;
+  }
+
+  private async mounts(plan: BuildPlan, outDir: string): Promise<string[]> {
+    const dockerfileInContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
+    const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
+    if (!dockerfileInContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
+    for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
+      const file = plan.secrets[id];
+      if (file !== undefined) mounts.push(`${file}:${target}:ro`);
+    }
+    return mounts;
+  }
+
+  private containerArgs(mounts: readonly string[]): string[] {
+    // Host network: this machine's registry listens on loopback only, and rootless podman's
+    // private networks (slirp4netns) cannot reach the host's loopback under its own address.
+    return ['--network', 'host', '--pull', 'never', '--security-opt', 'no-new-privileges', ...mounts.flatMap((m) => ['--volume', m])];
+  }
+
+  private executorArgs(plan: BuildPlan): string[] {
+    const dockerfileInContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
+    const dockerfile = dockerfileInContext
+      ? join(IN.context, relative(plan.contextDir, plan.dockerfile))
+      : join(IN.dockerfile, relative(dirname(plan.dockerfile), plan.dockerfile));
+    const args = [
+      '--context', `dir://${IN.context}`, '--dockerfile', dockerfile,
+      '--digest-file', join(IN.out, 'digest'),
+      '--log-format', 'text', '--skip-unused-stages',
+      ...plan.destinations.flatMap((d) => ['--destination', d]),
+      ...this.insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
+    ];
+    if (plan.target !== undefined) args.push('--target', plan.target);
+    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+    if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository);
+    for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
+    for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
+    return args;
+  }
+
+  private throwIfFailed(run: ToolRun, tracker: KanikoOutput): void {
+    if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
+    if (run.exitCode === 0) return;
+    if (tracker.stepExit !== null && tracker.lastStep !== null) {
+      const step = tracker.lastStep;
+      throw new FleetError(ErrorCode.E_BUILD_STEP_FAILED, `step failed: ${step} (exit ${tracker.stepExit})`, { step, exitCode: tracker.stepExit });
+    }
+    if (tracker.registryError !== null) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry: ${tracker.registryError}`);
+    throw new FleetError(ErrorCode.E_BUILD_FAILED, `kaniko exited ${String(run.exitCode)}${tracker.lastError === null ? '' : `: ${tracker.lastError}`}`);
+  }
+}
+
+/** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */
+export function secretMounts(dockerfile: string): { id: string; target: string }[] {
+  const found: { id: string; target: string }[] = [];
+  for (const match of dockerfile.matchAll(SECRET_MOUNT)) {
+    const fields = new Map((match[1] ?? '').split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
+    const id = fields.get('id') ?? '';
+    const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination') ?? `/run/secrets/${id}`;
+    if (id !== '' && target.startsWith('/') && !found.some((f) => f.target === target)) found.push({ id, target });
+  }
+  return found;
+}
+
+/**
+ * Turns kaniko's logrus lines into plain ones (`RUN make`, `error: …`) and remembers the last
+ * instruction, a step's exit status and registry trouble, for the typed failure.
+ */
+class KanikoOutput extends OutputTap {
+  lastStep: string | null = null;
+  stepExit: number | null = null;
+  registryError: string | null = null;
+  lastError: string | null = null;
+
+  protected override rewrite(text: string): string {
+    const m = LOGRUS.exec(text);
+    if (m === null) return text;
+    const message = (m[2] ?? '').replace(/\\(.)/g, '$1') + (m[3] ?? '');
+    return m[1] === 'info' ? message : `${m[1] ?? ''}: ${message}`;
+  }
+
+  protected observe(text: string): void {
+    if (INSTRUCTION.test(text)) this.lastStep = text;
+    const exit = EXIT_STATUS.exec(text);
+    if (exit?.[1] !== undefined) this.stepExit = Number(exit[1]);
+    if (/^(?:error|fatal)\b/i.test(text)) {
+      this.lastError = text;
+      if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
+    }
+  }
+}
