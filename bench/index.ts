@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   logs: () => import('./logs.ts'),
   context: () => import('./context.ts'),
   standard: () => import('./standard.ts'),
+  builders: () => import('./builders.ts'),
 };
 const run = benches[which];
 if (run === undefined) {

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, type Image } from '../../coordinator/gates/image-reader.ts';
@@ -10,6 +11,7 @@ import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
 import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
+import { secretsDir } from '../helpers/secrets.ts';
 
 /** The same fixtures through every builder, one pool per builder (buildah serves `default`). */
 const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
@@ -17,14 +19,17 @@ const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
 const COMPILED = /"text":"(?:#\d+ [\d.]+ )?compiling \d+ line\(s\)"/;
 type BuilderName = (typeof BUILDERS)[number];
 
+const SECRET = 'npm_conformance-0123456789-secret';
 let fleet: LocalFleet;
+let secrets: string;
 let registry: RegistryClient;
 /** the worker serving each builder's pool (replaced by a fresh one in the cache test) */
 const workerOf = new Map<BuilderName, WorkerProcess>();
 const configs = new Map<string, Map<BuilderName, Image['config']['config'] & { diffIds: string[] }>>();
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit', 'kaniko'] } });
+  secrets = await secretsDir({ npm_token: SECRET });
+  fleet = await startTestFleet({ workers: 1, coordinator: { pools: ['buildkit', 'kaniko'] }, worker: { secretsDir: secrets } });
   const first = fleet.workers[0];
   if (first !== undefined) workerOf.set('buildah', first);
   for (const builder of ['buildkit', 'kaniko'] as const) workerOf.set(builder, await fleet.addWorker({ pool: builder, builder }));
@@ -32,6 +37,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await fleet?.stop();
+  await rm(secrets, { recursive: true, force: true });
 });
 
 async function build(builder: BuilderName, app: string, id: string, request: Partial<BuildRequestInput> = {}): Promise<BuildView> {
@@ -72,6 +78,22 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     expect((await runImage(`${fleet.registry.host}/conf/multi-stage:${builder}`, fleet.registry.host)).stdout).toBe('multi-stage says conformant');
     const image = await remember('multi-stage', builder, 'conf/multi-stage', builder);
     expect(image.config.config.Labels?.['org.example.team']).toBe('builds');
+  });
+
+  it(`conformance (${builder}): a build secret reaches RUN at its default and target paths, never a layer or the history`, async () => {
+    const done = await build(builder, 'uses-secret', 'secret', { secrets: ['npm_token'] });
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    const look = await runImage(`${fleet.registry.host}/conf/uses-secret:${builder}`, fleet.registry.host, {
+      shell: 'cat /etc/app/token-length /etc/app/npmrc-lines; ls /run/secrets/npm_token /root/.npmrc 2>/dev/null; true',
+    });
+    expect(look.stdout.split('\n')).toEqual([String(SECRET.length + 1), '1']);
+    const image = await readImage(registry, 'conf/uses-secret', builder);
+    expect(JSON.stringify(image.config.history ?? [])).not.toContain(SECRET);
+    for (const layer of image.layers) {
+      const blob = Buffer.from(await registry.blob('conf/uses-secret', layer.digest));
+      const bytes = layer.mediaType.endsWith('gzip') ? gunzipSync(blob) : blob;
+      expect(bytes.includes(SECRET), `layer ${layer.digest}`).toBe(false);
+    }
   });
 
   it(`conformance (${builder}): a fresh worker (empty local state) rebuilds from the app's registry cache`, async () => {

@@ -1,13 +1,11 @@
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { buildUser } from '../../deploy/local/host.ts';
 import { streams, subjects, type LogLine } from '../../protocol/index.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
+import { secretsDir } from '../helpers/secrets.ts';
 
 const SECRET = 'npm_9f8e7d6c5b4a-very-secret';
 
@@ -22,14 +20,7 @@ describe('build logs', () => {
   let ticker: string;
   let secrets: string;
   beforeAll(async () => {
-    const user = await buildUser();
-    secrets = await mkdtemp(join(tmpdir(), 'fleet-secrets-'));
-    await writeFile(join(secrets, 'npm_token'), `${SECRET}\n`, { mode: 0o600 });
-    if (user.switchUser) {
-      await chown(secrets, user.uid, user.gid);
-      await chown(join(secrets, 'npm_token'), user.uid, user.gid);
-    }
-    await chmod(secrets, 0o700);
+    secrets = await secretsDir({ npm_token: SECRET });
     // No worker at first: the first test attaches before its build can start.
     fleet = await startTestFleet({ workers: 0, worker: { secretsDir: secrets, maskPatterns: ['ghp_[A-Za-z0-9]{20,}'] } });
     await fleet.addWorker();

@@ -26,7 +26,7 @@ export class BuildahBuilder implements Builder {
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
     const tracker = new StepTracker(output);
-    const bud = await runTool('buildah', this.budArgs(plan, localTag), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const bud = await runTool('buildah', buildahBudArgs(plan, localTag, this.network), { env: this.env, cwd: plan.workDir, output: tracker, signal });
     this.throwIfFailed(bud, tracker);
 
     try {
@@ -62,18 +62,6 @@ export class BuildahBuilder implements Builder {
     }
   }
 
-  private budArgs(plan: BuildPlan, localTag: string): string[] {
-    const args = ['bud', '--layers', '--pull=true', '--network', this.network, '--file', plan.dockerfile, '--tag', localTag];
-    if (plan.target !== undefined) args.push('--target', plan.target);
-    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-    if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
-    for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
-    for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
-    for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
-    args.push(plan.contextDir);
-    return args;
-  }
-
   private throwIfFailed(run: ToolRun, tracker: StepTracker): void {
     if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
     if (run.exitCode === 0) return;
@@ -89,6 +77,19 @@ export class BuildahBuilder implements Builder {
   }
 }
 
+
+/** `buildah bud` argv for a plan (exported so the bench can run the same command by hand). */
+export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none'): string[] {
+  const args = ['bud', '--layers', '--pull=true', '--network', network, '--file', plan.dockerfile, '--tag', localTag];
+  if (plan.target !== undefined) args.push('--target', plan.target);
+  // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+  if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
+  for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
+  for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
+  args.push(plan.contextDir);
+  return args;
+}
 
 /** Remembers which step ran last, which one buildah blamed, and whether a pull hit the registry. */
 class StepTracker extends OutputTap {

@@ -38,31 +38,10 @@ export class BuildkitBuilder implements Builder {
     const address = await this.daemon.address((line) => output.line('system', line));
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
     const tracker = new VertexTracker(output);
-    const run = await runTool('buildctl', ['--addr', address, ...this.args(plan, metadata)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, this.insecureRegistries)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
     this.throwIfFailed(run, tracker);
     const digest = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
     return { digest, references: [...plan.destinations] };
-  }
-
-  private args(plan: BuildPlan, metadata: string): string[] {
-    const insecure = plan.destinations.some((d) => this.insecureRegistries.some((r) => d.startsWith(`${r}/`)));
-    const args = [
-      'build', '--progress', 'plain', '--frontend', 'dockerfile.v0',
-      '--local', `context=${plan.contextDir}`, '--local', `dockerfile=${dirname(plan.dockerfile)}`,
-      '--opt', `filename=${basename(plan.dockerfile)}`,
-      '--output', `type=image,"name=${plan.destinations.join(',')}",push=true,oci-mediatypes=true${insecure ? ',registry.insecure=true' : ''}`,
-      '--metadata-file', metadata,
-    ];
-    if (plan.target !== undefined) args.push('--opt', `target=${plan.target}`);
-    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-    if (plan.cacheRepository !== undefined) {
-      const ref = `ref=${plan.cacheRepository}:buildkit${this.insecureRegistries.some((r) => plan.cacheRepository?.startsWith(`${r}/`)) ? ',registry.insecure=true' : ''}`;
-      args.push('--import-cache', `type=registry,${ref}`, '--export-cache', `type=registry,${ref},mode=max,oci-mediatypes=true`);
-    }
-    for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
-    for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);
-    for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
-    return args;
   }
 
   private throwIfFailed(run: ToolRun, tracker: VertexTracker): void {
@@ -75,6 +54,28 @@ export class BuildkitBuilder implements Builder {
     if (tracker.registryError !== null) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry: ${tracker.registryError}`);
     throw new FleetError(ErrorCode.E_BUILD_FAILED, `buildctl exited ${String(run.exitCode)}`);
   }
+}
+
+/** `buildctl build` argv for a plan (exported so the bench can run the same command by hand). */
+export function buildctlArgs(plan: BuildPlan, metadata: string, insecureRegistries: readonly string[]): string[] {
+  const insecure = plan.destinations.some((d) => insecureRegistries.some((r) => d.startsWith(`${r}/`)));
+  const args = [
+    'build', '--progress', 'plain', '--frontend', 'dockerfile.v0',
+    '--local', `context=${plan.contextDir}`, '--local', `dockerfile=${dirname(plan.dockerfile)}`,
+    '--opt', `filename=${basename(plan.dockerfile)}`,
+    '--output', `type=image,"name=${plan.destinations.join(',')}",push=true,oci-mediatypes=true${insecure ? ',registry.insecure=true' : ''}`,
+    '--metadata-file', metadata,
+  ];
+  if (plan.target !== undefined) args.push('--opt', `target=${plan.target}`);
+  // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+  if (plan.cacheRepository !== undefined) {
+    const ref = `ref=${plan.cacheRepository}:buildkit${insecureRegistries.some((r) => plan.cacheRepository?.startsWith(`${r}/`)) ? ',registry.insecure=true' : ''}`;
+    args.push('--import-cache', `type=registry,${ref}`, '--export-cache', `type=registry,${ref},mode=max,oci-mediatypes=true`);
+  }
+  for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
+  for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);
+  for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
+  return args;
 }
 
 /** Remembers BuildKit's vertices by number so an ERROR line can name its step. */

@@ -37,18 +37,16 @@ export class BuildkitDaemon {
   private async start(): Promise<void> {
     const dir = join(this.stateDir, 'buildkit');
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
-    const config = join(dir, 'buildkitd.toml');
-    await writeFile(config, this.insecureRegistries.map((r) => `[registry."${r}"]\n  http = true\n  insecure = true\n`).join('\n'));
-    const child = execa(
-      'setpriv',
-      [
-        '--pdeathsig', 'TERM', '--',
-        'rootlesskit', '--net=host', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
-        'buildkitd', '--rootless', '--addr', `unix://${this.socket}`, '--otel-socket-path', join(dir, 'run', 'otel.sock'),
-        '--root', join(dir, 'root'), '--config', config,
-      ],
-      { env: { ...this.env, XDG_RUNTIME_DIR: join(dir, 'run') }, extendEnv: false, stdin: 'ignore', stdout: { file: join(dir, 'buildkitd.log'), append: true }, stderr: { file: join(dir, 'buildkitd.log'), append: true }, reject: false, forceKillAfterDelay: 5_000 },
-    );
+    await writeBuildkitdConfig(dir, this.insecureRegistries);
+    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket)], {
+      env: { ...this.env, XDG_RUNTIME_DIR: join(dir, 'run') },
+      extendEnv: false,
+      stdin: 'ignore',
+      stdout: { file: join(dir, 'buildkitd.log'), append: true },
+      stderr: { file: join(dir, 'buildkitd.log'), append: true },
+      reject: false,
+      forceKillAfterDelay: 5_000,
+    });
     this.child = child;
     this.exited = false;
     void child.then(() => {
@@ -71,4 +69,22 @@ export class BuildkitDaemon {
     this.child.kill('SIGTERM');
     await this.child;
   }
+}
+
+/** Writes `DIR/buildkitd.toml`: the registries reached over plain HTTP (a loopback dev registry). */
+export async function writeBuildkitdConfig(dir: string, insecureRegistries: readonly string[]): Promise<void> {
+  await writeFile(join(dir, 'buildkitd.toml'), insecureRegistries.map((r) => `[registry."${r}"]\n  http = true\n  insecure = true\n`).join('\n'));
+}
+
+/**
+ * The rootless daemon's argv, state under DIR (exported so the bench can start the same daemon by
+ * hand). `--net=host`: buildkitd must reach the loopback registry; `--otel-socket-path`: it would
+ * otherwise try /run/buildkit, which an unprivileged user cannot create.
+ */
+export function buildkitdCommand(dir: string, socket: string): string[] {
+  return [
+    'rootlesskit', '--net=host', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
+    'buildkitd', '--rootless', '--addr', `unix://${socket}`, '--otel-socket-path', join(dir, 'run', 'otel.sock'),
+    '--root', join(dir, 'root'), '--config', join(dir, 'buildkitd.toml'),
+  ];
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -17,6 +17,8 @@ const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out' } as const;
+/** under the plan's workDir: where kaniko writes the digest */
+const KANIKO_OUT = 'kaniko-out';
 
 /**
  * kaniko (chainguard-dev fork) in its own FROM-scratch image, run by rootless podman: the executor
@@ -40,24 +42,17 @@ export class KanikoBuilder implements Builder {
     const first = plan.destinations[0];
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
-    const outDir = join(plan.workDir, 'kaniko-out');
-    await mkdir(outDir, { recursive: true });
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const mounts = await this.mounts(plan, outDir);
+    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries);
     const tracker = new KanikoOutput(output);
     try {
-      const run = await runTool('podman', ['run', '--rm', '--name', name, ...this.containerArgs(mounts), image, ...this.executorArgs(plan)], {
-        env: this.env,
-        cwd: plan.workDir,
-        output: tracker,
-        signal,
-      });
+      const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
       this.throwIfFailed(run, tracker);
     } finally {
       // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
       await runTool('podman', ['rm', '--force', '--time', '0', '--ignore', name], { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) });
     }
-    const digest = (await readFile(join(outDir, 'digest'), 'utf8')).trim();
+    const digest = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
     return { digest, references: [...plan.destinations] };
   }
 
@@ -74,43 +69,6 @@ export class KanikoBuilder implements Builder {
     return image;
   }
 
-  private async mounts(plan: BuildPlan, outDir: string): Promise<string[]> {
-    const dockerfileInContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
-    const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
-    if (!dockerfileInContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
-    for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
-      const file = plan.secrets[id];
-      if (file !== undefined) mounts.push(`${file}:${target}:ro`);
-    }
-    return mounts;
-  }
-
-  private containerArgs(mounts: readonly string[]): string[] {
-    // Host network: this machine's registry listens on loopback only, and rootless podman's
-    // private networks (slirp4netns) cannot reach the host's loopback under its own address.
-    return ['--network', 'host', '--pull', 'never', '--security-opt', 'no-new-privileges', ...mounts.flatMap((m) => ['--volume', m])];
-  }
-
-  private executorArgs(plan: BuildPlan): string[] {
-    const dockerfileInContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
-    const dockerfile = dockerfileInContext
-      ? join(IN.context, relative(plan.contextDir, plan.dockerfile))
-      : join(IN.dockerfile, relative(dirname(plan.dockerfile), plan.dockerfile));
-    const args = [
-      '--context', `dir://${IN.context}`, '--dockerfile', dockerfile,
-      '--digest-file', join(IN.out, 'digest'),
-      '--log-format', 'text', '--skip-unused-stages',
-      ...plan.destinations.flatMap((d) => ['--destination', d]),
-      ...this.insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
-    ];
-    if (plan.target !== undefined) args.push('--target', plan.target);
-    // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-    if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository);
-    for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
-    for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
-    return args;
-  }
-
   private throwIfFailed(run: ToolRun, tracker: KanikoOutput): void {
     if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
     if (run.exitCode === 0) return;
@@ -121,6 +79,42 @@ export class KanikoBuilder implements Builder {
     if (tracker.registryError !== null) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry: ${tracker.registryError}`);
     throw new FleetError(ErrorCode.E_BUILD_FAILED, `kaniko exited ${String(run.exitCode)}${tracker.lastError === null ? '' : `: ${tracker.lastError}`}`);
   }
+}
+
+/**
+ * The whole `podman run` argv for a plan (exported so the bench can run the same command by hand);
+ * creates the directory the digest file lands in.
+ */
+export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[]): Promise<string[]> {
+  const outDir = join(plan.workDir, KANIKO_OUT);
+  await mkdir(outDir, { recursive: true });
+  const inContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
+  const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
+  if (!inContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
+  for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
+    const file = plan.secrets[id];
+    if (file !== undefined) mounts.push(`${file}:${target}:ro`);
+  }
+  const args = [
+    'run', '--rm', '--name', name,
+    // Host network: this machine's registry listens on loopback only, and rootless podman's
+    // private networks (slirp4netns) cannot reach the host's loopback under its own address.
+    '--network', 'host', '--pull', 'never', '--security-opt', 'no-new-privileges',
+    ...mounts.flatMap((m) => ['--volume', m]),
+    image,
+    '--context', `dir://${IN.context}`,
+    '--dockerfile', inContext ? join(IN.context, relative(plan.contextDir, plan.dockerfile)) : join(IN.dockerfile, basename(plan.dockerfile)),
+    '--digest-file', join(IN.out, 'digest'),
+    '--log-format', 'text', '--skip-unused-stages',
+    ...plan.destinations.flatMap((d) => ['--destination', d]),
+    ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
+  ];
+  if (plan.target !== undefined) args.push('--target', plan.target);
+  // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
+  if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository);
+  for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
+  return args;
 }
 
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */
