@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- builders`: one Java multi-stage app (test/fixtures/apps/multi-stage,
+ * `npm run bench -- builders` (`BENCH_N` rounds, default 3; medians): one Java multi-stage app (test/fixtures/apps/multi-stage,
  * `--target runtime`) through each builder, in one run:
  * - raw: the tool invoked by hand as the build user, from empty local state, with the argv the
  *   worker's adapter would use (the adapters export it), pushing to its own repository;
@@ -10,7 +10,7 @@
  * - rootless vs rootful raw buildah, same argv, native overlay both.
  * Printed, not asserted: numbers belong to the machine.
  */
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
@@ -26,9 +26,11 @@ import { kanikoRunArgs } from '../worker/builders/kaniko.ts';
 import type { BuildPlan } from '../worker/builders/types.ts';
 import { writeContainersConfig } from '../worker/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
-import { printTable } from './table.ts';
+import { storedEvents } from '../test/helpers/streams.ts';
+import { printTable, quantile } from './table.ts';
 
 const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
+const N = Number(process.env.BENCH_N ?? 3);
 type BuilderName = (typeof BUILDERS)[number];
 const APP = new URL('../test/fixtures/apps/multi-stage', import.meta.url).pathname;
 /** the build user's subordinate id range starts here (scripts/versions.env FLEET_SUBID_START) */
@@ -39,6 +41,7 @@ const log = createLogger('bench', { level: 'warn', pretty: false });
 const fleet = await startLocalFleet({ workers: 0, coordinator: { pools: ['buildkit', 'kaniko'] } }, log);
 const user = await buildUser();
 const scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-builders-'));
+await chmod(scratch, 0o755); // the build user reaches its raw build dirs through it
 const host = fleet.registry.host;
 
 /** The app, as it is (cold) or with one source file changed (warm). */
@@ -52,18 +55,21 @@ async function appVersion(name: 'cold' | 'warm'): Promise<string> {
   return dir;
 }
 
-/** Sums VmRSS of the build user's non-node processes every 100 ms; returns the peak in MiB. */
+/**
+ * Sums VmRSS of the build user's processes (its own uid, and subordinate ids of its user
+ * namespace, e.g. a RUN step as USER 1000), node processes (workers) aside, every 250 ms; returns
+ * the peak in MiB. The owner comes from stat() so only matching processes are read.
+ */
 function rssSampler(): () => Promise<number> {
   let peak = 0;
   let stop = false;
   const sample = async (): Promise<void> => {
     let sum = 0;
     for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+      const uid = await stat(`/proc/${pid}`).then((st) => st.uid, () => -1);
+      if (uid !== user.uid && uid < SUBID_START) continue;
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-      // The build user's own processes, and those running as other ids of its user namespace
-      // (subordinate ids, e.g. a RUN step as USER 1000); not the workers' node processes.
-      if (/^Name:\s+node$/m.test(status) || (uid !== user.uid && uid < SUBID_START)) continue;
+      if (/^Name:\s+node$/m.test(status)) continue;
       sum += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     }
     peak = Math.max(peak, sum);
@@ -71,7 +77,7 @@ function rssSampler(): () => Promise<number> {
   const loop = (async () => {
     while (!stop) {
       await sample();
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 250));
     }
   })();
   return async () => {
@@ -82,7 +88,11 @@ function rssSampler(): () => Promise<number> {
 }
 
 /** One raw build by hand from empty local state; returns wall ms and peak RSS MiB. */
-async function raw(builder: BuilderName, app: string, tag: string, asRoot = false): Promise<{ ms: number; rssMiB: number }> {
+async function raw(builder: BuilderName, app: string, tag: string, round: string, mode: 'worker' | 'rootless' | 'rootful' = 'worker'): Promise<{ ms: number; rssMiB: number }> {
+  // The worker's default (`private`: RUN steps in their own network namespace); the rootful
+  // comparison uses `none` on both sides (rootful private networking needs CNI plugins).
+  const network = mode === 'worker' ? 'private' : 'none';
+  const asRoot = mode === 'rootful';
   const dir = await mkdtemp(join(scratch, `raw-${builder}-`));
   const packed = await packContext(app, 'Dockerfile', join(dir, 'ctx.tgz'));
   const contextDir = join(dir, 'ctx');
@@ -97,18 +107,18 @@ async function raw(builder: BuilderName, app: string, tag: string, asRoot = fals
     buildArgs: { FLEET_REGISTRY: host },
     secrets: {},
     labels: {},
-    destinations: [`${host}/bench/raw-${builder}:${tag}`],
-    cacheRepository: `${host}/cache/bench/raw-${builder}`,
+    destinations: [`${host}/bench/raw-${builder}-${round}:${tag}`],
+    cacheRepository: `${host}/cache/bench/raw-${builder}-${round}`,
     workDir: dir,
   };
   const runAs = !asRoot && user.switchUser;
   if (runAs) await chownTree(dir, user.uid, user.gid);
-  const opts: Options = { env, extendEnv: false, cwd: dir, uid: runAs ? user.uid : undefined, gid: runAs ? user.gid : undefined, stdio: 'ignore' };
+  const opts: Options = { env, extendEnv: false, cwd: dir, uid: runAs ? user.uid : undefined, gid: runAs ? user.gid : undefined, stdin: 'ignore', stdout: 'ignore' };
   const stopSampling = rssSampler();
   const t0 = performance.now();
   switch (builder) {
     case 'buildah':
-      await execa('buildah', buildahBudArgs(plan, 'localhost/bench:latest', 'none'), opts);
+      await execa('buildah', buildahBudArgs(plan, 'localhost/bench:latest', network), opts);
       await execa('buildah', ['push', '--digestfile', join(dir, 'digest'), 'localhost/bench:latest', `docker://${plan.destinations[0] ?? ''}`], opts);
       break;
     case 'buildkit': {
@@ -140,17 +150,26 @@ async function raw(builder: BuilderName, app: string, tag: string, asRoot = fals
   return { ms, rssMiB };
 }
 
-/** One build through the fleet on a fresh worker of the builder's pool; returns wall ms. */
-async function viaFleet(builder: BuilderName, app: string, tag: string): Promise<number> {
-  const worker = await fleet.addWorker({ pool: builder === 'buildah' ? 'default' : builder, builder });
+/**
+ * One build through the fleet on a fresh worker of the builder's pool (booted and idle before the
+ * clock starts); returns submit → promoted, the worker's part (started → verifying) and the
+ * coordinator's after it (gates and promotion).
+ */
+async function viaFleet(builder: BuilderName, app: string, tag: string, round: string): Promise<{ ms: number; workerMs: number; gatesMs: number }> {
+  const pool = builder === 'buildah' ? 'default' : builder;
+  const worker = await fleet.addWorker({ pool, builder });
   try {
+    await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
     const { digest } = await fleet.client.uploadContext(app);
-    const id = `bench-${builder}-${tag}`;
+    const id = `bench-${builder}-${round}-${tag}`;
     const t0 = performance.now();
-    await fleet.client.submit({ id, context: { digest }, pool: builder === 'buildah' ? 'default' : builder, target: 'runtime', image: { repository: `bench/fleet-${builder}`, tags: [tag] } });
+    await fleet.client.submit({ id, context: { digest }, pool, target: 'runtime', image: { repository: `bench/fleet-${builder}-${round}`, tags: [tag] } });
     const done = await fleet.client.follow(id, {});
+    const ms = performance.now() - t0;
     if (done.state.phase !== 'pushed') throw new Error(`${id} ended ${done.state.phase}`);
-    return performance.now() - t0;
+    const events = await storedEvents(fleet.client.nc, id);
+    const at = (type: string): number => Date.parse(events.find((e) => e.type === type)?.at ?? '');
+    return { ms, workerMs: at('verifying') - at('started'), gatesMs: at('pushed') - at('verifying') };
   } finally {
     await worker.stop();
   }
@@ -160,23 +179,40 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 try {
   const cold = await appVersion('cold');
   const warm = await appVersion('warm');
-  console.log('\n| builder | raw cold | fleet cold | overhead cold | raw warm | fleet warm | overhead warm | warm/cold (fleet, fresh worker) | peak RSS (raw) |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | gates + promotion | peak RSS (raw) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  const m = (xs: number[]): number => quantile(xs, 0.5);
   for (const builder of BUILDERS) {
-    const rawCold = await raw(builder, cold, 'cold');
-    const rawWarm = await raw(builder, warm, 'warm');
-    const fleetCold = await viaFleet(builder, cold, 'cold');
-    const fleetWarm = await viaFleet(builder, warm, 'warm');
+    const runs = { rawCold: [] as number[], rawWarm: [] as number[], fleetCold: [] as number[], fleetWarm: [] as number[], workerCold: [] as number[], workerWarm: [] as number[], gates: [] as number[], rss: [] as number[] };
+    for (let i = 0; i < N; i++) {
+      // Each round starts cold: new repositories, so nothing is in their registry caches.
+      const rc = await raw(builder, cold, 'cold', `r${i}`);
+      const rw = await raw(builder, warm, 'warm', `r${i}`);
+      const fc = await viaFleet(builder, cold, 'cold', `r${i}`);
+      const fw = await viaFleet(builder, warm, 'warm', `r${i}`);
+      runs.rawCold.push(rc.ms);
+      runs.rawWarm.push(rw.ms);
+      runs.fleetCold.push(fc.ms);
+      runs.fleetWarm.push(fw.ms);
+      runs.workerCold.push(fc.workerMs);
+      runs.workerWarm.push(fw.workerMs);
+      runs.gates.push(fc.gatesMs, fw.gatesMs);
+      runs.rss.push(rc.rssMiB, rw.rssMiB);
+    }
     console.log(
-      `| ${builder} | ${s(rawCold.ms)} | ${s(fleetCold)} | ${(fleetCold / rawCold.ms).toFixed(2)}x | ${s(rawWarm.ms)} | ${s(fleetWarm)} | ${(fleetWarm / rawWarm.ms).toFixed(2)}x | ${(fleetWarm / fleetCold).toFixed(2)}x | ${Math.max(rawCold.rssMiB, rawWarm.rssMiB).toFixed(0)} MiB |`,
+      `| ${builder} | ${s(m(runs.rawCold))} | ${s(m(runs.fleetCold))} (${s(m(runs.workerCold))}) | ${(m(runs.fleetCold) / m(runs.rawCold)).toFixed(2)}x | ${s(m(runs.rawWarm))} | ${s(m(runs.fleetWarm))} (${s(m(runs.workerWarm))}) | ${(m(runs.fleetWarm) / m(runs.rawWarm)).toFixed(2)}x | ${(m(runs.rawWarm) / m(runs.rawCold)).toFixed(2)}x / ${(m(runs.fleetWarm) / m(runs.fleetCold)).toFixed(2)}x | ${m(runs.gates).toFixed(0)} ms | ${Math.max(...runs.rss).toFixed(0)} MiB |`,
     );
   }
-  const rootless = await raw('buildah', cold, 'rootless');
-  const rootful = user.switchUser ? await raw('buildah', cold, 'rootful', true) : null;
+  const rootless: number[] = [];
+  const rootful: number[] = [];
+  for (let i = 0; i < N; i++) {
+    rootless.push((await raw('buildah', cold, 'cold', `rl${i}`, 'rootless')).ms);
+    if (user.switchUser) rootful.push((await raw('buildah', cold, 'cold', `rf${i}`, 'rootful')).ms);
+  }
   printTable([
-    ['raw buildah, rootless (build user), cold', s(rootless.ms)],
-    ['raw buildah, rootful (root), cold', rootful === null ? 'not run (needs root)' : s(rootful.ms)],
-    ['rootless / rootful', rootful === null ? '-' : `${(rootless.ms / rootful.ms).toFixed(2)}x  (target <= 1.1x)`],
+    [`raw buildah, rootless (build user), cold, median of ${N}`, s(m(rootless))],
+    [`raw buildah, rootful (root), cold, median of ${N}`, rootful.length === 0 ? 'not run (needs root)' : s(m(rootful))],
+    ['rootless / rootful', rootful.length === 0 ? '-' : `${(m(rootless) / m(rootful)).toFixed(2)}x  (target <= 1.1x)`],
   ]);
 } finally {
   await rm(scratch, { recursive: true, force: true });

@@ -37,8 +37,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   await expiry.rearm(topology.builds);
 
   const jsm = await jetstreamManager(nc);
-  const deadLetters = new DeadLetters(nc, jsm, js, store, intake, log);
-  const subs = [...serveNatsApi(nc, intake, store, topology.workers, deadLetters, config, log), deadLetters.listen()];
+  const deadLetters = new DeadLetters(jsm, js, store, intake, log);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, config, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
@@ -46,6 +46,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
     .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));
+  const deadLetterLoop = deadLetters
+    .run(await js.consumers.get(streams.advisories, consumers.deadLetters), stop.signal)
+    .catch((e: unknown) => log.error({ err: e }, 'dead letter loop ended'));
 
   log.info({ http: http.url, nats: config.natsUrl }, 'coordinator ready');
   return {
@@ -56,7 +59,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       await Promise.all(subs.map((s) => s.drain()));
       stop.abort();
       expiry.stop();
-      await reportLoop;
+      await Promise.all([reportLoop, deadLetterLoop]);
       // Phase 2: flush and close the connection.
       await nc.drain();
       s3.close();

@@ -1,8 +1,6 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import {
-  COORDINATOR_QUEUE,
   DeadLetter,
   ErrorCode,
   FleetError,
@@ -18,7 +16,7 @@ import type { Intake } from './intake.ts';
 
 /** JetStream tells us when a job used up max_deliver; we park it instead of leaving it stuck. */
 const MaxDeliveriesAdvisory = z.object({ stream: z.string(), stream_seq: z.number().int().positive(), deliveries: z.number().int().nonnegative() });
-const ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${streams.jobs}.*`;
+const RETRY_DELAY_MS = 2_000;
 
 /**
  * Dead letters: a job that exhausted its deliveries (a poison job, or one that crashes every
@@ -28,7 +26,6 @@ const ADVISORY = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${streams.jobs}.*`;
  */
 export class DeadLetters {
   constructor(
-    private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly js: JetStreamClient,
     private readonly store: BuildStore,
@@ -36,16 +33,28 @@ export class DeadLetters {
     private readonly log: Logger,
   ) {}
 
-  listen(): Subscription {
-    return this.nc.subscribe(ADVISORY, {
-      queue: COORDINATOR_QUEUE,
-      callback: (err, msg) => {
-        if (err !== null) return;
-        const parsed = MaxDeliveriesAdvisory.safeParse(msg.json());
-        if (!parsed.success) return;
-        this.park(parsed.data.stream_seq, parsed.data.deliveries).catch((e: unknown) => this.log.error({ err: e }, 'could not park a dead letter'));
-      },
-    });
+  /**
+   * Parks every job JetStream gave up on, from the advisories stream (so one that came while no
+   * coordinator ran is parked by the next); replicas share the durable consumer.
+   */
+  async run(consumer: Consumer, signal: AbortSignal): Promise<void> {
+    const messages = await consumer.consume({ max_messages: 16 });
+    signal.addEventListener('abort', () => void messages.close(), { once: true });
+    for await (const msg of messages) {
+      const parsed = MaxDeliveriesAdvisory.safeParse(safeJson(new TextDecoder().decode(msg.data)));
+      if (!parsed.success) {
+        this.log.error({ subject: msg.subject }, 'discarding a malformed max-deliveries advisory');
+        msg.term('malformed');
+        continue;
+      }
+      try {
+        await this.park(parsed.data.stream_seq, parsed.data.deliveries);
+        msg.ack();
+      } catch (e) {
+        this.log.error({ err: e, seq: parsed.data.stream_seq }, 'could not park a dead letter; will retry');
+        msg.nak(RETRY_DELAY_MS);
+      }
+    }
   }
 
   async park(seq: number, deliveries: number): Promise<void> {

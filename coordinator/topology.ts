@@ -40,6 +40,15 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     storage: StorageType.File,
     max_msgs_per_subject: 1,
   });
+  // Advisories are plain NATS messages: one sent while no coordinator listens would be lost, and
+  // its job would sit in the work queue with its build `running` forever. A stream keeps them.
+  await upsertStream(jsm, {
+    name: streams.advisories,
+    subjects: [subjects.maxDeliveriesAdvisory],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    max_age: nanos(config.buildsMaxAgeMs),
+  });
   for (const pool of config.pools) {
     await upsertConsumer(jsm, streams.jobs, {
       durable_name: consumers.pool(pool),
@@ -53,6 +62,12 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
   await upsertConsumer(jsm, streams.builds, {
     durable_name: consumers.reports,
     filter_subject: subjects.reportWildcard,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(60_000),
+    deliver_policy: DeliverPolicy.All,
+  });
+  await upsertConsumer(jsm, streams.advisories, {
+    durable_name: consumers.deadLetters,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(60_000),
     deliver_policy: DeliverPolicy.All,

@@ -5,6 +5,7 @@
 export const PROTOCOL_VERSION = 'v1' as const;
 
 const root = `fleet.${PROTOCOL_VERSION}`;
+const JOBS_STREAM = 'FLEET_JOBS_V1';
 
 export const subjects = {
   /** request-reply: submit a build request */
@@ -35,13 +36,17 @@ export const subjects = {
   dlqApi: `${root}.api.dlq`,
   /** verified digests, for scanners */
   scanRequest: `${root}.scan.request`,
+  /** JetStream's word that a job used up its deliveries (kept in a stream: see streams.advisories) */
+  maxDeliveriesAdvisory: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${JOBS_STREAM}.*`,
 } as const;
 
 export const streams = {
-  jobs: 'FLEET_JOBS_V1',
+  jobs: JOBS_STREAM,
   builds: 'FLEET_BUILDS_V1',
   scan: 'FLEET_SCAN_V1',
   dlq: 'FLEET_DLQ_V1',
+  /** JetStream advisories the coordinator must not miss while none runs (max deliveries) */
+  advisories: 'FLEET_ADVISORIES_V1',
 } as const;
 
 export const buckets = {
@@ -53,6 +58,7 @@ export const buckets = {
 export const consumers = {
   pool: (pool: string) => `pool_${pool}`,
   reports: 'coordinator_reports',
+  deadLetters: 'coordinator_dead_letters',
 } as const;
 
 /** Queue group shared by coordinator replicas for the request-reply API. */

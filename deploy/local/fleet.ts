@@ -32,6 +32,8 @@ export interface LocalFleet {
   officialImages: Record<string, string>;
   client: FleetClient;
   addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
+  /** stops the coordinator, runs `whileDown`, starts a new one (same options, new HTTP port) */
+  restartCoordinator(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,18 +61,22 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const officialImages = await publishPlatformImages({ host: registry.host, insecure: true });
     const s3 = await startS3Server(join(stateDir, 's3'));
     cleanups.push(() => s3.stop());
-    const coordinator = await startCoordinator(
-      {
-        natsUrl: nats.url,
-        http: { host: '127.0.0.1', port: 0 },
-        registry: { host: registry.host, insecure: true },
-        s3: s3.options,
-        ...opts.coordinator,
-        pools: [pool, ...(opts.coordinator?.pools ?? [])],
-      },
-      log.child({ component: 'coordinator' }),
-    );
-    cleanups.push(() => coordinator.close());
+    const coordinatorOptions = {
+      natsUrl: nats.url,
+      http: { host: '127.0.0.1', port: 0 },
+      registry: { host: registry.host, insecure: true },
+      s3: s3.options,
+      ...opts.coordinator,
+      pools: [pool, ...(opts.coordinator?.pools ?? [])],
+    };
+    let coordinator: Coordinator | null = await startCoordinator(coordinatorOptions, log.child({ component: 'coordinator' }));
+    cleanups.push(() => coordinator?.close() ?? Promise.resolve());
+    const restartCoordinator = async (whileDown: () => Promise<void> = () => Promise.resolve()): Promise<void> => {
+      await coordinator?.close();
+      coordinator = null;
+      await whileDown();
+      coordinator = await startCoordinator(coordinatorOptions, log.child({ component: 'coordinator' }));
+    };
     const workersDir = join(stateDir, 'workers');
     await mkdir(workersDir, { recursive: true, mode: 0o755 });
     const workers: WorkerProcess[] = [];
@@ -90,7 +96,13 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     for (let i = 0; i < (opts.workers ?? 1); i++) await addWorker();
     const client = await FleetClient.connect(nats.url, s3.options);
     cleanups.push(() => client.close());
-    return { stateDir, nats, registry, s3, coordinator, workers, officialImages, client, addWorker, stop };
+    return {
+      stateDir, nats, registry, s3, workers, officialImages, client, addWorker, restartCoordinator, stop,
+      get coordinator(): Coordinator {
+        if (coordinator === null) throw new Error('the coordinator is down (restartCoordinator is running)');
+        return coordinator;
+      },
+    };
   } catch (e) {
     await stop();
     throw e;

@@ -1,7 +1,10 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
+import { streams } from '../../protocol/index.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { pendingJobs } from '../helpers/streams.ts';
 
 describe('dead letters', () => {
@@ -22,14 +25,17 @@ describe('dead letters', () => {
     throw new Error(`${id} never reached attempt ${attempt}`);
   }
 
+  async function killWorker(workerId: string): Promise<void> {
+    const victim = fleet.workers.find((w) => w.workerId === workerId);
+    victim?.signal('SIGKILL');
+    await victim?.exited;
+  }
+
   it('parks a job that crashes every worker after max deliveries, fails its build, and the queue moves on', async () => {
     const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
     await fleet.client.submit({ id: 'poison-1', context: { digest }, buildArgs: { SLEEP: '60' }, image: { repository: 'app/dlq', tags: ['1'] } });
     for (const attempt of [1, 2]) {
-      const workerId = await runningAttempt('poison-1', attempt);
-      const victim = fleet.workers.find((w) => w.workerId === workerId);
-      victim?.signal('SIGKILL');
-      await victim?.exited;
+      await killWorker(await runningAttempt('poison-1', attempt));
       await fleet.addWorker();
     }
     const final = await fleet.client.follow('poison-1', {});
@@ -61,5 +67,25 @@ describe('dead letters', () => {
     const drop = await execa(process.execPath, [FLEET_BIN, 'dlq', 'drop', 'poison-1'], { reject: false, env: cliEnv(fleet) });
     expect(drop.exitCode).toBe(7);
     expect(drop.stderr).toContain('no dead letter for poison-1');
+  });
+
+  it('parks a job whose deliveries ran out while no coordinator was running, once one starts', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    await fleet.client.submit({ id: 'orphan-1', context: { digest }, buildArgs: { SLEEP: '60' }, image: { repository: 'app/dlq', tags: ['3'] } });
+    const first = await runningAttempt('orphan-1', 1);
+    await killWorker(first);
+    await fleet.addWorker();
+    const last = await runningAttempt('orphan-1', 2);
+    await fleet.restartCoordinator(async () => {
+      // The last delivery's worker dies while no coordinator listens; JetStream gives up on the
+      // job when the next worker pulls, and its advisory must wait in a stream, not vanish.
+      await killWorker(last);
+      await fleet.addWorker();
+      await eventually(async () => (await (await jetstreamManager(fleet.client.nc)).streams.info(streams.advisories)).state.messages === 1, 15_000);
+    });
+    const final = await fleet.client.follow('orphan-1', {});
+    expect(final.state).toMatchObject({ phase: 'failed', error: { code: 'E_DEAD_LETTER' } });
+    expect(await pendingJobs(fleet.client.nc)).toBe(0);
+    await eventually(async () => (await (await jetstreamManager(fleet.client.nc)).streams.info(streams.advisories)).state.messages === 0, 5_000);
   });
 });
