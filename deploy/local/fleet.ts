@@ -32,6 +32,8 @@ export interface LocalFleet {
   officialImages: Record<string, string>;
   client: FleetClient;
   addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
+  /** a second coordinator replica on the same NATS (stopped with the fleet) */
+  addCoordinator(): Promise<Coordinator>;
   /** stops the coordinator, runs `whileDown`, starts a new one (same options, new HTTP port) */
   restartCoordinator(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
@@ -77,6 +79,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       await whileDown();
       coordinator = await startCoordinator(coordinatorOptions, log.child({ component: 'coordinator' }));
     };
+    const addCoordinator = async (): Promise<Coordinator> => {
+      const replica = await startCoordinator(coordinatorOptions, log.child({ component: 'coordinator-replica' }));
+      cleanups.push(() => replica.close());
+      return replica;
+    };
     const workersDir = join(stateDir, 'workers');
     await mkdir(workersDir, { recursive: true, mode: 0o755 });
     const workers: WorkerProcess[] = [];
@@ -97,7 +104,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const client = await FleetClient.connect(nats.url, s3.options);
     cleanups.push(() => client.close());
     return {
-      stateDir, nats, registry, s3, workers, officialImages, client, addWorker, restartCoordinator, stop,
+      stateDir, nats, registry, s3, workers, officialImages, client, addWorker, addCoordinator, restartCoordinator, stop,
       get coordinator(): Coordinator {
         if (coordinator === null) throw new Error('the coordinator is down (restartCoordinator is running)');
         return coordinator;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { fetchManifestDigest } from '../../runtime/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { ClaimReply, ErrorCode, encode, isFleetError, subjects, type WorkerReport } from '../../protocol/index.ts';
+import { ClaimReply, ErrorCode, encode, isFleetError, streams, subjects, type WorkerReport } from '../../protocol/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { pendingJobs, storedEvents } from '../helpers/streams.ts';
 
@@ -162,5 +162,38 @@ describe('accepting build requests', () => {
       .submit({ id: 'expires-2', queueTtlSeconds: 10 ** 7, context: { digest: context }, image: { repository: 'app/expire', tags: ['2'] } })
       .catch((e: unknown) => e);
     expect(isFleetError(tooLong, ErrorCode.E_INVALID_REQUEST)).toBe(true);
+  });
+
+  it('builds each id once when 40 ids arrive 5 times each at once, over NATS and HTTP, through two coordinators', async () => {
+    const replica = await fleet.addCoordinator();
+    const jsm = await jetstreamManager(fleet.client.nc);
+    const idleJobs = async (): Promise<number> => (await jsm.streams.info(streams.jobs, { subjects_filter: subjects.jobs('idle') })).state.subjects?.[subjects.jobs('idle')] ?? 0;
+    const before = await idleJobs();
+    const ids = Array.from({ length: 40 }, (_, i) => `load-${i}`);
+    const request = (id: string) => ({ id, pool: 'idle', context: { digest: context }, image: { repository: 'app/load', tags: [id] } });
+    const post = async (url: string, id: string) =>
+      (await (await fetch(`${url}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(id)) })).json()) as {
+        created: boolean;
+        build: { id: string };
+      };
+    const answers = await Promise.all(
+      ids.flatMap((id) => [
+        fleet.client.submit(request(id)),
+        post(fleet.coordinator.httpUrl, id),
+        post(replica.httpUrl, id),
+        fleet.client.submit(request(id)),
+        post(replica.httpUrl, id),
+      ]),
+    );
+    expect(answers).toHaveLength(200);
+    for (const id of ids) {
+      const mine = answers.filter((a) => a.build.id === id);
+      expect(mine, id).toHaveLength(5);
+      expect(mine.filter((a) => a.created), id).toHaveLength(1);
+    }
+    expect((await idleJobs()) - before).toBe(40);
+    const queuedEvents = await Promise.all(ids.map(async (id) => (await storedEvents(fleet.client.nc, id)).filter((e) => e.type === 'queued').length));
+    expect(queuedEvents).toEqual(Array(40).fill(1));
+    for (const id of ids) await fleet.client.cancel(id);
   });
 });
