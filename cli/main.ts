@@ -3,16 +3,19 @@
  * Every command takes --json for machines; exit codes are in exit-codes.ts.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startLocalFleet, type LocalFleet } from '../deploy/local/fleet.ts';
+import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../deploy/local/fleet.ts';
 import { ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { BUILDER_KINDS } from '../worker/builders/index.ts';
 import { FleetClient } from './client.ts';
 import { ExitCode, exitCodeForError, exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
 
 const USAGE = `usage:
-  fleet up [--workers N] [--state-dir DIR]        run a local fleet in the foreground
+  fleet up [--workers N] [--builders LIST] [--state-dir DIR]
+                                                  run a local fleet in the foreground; LIST adds a pool
+                                                  per extra builder (buildkit, kaniko) beside buildah's default pool
   fleet demo                                      local fleet + official base + a sample two-stage app
   fleet submit DIR --repo REPO --tag TAG [--tag TAG...] [--id ID] [--pool POOL] [--follow]
                [--label K=V...]                   and one of the three ways to get an image:
@@ -285,7 +288,7 @@ async function workers(args: string[]): Promise<number> {
   });
 }
 
-async function startFleet(opts: { workers?: number; stateDir?: string }): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {
+async function startFleet(opts: LocalFleetOptions): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {
   const log = createLogger('fleet', { level: process.env.FLEET_LOG_LEVEL ?? 'warn' });
   process.stderr.write('starting a local fleet (nats-server, registry, coordinator, rootless worker)...\n');
   const fleet = await startLocalFleet(opts, log);
@@ -309,10 +312,16 @@ async function startFleet(opts: { workers?: number; stateDir?: string }): Promis
 }
 
 async function up(args: string[]): Promise<number> {
-  const { values } = parse(args, { workers: { type: 'string' }, 'state-dir': { type: 'string' } });
+  const { values } = parse(args, { workers: { type: 'string' }, builders: { type: 'string' }, 'state-dir': { type: 'string' } });
   const workers = values.workers === undefined ? 1 : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError('--workers takes a whole number >= 1');
-  const { fleet } = await startFleet({ workers, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
+  const builders = (values.builders ?? 'buildah').split(',').map((b) => b.trim());
+  const unknown = builders.filter((b) => !(BUILDER_KINDS as readonly string[]).includes(b));
+  if (unknown.length > 0) throw new UsageError(`--builders: unknown builder ${unknown.join(', ')} (one of ${BUILDER_KINDS.join(', ')})`);
+  // buildah serves the `default` pool; every other builder gets a pool named after it.
+  const extra = BUILDER_KINDS.filter((b) => b !== 'buildah' && builders.includes(b));
+  const { fleet } = await startFleet({ workers, coordinator: { pools: [...extra] }, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
+  for (const builder of extra) await fleet.addWorker({ pool: builder, builder });
   const info = { natsUrl: fleet.nats.url, httpUrl: fleet.coordinator.httpUrl, registry: fleet.registry.host, pid: process.pid };
   await writeLocalFleet({ ...info, s3: fleet.s3.options });
   process.once('exit', () => void clearLocalFleet());
@@ -324,7 +333,7 @@ async function up(args: string[]): Promise<number> {
         `  nats:      ${info.natsUrl}`,
         `  http api:  ${info.httpUrl}/v1/builds`,
         `  registry:  ${info.registry}  (signed: ${Object.keys(fleet.officialImages).join(', ')})`,
-        `  workers:   ${fleet.workers.map((w) => w.workerId).join(', ')} (logs in ${fleet.stateDir}/workers)`,
+        `  workers:   ${fleet.workers.map((w) => `${w.workerId} (${w.pool})`).join(', ')} (logs in ${fleet.stateDir}/workers)`,
         'try: npx fleet submit test/fixtures/apps/two-stage --repo app/demo --tag 1 --follow',
         '     npx fleet submit test/fixtures/apps/java-hooks --standard java17 --env test --option wget --service jacoco=test --repo app/hooks --tag 1 --follow',
         '',

@@ -9,6 +9,7 @@ const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface WorkerProcess {
   workerId: string;
+  pool: string;
   pid: number;
   stateDir: string;
   logFile: string;
@@ -56,6 +57,7 @@ export async function spawnWorker(
   const exited = child.then((r) => ({ exitCode: r.exitCode, signal: r.signal }));
   return {
     workerId: options.workerId,
+    pool: options.pool ?? 'default',
     pid: child.pid ?? -1,
     stateDir,
     logFile,

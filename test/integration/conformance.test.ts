@@ -9,6 +9,7 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { WorkerProcess } from '../../deploy/local/worker-process.ts';
 import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
 import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
 import { secretsDir } from '../helpers/secrets.ts';
@@ -112,6 +113,21 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     const hits = log.split('\n').filter((l) => /Using cache|CACHED|Found cached layer/.test(l)).length;
     expect(hits).toBeGreaterThanOrEqual(2);
     expect(log).not.toMatch(COMPILED);
+  });
+
+  it(`conformance (${builder}): cancelling a running build stops its RUN step and pushes nothing`, async () => {
+    // A sleep length no other test uses, so a leftover process is this test's own.
+    const sleepers = async (): Promise<number> => (await execa('pgrep', ['-f', '^sleep 293$'], { reject: false })).stdout.split('\n').filter((l) => l !== '').length;
+    const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
+    const id = `cancel-${builder}`;
+    await fleet.client.submit({ id, context: { digest }, pool: poolOf(builder), buildArgs: { SLEEP: '293' }, image: { repository: 'conf/cancel', tags: [builder] } });
+    let quiet = false;
+    const following = fleet.client.follow(id, { line: (l) => void (quiet ||= l.text.includes('going quiet for 293s')) });
+    await eventually(async () => quiet && (await sleepers()) > 0, 120_000, 'the RUN step sleeping');
+    expect((await fleet.client.cancel(id)).cancelled).toBe(true);
+    expect((await following).state.phase).toBe('cancelled');
+    await eventually(async () => (await sleepers()) === 0, 15_000, 'no sleep 293 left');
+    expect(await fetchManifestDigest(registry.endpoint, 'quarantine/conf/cancel', id)).toBeNull();
   });
 
   it(`conformance (${builder}): a failing RUN names its step and exit code, and nothing is pushed`, async () => {
