@@ -6,6 +6,7 @@
  * - fleet: submit → promoted (context transfer, queue, signature checks, gates, promotion
  *   included), each build on a fresh worker (empty local state);
  * - cold (nothing in the app's registry cache) and warm (one source file changed, cache warm);
+ * - warm again on a fresh worker that has the node's shared store of platform images;
  * - peak RSS of the build user's processes during the raw run (builder, daemon, RUN steps);
  * - rootless vs rootful raw buildah, same argv, native overlay both.
  * Printed, not asserted: numbers belong to the machine.
@@ -29,28 +30,30 @@ import { extractContext } from '../worker/context-extract.ts';
 import { storedEvents } from '../test/helpers/streams.ts';
 import { printTable, quantile } from './table.ts';
 
-const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
+const ALL_BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
 const N = Number(process.env.BENCH_N ?? 3);
-type BuilderName = (typeof BUILDERS)[number];
+type BuilderName = (typeof ALL_BUILDERS)[number];
+/** `BENCH_BUILDERS=buildah,kaniko` runs some of them */
+const BUILDERS = ALL_BUILDERS.filter((b) => (process.env.BENCH_BUILDERS ?? ALL_BUILDERS.join(',')).split(',').includes(b));
 const APP = new URL('../test/fixtures/apps/multi-stage', import.meta.url).pathname;
 /** the build user's subordinate id range starts here (scripts/versions.env FLEET_SUBID_START) */
 const SUBID_START = 200_000;
 const TOOL_PATH = `${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 const log = createLogger('bench', { level: 'warn', pretty: false });
-const fleet = await startLocalFleet({ workers: 0, coordinator: { pools: ['buildkit', 'kaniko'] } }, log);
+const fleet = await startLocalFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['buildkit', 'kaniko'] } }, log);
 const user = await buildUser();
 const scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-builders-'));
 await chmod(scratch, 0o755); // the build user reaches its raw build dirs through it
 const host = fleet.registry.host;
 
-/** The app, as it is (cold) or with one source file changed (warm). */
-async function appVersion(name: 'cold' | 'warm'): Promise<string> {
+/** The app as it is (cold), or with its one source file changed one way or another. */
+async function appVersion(name: 'cold' | 'warm' | 'again'): Promise<string> {
   const dir = join(scratch, `app-${name}`);
   await cp(APP, dir, { recursive: true });
-  if (name === 'warm') {
+  if (name !== 'cold') {
     const src = join(dir, 'src', 'Hello.java');
-    await writeFile(src, (await readFile(src, 'utf8')).replace('multi-stage says', 'multi-stage still says'));
+    await writeFile(src, (await readFile(src, 'utf8')).replace('multi-stage says', `multi-stage says (${name})`));
   }
   return dir;
 }
@@ -155,9 +158,9 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
  * clock starts); returns submit → promoted, the worker's part (started → verifying) and the
  * coordinator's after it (gates and promotion).
  */
-async function viaFleet(builder: BuilderName, app: string, tag: string, round: string): Promise<{ ms: number; workerMs: number; gatesMs: number }> {
+async function viaFleet(builder: BuilderName, app: string, tag: string, round: string, nodeStore = false): Promise<{ ms: number; workerMs: number; gatesMs: number }> {
   const pool = builder === 'buildah' ? 'default' : builder;
-  const worker = await fleet.addWorker({ pool, builder });
+  const worker = await fleet.addWorker({ pool, builder, ...(nodeStore ? {} : { sharedImageStore: undefined }) });
   try {
     await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
     const { digest } = await fleet.client.uploadContext(app);
@@ -179,28 +182,31 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 try {
   const cold = await appVersion('cold');
   const warm = await appVersion('warm');
-  console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | gates + promotion | peak RSS (raw) |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  const again = await appVersion('again');
+  console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | warm, fresh worker + node store (/cold) | gates + promotion | peak RSS (raw) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const m = (xs: number[]): number => quantile(xs, 0.5);
   for (const builder of BUILDERS) {
-    const runs = { rawCold: [] as number[], rawWarm: [] as number[], fleetCold: [] as number[], fleetWarm: [] as number[], workerCold: [] as number[], workerWarm: [] as number[], gates: [] as number[], rss: [] as number[] };
+    const runs = { rawCold: [] as number[], rawWarm: [] as number[], fleetCold: [] as number[], fleetWarm: [] as number[], workerCold: [] as number[], workerWarm: [] as number[], stored: [] as number[], gates: [] as number[], rss: [] as number[] };
     for (let i = 0; i < N; i++) {
       // Each round starts cold: new repositories, so nothing is in their registry caches.
       const rc = await raw(builder, cold, 'cold', `r${i}`);
       const rw = await raw(builder, warm, 'warm', `r${i}`);
       const fc = await viaFleet(builder, cold, 'cold', `r${i}`);
       const fw = await viaFleet(builder, warm, 'warm', `r${i}`);
+      const fs = await viaFleet(builder, again, 'stored', `r${i}`, true);
       runs.rawCold.push(rc.ms);
       runs.rawWarm.push(rw.ms);
       runs.fleetCold.push(fc.ms);
       runs.fleetWarm.push(fw.ms);
       runs.workerCold.push(fc.workerMs);
       runs.workerWarm.push(fw.workerMs);
+      runs.stored.push(fs.ms);
       runs.gates.push(fc.gatesMs, fw.gatesMs);
       runs.rss.push(rc.rssMiB, rw.rssMiB);
     }
     console.log(
-      `| ${builder} | ${s(m(runs.rawCold))} | ${s(m(runs.fleetCold))} (${s(m(runs.workerCold))}) | ${(m(runs.fleetCold) / m(runs.rawCold)).toFixed(2)}x | ${s(m(runs.rawWarm))} | ${s(m(runs.fleetWarm))} (${s(m(runs.workerWarm))}) | ${(m(runs.fleetWarm) / m(runs.rawWarm)).toFixed(2)}x | ${(m(runs.rawWarm) / m(runs.rawCold)).toFixed(2)}x / ${(m(runs.fleetWarm) / m(runs.fleetCold)).toFixed(2)}x | ${m(runs.gates).toFixed(0)} ms | ${Math.max(...runs.rss).toFixed(0)} MiB |`,
+      `| ${builder} | ${s(m(runs.rawCold))} | ${s(m(runs.fleetCold))} (${s(m(runs.workerCold))}) | ${(m(runs.fleetCold) / m(runs.rawCold)).toFixed(2)}x | ${s(m(runs.rawWarm))} | ${s(m(runs.fleetWarm))} (${s(m(runs.workerWarm))}) | ${(m(runs.fleetWarm) / m(runs.rawWarm)).toFixed(2)}x | ${(m(runs.rawWarm) / m(runs.rawCold)).toFixed(2)}x / ${(m(runs.fleetWarm) / m(runs.fleetCold)).toFixed(2)}x | ${s(m(runs.stored))} (${(m(runs.stored) / m(runs.fleetCold)).toFixed(2)}x) | ${m(runs.gates).toFixed(0)} ms | ${Math.max(...runs.rss).toFixed(0)} MiB |`,
     );
   }
   const rootless: number[] = [];

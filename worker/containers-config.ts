@@ -4,10 +4,12 @@ import { join } from 'node:path';
 /**
  * containers/* configuration private to one worker: native overlay storage under the worker's
  * state dir (vfs would be several times slower), cgroupfs with runc (this host has no systemd),
- * and the registries allowed over plain HTTP. Returns the environment that points the
+ * and the registries allowed over plain HTTP. `sharedImageStore` is a read-only store of the
+ * official images the node keeps for every worker (containers-storage `additionalimagestores`):
+ * a fresh worker builds on them without pulling. Returns the environment that points the
  * containers tools at it.
  */
-export async function writeContainersConfig(stateDir: string, insecureRegistries: readonly string[]): Promise<Record<string, string>> {
+export async function writeContainersConfig(stateDir: string, insecureRegistries: readonly string[], sharedImageStore?: string): Promise<Record<string, string>> {
   const dir = join(stateDir, 'containers');
   const runDir = join(stateDir, 'run');
   for (const d of [dir, runDir, join(stateDir, 'home'), join(stateDir, 'tmp')]) await mkdir(d, { recursive: true, mode: 0o700 });
@@ -16,7 +18,8 @@ export async function writeContainersConfig(stateDir: string, insecureRegistries
   const registries = join(dir, 'registries.conf');
   await writeFile(
     storage,
-    `[storage]\ndriver = "overlay"\ngraphroot = ${toml(join(stateDir, 'storage'))}\nrunroot = ${toml(join(runDir, 'storage'))}\n`,
+    `[storage]\ndriver = "overlay"\ngraphroot = ${toml(join(stateDir, 'storage'))}\nrunroot = ${toml(join(runDir, 'storage'))}\n` +
+      (sharedImageStore === undefined ? '' : `\n[storage.options]\nadditionalimagestores = [${toml(sharedImageStore)}]\n`),
   );
   await writeFile(containers, '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
   await writeFile(

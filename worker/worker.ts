@@ -38,7 +38,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const config = compileWorkerConfig(options);
   const wlog = log.child({ workerId: config.workerId, pool: config.pool });
   await mkdir(join(config.stateDir, 'scratch'), { recursive: true, mode: 0o700 });
-  const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries);
+  const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries, config.sharedImageStore);
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);

@@ -9,6 +9,7 @@ import type { WorkerOptions } from '../../worker/index.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
+import { fillSharedImageStore } from './shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 export interface LocalFleetOptions {
@@ -18,7 +19,13 @@ export interface LocalFleetOptions {
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder'>>;
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore'>>;
+  /**
+   * Fill a node-wide read-only store with the platform images and give it to every worker, as a
+   * real node would (fresh workers then build without pulling the bases). Off by default: it
+   * adds about 10 s to a fleet's start.
+   */
+  sharedImageStore?: boolean;
 }
 
 export interface LocalFleet {
@@ -61,6 +68,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const registry = await startRegistry(join(stateDir, 'registry'));
     cleanups.push(() => registry.stop());
     const officialImages = await publishPlatformImages({ host: registry.host, insecure: true });
+    const sharedImageStore = opts.sharedImageStore === true ? await fillSharedImageStore(join(stateDir, 'shared-images'), registry.host, Object.keys(officialImages)) : undefined;
     const s3 = await startS3Server(join(stateDir, 's3'));
     cleanups.push(() => s3.stop());
     const coordinatorOptions = {
@@ -91,7 +99,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     let spawned = 0;
     const addWorker = async (overrides: LocalFleetOptions['worker'] = {}): Promise<WorkerProcess> => {
       const w = await spawnWorker(
-        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...opts.worker, ...overrides },
+        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...(sharedImageStore === undefined ? {} : { sharedImageStore }), ...opts.worker, ...overrides },
         workersDir,
       );
       workers.push(w);

@@ -59,6 +59,8 @@ export class KanikoBuilder implements Builder {
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
   private async image(registryHost: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<string> {
     const image = await this.resolveImage(registryHost, signal);
+    // In this worker's storage already, or in the node's shared store: no pull.
+    if (!this.pulled.has(image) && (await runTool('podman', ['image', 'exists', image], { env: this.env, cwd: workDir, output: quietOutput(output), signal })).exitCode === 0) this.pulled.add(image);
     if (!this.pulled.has(image)) {
       const pull = await runTool('podman', ['pull', '--quiet', image], { env: this.env, cwd: workDir, output: quietOutput(output), signal });
       if (pull.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
