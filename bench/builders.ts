@@ -169,7 +169,7 @@ async function viaFleet(builder: BuilderName, app: string, tag: string, round: s
     await fleet.client.submit({ id, context: { digest }, pool, target: 'runtime', image: { repository: `bench/fleet-${builder}-${round}`, tags: [tag] } });
     const done = await fleet.client.follow(id, {});
     const ms = performance.now() - t0;
-    if (done.state.phase !== 'pushed') throw new Error(`${id} ended ${done.state.phase}`);
+    if (done.state.phase !== 'pushed') throw new Error(`${id} ended ${JSON.stringify(done.state)}`);
     const events = await storedEvents(fleet.client.nc, id);
     const at = (type: string): number => Date.parse(events.find((e) => e.type === type)?.at ?? '');
     return { ms, workerMs: at('verifying') - at('started'), gatesMs: at('pushed') - at('verifying') };

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
 import { S3Options } from '../runtime/s3-store.ts';
@@ -21,6 +22,8 @@ export const CoordinatorOptions = z.strictObject({
     host: z.string().min(1),
     /** plain HTTP; only for a loopback development registry */
     insecure: z.boolean().default(false),
+    /** docker config.json with the coordinator's credentials for it (gates read, promotion writes) */
+    authFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   }),
   /** the platform team's files: standard-build catalog, gate policy, official-image signing key */
   platform: z

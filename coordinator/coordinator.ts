@@ -3,6 +3,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
+import { registryCredentials } from '../runtime/docker-config.ts';
+import { RegistryClient } from '../runtime/registry-client.ts';
 import { S3Store } from '../runtime/s3-store.ts';
 import { BuildStore } from './build-store.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
@@ -42,7 +44,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
-  const reports = new ReportProcessor(config, gates, store, js, log);
+  const credentials = config.registry.authFile === undefined ? undefined : ((await registryCredentials(config.registry.authFile, config.registry.host)) ?? undefined);
+  const reports = new ReportProcessor(config, new RegistryClient({ ...config.registry, credentials }), gates, store, js, log);
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
     .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));

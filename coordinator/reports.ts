@@ -12,7 +12,7 @@ import {
   type ScanRequest,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { RegistryClient } from '../runtime/registry-client.ts';
+import type { RegistryClient } from '../runtime/registry-client.ts';
 import { isCurrentAttempt } from './attempts.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
@@ -35,17 +35,14 @@ const RETRY_DELAY_MS = 2_000;
  * A report is acked once all of that is stored, so a coordinator that dies midway gates again.
  */
 export class ReportProcessor {
-  private readonly registry: RegistryClient;
-
   constructor(
     private readonly config: CoordinatorConfig,
+    private readonly registry: RegistryClient,
     private readonly gates: GateSettings,
     private readonly store: BuildStore,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
-  ) {
-    this.registry = new RegistryClient(config.registry);
-  }
+  ) {}
 
   async run(consumer: Consumer, signal: AbortSignal): Promise<void> {
     const messages = await consumer.consume({ max_messages: 32 });

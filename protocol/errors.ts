@@ -14,6 +14,8 @@ export const ErrorCode = {
   E_PUSH_FAILED: 'E_PUSH_FAILED',
   E_DIGEST_MISMATCH: 'E_DIGEST_MISMATCH',
   E_REGISTRY_UNAVAILABLE: 'E_REGISTRY_UNAVAILABLE',
+  /** the registry refused the platform's credentials (or asked for some it has not got) */
+  E_REGISTRY_AUTH: 'E_REGISTRY_AUTH',
   E_WORKER_AS_ROOT: 'E_WORKER_AS_ROOT',
   E_STALE_ATTEMPT: 'E_STALE_ATTEMPT',
   E_UNAVAILABLE: 'E_UNAVAILABLE',

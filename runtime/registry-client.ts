@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { ErrorCode, FleetError } from '../protocol/index.ts';
+import type { RegistryCredentials } from './docker-config.ts';
+
+const TokenAnswer = z.object({ token: z.string().optional(), access_token: z.string().optional() });
 
 export const MEDIA = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -13,7 +17,12 @@ const ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.d
 export interface RegistryEndpoint {
   host: string;
   insecure: boolean;
+  /** for registries that want them: sent as Basic, or traded for a Bearer token when challenged */
+  credentials?: RegistryCredentials | undefined;
 }
+
+/** `Bearer realm="…",service="…",scope="…"` → its parameters */
+const CHALLENGE_PARAM = /(\w+)="([^"]*)"/g;
 
 export interface Manifest {
   /** sha256 of the exact bytes, computed here (never the registry's header or a worker's word) */
@@ -32,6 +41,9 @@ export function sha256(bytes: Uint8Array | string): string {
  * Transport failures are `E_REGISTRY_UNAVAILABLE`, which the retry classifier treats as transient.
  */
 export class RegistryClient {
+  /** the Authorization header that last worked, reused until a 401 says otherwise */
+  private authorization: string | null = null;
+
   constructor(
     readonly endpoint: RegistryEndpoint,
     private readonly timeoutMs = 30_000,
@@ -42,11 +54,51 @@ export class RegistryClient {
   }
 
   private async call(what: string, path: string, init: RequestInit & { signal?: AbortSignal | undefined } = {}): Promise<Response> {
-    const signal = init.signal ?? AbortSignal.timeout(this.timeoutMs);
+    const send = (): Promise<Response> => this.fetch(what, path.startsWith('http') ? path : this.url(path), init);
+    const res = await send();
+    if (res.status !== 401) return res;
+    // Challenged: answer it once (Basic, or a Bearer token from the realm), then retry.
+    await res.body?.cancel();
+    this.authorization = await this.answer(what, res.headers.get('www-authenticate') ?? '', init.signal);
+    const again = await send();
+    if (again.status === 401) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} refused the platform's credentials (${what})`);
+    return again;
+  }
+
+  private async fetch(what: string, url: string, init: RequestInit & { signal?: AbortSignal | undefined }): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.authorization !== null) headers.set('authorization', this.authorization);
     try {
-      return await fetch(path.startsWith('http') ? path : this.url(path), { ...init, signal });
+      return await fetch(url, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
+    }
+  }
+
+  private async answer(what: string, challenge: string, signal: AbortSignal | undefined): Promise<string> {
+    const credentials = this.endpoint.credentials;
+    const basic = credentials === undefined ? null : `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    if (/^basic\b/i.test(challenge)) {
+      if (basic === null) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} wants credentials and none are configured for it (${what})`);
+      return basic;
+    }
+    const params = Object.fromEntries([...challenge.matchAll(CHALLENGE_PARAM)].map((m) => [m[1]?.toLowerCase() ?? '', m[2] ?? '']));
+    const realm = /^bearer\b/i.test(challenge) ? params.realm : undefined;
+    if (realm === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} answered 401 without a usable challenge (${what})`);
+    const url = new URL(realm);
+    for (const key of ['service', 'scope']) if (params[key] !== undefined) url.searchParams.set(key, params[key]);
+    const res = await this.fetchToken(what, url.toString(), basic, signal);
+    const token = TokenAnswer.safeParse(await res.json().catch(() => null));
+    const value = token.success ? (token.data.token ?? token.data.access_token) : undefined;
+    if (!res.ok || value === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `token service of ${this.endpoint.host} refused (${res.status}) for ${what}`);
+    return `Bearer ${value}`;
+  }
+
+  private async fetchToken(what: string, url: string, basic: string | null, signal: AbortSignal | undefined): Promise<Response> {
+    try {
+      return await fetch(url, { headers: basic === null ? {} : { authorization: basic }, signal: signal ?? AbortSignal.timeout(this.timeoutMs) });
+    } catch (e) {
+      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `token service of ${this.endpoint.host} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
     }
   }
 

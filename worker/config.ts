@@ -32,6 +32,8 @@ export const WorkerOptions = z.strictObject({
   signingPublicKeyPath: z.string().refine(isAbsolute, 'must be an absolute path').default(`${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/keys/official.pub`),
   /** the node's read-only store of platform images (containers-storage additionalimagestores), if it keeps one */
   sharedImageStore: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** docker config.json with the pool's registry credentials, handed to every builder */
+  registryAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
   insecureRegistries: z.array(z.string()).default([]),
   /** the pool's build secrets, one file per id (readable by the worker only) */

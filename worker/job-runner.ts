@@ -18,7 +18,7 @@ import {
   type WorkerReport,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { RegistryClient } from '../runtime/registry-client.ts';
+import { registryClientFor } from './registry-access.ts';
 import type { S3Store } from '../runtime/s3-store.ts';
 import { downloadContext } from './context-download.ts';
 import { extractContext } from './context-extract.ts';
@@ -161,7 +161,7 @@ export class JobRunner {
     const text = await readFile(dockerfile, 'utf8').catch(() => {
       throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `the context has no ${job.dockerfile}`);
     });
-    const registry = new RegistryClient({ host: job.image.registry, insecure: this.config.insecureRegistries.includes(job.image.registry) });
+    const registry = await registryClientFor(this.config, job.image.registry);
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const { buildArgs, verified } = await verifyOfficialBases(
       text,

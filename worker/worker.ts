@@ -6,7 +6,6 @@ import { Kvm } from '@nats-io/kv';
 import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
-import { RegistryClient } from '../runtime/registry-client.ts';
 import { S3Store } from '../runtime/s3-store.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
@@ -14,6 +13,7 @@ import { writeContainersConfig } from './containers-config.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
 import { verifiedDigest } from './official-bases.ts';
+import { registryAuthEnv, registryClientFor } from './registry-access.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
@@ -38,7 +38,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const config = compileWorkerConfig(options);
   const wlog = log.child({ workerId: config.workerId, pool: config.pool });
   await mkdir(join(config.stateDir, 'scratch'), { recursive: true, mode: 0o700 });
-  const containersEnv = await writeContainersConfig(config.stateDir, config.insecureRegistries, config.sharedImageStore);
+  const containersEnv = { ...(await writeContainersConfig(config.stateDir, config.insecureRegistries, config.sharedImageStore)), ...(await registryAuthEnv(config)) };
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
@@ -136,7 +136,7 @@ function sleep(ms: number): Promise<void> {
 async function verifiedBuilderImage(config: WorkerConfig, host: string, signal: AbortSignal): Promise<string> {
   const colon = config.kanikoImage.lastIndexOf(':');
   const repository = config.kanikoImage.slice(0, colon);
-  const registry = new RegistryClient({ host, insecure: config.insecureRegistries.includes(host) });
+  const registry = await registryClientFor(config, host);
   const digest = await verifiedDigest(registry, repository, config.kanikoImage.slice(colon + 1), await readFile(config.signingPublicKeyPath, 'utf8'), signal);
   return `${host}/${repository}@${digest}`;
 }

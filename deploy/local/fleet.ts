@@ -1,11 +1,13 @@
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetClient } from '../../cli/client.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
 import { publishPlatformImages } from '../../images/official/index.ts';
+import type { RegistryCredentials } from '../../runtime/docker-config.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
+import { buildUser } from './host.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
@@ -19,13 +21,15 @@ export interface LocalFleetOptions {
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore'>>;
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile'>>;
   /**
    * Fill a node-wide read-only store with the platform images and give it to every worker, as a
    * real node would (fresh workers then build without pulling the bases). Off by default: it
    * adds about 10 s to a fleet's start.
    */
   sharedImageStore?: boolean;
+  /** a registry that takes only credentials (htpasswd), handed to the coordinator and workers as a docker config file */
+  registryAuth?: boolean;
 }
 
 export interface LocalFleet {
@@ -65,16 +69,17 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
   try {
     const nats = await startNatsServer(join(stateDir, 'nats'));
     cleanups.push(() => nats.stop());
-    const registry = await startRegistry(join(stateDir, 'registry'));
+    const registry = await startRegistry(join(stateDir, 'registry'), { auth: opts.registryAuth === true });
     cleanups.push(() => registry.stop());
-    const officialImages = await publishPlatformImages({ host: registry.host, insecure: true });
-    const sharedImageStore = opts.sharedImageStore === true ? await fillSharedImageStore(join(stateDir, 'shared-images'), registry.host, Object.keys(officialImages)) : undefined;
+    const authFile = registry.credentials === undefined ? undefined : await writeDockerConfig(join(stateDir, 'registry-auth.json'), registry.host, registry.credentials);
+    const officialImages = await publishPlatformImages({ host: registry.host, insecure: true, credentials: registry.credentials }, { authFile });
+    const sharedImageStore = opts.sharedImageStore === true ? await fillSharedImageStore(join(stateDir, 'shared-images'), registry.host, Object.keys(officialImages), authFile) : undefined;
     const s3 = await startS3Server(join(stateDir, 's3'));
     cleanups.push(() => s3.stop());
     const coordinatorOptions = {
       natsUrl: nats.url,
       http: { host: '127.0.0.1', port: 0 },
-      registry: { host: registry.host, insecure: true },
+      registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
       ...opts.coordinator,
       pools: [pool, ...(opts.coordinator?.pools ?? [])],
@@ -99,7 +104,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     let spawned = 0;
     const addWorker = async (overrides: LocalFleetOptions['worker'] = {}): Promise<WorkerProcess> => {
       const w = await spawnWorker(
-        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...(sharedImageStore === undefined ? {} : { sharedImageStore }), ...opts.worker, ...overrides },
+        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...(sharedImageStore === undefined ? {} : { sharedImageStore }), ...(authFile === undefined ? {} : { registryAuthFile: authFile }), ...opts.worker, ...overrides },
         workersDir,
       );
       workers.push(w);
@@ -122,4 +127,13 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     await stop();
     throw e;
   }
+}
+
+/** A docker config.json holding one registry's credentials, readable by the build user only. */
+async function writeDockerConfig(file: string, host: string, credentials: RegistryCredentials): Promise<string> {
+  const auth = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
+  await writeFile(file, JSON.stringify({ auths: { [host]: { auth } } }), { mode: 0o600 });
+  const user = await buildUser();
+  if (user.switchUser) await chown(file, user.uid, user.gid);
+  return file;
 }

@@ -1,21 +1,31 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
 import { execa, type ResultPromise } from 'execa';
 import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
+import type { RegistryCredentials } from '../../runtime/docker-config.ts';
 import { freePort, waitFor } from './host.ts';
 
 export interface Registry {
   /** host:port as used in image references */
   host: string;
+  /** set when the registry wants credentials (htpasswd): these are the only ones it takes */
+  credentials?: RegistryCredentials;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
-/** Debian's docker-registry (distribution 2.8) on a free loopback port with filesystem storage. */
-export async function startRegistry(dir: string): Promise<Registry> {
+/**
+ * Debian's docker-registry (distribution 2.8) on a free loopback port with filesystem storage;
+ * with `auth`, it takes only a random user and password (htpasswd, bcrypt).
+ */
+export async function startRegistry(dir: string, opts: { auth?: boolean } = {}): Promise<Registry> {
   await mkdir(dir, { recursive: true });
   const port = await freePort();
   const config = join(dir, 'config.yml');
+  const credentials = opts.auth === true ? { username: 'fleet', password: randomBytes(18).toString('base64url') } : undefined;
+  if (credentials !== undefined) await writeFile(join(dir, 'htpasswd'), `${credentials.username}:${await bcrypt.hash(credentials.password, 10)}\n`, { mode: 0o600 });
   await writeFile(
     config,
     [
@@ -29,6 +39,7 @@ export async function startRegistry(dir: string): Promise<Registry> {
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(credentials === undefined ? [] : ['auth:', '  htpasswd:', '    realm: fleet', `    path: ${join(dir, 'htpasswd')}`]),
       '',
     ].join('\n'),
   );
@@ -36,13 +47,14 @@ export async function startRegistry(dir: string): Promise<Registry> {
   let child: ResultPromise | null = null;
   const registry: Registry = {
     host,
+    ...(credentials === undefined ? {} : { credentials }),
     async start() {
       const proc = execa('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'], reject: false, forceKillAfterDelay: KILL_GRACE_MS });
       child = proc;
       await waitFor('registry', async () => {
         if (proc.exitCode !== null) throw new Error(`docker-registry exited ${proc.exitCode}`);
         const res = await fetch(`http://${host}/v2/`);
-        return res.ok ? true : null;
+        return res.ok || (credentials !== undefined && res.status === 401) ? true : null;
       });
     },
     async stop() {

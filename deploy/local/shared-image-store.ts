@@ -9,10 +9,10 @@ import { buildUser, chownTree } from './host.ts';
  * pulling ~200 MB first. Workers list it as a containers-storage `additionalimagestores`; an
  * image missing from it is simply pulled. Returns the store's graph root.
  */
-export async function fillSharedImageStore(dir: string, registryHost: string, references: readonly string[]): Promise<string> {
+export async function fillSharedImageStore(dir: string, registryHost: string, references: readonly string[], authFile?: string): Promise<string> {
   const user = await buildUser();
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(await writeContainersConfig(dir, [registryHost])) };
+  const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(await writeContainersConfig(dir, [registryHost])), ...(authFile === undefined ? {} : { REGISTRY_AUTH_FILE: authFile }) };
   if (user.switchUser) await chownTree(dir, user.uid, user.gid);
   const opts = { env, extendEnv: false, cwd: dir, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined };
   for (const ref of references) await execa('podman', ['pull', '--quiet', `${registryHost}/${ref}`], opts);

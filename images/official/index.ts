@@ -26,7 +26,7 @@ const CACHE_DIR = process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet';
  */
 export async function publishPlatformImages(
   registry: RegistryEndpoint,
-  opts: { sign?: boolean; only?: readonly string[] } = {},
+  opts: { sign?: boolean; only?: readonly string[]; /** docker config.json for a registry that wants credentials */ authFile?: string | undefined } = {},
 ): Promise<Record<string, string>> {
   const keyDir = join(CACHE_DIR, 'keys');
   const key = opts.sign === false
@@ -39,6 +39,7 @@ export async function publishPlatformImages(
     await execa('skopeo', [
       'copy', '--quiet', '--retry-times', '3',
       ...(registry.insecure ? ['--dest-tls-verify=false'] : []),
+      ...(opts.authFile === undefined ? [] : ['--dest-authfile', opts.authFile]),
       `oci:${join(CACHE_DIR, 'images', layout)}:${layoutTag}`, `docker://${registry.host}/${ref}`,
     ]);
     const [repository, tag] = ref.split(':') as [string, string];

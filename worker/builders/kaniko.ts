@@ -43,7 +43,7 @@ export class KanikoBuilder implements Builder {
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries);
+    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, this.env.DOCKER_CONFIG);
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -87,12 +87,14 @@ export class KanikoBuilder implements Builder {
  * The whole `podman run` argv for a plan (exported so the bench can run the same command by hand);
  * creates the directory the digest file lands in.
  */
-export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[]): Promise<string[]> {
+export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], dockerConfigDir?: string): Promise<string[]> {
   const outDir = join(plan.workDir, KANIKO_OUT);
   await mkdir(outDir, { recursive: true });
   const inContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
   const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
   if (!inContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
+  // The pool's registry credentials, where kaniko's DOCKER_CONFIG points.
+  if (dockerConfigDir !== undefined) mounts.push(`${join(dockerConfigDir, 'config.json')}:/kaniko/.docker/config.json:ro`);
   for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
     const file = plan.secrets[id];
     if (file !== undefined) mounts.push(`${file}:${target}:ro`);

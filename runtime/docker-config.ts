@@ -1,0 +1,36 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ErrorCode, FleetError, parseWith } from '../protocol/index.ts';
+
+/** The part of a docker `config.json` the platform reads: static credentials per registry host. */
+const DockerConfig = z.object({
+  auths: z.record(z.string(), z.object({ auth: z.string().optional(), username: z.string().optional(), password: z.string().optional() })).default({}),
+});
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * Credentials for `host` from a docker config file (the same file buildah, BuildKit and kaniko
+ * are given), or null when it names none. A malformed file is an error naming the field.
+ */
+export async function registryCredentials(file: string, host: string): Promise<RegistryCredentials | null> {
+  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+    throw new FleetError(ErrorCode.E_INTERNAL, `cannot read registry auth file ${file}: ${String(e)}`);
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new FleetError(ErrorCode.E_INTERNAL, `registry auth file ${file} is not JSON`);
+  }
+  const entry = parseWith(DockerConfig, json, `registry auth file ${file}`, ErrorCode.E_INTERNAL).auths[host];
+  if (entry === undefined) return null;
+  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+  const decoded = Buffer.from(entry.auth ?? '', 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) throw new FleetError(ErrorCode.E_INTERNAL, `registry auth file ${file}: auths.${host}.auth is not base64 of user:password`);
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
