@@ -99,11 +99,20 @@ try {
     if (events.filter((e) => e.type === 'pushed').length > 1) pushedTwice += 1;
   }
   const builtTwice = [...createdTrue.values()].filter((n) => n > 1).length + pushedTwice;
+  // Why the failed ones failed, and after how many attempts: a build whose every delivery was
+  // killed ends in the dead letter queue by design.
+  const failures = new Map<string, number>();
+  for (const b of finals.values()) {
+    if (b.state.phase !== 'failed') continue;
+    const key = `${b.state.error.code} (attempt ${b.state.attempt})`;
+    failures.set(key, (failures.get(key) ?? 0) + 1);
+  }
   const e2e = [...finals.values()].map((b) => Date.parse(b.updatedAt) - Date.parse(b.createdAt));
   printTable([
     ['requests sent (with duplicates)', `${submitted} (${duplicates} duplicates)`],
     ['distinct builds', String(BUILDS)],
     ['terminal states', [...byState.entries()].map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['failed, by code', failures.size === 0 ? '-' : [...failures.entries()].map(([k, v]) => `${v} × ${k}`).join(', ')],
     ['attempts started (retries after kills included)', String(attempts)],
     ['duplicates built twice (must be 0)', String(builtTwice)],
     ['lost: accepted, never terminal (must be 0)', String(ids.length - finals.size)],
