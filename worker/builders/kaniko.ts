@@ -11,7 +11,8 @@ const LOGRUS = /^time="[^"]*" level=(\w+) msg="((?:[^"\\]|\\.)*)"(.*)$/;
 /** the instruction kaniko announces before it runs it */
 const INSTRUCTION = /^(RUN|COPY|ADD) /;
 const EXIT_STATUS = /failed to execute command: waiting for process to exit: exit status (\d+)/;
-const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected status code 5\d\d|retrieving image|GET https?:\/\/.*: (?:UNAUTHORIZED|DENIED|5\d\d)/i;
+/** a registry that could not be reached or failed (worth another attempt); refusals are not */
+const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected status code 5\d\d|GET https?:\/\/.*: 5\d\d/i;
 /** `RUN --mount=type=secret,id=x[,target=/p]`: kaniko ignores --mount, so the worker mounts the secret there itself */
 const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
