@@ -101,7 +101,9 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   const contextDir = join(dir, 'ctx');
   await extractContext(packed.file, contextDir);
   const state = join(dir, 'state');
-  const env = { PATH: TOOL_PATH, ...(await writeContainersConfig(state, [host])) };
+  const runAs = !asRoot && user.switchUser;
+  const containers = await writeContainersConfig(state, [host], { owner: runAs ? user : undefined });
+  const env = { PATH: TOOL_PATH, ...containers.env };
   const plan: BuildPlan = {
     buildId: `raw-${tag}`,
     contextDir,
@@ -114,7 +116,6 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
     cacheRepository: `${host}/cache/bench/raw-${builder}-${round}`,
     workDir: dir,
   };
-  const runAs = !asRoot && user.switchUser;
   if (runAs) await chownTree(dir, user.uid, user.gid);
   const opts: Options = { env, extendEnv: false, cwd: dir, uid: runAs ? user.uid : undefined, gid: runAs ? user.gid : undefined, stdin: 'ignore', stdout: 'ignore' };
   const stopSampling = rssSampler();
@@ -148,6 +149,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   }
   const ms = performance.now() - t0;
   const rssMiB = await stopSampling();
+  await containers.close();
   await execa('buildah', ['unshare', 'rm', '-rf', state], { ...opts, reject: false });
   await rm(dir, { recursive: true, force: true });
   return { ms, rssMiB };

@@ -31,7 +31,8 @@ try {
   const packed = await packContext(APP, 'Dockerfile', join(scratch, 'ctx.tgz'));
   const ctx = join(scratch, 'ctx');
   await extractContext(packed.file, ctx);
-  const env = await writeContainersConfig(join(scratch, 'raw'), [fleet.registry.host]);
+  const containers = await writeContainersConfig(join(scratch, 'raw'), [fleet.registry.host], { owner: user.switchUser ? user : undefined });
+  const env = containers.env;
   if (user.switchUser) await chownTree(scratch, user.uid, user.gid);
   const asUser = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, extendEnv: false, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined, cwd: scratch };
   const raw: number[] = [];
@@ -42,6 +43,7 @@ try {
     await execa('buildah', ['rmi', 'localhost/bench:latest'], asUser);
     if (i > 0) raw.push(performance.now() - t0); // run 0 warms the layer cache, as the fleet's first build does
   }
+  await containers.close();
 
   const viaFleet: number[] = [];
   const startLatency: number[] = [];

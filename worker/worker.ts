@@ -38,7 +38,8 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const config = compileWorkerConfig(options);
   const wlog = log.child({ workerId: config.workerId, pool: config.pool });
   await mkdir(join(config.stateDir, 'scratch'), { recursive: true, mode: 0o700 });
-  const containersEnv = { ...(await writeContainersConfig(config.stateDir, config.insecureRegistries, config.sharedImageStore)), ...(await registryAuthEnv(config)) };
+  const containers = await writeContainersConfig(config.stateDir, config.insecureRegistries, { sharedImageStore: config.sharedImageStore });
+  const containersEnv = { ...containers.env, ...(await registryAuthEnv(config)) };
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
@@ -93,6 +94,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     .finally(async () => {
       await announcer?.stop();
       await stopBuilder().catch((e: unknown) => wlog.warn({ err: e }, 'could not stop the builder'));
+      await containers.close();
       await nc.drain().catch(() => undefined);
       s3.close();
       wlog.info('worker stopped');

@@ -12,9 +12,14 @@ import { buildUser, chownTree } from './host.ts';
 export async function fillSharedImageStore(dir: string, registryHost: string, references: readonly string[], authFile?: string): Promise<string> {
   const user = await buildUser();
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(await writeContainersConfig(dir, [registryHost])), ...(authFile === undefined ? {} : { REGISTRY_AUTH_FILE: authFile }) };
+  const containers = await writeContainersConfig(dir, [registryHost], { owner: user.switchUser ? user : undefined });
+  const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...containers.env, ...(authFile === undefined ? {} : { REGISTRY_AUTH_FILE: authFile }) };
   if (user.switchUser) await chownTree(dir, user.uid, user.gid);
   const opts = { env, extendEnv: false, cwd: dir, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined };
-  for (const ref of references) await execa('podman', ['pull', '--quiet', `${registryHost}/${ref}`], opts);
-  return (await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'], opts)).stdout.trim();
+  try {
+    for (const ref of references) await execa('podman', ['pull', '--quiet', `${registryHost}/${ref}`], opts);
+    return (await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'], opts)).stdout.trim();
+  } finally {
+    await containers.close();
+  }
 }

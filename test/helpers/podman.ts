@@ -16,8 +16,9 @@ export async function runImage(
 ): Promise<{ stdout: string; exitCode: number | undefined }> {
   const user = await buildUser();
   const dir = await mkdtemp(join(tmpdir(), 'fleet-podman-'));
+  const containers = await writeContainersConfig(dir, [insecureRegistry], { owner: user.switchUser ? user : undefined });
   try {
-    const env = await writeContainersConfig(dir, [insecureRegistry]);
+    const env = containers.env;
     if (user.switchUser) await chownTree(dir, user.uid, user.gid);
     const command = opts.shell === undefined ? [reference] : ['--entrypoint', 'sh', reference, '-c', opts.shell];
     const r = await execa('podman', ['run', '--rm', '--network', 'none', ...command], {
@@ -31,6 +32,7 @@ export async function runImage(
     if (r.exitCode !== 0) throw new Error(`podman run ${reference} failed (${String(r.exitCode)}): ${r.stderr}`);
     return { stdout: r.stdout, exitCode: r.exitCode };
   } finally {
+    await containers.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,63 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildUser, chownTree } from '../../deploy/local/host.ts';
+import { writeContainersConfig, type ContainersRuntime } from '../../worker/containers-config.ts';
+import { eventually } from '../helpers/eventually.ts';
+
+/** Running, not a zombie waiting for PID 1 to reap it. */
+const alive = async (pid: number): Promise<boolean> => {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && !/\) Z /.test(stat);
+};
+
+// A worker's state dir deep enough that `<state>/run/containers` is past podman's limit for the
+// run root its conmon cleanup process accepts.
+describe('containers runtime of a worker with a deep state dir', () => {
+  let root: string;
+  let runtime: ContainersRuntime;
+  let opts: { env: Record<string, string>; extendEnv: false; cwd: string; uid: number | undefined; gid: number | undefined };
+  let stateDir: string;
+
+  beforeAll(async () => {
+    const user = await buildUser();
+    root = await mkdtemp(join(tmpdir(), 'fleet-containers-config-'));
+    stateDir = join(root, 'a-deep-state-directory', 'workers', 'worker-with-a-long-id-0123456789');
+    runtime = await writeContainersConfig(stateDir, [], { owner: user.switchUser ? user : undefined });
+    if (user.switchUser) await chownTree(root, user.uid, user.gid);
+    opts = { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...runtime.env }, extendEnv: false, cwd: root, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined };
+    // An image from nothing but static busybox, committed into this runtime's own store.
+    const ctr = (await execa('buildah', ['from', 'scratch'], opts)).stdout.trim();
+    await execa('buildah', ['copy', ctr, '/bin/busybox', '/bin/busybox'], opts);
+    await execa('buildah', ['commit', '--quiet', ctr, 'localhost/fleet-test-busybox:1'], opts);
+    await execa('buildah', ['rm', ctr], opts);
+  }, 120_000);
+
+  afterAll(async () => {
+    await runtime.close();
+    await execa('buildah', ['unshare', 'rm', '-rf', root], { ...opts, reject: false });
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('keeps the image store in the state dir and the run root short enough for podman', async () => {
+    expect((await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'], opts)).stdout.trim()).toBe(join(stateDir, 'storage'));
+    expect(join(runtime.env.XDG_RUNTIME_DIR ?? '', 'containers').length).toBeLessThanOrEqual(50);
+  });
+
+  it("lets conmon's cleanup process record a container's exit (a detached --rm container goes away by itself)", async () => {
+    // Only the cleanup process removes a detached --rm container; with a run root it refuses,
+    // the container stays behind (and an attached `podman run` waits 20 s for the exit).
+    const id = (await execa('podman', ['run', '-d', '--rm', '--network', 'none', '--entrypoint', '/bin/busybox', 'localhost/fleet-test-busybox:1', 'true'], opts)).stdout.trim();
+    await eventually(async () => (await execa('podman', ['container', 'exists', id], { ...opts, reject: false })).exitCode === 1, 15_000, 'container removed by its cleanup process');
+  }, 60_000);
+
+  it('stops the rootless pause process when closed', async () => {
+    await execa('podman', ['info', '--format', '{{.Host.Security.Rootless}}'], opts);
+    const pid = Number((await readFile(join(runtime.env.XDG_RUNTIME_DIR ?? '', 'libpod', 'tmp', 'pause.pid'), 'utf8')).trim());
+    expect(await alive(pid)).toBe(true);
+    await runtime.close();
+    await eventually(async () => !(await alive(pid)), 5_000, 'pause process gone');
+  });
+});
