@@ -37,11 +37,11 @@ export async function writeContainersConfig(
   const storage = join(dir, 'storage.conf');
   const containers = join(dir, 'containers.conf');
   const registries = join(dir, 'registries.conf');
-  // Rootless tools ignore `graphroot`/`runroot` here: the store goes where
-  // `rootless_storage_path` says, the run root under XDG_RUNTIME_DIR.
+  // Rootless tools ignore `graphroot`/`runroot` (they follow `rootless_storage_path` and
+  // XDG_RUNTIME_DIR); root honours them (the bench's rootful comparison).
   await writeFile(
     storage,
-    `[storage]\ndriver = "overlay"\nrootless_storage_path = ${toml(join(stateDir, 'storage'))}\n` +
+    `[storage]\ndriver = "overlay"\ngraphroot = ${toml(join(stateDir, 'storage'))}\nrunroot = ${toml(join(runDir, 'storage'))}\nrootless_storage_path = ${toml(join(stateDir, 'storage'))}\n` +
       (opts.sharedImageStore === undefined ? '' : `\n[storage.options]\nadditionalimagestores = [${toml(opts.sharedImageStore)}]\n`),
   );
   await writeFile(containers, '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
