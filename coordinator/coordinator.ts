@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
-import { registryCredentials } from '../runtime/docker-config.ts';
+import { loadRegistryCredentials } from '../runtime/docker-config.ts';
 import { RegistryClient } from '../runtime/registry-client.ts';
 import { S3Store } from '../runtime/s3-store.ts';
 import { BuildStore } from './build-store.ts';
@@ -44,7 +44,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
 
   const stop = new AbortController();
-  const credentials = config.registry.authFile === undefined ? undefined : ((await registryCredentials(config.registry.authFile, config.registry.host)) ?? undefined);
+  const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
   const reports = new ReportProcessor(config, new RegistryClient({ ...config.registry, credentials }), gates, store, js, log);
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)

@@ -13,10 +13,10 @@ export interface RegistryCredentials {
 }
 
 /**
- * Credentials for `host` from a docker config file (the same file buildah, BuildKit and kaniko
- * are given), or null when it names none. A malformed file is an error naming the field.
+ * Every registry's credentials in a docker config file (the same file buildah, BuildKit and
+ * kaniko are given), read and checked once. A malformed file is an error naming the field.
  */
-export async function registryCredentials(file: string, host: string): Promise<RegistryCredentials | null> {
+export async function loadRegistryCredentials(file: string): Promise<ReadonlyMap<string, RegistryCredentials>> {
   const text = await readFile(file, 'utf8').catch((e: unknown) => {
     throw new FleetError(ErrorCode.E_INTERNAL, `cannot read registry auth file ${file}: ${String(e)}`);
   });
@@ -26,11 +26,16 @@ export async function registryCredentials(file: string, host: string): Promise<R
   } catch {
     throw new FleetError(ErrorCode.E_INTERNAL, `registry auth file ${file} is not JSON`);
   }
-  const entry = parseWith(DockerConfig, json, `registry auth file ${file}`, ErrorCode.E_INTERNAL).auths[host];
-  if (entry === undefined) return null;
-  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
-  const decoded = Buffer.from(entry.auth ?? '', 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0) throw new FleetError(ErrorCode.E_INTERNAL, `registry auth file ${file}: auths.${host}.auth is not base64 of user:password`);
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  const credentials = new Map<string, RegistryCredentials>();
+  for (const [host, entry] of Object.entries(parseWith(DockerConfig, json, `registry auth file ${file}`, ErrorCode.E_INTERNAL).auths)) {
+    if (entry.username !== undefined && entry.password !== undefined) {
+      credentials.set(host, { username: entry.username, password: entry.password });
+      continue;
+    }
+    const decoded = Buffer.from(entry.auth ?? '', 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon <= 0) throw new FleetError(ErrorCode.E_INTERNAL, `registry auth file ${file}: auths.${host}.auth is not base64 of user:password`);
+    credentials.set(host, { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) });
+  }
+  return credentials;
 }

@@ -18,7 +18,7 @@ import {
   type WorkerReport,
 } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { registryClientFor } from './registry-access.ts';
+import type { RegistryAccess } from './registry-access.ts';
 import type { S3Store } from '../runtime/s3-store.ts';
 import { downloadContext } from './context-download.ts';
 import { extractContext } from './context-extract.ts';
@@ -43,6 +43,7 @@ export class JobRunner {
     private readonly s3: S3Store,
     private readonly builds: KV,
     private readonly builder: Builder,
+    private readonly registries: RegistryAccess,
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
     /** told which build this worker is on (null when idle), for `fleet workers` */
@@ -161,7 +162,7 @@ export class JobRunner {
     const text = await readFile(dockerfile, 'utf8').catch(() => {
       throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `the context has no ${job.dockerfile}`);
     });
-    const registry = await registryClientFor(this.config, job.image.registry);
+    const registry = this.registries.client(job.image.registry);
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const { buildArgs, verified } = await verifyOfficialBases(
       text,

@@ -7,13 +7,14 @@ import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { connectNats } from '../runtime/nats.ts';
 import { S3Store } from '../runtime/s3-store.ts';
+import type { RegistryClient } from '../runtime/registry-client.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from './containers-config.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
 import { verifiedDigest } from './official-bases.ts';
-import { registryAuthEnv, registryClientFor } from './registry-access.ts';
+import { RegistryAccess } from './registry-access.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
@@ -38,8 +39,9 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const config = compileWorkerConfig(options);
   const wlog = log.child({ workerId: config.workerId, pool: config.pool });
   await mkdir(join(config.stateDir, 'scratch'), { recursive: true, mode: 0o700 });
+  const registries = await RegistryAccess.open(config);
   const containers = await writeContainersConfig(config.stateDir, config.insecureRegistries, { sharedImageStore: config.sharedImageStore });
-  const containersEnv = { ...containers.env, ...(await registryAuthEnv(config)) };
+  const containersEnv = { ...containers.env, ...registries.builderEnv };
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
@@ -59,7 +61,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       runNetwork: config.runNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
-      resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, host, signal),
+      resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
@@ -68,7 +70,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     announcer = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
     announcer.start();
     const a = announcer;
-    const runner = new JobRunner(config, nc, js, s3, builds, builder, maxDeliver, (id) => a.set(id === null ? (stopPulling.signal.aborted ? 'draining' : 'idle') : 'building', id ?? undefined), wlog);
+    const runner = new JobRunner(config, nc, js, s3, builds, builder, registries, maxDeliver, (id) => a.set(id === null ? (stopPulling.signal.aborted ? 'draining' : 'idle') : 'building', id ?? undefined), wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!stopPulling.signal.aborted) {
       let msg;
@@ -135,10 +137,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** The kaniko image in the job's registry, pinned to the digest whose platform signature checks out. */
-async function verifiedBuilderImage(config: WorkerConfig, host: string, signal: AbortSignal): Promise<string> {
+async function verifiedBuilderImage(config: WorkerConfig, registry: RegistryClient, signal: AbortSignal): Promise<string> {
   const colon = config.kanikoImage.lastIndexOf(':');
   const repository = config.kanikoImage.slice(0, colon);
-  const registry = await registryClientFor(config, host);
   const digest = await verifiedDigest(registry, repository, config.kanikoImage.slice(colon + 1), await readFile(config.signingPublicKeyPath, 'utf8'), signal);
-  return `${host}/${repository}@${digest}`;
+  return `${registry.endpoint.host}/${repository}@${digest}`;
 }
