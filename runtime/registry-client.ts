@@ -54,7 +54,7 @@ export class RegistryClient {
   }
 
   private async call(what: string, path: string, init: RequestInit & { signal?: AbortSignal | undefined } = {}): Promise<Response> {
-    const send = (): Promise<Response> => this.fetch(what, path.startsWith('http') ? path : this.url(path), init);
+    const send = (): Promise<Response> => this.reach(path.startsWith('http') ? path : this.url(path), init, this.authorization, `registry ${this.endpoint.host}`, what);
     const res = await send();
     if (res.status !== 401) return res;
     // Challenged: answer it once (Basic, or a Bearer token from the realm), then retry.
@@ -65,13 +65,14 @@ export class RegistryClient {
     return again;
   }
 
-  private async fetch(what: string, url: string, init: RequestInit & { signal?: AbortSignal | undefined }): Promise<Response> {
+  /** One HTTP call to the registry or its token service; a transport failure is E_REGISTRY_UNAVAILABLE naming `who`. */
+  private async reach(url: string, init: RequestInit & { signal?: AbortSignal | undefined }, authorization: string | null, who: string, what: string): Promise<Response> {
     const headers = new Headers(init.headers);
-    if (this.authorization !== null) headers.set('authorization', this.authorization);
+    if (authorization !== null) headers.set('authorization', authorization);
     try {
       return await fetch(url, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
-      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
+      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `${who} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
     }
   }
 
@@ -87,19 +88,11 @@ export class RegistryClient {
     if (realm === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} answered 401 without a usable challenge (${what})`);
     const url = new URL(realm);
     for (const key of ['service', 'scope']) if (params[key] !== undefined) url.searchParams.set(key, params[key]);
-    const res = await this.fetchToken(what, url.toString(), basic, signal);
+    const res = await this.reach(url.toString(), { signal }, basic, `token service of ${this.endpoint.host}`, what);
     const token = TokenAnswer.safeParse(await res.json().catch(() => null));
     const value = token.success ? (token.data.token ?? token.data.access_token) : undefined;
     if (!res.ok || value === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `token service of ${this.endpoint.host} refused (${res.status}) for ${what}`);
     return `Bearer ${value}`;
-  }
-
-  private async fetchToken(what: string, url: string, basic: string | null, signal: AbortSignal | undefined): Promise<Response> {
-    try {
-      return await fetch(url, { headers: basic === null ? {} : { authorization: basic }, signal: signal ?? AbortSignal.timeout(this.timeoutMs) });
-    } catch (e) {
-      throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `token service of ${this.endpoint.host} unreachable (${what}): ${String(e)}`, undefined, { cause: e });
-    }
   }
 
   private fail(what: string, res: Response): never {
