@@ -2,8 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildUser, chownTree } from '../../deploy/local/host.ts';
-import { writeContainersConfig } from '../../worker/containers-config.ts';
+import { buildUserContainers } from '../../deploy/local/build-user-containers.ts';
 
 /**
  * Runs an image with rootless podman as the build user, in storage of its own; returns stdout.
@@ -14,21 +13,11 @@ export async function runImage(
   insecureRegistry: string,
   opts: { shell?: string } = {},
 ): Promise<{ stdout: string; exitCode: number | undefined }> {
-  const user = await buildUser();
   const dir = await mkdtemp(join(tmpdir(), 'fleet-podman-'));
-  const containers = await writeContainersConfig(dir, [insecureRegistry], { owner: user.switchUser ? user : undefined });
+  const containers = await buildUserContainers(dir, [insecureRegistry]);
   try {
-    const env = containers.env;
-    if (user.switchUser) await chownTree(dir, user.uid, user.gid);
     const command = opts.shell === undefined ? [reference] : ['--entrypoint', 'sh', reference, '-c', opts.shell];
-    const r = await execa('podman', ['run', '--rm', '--network', 'none', ...command], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-      extendEnv: false,
-      uid: user.switchUser ? user.uid : undefined,
-      gid: user.switchUser ? user.gid : undefined,
-      cwd: dir,
-      reject: false,
-    });
+    const r = await execa('podman', ['run', '--rm', '--network', 'none', ...command], { ...containers.opts, reject: false });
     if (r.exitCode !== 0) throw new Error(`podman run ${reference} failed (${String(r.exitCode)}): ${r.stderr}`);
     return { stdout: r.stdout, exitCode: r.exitCode };
   } finally {

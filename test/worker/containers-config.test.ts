@@ -1,10 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildUser, chownTree } from '../../deploy/local/host.ts';
-import { writeContainersConfig, type ContainersRuntime } from '../../worker/containers-config.ts';
+import { buildUserContainers, type BuildUserContainers } from '../../deploy/local/build-user-containers.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 /** Running, not a zombie waiting for PID 1 to reap it. */
@@ -17,17 +16,18 @@ const alive = async (pid: number): Promise<boolean> => {
 // run root its conmon cleanup process accepts.
 describe('containers runtime of a worker with a deep state dir', () => {
   let root: string;
-  let runtime: ContainersRuntime;
-  let opts: { env: Record<string, string>; extendEnv: false; cwd: string; uid: number | undefined; gid: number | undefined };
+  let runtime: BuildUserContainers;
+  let opts: BuildUserContainers['opts'];
   let stateDir: string;
 
   beforeAll(async () => {
-    const user = await buildUser();
     root = await mkdtemp(join(tmpdir(), 'fleet-containers-config-'));
     stateDir = join(root, 'a-deep-state-directory', 'workers', 'worker-with-a-long-id-0123456789');
-    runtime = await writeContainersConfig(stateDir, [], { owner: user.switchUser ? user : undefined });
-    if (user.switchUser) await chownTree(root, user.uid, user.gid);
-    opts = { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...runtime.env }, extendEnv: false, cwd: root, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined };
+    // the build user reaches its state dir through these
+    await mkdir(dirname(stateDir), { recursive: true, mode: 0o755 });
+    await chmod(root, 0o755);
+    runtime = await buildUserContainers(stateDir, []);
+    opts = runtime.opts;
     // An image from nothing but static busybox, committed into this runtime's own store.
     const ctr = (await execa('buildah', ['from', 'scratch'], opts)).stdout.trim();
     await execa('buildah', ['copy', ctr, '/bin/busybox', '/bin/busybox'], opts);
@@ -37,13 +37,13 @@ describe('containers runtime of a worker with a deep state dir', () => {
 
   afterAll(async () => {
     await runtime.close();
-    await execa('buildah', ['unshare', 'rm', '-rf', root], { ...opts, reject: false });
+    await execa('buildah', ['unshare', 'rm', '-rf', stateDir], { ...opts, cwd: root, reject: false });
     await rm(root, { recursive: true, force: true });
   });
 
   it('keeps the image store in the state dir and the run root short enough for podman', async () => {
     expect((await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'], opts)).stdout.trim()).toBe(join(stateDir, 'storage'));
-    expect(join(runtime.env.XDG_RUNTIME_DIR ?? '', 'containers').length).toBeLessThanOrEqual(50);
+    expect(join(opts.env.XDG_RUNTIME_DIR ?? '', 'containers').length).toBeLessThanOrEqual(50);
   });
 
   it("lets conmon's cleanup process record a container's exit (a detached --rm container goes away by itself)", async () => {
@@ -55,7 +55,7 @@ describe('containers runtime of a worker with a deep state dir', () => {
 
   it('stops the rootless pause process when closed', async () => {
     await execa('podman', ['info', '--format', '{{.Host.Security.Rootless}}'], opts);
-    const pid = Number((await readFile(join(runtime.env.XDG_RUNTIME_DIR ?? '', 'libpod', 'tmp', 'pause.pid'), 'utf8')).trim());
+    const pid = Number((await readFile(join(opts.env.XDG_RUNTIME_DIR ?? '', 'libpod', 'tmp', 'pause.pid'), 'utf8')).trim());
     expect(await alive(pid)).toBe(true);
     await runtime.close();
     await eventually(async () => !(await alive(pid)), 5_000, 'pause process gone');
