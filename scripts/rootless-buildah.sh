@@ -6,7 +6,8 @@ rootless_buildah_env() {
   mkdir -p "$work"
   chown "$FLEET_BUILD_USER:" "$work"
   as_builder mkdir -p "$work/home" "$work/run" "$work/tmp"
-  as_builder sh -c "printf '[storage]\ndriver = \"overlay\"\ngraphroot = \"%s\"\nrunroot = \"%s\"\n' '$work/storage' '$work/run/storage' > '$work/storage.conf'"
+  # rootless: graphroot/runroot would be ignored, the store goes to rootless_storage_path
+  as_builder sh -c "printf '[storage]\ndriver = \"overlay\"\nrootless_storage_path = \"%s\"\n' '$work/storage' > '$work/storage.conf'"
   as_builder sh -c "printf '[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n' > '$work/containers.conf'"
   as_builder sh -c "printf 'short-name-mode = \"enforcing\"\n' > '$work/registries.conf'"
 }
