@@ -11,28 +11,29 @@
  * - rootless vs rootful raw buildah, same argv, native overlay both.
  * Printed, not asserted: numbers belong to the machine.
  */
+import { BUILDER_KINDS, type BuilderKind } from '../protocol/index.ts';
 import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
-import { packContext } from '../cli/context-pack.ts';
+import { packContext } from '../client/index.ts';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { buildUser, chownTree, waitFor } from '../deploy/local/host.ts';
+import { buildUser, chownTree, waitFor } from '../node/host.ts';
 import { KANIKO_IMAGE } from '../images/versions.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { createLogger } from '../adapters/logger.ts';
 import { buildahBudArgs } from '../worker/builders/buildah.ts';
 import { buildctlArgs } from '../worker/builders/buildkit.ts';
 import { buildkitdCommand, writeBuildkitdConfig } from '../worker/builders/buildkitd.ts';
 import { kanikoRunArgs } from '../worker/builders/kaniko.ts';
 import type { BuildPlan } from '../worker/builders/types.ts';
-import { writeContainersConfig } from '../worker/containers-config.ts';
+import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
-import { storedEvents } from '../test/helpers/streams.ts';
+import { storedEvents } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
 
-const ALL_BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
+const ALL_BUILDERS = BUILDER_KINDS;
 const N = Number(process.env.BENCH_N ?? 3);
-type BuilderName = (typeof ALL_BUILDERS)[number];
+type BuilderName = BuilderKind;
 /** `BENCH_BUILDERS=buildah,kaniko` runs some of them */
 const BUILDERS = ALL_BUILDERS.filter((b) => (process.env.BENCH_BUILDERS ?? ALL_BUILDERS.join(',')).split(',').includes(b));
 const APP = new URL('../test/fixtures/apps/multi-stage', import.meta.url).pathname;

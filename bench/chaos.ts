@@ -5,8 +5,8 @@
  */
 import { startLocalFleet } from '../deploy/local/fleet.ts';
 import { isTerminal, type BuildView } from '../protocol/index.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { storedEvents } from '../test/helpers/streams.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { storedEvents } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
 
 const BUILDS = Number(process.env.CHAOS_BUILDS ?? 200);

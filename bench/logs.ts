@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { createLogger } from '../adapters/logger.ts';
 import { printTable, quantile } from './table.ts';
 
 const LINES = Number(process.env.BENCH_LINES ?? 200_000);

@@ -8,13 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { packContext } from '../cli/context-pack.ts';
+import { packContext } from '../client/index.ts';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { buildUser, chownTree } from '../deploy/local/host.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { writeContainersConfig } from '../worker/containers-config.ts';
+import { buildUser, chownTree } from '../node/host.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
-import { storedEvents } from '../test/helpers/streams.ts';
+import { storedEvents } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
 
 const N = Number(process.env.BENCH_N ?? 10);

@@ -9,8 +9,8 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { storedEvents } from '../test/helpers/streams.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { storedEvents } from '../client/index.ts';
 import { printTable } from './table.ts';
 
 const APP = new URL('../test/fixtures/apps/java-hooks', import.meta.url).pathname;

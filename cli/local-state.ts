@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { S3Options } from '../runtime/s3-store.ts';
+import { S3Options } from '../adapters/s3-store.ts';
 
 /** Where `fleet up` tells other `fleet` commands how to reach it. */
 const LocalFleetFile = z.object({ natsUrl: z.string(), httpUrl: z.string(), registry: z.string(), s3: S3Options, pid: z.number() });

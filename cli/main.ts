@@ -4,10 +4,9 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../deploy/local/fleet.ts';
-import { ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { BUILDER_KINDS } from '../worker/builders/index.ts';
-import { FleetClient } from './client.ts';
+import { BUILDER_KINDS, ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { FleetClient } from '../client/index.ts';
 import { ExitCode, exitCodeForError, exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';

@@ -11,7 +11,7 @@ import {
   type BuildEvent,
   type BuildState,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 
 export interface StoredRecord {
   record: BuildRecord;

@@ -1,7 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
-import { S3Options } from '../runtime/s3-store.ts';
+import { S3Options } from '../adapters/s3-store.ts';
 import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
 import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
 

@@ -1,5 +1,5 @@
 import { ErrorCode, FleetError, type BuildRequest } from '../protocol/index.ts';
-import { contextKey } from '../runtime/s3-store.ts';
+import { contextKey } from '../adapters/s3-store.ts';
 
 /** The key of a request's context in the fleet's bucket: its content address, or the url it names. */
 export function contextKeyOf(request: BuildRequest, bucket: string): string {

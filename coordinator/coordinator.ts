@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, streams } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
-import { connectNats } from '../runtime/nats.ts';
-import { loadRegistryCredentials } from '../runtime/docker-config.ts';
-import { RegistryClient } from '../runtime/registry-client.ts';
-import { S3Store } from '../runtime/s3-store.ts';
+import type { Logger } from '../adapters/logger.ts';
+import { connectNats } from '../adapters/nats.ts';
+import { loadRegistryCredentials } from '../adapters/docker-config.ts';
+import { RegistryClient } from '../adapters/registry-client.ts';
+import { S3Store } from '../adapters/s3-store.ts';
 import { BuildStore } from './build-store.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';

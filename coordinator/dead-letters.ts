@@ -10,7 +10,7 @@ import {
   streams,
   subjects,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { Intake } from './intake.ts';
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode, FleetError, decodeWith, toFleetError, type ErrorBody } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { cancelBuild } from './cancel.ts';

@@ -9,8 +9,8 @@ import {
   BuildView,
   type BuildRecord,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
-import type { S3Store } from '../runtime/s3-store.ts';
+import type { Logger } from '../adapters/logger.ts';
+import type { S3Store } from '../adapters/s3-store.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { contextKeyOf } from './context-ref.ts';

@@ -19,7 +19,7 @@ import {
   type WorkersReply,
   type DlqReply,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 import { claimState } from './attempts.ts';
 import { cancelBuild } from './cancel.ts';
 import type { CoordinatorConfig } from './config.ts';

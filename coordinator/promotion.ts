@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../protocol/index.ts';
-import { MEDIA, type RegistryClient } from '../runtime/registry-client.ts';
+import { MEDIA, type RegistryClient } from '../adapters/registry-client.ts';
 
 const ImageManifest = z.object({ config: z.object({ digest: z.string() }), layers: z.array(z.object({ digest: z.string() })) });
 

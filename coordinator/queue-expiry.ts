@@ -1,7 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { BuildRecord} from '../protocol/index.ts';
 import { type BuildState } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 

@@ -11,8 +11,8 @@ import {
   type BuildRecord,
   type ScanRequest,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
-import type { RegistryClient } from '../runtime/registry-client.ts';
+import type { Logger } from '../adapters/logger.ts';
+import type { RegistryClient } from '../adapters/registry-client.ts';
 import { isCurrentAttempt } from './attempts.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';

@@ -7,3 +7,4 @@ export * from './job.ts';
 export * from './state.ts';
 export * from './events.ts';
 export * from './verdict.ts';
+export * from './builder-kind.ts';

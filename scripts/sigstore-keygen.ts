@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateSigstoreKeyPair } from '../runtime/sigstore-key.ts';
+import { generateSigstoreKeyPair } from '../signing/sigstore-key.ts';
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: sigstore-keygen.ts DIR');

@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { encode, type WorkerInfo } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 
 /**
  * Keeps this worker's entry in the workers bucket fresh. The bucket's TTL removes the entry of a

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { encode, subjects, type LogBatch, type LogLine } from '../protocol/index.ts';
-import { logKey, type S3Store } from '../runtime/s3-store.ts';
+import { logKey, type S3Store } from '../adapters/s3-store.ts';
 import type { BuildOutput } from './builders/index.ts';
 import type { LogMasker } from './log-masker.ts';
 

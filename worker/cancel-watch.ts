@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { BuildRecord } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 
 /**
  * Watches a build's record while the worker builds it and aborts when the build is cancelled.

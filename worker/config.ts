@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { PoolName, parseWith } from '../protocol/index.ts';
+import { BuilderKind, PoolName, parseWith } from '../protocol/index.ts';
 import { KANIKO_IMAGE } from '../images/versions.ts';
-import { S3Options } from '../runtime/s3-store.ts';
-import { BUILDER_KINDS } from './builders/index.ts';
+import { S3Options } from '../adapters/s3-store.ts';
 import { DEFAULT_EXTRACT_LIMITS } from './context-extract.ts';
 
 export const WorkerOptions = z.strictObject({
@@ -14,7 +13,7 @@ export const WorkerOptions = z.strictObject({
   workerId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/).optional(),
   /** owned by the worker's user; holds builder storage, scratch dirs and runtime files */
   stateDir: z.string().refine(isAbsolute, 'must be an absolute path'),
-  builder: z.enum(BUILDER_KINDS).default('buildah'),
+  builder: BuilderKind.default('buildah'),
   /** the kaniko builder's image, `repository:tag` in the job's registry; must carry the platform signature */
   kanikoImage: z.string().regex(/^[a-z0-9._/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'must be REPOSITORY:TAG').default(KANIKO_IMAGE),
   /** contexts and archived logs */

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, FleetError, type BuildJob } from '../protocol/index.ts';
-import type { S3Store } from '../runtime/s3-store.ts';
+import type { S3Store } from '../adapters/s3-store.ts';
 
 /**
  * Downloads a context by its key and refuses it unless its bytes hash to the digest the request

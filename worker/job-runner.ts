@@ -17,9 +17,9 @@ import {
   type BuildJob as Job,
   type WorkerReport,
 } from '../protocol/index.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { Logger } from '../adapters/logger.ts';
 import type { RegistryAccess } from './registry-access.ts';
-import type { S3Store } from '../runtime/s3-store.ts';
+import type { S3Store } from '../adapters/s3-store.ts';
 import { downloadContext } from './context-download.ts';
 import { extractContext } from './context-extract.ts';
 import type { Builder } from './builders/index.ts';

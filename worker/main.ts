@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ErrorCode, isFleetError } from '../protocol/index.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { createLogger } from '../adapters/logger.ts';
 import { assertNotRoot } from './not-root.ts';
 import { startWorker } from './worker.ts';
 

@@ -1,6 +1,6 @@
 import { ErrorCode, FleetError } from '../protocol/index.ts';
-import type { RegistryClient } from '../runtime/registry-client.ts';
-import { verifyImageSignature } from '../runtime/sigstore.ts';
+import type { RegistryClient } from '../adapters/registry-client.ts';
+import { verifyImageSignature } from '../signing/sigstore.ts';
 
 /** Platform namespaces whose images must carry the platform's signature before a build uses them. */
 const SIGNED_NAMESPACES = ['official/', 'platform/'];

@@ -1,7 +1,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadRegistryCredentials, type RegistryCredentials } from '../runtime/docker-config.ts';
-import { RegistryClient } from '../runtime/registry-client.ts';
+import { loadRegistryCredentials, type RegistryCredentials } from '../adapters/docker-config.ts';
+import { RegistryClient } from '../adapters/registry-client.ts';
 import type { WorkerConfig } from './config.ts';
 
 /**

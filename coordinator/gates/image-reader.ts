@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import { MEDIA, type RegistryClient } from '../../runtime/registry-client.ts';
+import { MEDIA, type RegistryClient } from '../../adapters/registry-client.ts';
 
 const Descriptor = z.object({ mediaType: z.string(), digest: z.string(), size: z.number() });
 const ImageManifest = z.object({ config: Descriptor, layers: z.array(Descriptor) });

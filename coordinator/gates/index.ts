@@ -1,6 +1,6 @@
 import { GateCode, type BuildKind, type GateId, type GateResult, type Verdict } from '../../protocol/index.ts';
-import type { RegistryClient } from '../../runtime/registry-client.ts';
-import { verifyImageSignature } from '../../runtime/sigstore.ts';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
+import { verifyImageSignature } from '../../signing/sigstore.ts';
 import { readImage, scanLayers } from './image-reader.ts';
 import { checkNonRoot } from './non-root.ts';
 import { secretInLayerFile, secretsInConfig, type SecretFinding } from './no-secrets.ts';

@@ -1,17 +1,17 @@
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetClient } from '../../cli/client.ts';
+import { FleetClient } from '../../client/index.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
 import { publishPlatformImages } from '../../images/official/index.ts';
-import type { RegistryCredentials } from '../../runtime/docker-config.ts';
-import type { Logger } from '../../runtime/logger.ts';
+import type { RegistryCredentials } from '../../adapters/docker-config.ts';
+import type { Logger } from '../../adapters/logger.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
-import { buildUser } from './host.ts';
+import { buildUser } from '../../node/host.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
-import { fillSharedImageStore } from './shared-image-store.ts';
+import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 export interface LocalFleetOptions {

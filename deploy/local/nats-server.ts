@@ -1,8 +1,8 @@
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
-import { CACHE_BIN, waitFor } from './host.ts';
+import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import { CACHE_BIN, waitFor } from '../../node/host.ts';
 
 export interface NatsServer {
   url: string;

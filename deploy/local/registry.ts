@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
-import type { RegistryCredentials } from '../../runtime/docker-config.ts';
-import { freePort, waitFor } from './host.ts';
+import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import type { RegistryCredentials } from '../../adapters/docker-config.ts';
+import { freePort, waitFor } from '../../node/host.ts';
 
 export interface Registry {
   /** host:port as used in image references */

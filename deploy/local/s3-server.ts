@@ -3,9 +3,9 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
-import type { S3Options } from '../../runtime/s3-store.ts';
-import { CACHE_BIN, freePort, waitFor } from './host.ts';
+import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import type { S3Options } from '../../adapters/s3-store.ts';
+import { CACHE_BIN, freePort, waitFor } from '../../node/host.ts';
 
 export interface S3Server {
   options: S3Options & { endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import type { WorkerOptions } from '../../worker/index.ts';
-import { buildUser, type RunAs } from './host.ts';
+import { buildUser, type RunAs } from '../../node/host.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

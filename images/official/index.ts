@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { KANIKO_IMAGE, KANIKO_VERSION, OFFICIAL_IMAGES_VERSION } from '../versions.ts';
-import { RegistryClient, type RegistryEndpoint } from '../../runtime/registry-client.ts';
-import { openSigstorePrivateKey } from '../../runtime/sigstore-key.ts';
-import { signImage } from '../../runtime/sigstore.ts';
+import { RegistryClient, type RegistryEndpoint } from '../../adapters/registry-client.ts';
+import { openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
+import { signImage } from '../../signing/sigstore.ts';
 
 /**
  * The platform's own images, built once by the bootstrap into OCI layouts in the cache (the

@@ -1,5 +1,5 @@
 import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../../deploy/local/fleet.ts';
-import { createLogger } from '../../runtime/logger.ts';
+import { createLogger } from '../../adapters/logger.ts';
 
 /** Starts a whole real fleet for one test file; stop it in afterAll. */
 export function startTestFleet(opts: LocalFleetOptions = {}): Promise<LocalFleet> {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildUserContainers } from '../../deploy/local/build-user-containers.ts';
+import { buildUserContainers } from '../../node/build-user-containers.ts';
 
 /**
  * Runs an image with rootless podman as the build user, in storage of its own; returns stdout.

@@ -1,7 +1,7 @@
 import { chmod, chown, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildUser } from '../../deploy/local/host.ts';
+import { buildUser } from '../../node/host.ts';
 
 /** A pool's secrets dir (one file per id, `value\n`), private to the build user the workers run as. */
 export async function secretsDir(values: Readonly<Record<string, string>>): Promise<string> {

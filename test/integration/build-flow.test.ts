@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
-import { storedEvents, storedScanRequests } from '../helpers/streams.ts';
+import { storedEvents, storedScanRequests } from '../../client/index.ts';
 
 describe('a build through the fleet', () => {
   let fleet: LocalFleet;

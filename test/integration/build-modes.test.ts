@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
-import { fetchManifestDigest } from '../../runtime/registry-client.ts';
-import { RegistryClient } from '../../runtime/registry-client.ts';
+import { fetchManifestDigest } from '../../adapters/registry-client.ts';
+import { RegistryClient } from '../../adapters/registry-client.ts';
 import { readImage } from '../../coordinator/gates/image-reader.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
-import { storedEvents } from '../helpers/streams.ts';
+import { storedEvents } from '../../client/index.ts';
 
 /** The three ways an app gets its image, built for real through the fleet and run with podman. */
 describe('build modes', () => {

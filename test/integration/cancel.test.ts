@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { LogLine } from '../../protocol/index.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
-import { storedEvents } from '../helpers/streams.ts';
+import { storedEvents } from '../../client/index.ts';
 
 async function sleepersLeft(): Promise<number> {
   const r = await execa('pgrep', ['-f', '^sleep 300$'], { reject: false });

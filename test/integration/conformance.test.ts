@@ -7,18 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, type Image } from '../../coordinator/gates/image-reader.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { WorkerProcess } from '../../deploy/local/worker-process.ts';
-import type { BuildRequestInput, BuildView } from '../../protocol/index.ts';
-import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { BUILDER_KINDS, type BuildRequestInput, type BuildView, type BuilderKind } from '../../protocol/index.ts';
+import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { runImage } from '../helpers/podman.ts';
 import { secretsDir } from '../helpers/secrets.ts';
 
 /** The same fixtures through every builder, one pool per builder (buildah serves `default`). */
-const BUILDERS = ['buildah', 'buildkit', 'kaniko'] as const;
+const BUILDERS = BUILDER_KINDS;
 /** two-stage's compile step printing, as an archived log line (BuildKit prefixes `#n 0.12 `). */
 const COMPILED = /"text":"(?:#\d+ [\d.]+ )?compiling \d+ line\(s\)"/;
-type BuilderName = (typeof BUILDERS)[number];
+type BuilderName = BuilderKind;
 
 const SECRET = 'npm_conformance-0123456789-secret';
 let fleet: LocalFleet;

@@ -6,10 +6,10 @@ import { gzipSync } from 'node:zlib';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetClient } from '../../cli/client.ts';
+import { FleetClient } from '../../client/index.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
-import { S3Store, contextKey } from '../../runtime/s3-store.ts';
+import { S3Store, contextKey } from '../../adapters/s3-store.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 
 describe('build contexts in S3', () => {

@@ -5,7 +5,7 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { streams } from '../../protocol/index.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { pendingJobs } from '../helpers/streams.ts';
+import { pendingJobs } from '../../client/index.ts';
 
 describe('dead letters', () => {
   let fleet: LocalFleet;

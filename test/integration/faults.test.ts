@@ -1,9 +1,9 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
-import { storedEvents } from '../helpers/streams.ts';
+import { storedEvents } from '../../client/index.ts';
 
 async function childrenOf(pid: number): Promise<number[]> {
   const r = await execa('pgrep', ['-P', String(pid)], { reject: false });

@@ -2,11 +2,11 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { BuildEvent, BuildView } from '../../protocol/index.ts';
-import { RegistryClient, fetchManifestDigest } from '../../runtime/registry-client.ts';
-import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../runtime/sigstore-key.ts';
-import { signImage } from '../../runtime/sigstore.ts';
+import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
+import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
+import { signImage } from '../../signing/sigstore.ts';
 import { FLEET_BIN, archivedLog, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
-import { storedEvents } from '../helpers/streams.ts';
+import { storedEvents } from '../../client/index.ts';
 
 /** Compliance gates on real images: each blocked image stays in quarantine and is never promoted. */
 describe('gates', () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { fetchManifestDigest } from '../../runtime/registry-client.ts';
+import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ClaimReply, ErrorCode, encode, isFleetError, streams, subjects, type WorkerReport } from '../../protocol/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
-import { pendingJobs, storedEvents } from '../helpers/streams.ts';
+import { pendingJobs, storedEvents } from '../../client/index.ts';
 
 describe('accepting build requests', () => {
   let fleet: LocalFleet;

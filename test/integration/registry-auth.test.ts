@@ -2,8 +2,8 @@ import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { buildUser } from '../../deploy/local/host.ts';
-import { RegistryClient } from '../../runtime/registry-client.ts';
+import { buildUser } from '../../node/host.ts';
+import { RegistryClient } from '../../adapters/registry-client.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 
 /** A registry that takes only the pool's credentials: every builder pulls, caches and pushes with them. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { packContext } from '../../cli/context-pack.ts';
+import { packContext } from '../../client/index.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
 import { extractContext, type ExtractLimits } from '../../worker/context-extract.ts';
 

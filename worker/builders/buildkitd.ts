@@ -2,7 +2,7 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import type { Logger } from '../../runtime/logger.ts';
+import type { Logger } from '../../adapters/logger.ts';
 
 /**
  * The worker's own rootless BuildKit daemon: `rootlesskit buildkitd --rootless` as the worker's

@@ -1,4 +1,5 @@
-import type { Logger } from '../../runtime/logger.ts';
+import type { Logger } from '../../adapters/logger.ts';
+import type { BuilderKind } from '../../protocol/index.ts';
 import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon } from './buildkitd.ts';
@@ -7,8 +8,6 @@ import type { Builder } from './types.ts';
 
 export type { BuildPlan, BuildResult, Builder, BuildOutput } from './types.ts';
 
-export const BUILDER_KINDS = ['buildah', 'buildkit', 'kaniko'] as const;
-export type BuilderKind = (typeof BUILDER_KINDS)[number];
 
 export interface BuilderSettings {
   kind: BuilderKind;

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { KILL_GRACE_MS } from '../../runtime/child-process.ts';
+import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
 import { LineSplitter } from '../line-splitter.ts';
 import type { BuildOutput } from './types.ts';
 

@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { BuildEvent, decodeWith, ErrorCode, ScanRequest, streams, subjects } from '../../protocol/index.ts';
+import { BuildEvent, decodeWith, ErrorCode, ScanRequest, streams, subjects } from '../protocol/index.ts';
 
 /** Every event stored for a build, oldest first (reads the stream; does not wait). */
 export async function storedEvents(nc: NatsConnection, buildId: string): Promise<BuildEvent[]> {

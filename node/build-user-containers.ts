@@ -1,4 +1,4 @@
-import { writeContainersConfig } from '../../worker/containers-config.ts';
+import { writeContainersConfig } from './containers-config.ts';
 import { buildUser, chownTree } from './host.ts';
 
 export interface BuildUserContainers {

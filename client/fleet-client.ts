@@ -19,10 +19,10 @@ import {
   type DeadLetter,
   type DlqRequest,
 } from '../protocol/index.ts';
-import { createLogger } from '../runtime/logger.ts';
-import { readBuildLog, type LogHandlers } from '../runtime/build-log-reader.ts';
-import { connectNats } from '../runtime/nats.ts';
-import { S3Store, contextKey, type S3Options } from '../runtime/s3-store.ts';
+import { createLogger } from '../adapters/logger.ts';
+import { readBuildLog, type LogHandlers } from '../adapters/build-log-reader.ts';
+import { connectNats } from '../adapters/nats.ts';
+import { S3Store, contextKey, type S3Options } from '../adapters/s3-store.ts';
 import { packContext } from './context-pack.ts';
 
 const REQUEST_TIMEOUT_MS = 10_000;

@@ -1,6 +1,6 @@
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { MEDIA, type RegistryClient } from './registry-client.ts';
+import { MEDIA, type RegistryClient } from '../adapters/registry-client.ts';
 
 /**
  * Sigstore signatures stored as registry attachments, the layout containers/image reads with

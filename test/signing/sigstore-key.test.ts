@@ -1,6 +1,6 @@
 import { sign, verify, createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../runtime/sigstore-key.ts';
+import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
 
 describe('sigstore keys', () => {
   it('opens a generated key with its passphrase and the halves match', () => {

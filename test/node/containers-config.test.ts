@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildUserContainers, type BuildUserContainers } from '../../deploy/local/build-user-containers.ts';
+import { buildUserContainers, type BuildUserContainers } from '../../node/build-user-containers.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 /** Running, not a zombie waiting for PID 1 to reap it. */
