@@ -4,10 +4,10 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../deploy/local/fleet.ts';
-import { BUILDER_KINDS, ErrorCode, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
+import { BUILDER_KINDS, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { FleetClient } from '../client/index.ts';
-import { ExitCode, exitCodeForError, exitCodeForPhase } from './exit-codes.ts';
+import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, FleetError, decodeWith, toFleetError, type ErrorBody } from '../protocol/index.ts';
+import { ErrorCode, FleetError, decodeWith, httpStatusOf, toFleetError, type ErrorBody } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
@@ -8,13 +8,6 @@ import { cancelBuild } from './cancel.ts';
 import { toView, type Intake } from './intake.ts';
 import { z } from 'zod';
 
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  E_INVALID_REQUEST: 400,
-  E_CONTEXT_MISSING: 422,
-  E_NOT_FOUND: 404,
-  E_CONFLICT: 409,
-  E_UNAVAILABLE: 503,
-};
 
 const BUILD_PATH = /^\/v1\/builds\/([^/]+)$/;
 const LOGS_PATH = /^\/v1\/builds\/([^/]+)\/logs$/;
@@ -105,5 +98,5 @@ function sendError(res: ServerResponse, err: FleetError, status?: number): void 
     return;
   }
   const body: { error: ErrorBody } = { error: err.toBody() };
-  send(res, status ?? STATUS[err.code] ?? 500, body);
+  send(res, status ?? httpStatusOf(err.code), body);
 }

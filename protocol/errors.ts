@@ -30,19 +30,73 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** `fleet` exits with these; scripts and release systems branch on them. */
+export const ExitCode = {
+  PUSHED: 0,
+  FAILED: 1,
+  /** bad usage or a request the coordinator rejected */
+  INVALID: 2,
+  CANCELLED: 3,
+  EXPIRED: 4,
+  /** `fleet status` of a build that has not ended yet */
+  IN_PROGRESS: 5,
+  /** NATS or the coordinator could not be reached */
+  UNAVAILABLE: 6,
+  NOT_FOUND: 7,
+  /** a request id reused with a different body */
+  CONFLICT: 8,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorAnswers {
+  /** another attempt may succeed: infrastructure faults, never what the request's author caused */
+  readonly retryable: boolean;
+  /** the HTTP API's status for this error */
+  readonly httpStatus: number;
+  /** what `fleet` exits with when a command ends with this error */
+  readonly exitCode: ExitCode;
+}
+
 /**
- * The one place that decides whether a failure is worth another attempt. Infrastructure faults
- * retry; anything the request's author caused (a failing step, a bad context) never does.
+ * The one table every decision about an error derives from: retry (worker and coordinator),
+ * HTTP status and CLI exit code. `satisfies Record<ErrorCode, …>` makes a new code a compile
+ * error until each answer is given.
  */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  ErrorCode.E_PUSH_FAILED,
-  ErrorCode.E_REGISTRY_UNAVAILABLE,
-  ErrorCode.E_UNAVAILABLE,
-  ErrorCode.E_INTERNAL,
-]);
+export const ERROR_TABLE = {
+  E_INVALID_REQUEST: { retryable: false, httpStatus: 400, exitCode: ExitCode.INVALID },
+  E_CONFLICT: { retryable: false, httpStatus: 409, exitCode: ExitCode.CONFLICT },
+  E_NOT_FOUND: { retryable: false, httpStatus: 404, exitCode: ExitCode.NOT_FOUND },
+  E_INVALID_JOB: { retryable: false, httpStatus: 500, exitCode: ExitCode.FAILED },
+  E_CONTEXT_MISSING: { retryable: false, httpStatus: 422, exitCode: ExitCode.INVALID },
+  E_CONTEXT_INVALID: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_SECRET_MISSING: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_BUILD_STEP_FAILED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_BUILD_FAILED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_PUSH_FAILED: { retryable: true, httpStatus: 502, exitCode: ExitCode.FAILED },
+  E_DIGEST_MISMATCH: { retryable: false, httpStatus: 502, exitCode: ExitCode.FAILED },
+  E_REGISTRY_UNAVAILABLE: { retryable: true, httpStatus: 503, exitCode: ExitCode.FAILED },
+  E_REGISTRY_AUTH: { retryable: false, httpStatus: 502, exitCode: ExitCode.FAILED },
+  E_WORKER_AS_ROOT: { retryable: false, httpStatus: 500, exitCode: ExitCode.FAILED },
+  E_STALE_ATTEMPT: { retryable: false, httpStatus: 409, exitCode: ExitCode.CONFLICT },
+  E_UNAVAILABLE: { retryable: true, httpStatus: 503, exitCode: ExitCode.UNAVAILABLE },
+  E_CANCELLED: { retryable: false, httpStatus: 409, exitCode: ExitCode.CANCELLED },
+  E_TIMEOUT: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_DEAD_LETTER: { retryable: false, httpStatus: 500, exitCode: ExitCode.FAILED },
+  E_BASE_UNSIGNED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_GATE_BLOCKED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },
+} as const satisfies Record<ErrorCode, ErrorAnswers>;
 
 export function isRetryable(code: ErrorCode): boolean {
-  return RETRYABLE.has(code);
+  return ERROR_TABLE[code].retryable;
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_TABLE[code].httpStatus;
+}
+
+export function exitCodeForError(code: ErrorCode): ExitCode {
+  return ERROR_TABLE[code].exitCode;
 }
 
 export const Issue = z.object({ path: z.string(), message: z.string() });
