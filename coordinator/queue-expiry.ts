@@ -5,15 +5,29 @@ import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 
+/** The one setting the queue clock reads. */
+export type QueueClockConfig = Pick<CoordinatorConfig, 'defaultQueueTtlSeconds'>;
+
 /** The queue clock: a build may wait this long for a worker, from when it was accepted. */
-export function queueTtlSeconds(record: BuildRecord, config: CoordinatorConfig): number {
+export function queueTtlSeconds(record: BuildRecord, config: QueueClockConfig): number {
   return record.request.queueTtlSeconds ?? config.defaultQueueTtlSeconds;
 }
 
-export function expiredState(record: BuildRecord, config: CoordinatorConfig, now = Date.now()): BuildState | null {
+/** When (epoch ms) a build's queue TTL runs out: its acceptance time plus its TTL. */
+export function queueDeadline(record: BuildRecord, config: QueueClockConfig): number {
+  return Date.parse(record.createdAt) + queueTtlSeconds(record, config) * 1000;
+}
+
+export function expiredState(record: BuildRecord, config: QueueClockConfig, now = Date.now()): BuildState | null {
   if (record.state.phase !== 'queued') return null;
   const ttl = queueTtlSeconds(record, config);
-  return now >= Date.parse(record.createdAt) + ttl * 1000 ? { phase: 'expired', queueTtlSeconds: ttl, finishedAt: new Date(now).toISOString() } : null;
+  return now >= queueDeadline(record, config) ? { phase: 'expired', queueTtlSeconds: ttl, finishedAt: new Date(now).toISOString() } : null;
+}
+
+/** How long (ms) from `now` until a queued build's expiry timer should fire: 0 when already due; null when it is not queued. */
+export function expiryDelayMs(record: BuildRecord, config: QueueClockConfig, now = Date.now()): number | null {
+  if (record.state.phase !== 'queued') return null;
+  return Math.max(0, queueDeadline(record, config) - now);
 }
 
 /**
@@ -31,9 +45,9 @@ export class QueueExpiry {
   ) {}
 
   track(record: BuildRecord): void {
-    if (record.state.phase !== 'queued' || this.timers.has(record.id)) return;
-    const due = Date.parse(record.createdAt) + queueTtlSeconds(record, this.config) * 1000 - Date.now();
-    const timer = setTimeout(() => void this.expire(record.id), Math.max(0, due));
+    const due = expiryDelayMs(record, this.config);
+    if (due === null || this.timers.has(record.id)) return;
+    const timer = setTimeout(() => void this.expire(record.id), due);
     timer.unref();
     this.timers.set(record.id, timer);
   }
