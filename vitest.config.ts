@@ -1,12 +1,49 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Test files that start real processes: nats-server, the registry, versitygw, podman/buildah,
+ * builders or a worker. They need `scripts/bootstrap` to have run; everything else is `unit`.
+ */
+const INTEGRATION = [
+  'test/integration/**/*.test.ts',
+  // buildah and podman as the build user, in a runtime of its own
+  'test/node/containers-config.test.ts',
+  // spawns worker/main.ts (as root, to see it refuse)
+  'test/worker/not-root.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
     // Integration files each start their own NATS, registry and worker; two at a time fit 2 cores.
     maxWorkers: 2,
     fileParallelism: true,
+    // Each file in a process of its own, spawning from its main thread: the servers and workers a
+    // test starts die with that thread (pdeathsig), and a worker thread ends before its process.
+    pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: INTEGRATION,
+          // Pure logic, but one test gzips a 2 GiB file: room for that on a loaded machine.
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+          // Ahead of the integration files when both run: a broken unit fails in seconds.
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: INTEGRATION,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
