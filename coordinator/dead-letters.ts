@@ -11,12 +11,13 @@ import {
   subjects,
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
+import { consume } from './consume.ts';
 import type { BuildStore } from './build-store.ts';
 import type { Intake } from './intake.ts';
 
 /** JetStream tells us when a job used up max_deliver; we park it instead of leaving it stuck. */
 const MaxDeliveriesAdvisory = z.object({ stream: z.string(), stream_seq: z.number().int().positive(), deliveries: z.number().int().nonnegative() });
-const RETRY_DELAY_MS = 2_000;
+const MAX_DELIVERIES = 200;
 
 /**
  * Dead letters: a job that exhausted its deliveries (a poison job, or one that crashes every
@@ -37,24 +38,19 @@ export class DeadLetters {
    * Parks every job JetStream gave up on, from the advisories stream (so one that came while no
    * coordinator ran is parked by the next); replicas share the durable consumer.
    */
-  async run(consumer: Consumer, signal: AbortSignal): Promise<void> {
-    const messages = await consumer.consume({ max_messages: 16 });
-    signal.addEventListener('abort', () => void messages.close(), { once: true });
-    for await (const msg of messages) {
-      const parsed = MaxDeliveriesAdvisory.safeParse(safeJson(new TextDecoder().decode(msg.data)));
-      if (!parsed.success) {
-        this.log.error({ subject: msg.subject }, 'discarding a malformed max-deliveries advisory');
-        msg.term('malformed');
-        continue;
-      }
-      try {
-        await this.park(parsed.data.stream_seq, parsed.data.deliveries);
-        msg.ack();
-      } catch (e) {
-        this.log.error({ err: e, seq: parsed.data.stream_seq }, 'could not park a dead letter; will retry');
-        msg.nak(RETRY_DELAY_MS);
-      }
-    }
+  run(consumer: Consumer, signal: AbortSignal): Promise<void> {
+    return consume(
+      consumer,
+      {
+        what: 'max-deliveries advisory',
+        decode: (msg) => MaxDeliveriesAdvisory.parse(safeJson(new TextDecoder().decode(msg.data))),
+        handle: (advisory) => this.park(advisory.stream_seq, advisory.deliveries),
+        log: this.log,
+        maxMessages: 16,
+        maxDeliveries: MAX_DELIVERIES,
+      },
+      signal,
+    );
   }
 
   async park(seq: number, deliveries: number): Promise<void> {

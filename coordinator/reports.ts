@@ -1,4 +1,4 @@
-import type { Consumer, JsMsg, JetStreamClient } from '@nats-io/jetstream';
+import type { Consumer, JetStreamClient } from '@nats-io/jetstream';
 import {
   ErrorCode,
   FleetError,
@@ -7,7 +7,6 @@ import {
   encode,
   isFleetError,
   subjects,
-  toFleetError,
   type BuildRecord,
   type ScanRequest,
 } from '../protocol/index.ts';
@@ -19,6 +18,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { runGates, type GatePolicy } from './gates/index.ts';
 import { promote } from './promotion.ts';
 import { quarantineOf } from './render-job.ts';
+import { consume } from './consume.ts';
 
 /** What the gates need besides the image: the policy and the official images' signing key. */
 export interface GateSettings {
@@ -26,7 +26,8 @@ export interface GateSettings {
   signingPublicKey: string;
 }
 
-const RETRY_DELAY_MS = 2_000;
+// A registry outage is waited out (about 100 minutes at the 30 s backoff cap); a bug is not.
+const MAX_DELIVERIES = 200;
 
 /**
  * Turns workers' reports into authoritative state. A `pushed` report is only believed after the
@@ -44,37 +45,21 @@ export class ReportProcessor {
     private readonly log: Logger,
   ) {}
 
-  async run(consumer: Consumer, signal: AbortSignal): Promise<void> {
-    const messages = await consumer.consume({ max_messages: 32 });
-    signal.addEventListener('abort', () => void messages.close(), { once: true });
-    for await (const msg of messages) {
-      await this.handle(msg);
-    }
-  }
-
-  private async handle(msg: JsMsg): Promise<void> {
-    let report: WorkerReport;
-    try {
-      report = decodeWith(WorkerReport, msg.data, 'worker report', ErrorCode.E_INVALID_JOB);
-    } catch (e) {
-      this.log.error({ err: e, subject: msg.subject }, 'discarding malformed worker report');
-      msg.term('malformed');
-      return;
-    }
-    const log = this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt });
-    try {
-      await this.apply(report, log);
-      msg.ack();
-    } catch (e) {
-      const err = toFleetError(e);
-      if (err.code === ErrorCode.E_REGISTRY_UNAVAILABLE || err.code === ErrorCode.E_UNAVAILABLE) {
-        log.warn({ err }, 'cannot verify report yet; will retry');
-        msg.nak(RETRY_DELAY_MS);
-        return;
-      }
-      log.error({ err }, 'report could not be applied');
-      msg.term(err.code);
-    }
+  run(consumer: Consumer, signal: AbortSignal): Promise<void> {
+    return consume(
+      consumer,
+      {
+        what: 'worker report',
+        decode: (msg) => decodeWith(WorkerReport, msg.data, 'worker report', ErrorCode.E_INVALID_JOB),
+        handle: (report) => this.apply(report, this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt })),
+        // A report that can never be applied must not leave its build running forever.
+        giveUp: (report, err) => this.fail(report.buildId, report.attempt, err),
+        log: this.log,
+        maxMessages: 32,
+        maxDeliveries: MAX_DELIVERIES,
+      },
+      signal,
+    );
   }
 
   private async apply(report: WorkerReport, log: Logger): Promise<void> {

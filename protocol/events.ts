@@ -106,13 +106,18 @@ export type ApiReply = z.infer<typeof ApiReply>;
 
 export const StatusRequest = z.object({ id: BuildId });
 
+/** A worker's life: starting → idle ⇄ building → draining → stopped (or failed from anywhere). */
+export const WorkerPhase = z.enum(['starting', 'idle', 'building', 'draining', 'stopped', 'failed']);
+export type WorkerPhase = z.infer<typeof WorkerPhase>;
+
 /** What a worker announces about itself, every few seconds, in the workers bucket. */
 export const WorkerInfo = z.object({
   workerId: z.string(),
   pool: z.string(),
   builder: z.string(),
   version: z.string(),
-  state: z.enum(['idle', 'building', 'draining']),
+  state: WorkerPhase,
+  /** the build it is on (building, or draining with a build still running) */
   buildId: BuildId.optional(),
   since: Timestamp,
   at: Timestamp,

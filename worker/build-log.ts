@@ -4,7 +4,7 @@ import { createGzip, type Gzip } from 'node:zlib';
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { encode, subjects, type LogBatch, type LogLine } from '../protocol/index.ts';
 import { logKey, type S3Store } from '../adapters/s3-store.ts';
-import type { BuildOutput } from './builders/index.ts';
+import type { AttemptLog } from './ports.ts';
 import type { LogMasker } from './log-masker.ts';
 
 /** unacknowledged batches at once */
@@ -30,7 +30,7 @@ export interface LogLimits {
  * bounded number of unacknowledged publishes, and into a gzip file that is archived to S3 when
  * the attempt ends, whatever the ending. Memory stays bounded whatever the build prints.
  */
-export class BuildLog implements BuildOutput {
+export class BuildLog implements AttemptLog {
   private n = 0;
   private liveBytes = 0;
   private truncated = 0;
@@ -46,6 +46,7 @@ export class BuildLog implements BuildOutput {
 
   constructor(
     private readonly js: JetStreamClient,
+    private readonly s3: S3Store,
     private readonly buildId: string,
     readonly attempt: number,
     private readonly archiveFile: string,
@@ -123,14 +124,16 @@ export class BuildLog implements BuildOutput {
   }
 
   /**
-   * Closes the archive file and stores it in S3 under logs/<buildId>/attempt-NNN.log.gz.
-   * Idempotent: the first call does the work, later calls share its outcome.
+   * Ends the attempt's log: flushes what is live, closes the archive file and stores it in S3
+   * under logs/<buildId>/attempt-NNN.log.gz. Idempotent: the first call does the work, later
+   * calls share its outcome, so every ending archives exactly once.
    */
-  archive(s3: S3Store): Promise<void> {
+  close(): Promise<void> {
     this.archived ??= (async () => {
+      await this.flush();
       this.gzip.end();
       await once(this.file, 'close');
-      await s3.putFileOnce(logKey(this.buildId, this.attempt), this.archiveFile);
+      await this.s3.putFileOnce(logKey(this.buildId, this.attempt), this.archiveFile);
     })();
     return this.archived;
   }

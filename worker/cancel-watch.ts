@@ -7,7 +7,7 @@ import type { Logger } from '../adapters/logger.ts';
  * A KV watch rather than a one-shot message: a cancel issued while the worker was briefly
  * disconnected is still seen when it reconnects. Returns the function that stops watching.
  */
-export async function watchForCancel(kv: KV, buildId: string, cancel: AbortController, log: Logger): Promise<() => void> {
+export async function watchForCancel(kv: KV, buildId: string, onCancel: () => void, log: Logger): Promise<() => void> {
   const watch = await kv.watch({ key: buildId });
   void (async () => {
     for await (const entry of watch) {
@@ -15,7 +15,7 @@ export async function watchForCancel(kv: KV, buildId: string, cancel: AbortContr
       const parsed = BuildRecord.safeParse(entry.json());
       if (parsed.success && parsed.data.state.phase === 'cancelled') {
         log.info('build cancelled: stopping it');
-        cancel.abort();
+        onCancel();
         return;
       }
     }

@@ -1,160 +1,148 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
-import {
-  BuildId,
-  BuildJob,
-  ClaimReply,
-  ErrorCode,
-  FleetError,
-  decodeWith,
-  encode,
-  isRetryable,
-  subjects,
-  toFleetError,
-  type BuildJob as Job,
-  type WorkerReport,
-} from '../protocol/index.ts';
+import type { JsMsg } from '@nats-io/jetstream';
+import { BuildId, BuildJob, ErrorCode, FleetError, decodeWith, toFleetError, type BuildJob as Job, type WorkerReport } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
-import type { RegistryAccess } from './registry-access.ts';
-import type { S3Store } from '../adapters/s3-store.ts';
-import { downloadContext } from './context-download.ts';
-import { extractContext } from './context-extract.ts';
-import type { Builder } from './builders/index.ts';
 import type { WorkerConfig } from './config.ts';
-import { BuildLog } from './build-log.ts';
-import { watchForCancel } from './cancel-watch.ts';
+import { Attempt } from './attempt.ts';
 import { LogMasker } from './log-masker.ts';
 import { verifyOfficialBases } from './official-bases.ts';
+import type { AttemptLog, RunnerPorts } from './ports.ts';
+import { RETRY_BASE_MS, settle, type Outcome, type Settlement } from './settle.ts';
 
-const CLAIM_TIMEOUT_MS = 5_000;
-const RETRY_BASE_MS = 1_000;
-const RETRY_MAX_MS = 30_000;
-const REPORT_RETRY_MS = 60_000;
+/** The part of a JetStream message the runner uses. */
+export type JobMessage = Pick<JsMsg, 'data' | 'subject' | 'ack' | 'nak' | 'term' | 'working'> & { info: { deliveryCount: number } };
 
-/** Runs one delivery of one job, from claim to report. Never throws: every outcome is handled. */
+/**
+ * Runs one delivery of one job: claim, build, settle. Never throws for a job's own failures;
+ * every outcome goes through `settle`, and everything the attempt acquired is released by the
+ * Attempt whatever happens.
+ */
 export class JobRunner {
+  private readonly patterns: RegExp[];
+
   constructor(
     private readonly config: WorkerConfig,
-    private readonly nc: NatsConnection,
-    private readonly js: JetStreamClient,
-    private readonly s3: S3Store,
-    private readonly builds: KV,
-    private readonly builder: Builder,
-    private readonly registries: RegistryAccess,
+    private readonly ports: RunnerPorts,
     /** the pool consumer's max_deliver: the last delivery reports failure instead of retrying */
     private readonly maxDeliver: number,
-    /** told which build this worker is on (null when idle), for `fleet workers` */
-    private readonly onBuild: (buildId: string | null) => void,
     private readonly log: Logger,
   ) {
     this.patterns = config.maskPatterns.map((p) => new RegExp(p, 'g'));
   }
 
-  private readonly patterns: RegExp[];
-
-  async handle(msg: JsMsg, signal: AbortSignal): Promise<void> {
-    const attempt = msg.info.deliveryCount;
+  async handle(msg: JobMessage, stop: AbortSignal): Promise<void> {
+    const n = msg.info.deliveryCount;
     let job: Job;
     try {
       job = decodeWith(BuildJob, msg.data, 'build job', ErrorCode.E_INVALID_JOB);
     } catch (e) {
-      await this.rejectMalformed(msg, attempt, toFleetError(e));
+      await this.rejectMalformed(msg, n, toFleetError(e));
       return;
     }
-    const log = this.log.child({ buildId: job.buildId, attempt });
-
-    const claim = await this.claim(job.buildId, attempt).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
-    if (claim instanceof FleetError) {
-      if (claim.code === ErrorCode.E_UNAVAILABLE) {
-        log.warn({ err: claim }, 'coordinator unavailable; handing the job back');
-        msg.nak(RETRY_BASE_MS);
-      } else {
-        log.info({ reason: claim.message }, 'not mine to build; dropping this delivery');
-        msg.term(claim.code);
-      }
-      return;
-    }
-
-    const cancel = new AbortController();
-    // Right after a NATS server restart the JetStream API may not answer yet: hand the job back
-    // rather than build without a way to be cancelled (or let the error end the worker).
-    const stopWatching = await watchForCancel(this.builds, job.buildId, cancel, log).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
-    if (stopWatching instanceof FleetError) {
-      log.warn({ err: stopWatching }, 'cannot watch the build record; handing the job back');
-      msg.nak(RETRY_BASE_MS);
-      return;
-    }
-    this.onBuild(job.buildId);
-    const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
-    const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt}`);
-    await mkdir(scratch, { recursive: true, mode: 0o700 });
-    // Secrets are known before the first line of output, so the very first line is masked.
-    const secrets = await this.loadSecrets(job).catch((e: unknown) => toFleetError(e));
-    const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns) : secrets.masker;
-    const logs = new BuildLog(this.js, job.buildId, attempt, join(scratch, 'build.log.gz'), masker, this.config.logs);
-    // The run clock starts now, at the claim: time spent queued never counts against it.
-    const runTimeout = AbortSignal.timeout(job.timeoutSeconds * 1000);
+    const log = this.log.child({ buildId: job.buildId, attempt: n });
+    const attempt = new Attempt(n, log);
+    const logs: { current: AttemptLog | null } = { current: null };
     try {
-      if (secrets instanceof FleetError) throw secrets;
-      const result = await this.build(job, scratch, logs, secrets.files, AbortSignal.any([signal, runTimeout, cancel.signal]), log);
-      await logs.flush();
-      await this.archiveLog(logs, log);
-      await this.report({ type: 'pushed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), ...result });
-      msg.ack();
-      log.info({ digest: result.digest }, 'build pushed');
-    } catch (e) {
-      const err = runTimeout.aborted && !signal.aborted && !cancel.signal.aborted ? timedOut(job) : toFleetError(e);
-      if (runTimeout.aborted) await logs.line('system', `build exceeded its run timeout of ${job.timeoutSeconds}s and was stopped`).catch(() => undefined);
-      await logs.flush().catch(() => undefined);
-      if (cancel.signal.aborted) {
-        // The coordinator already recorded `cancelled`; nothing to report, the job is done.
-        await logs.line('system', 'build cancelled by request; builder stopped').catch(() => undefined);
-        await logs.flush().catch(() => undefined);
-        await this.archiveLog(logs, log);
-        msg.ack();
-        return;
-      }
-      if (signal.aborted) {
-        log.warn('worker is stopping; handing the job back for another worker');
-        msg.nak();
-        return;
-      }
-      if (isRetryable(err.code) && attempt < this.maxDeliver) {
-        // Integer millis: a fractional delay is sent as fractional nanos, which the server ignores.
-        const delay = Math.round(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
-        log.warn({ err, delayMs: delay }, 'infrastructure fault; job goes back to the queue');
-        msg.nak(delay);
-        return;
-      }
-      const error = err.details?.logTail === undefined ? new FleetError(err.code, err.message, { ...err.details, logTail: logs.tail() }) : err;
-      log.info({ code: err.code, step: err.details?.step }, 'build failed');
-      // Archived before the terminal report, so a finished build always has its archive.
-      await this.archiveLog(logs, log);
-      await this.report({ type: 'failed', buildId: job.buildId, attempt, workerId: this.config.workerId, at: now(), error: error.toBody() })
-        .then(() => msg.ack())
-        .catch((re: unknown) => {
-          log.error({ err: re }, 'could not report failure; job goes back to the queue');
-          msg.nak(RETRY_BASE_MS);
-        });
+      const outcome = await this.run(job, attempt, msg, stop, logs, log);
+      const settlement = settle(outcome, n, this.maxDeliver);
+      await this.apply(settlement, msg, job, attempt, logs.current, log.child({ outcome: outcome.type, ...('error' in outcome ? { err: outcome.error } : {}) }));
     } finally {
-      this.onBuild(null);
-      stopWatching();
-      clearInterval(heartbeat);
-      // Every ending archives the log: pushed, failed, handed back, cancelled.
-      await this.archiveLog(logs, log);
-      await rm(scratch, { recursive: true, force: true });
+      await attempt.release();
     }
   }
 
-  private async build(job: Job, scratch: string, logs: BuildLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger) {
+  /** Acquires the attempt's resources in order and builds; the ending is an Outcome, never a throw. */
+  private async run(job: Job, attempt: Attempt, msg: JobMessage, stop: AbortSignal, logs: { current: AttemptLog | null }, log: Logger): Promise<Outcome> {
+    const refused = await this.ports.claim(job.buildId, attempt.number).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
+    if (refused !== null) return { type: 'claim-refused', error: refused };
+    // Right after a NATS server restart the JetStream API may not answer yet: hand the job back
+    // rather than build without a way to be cancelled.
+    try {
+      attempt.hold('cancel watch', await this.ports.watchCancel(job.buildId, () => attempt.cancel.abort()));
+    } catch (e) {
+      return { type: 'not-started', error: toFleetError(e, ErrorCode.E_UNAVAILABLE) };
+    }
+    // The run clock starts at the claim: time spent queued never counts against it.
+    const runTimeout = AbortSignal.timeout(job.timeoutSeconds * 1000);
+    try {
+      this.ports.lifecycle.buildStarted(job.buildId);
+      attempt.hold('worker state', () => this.ports.lifecycle.buildEnded());
+      const heartbeat = setInterval(() => msg.working(), this.config.heartbeatMs);
+      attempt.hold('heartbeat', () => clearInterval(heartbeat));
+      const scratch = join(this.config.stateDir, 'scratch', `${job.buildId}-${attempt.number}`);
+      await mkdir(scratch, { recursive: true, mode: 0o700 });
+      attempt.hold('scratch dir', () => rm(scratch, { recursive: true, force: true }));
+      // Secrets are known before the first line of output, so the very first line is masked.
+      const secrets = await this.loadSecrets(job).catch((e: unknown) => toFleetError(e));
+      const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns) : secrets.masker;
+      const buildLog = this.ports.openLog(job.buildId, attempt.number, join(scratch, 'build.log.gz'), masker);
+      logs.current = buildLog;
+      attempt.hold('build log', () => closeLog(buildLog, log));
+      if (secrets instanceof FleetError) throw secrets;
+      const signal = AbortSignal.any([stop, runTimeout, attempt.cancel.signal]);
+      return { type: 'pushed', result: await this.build(job, scratch, buildLog, secrets.files, signal, log) };
+    } catch (e) {
+      const buildLog = logs.current;
+      if (attempt.cancel.signal.aborted) {
+        await buildLog?.line('system', 'build cancelled by request; builder stopped').catch(() => undefined);
+        return { type: 'cancelled' };
+      }
+      if (stop.aborted) return { type: 'handed-back' };
+      if (runTimeout.aborted) {
+        await buildLog?.line('system', `build exceeded its run timeout of ${job.timeoutSeconds}s and was stopped`).catch(() => undefined);
+        return { type: 'failed', error: new FleetError(ErrorCode.E_TIMEOUT, `build exceeded its run timeout of ${job.timeoutSeconds}s`) };
+      }
+      return { type: 'failed', error: toFleetError(e) };
+    }
+  }
+
+  private async apply(s: Settlement, msg: JobMessage, job: Job, attempt: Attempt, buildLog: AttemptLog | null, log: Logger): Promise<void> {
+    const base = { buildId: job.buildId, attempt: attempt.number, workerId: this.config.workerId };
+    switch (s.action) {
+      case 'ack':
+        log.info('build cancelled by request; job done');
+        msg.ack();
+        return;
+      case 'nak':
+        log.warn({ delayMs: s.delayMs }, 'job goes back to the queue');
+        msg.nak(s.delayMs);
+        return;
+      case 'term':
+        log.info({ reason: s.reason }, 'not mine to build; dropping this delivery');
+        msg.term(s.reason);
+        return;
+      case 'report-pushed':
+        // Archived before the terminal report, so a finished build always has its archive.
+        if (buildLog !== null) await closeLog(buildLog, log);
+        await this.reportThenAck({ type: 'pushed', ...base, at: now(), ...s.result }, msg, log);
+        log.info({ digest: s.result.digest }, 'build pushed');
+        return;
+      case 'report-failed': {
+        const err = s.error;
+        const error = err.details?.logTail === undefined && buildLog !== null ? new FleetError(err.code, err.message, { ...err.details, logTail: buildLog.tail() }) : err;
+        log.info({ code: err.code, step: err.details?.step }, 'build failed');
+        if (buildLog !== null) await closeLog(buildLog, log);
+        await this.reportThenAck({ type: 'failed', ...base, at: now(), error: error.toBody() }, msg, log);
+        return;
+      }
+    }
+  }
+
+  private async reportThenAck(report: WorkerReport, msg: JobMessage, log: Logger): Promise<void> {
+    try {
+      await this.ports.report(report);
+      msg.ack();
+    } catch (e) {
+      log.error({ err: e }, 'could not report; job goes back to the queue');
+      msg.nak(RETRY_BASE_MS);
+    }
+  }
+
+  private async build(job: Job, scratch: string, logs: AttemptLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger) {
     const contextDir = join(scratch, 'context');
-    const tarball = join(scratch, 'context.tar.gz');
-    await logs.line('system', `worker ${this.config.workerId} building with ${this.builder.name} (attempt ${logs.attempt})`);
-    await downloadContext(this.s3, job.context, tarball, this.config.extract.maxBytes, signal);
-    await extractContext(tarball, contextDir, this.config.extract);
+    await logs.line('system', `worker ${this.config.workerId} building with ${this.ports.builder.name} (attempt ${logs.attempt})`);
+    await this.ports.fetchContext(job, join(scratch, 'context.tar.gz'), contextDir, signal);
     log.debug('context ready');
     // A standard build's Dockerfile is the platform's rendering, kept outside the app's context.
     const dockerfile = job.renderedDockerfile === undefined ? join(contextDir, job.dockerfile) : join(scratch, 'Dockerfile.platform');
@@ -162,17 +150,16 @@ export class JobRunner {
     const text = await readFile(dockerfile, 'utf8').catch(() => {
       throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `the context has no ${job.dockerfile}`);
     });
-    const registry = this.registries.client(job.image.registry);
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const { buildArgs, verified } = await verifyOfficialBases(
       text,
       { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
-      registry,
+      this.ports.registry(job.image.registry),
       await readFile(this.config.signingPublicKeyPath, 'utf8'),
       signal,
     );
     for (const v of verified) await logs.line('system', `verified platform signature: ${v}`);
-    return this.builder.build(
+    return this.ports.builder.build(
       {
         buildId: job.buildId,
         contextDir,
@@ -191,10 +178,6 @@ export class JobRunner {
     );
   }
 
-  private async archiveLog(logs: BuildLog, log: Logger): Promise<void> {
-    await logs.archive(this.s3).catch((e: unknown) => log.error({ err: e }, 'could not archive the build log'));
-  }
-
   /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */
   private async loadSecrets(job: Job): Promise<{ files: Record<string, string>; masker: LogMasker }> {
     const files: Record<string, string> = {};
@@ -211,44 +194,21 @@ export class JobRunner {
     return { files, masker: new LogMasker(values, this.patterns) };
   }
 
-  private async claim(buildId: string, attempt: number): Promise<FleetError | null> {
-    const reply = await this.nc.request(subjects.claim, encode({ buildId, attempt, workerId: this.config.workerId }), {
-      timeout: CLAIM_TIMEOUT_MS,
-    });
-    const answer = decodeWith(ClaimReply, reply.data, 'claim reply', ErrorCode.E_INTERNAL);
-    return answer.ok ? null : FleetError.fromBody(answer.error);
-  }
-
-  /**
-   * Durable before it returns (the job is acked only after this), and retried through a NATS
-   * outage (the message id makes a repeat a no-op): a finished build must not be rebuilt because
-   * the server restarted just as it ended.
-   */
-  private async report(report: WorkerReport): Promise<void> {
-    const deadline = Date.now() + REPORT_RETRY_MS;
-    for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
-      try {
-        await this.js.publish(subjects.report(report.buildId), encode(report), { msgID: `${report.buildId}.${report.attempt}.${report.type}` });
-        return;
-      } catch (e) {
-        if (Date.now() + delay > deadline) throw e;
-        this.log.warn({ err: e, buildId: report.buildId, delayMs: delay }, 'report not stored yet; retrying');
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
-  }
-
   /** A job that cannot be parsed is terminated, never redelivered; its build fails if it has one. */
-  private async rejectMalformed(msg: JsMsg, attempt: number, err: FleetError): Promise<void> {
+  private async rejectMalformed(msg: JobMessage, attempt: number, err: FleetError): Promise<void> {
     this.log.error({ err, subject: msg.subject }, 'malformed job terminated');
     const buildId = recoverBuildId(msg.data);
     if (buildId !== null) {
-      await this.report({ type: 'failed', buildId, attempt, workerId: this.config.workerId, at: now(), error: err.toBody() }).catch(
-        (e: unknown) => this.log.error({ err: e }, 'could not report malformed job'),
-      );
+      await this.ports
+        .report({ type: 'failed', buildId, attempt, workerId: this.config.workerId, at: now(), error: err.toBody() })
+        .catch((e: unknown) => this.log.error({ err: e }, 'could not report malformed job'));
     }
     msg.term(ErrorCode.E_INVALID_JOB);
   }
+}
+
+async function closeLog(buildLog: AttemptLog, log: Logger): Promise<void> {
+  await buildLog.close().catch((e: unknown) => log.error({ err: e }, 'could not archive the build log'));
 }
 
 function recoverBuildId(data: Uint8Array): string | null {
@@ -264,8 +224,4 @@ function recoverBuildId(data: Uint8Array): string | null {
 
 function now(): string {
   return new Date().toISOString();
-}
-
-function timedOut(job: Job): FleetError {
-  return new FleetError(ErrorCode.E_TIMEOUT, `build exceeded its run timeout of ${job.timeoutSeconds}s`);
 }

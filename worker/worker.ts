@@ -13,6 +13,8 @@ import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './co
 import { writeContainersConfig } from '../node/containers-config.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
+import { WorkerLifecycle, type WorkerState } from './lifecycle.ts';
+import { natsPorts } from './ports.ts';
 import { verifiedDigest } from './official-bases.ts';
 import { RegistryAccess } from './registry-access.ts';
 
@@ -26,6 +28,8 @@ export interface Worker {
   readonly config: WorkerConfig;
   /** Resolves when the worker has stopped (after drain or abort). */
   readonly done: Promise<void>;
+  /** the worker's one state (what `fleet workers` shows) */
+  readonly state: WorkerState;
   /** true once a drain's grace ran out and the current build was handed back */
   readonly handedBack: boolean;
   /**
@@ -45,14 +49,12 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
-
-  const stopPulling = new AbortController();
-  const cancelBuild = new AbortController();
+  const lifecycle = new WorkerLifecycle();
 
   let announcer: Announcer | null = null;
   let stopBuilder = (): Promise<void> => Promise.resolve();
   const run = async (): Promise<void> => {
-    const consumer = await waitForConsumer(js, config.pool, stopPulling.signal, wlog);
+    const consumer = await waitForConsumer(js, config.pool, lifecycle.pulling, wlog);
     if (consumer === null) return;
     const maxDeliver = (await consumer.info(true)).config.max_deliver ?? 1;
     const builder = createBuilder({
@@ -67,24 +69,27 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
     const kvm = new Kvm(nc);
     const builds = await kvm.open(buckets.builds);
-    announcer = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
-    announcer.start();
-    const a = announcer;
-    const runner = new JobRunner(config, nc, js, s3, builds, builder, registries, maxDeliver, (id) => a.set(id === null ? (stopPulling.signal.aborted ? 'draining' : 'idle') : 'building', id ?? undefined), wlog);
+    const a = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
+    announcer = a;
+    lifecycle.onChange((state) => a.set(state.phase, 'buildId' in state ? state.buildId : undefined));
+    lifecycle.ready();
+    a.start();
+    const ports = natsPorts({ config, nc, js, s3, builds, builder, registry: (host) => registries.client(host), lifecycle, log: wlog });
+    const runner = new JobRunner(config, ports, maxDeliver, wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
-    while (!stopPulling.signal.aborted) {
+    while (!lifecycle.pulling.aborted) {
       let msg;
       try {
         msg = await consumer.next({ expires: PULL_EXPIRES_MS });
       } catch (e) {
-        if (stopPulling.signal.aborted) break;
+        if (lifecycle.pulling.aborted) break;
         wlog.warn({ err: e }, 'pull failed; retrying');
         await sleep(1_000);
         continue;
       }
       if (msg === null) continue;
       // One job's unexpected failure must not end the worker: the job goes back to the queue.
-      await runner.handle(msg, cancelBuild.signal).catch((e: unknown) => {
+      await runner.handle(msg, lifecycle.building).catch((e: unknown) => {
         wlog.error({ err: e, subject: msg.subject }, 'job handling failed; handing it back');
         msg.nak(1_000);
       });
@@ -92,7 +97,13 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   };
 
   const done = run()
-    .catch((e: unknown) => wlog.error({ err: e }, 'worker loop failed'))
+    .then(
+      () => lifecycle.stopped(),
+      (e: unknown) => {
+        wlog.error({ err: e }, 'worker loop failed');
+        lifecycle.failed(e instanceof Error ? e.message : String(e));
+      },
+    )
     .finally(async () => {
       await announcer?.stop();
       await stopBuilder().catch((e: unknown) => wlog.warn({ err: e }, 'could not stop the builder'));
@@ -105,14 +116,16 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   return {
     config,
     done,
+    get state() {
+      return lifecycle.state;
+    },
     get handedBack() {
-      return cancelBuild.signal.aborted;
+      return lifecycle.handedBack;
     },
     async drain(graceMs = config.drainGraceMs) {
       wlog.info({ graceMs }, 'draining');
-      stopPulling.abort();
-      announcer?.set('draining');
-      const timer = setTimeout(() => cancelBuild.abort(), graceMs);
+      lifecycle.drain();
+      const timer = setTimeout(() => lifecycle.handOver(), graceMs);
       await done;
       clearTimeout(timer);
     },
