@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile, chown } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stopProcess } from '../adapters/child-process.ts';
 
 /**
  * Rootless podman passes its run root (`$XDG_RUNTIME_DIR/containers`) to the cleanup process
@@ -13,7 +14,10 @@ const MAX_RUNROOT = 50;
 export interface ContainersRuntime {
   /** the environment that points buildah/podman at it */
   env: Record<string, string>;
-  /** Stops the rootless pause process podman left for this runtime directory and removes the directory. */
+  /**
+   * Stops the rootless pause process podman left for this runtime directory, resolving once it
+   * has exited, and removes the directory.
+   */
   close(): Promise<void>;
 }
 
@@ -72,16 +76,35 @@ async function runtimeDir(stateDir: string): Promise<string> {
   return mkdtemp('/tmp/fleet-run-');
 }
 
-async function closeRuntime(runDir: string, ownDir: boolean): Promise<void> {
-  // Each runtime directory gets its own pause process (catatonit -P holding the user
-  // namespace); it outlives every podman command and would pile up, one per worker.
+/**
+ * Each runtime directory gets its own rootless pause process, holding the user namespace for
+ * the podman commands that follow: it outlives every one of them and would pile up, one per
+ * worker or test run. It is `catatonit -P`, or podman itself (named `podman pause`) where
+ * catatonit is not installed, as on Debian without recommends.
+ */
+const PAUSE_NAMES = new Set(['catatonit', 'podman pause']);
+
+/**
+ * The pid pause.pid names, when that process is this runtime's pause process: a pause process by
+ * name, with this runtime dir in its environment (a stale pause.pid may name a recycled pid).
+ */
+async function pauseProcess(runDir: string): Promise<number | null> {
   const pid = Number((await readFile(join(runDir, 'libpod', 'tmp', 'pause.pid'), 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(pid) && pid > 1 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).startsWith('catatonit')) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  const name = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+  if (!PAUSE_NAMES.has(name)) return null;
+  const environ = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '');
+  return environ.split('\0').includes(`XDG_RUNTIME_DIR=${runDir}`) ? pid : null;
+}
+
+async function closeRuntime(runDir: string, ownDir: boolean): Promise<void> {
+  // Waits for the exit, not just signals: the caller removes the state dir next, and a test
+  // checks nothing is left. A podman command of this runtime still finishing (conmon's cleanup
+  // of a --rm container) starts a new pause process when it finds none: stop that one too.
+  const stopped = new Set<number>();
+  for (let pid = await pauseProcess(runDir); pid !== null && !stopped.has(pid) && stopped.size < 5; pid = await pauseProcess(runDir)) {
+    stopped.add(pid);
+    await stopProcess(pid);
   }
   if (ownDir) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
 }

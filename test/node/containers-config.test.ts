@@ -53,11 +53,11 @@ describe('containers runtime of a worker with a deep state dir', () => {
     await eventually(async () => (await execa('podman', ['container', 'exists', id], { ...opts, reject: false })).exitCode === 1, 15_000, 'container removed by its cleanup process');
   }, 60_000);
 
-  it('stops the rootless pause process when closed', async () => {
+  it('has stopped the rootless pause process by the time close() resolves', async () => {
     await execa('podman', ['info', '--format', '{{.Host.Security.Rootless}}'], opts);
     const pid = Number((await readFile(join(opts.env.XDG_RUNTIME_DIR ?? '', 'libpod', 'tmp', 'pause.pid'), 'utf8')).trim());
     expect(await alive(pid)).toBe(true);
     await runtime.close();
-    await eventually(async () => !(await alive(pid)), 5_000, 'pause process gone');
+    expect(await alive(pid)).toBe(false);
   });
 });
