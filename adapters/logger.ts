@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { fleetEnvironment } from './environment.ts';
 
 export type { Logger };
 
@@ -7,8 +8,9 @@ export type { Logger };
  * watching a terminal. FLEET_LOG_LEVEL sets the level.
  */
 export function createLogger(name: string, opts: { pretty?: boolean; level?: string } = {}): Logger {
-  const level = opts.level ?? process.env.FLEET_LOG_LEVEL ?? 'info';
-  const pretty = opts.pretty ?? (process.stderr.isTTY === true && process.env.FLEET_LOG_JSON === undefined);
+  const env = fleetEnvironment();
+  const level = opts.level ?? env.FLEET_LOG_LEVEL ?? 'info';
+  const pretty = opts.pretty ?? (process.stderr.isTTY === true && env.FLEET_LOG_JSON === undefined);
   if (pretty) {
     return pino({
       name,

@@ -28,10 +28,6 @@ export const S3Options = z.strictObject({
 });
 export type S3Options = z.input<typeof S3Options>;
 
-// The pinned SDK supports this machine's Node 20; its notice about future releases is noise on every
-// CLI run. Set the variable to "false" to see it.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 /** Multipart above this size, in parts of this size, two at a time: memory stays ~2 parts. */
 const MULTIPART_THRESHOLD = 16 * 1024 ** 2;
 const PART_SIZE = 8 * 1024 ** 2;
@@ -45,6 +41,9 @@ export class S3Store {
 
   constructor(options: S3Options) {
     const o = parseWith(S3Options, options, 's3 options');
+    // The pinned SDK prints a notice about Node 20's end of support on every client it makes: noise
+    // in every CLI run. Set the variable to "false" to see it.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.bucket = o.bucket;
     this.client = new S3Client({
       region: o.region,

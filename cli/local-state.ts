@@ -1,14 +1,14 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { S3Options } from '../adapters/s3-store.ts';
+import { fleetHome } from '../adapters/environment.ts';
 
 /** Where `fleet up` tells other `fleet` commands how to reach it. */
 const LocalFleetFile = z.object({ natsUrl: z.string(), httpUrl: z.string(), registry: z.string(), s3: S3Options, pid: z.number() });
 export type LocalFleetFile = z.infer<typeof LocalFleetFile>;
 
-const file = (): string => join(process.env.FLEET_HOME ?? join(homedir(), '.fleet'), 'local.json');
+const file = (): string => join(fleetHome(), 'local.json');
 
 export async function writeLocalFleet(info: z.input<typeof LocalFleetFile>): Promise<void> {
   await mkdir(dirname(file()), { recursive: true });

@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../deploy/local/fleet.ts';
 import { BUILDER_KINDS, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
+import { fleetEnvironment } from '../adapters/environment.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { FleetClient } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
@@ -81,9 +82,9 @@ function parse<O extends ParseArgsConfig['options']>(args: string[], options: O)
  * credential chain; otherwise the fleet `fleet up` started on this machine.
  */
 async function connect(nats: string | undefined): Promise<FleetClient> {
-  const url = nats ?? process.env.FLEET_NATS_URL;
+  const env = fleetEnvironment();
+  const url = nats ?? env.FLEET_NATS_URL;
   if (url !== undefined) {
-    const env = process.env;
     if (env.FLEET_S3_BUCKET === undefined) {
       const local = await readLocalFleet();
       if (local !== null && local.natsUrl === url) return FleetClient.connect(url, local.s3);
@@ -93,7 +94,7 @@ async function connect(nats: string | undefined): Promise<FleetClient> {
       bucket: env.FLEET_S3_BUCKET,
       ...(env.FLEET_S3_ENDPOINT === undefined ? {} : { endpoint: env.FLEET_S3_ENDPOINT }),
       ...(env.FLEET_S3_REGION === undefined ? {} : { region: env.FLEET_S3_REGION }),
-      forcePathStyle: env.FLEET_S3_PATH_STYLE === '1',
+      forcePathStyle: env.FLEET_S3_PATH_STYLE ?? false,
     });
   }
   const local = await readLocalFleet();
@@ -288,7 +289,7 @@ async function workers(args: string[]): Promise<number> {
 }
 
 async function startFleet(opts: LocalFleetOptions): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {
-  const log = createLogger('fleet', { level: process.env.FLEET_LOG_LEVEL ?? 'warn' });
+  const log = createLogger('fleet', { level: fleetEnvironment().FLEET_LOG_LEVEL ?? 'warn' });
   process.stderr.write('starting a local fleet (nats-server, registry, coordinator, rootless worker)...\n');
   const fleet = await startLocalFleet(opts, log);
   let stopping: Promise<void> | null = null;

@@ -2,10 +2,9 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
 import { S3Options } from '../adapters/s3-store.ts';
+import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
 import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
-
-const CACHE_DIR = process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet';
 
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
@@ -31,7 +30,7 @@ export const CoordinatorOptions = z.strictObject({
       catalogPath: z.string().default(DEFAULT_CATALOG_PATH),
       policyPath: z.string().default(DEFAULT_POLICY_PATH),
       /** public half of the key official images are signed with (made by scripts/bootstrap) */
-      signingPublicKeyPath: z.string().default(`${CACHE_DIR}/keys/official.pub`),
+      signingPublicKeyPath: z.string().default(platformPublicKeyPath),
     })
     .prefault({}),
   /** contexts and archived logs */

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { BuilderKind, PoolName, parseWith } from '../protocol/index.ts';
 import { KANIKO_IMAGE } from '../images/versions.ts';
 import { S3Options } from '../adapters/s3-store.ts';
+import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_EXTRACT_LIMITS } from './context-extract.ts';
 
 export const WorkerOptions = z.strictObject({
@@ -28,7 +29,7 @@ export const WorkerOptions = z.strictObject({
     })
     .default(DEFAULT_EXTRACT_LIMITS),
   /** public key official images are signed with; a build on an image it does not verify fails */
-  signingPublicKeyPath: z.string().refine(isAbsolute, 'must be an absolute path').default(`${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/keys/official.pub`),
+  signingPublicKeyPath: z.string().refine(isAbsolute, 'must be an absolute path').default(platformPublicKeyPath),
   /** the node's read-only store of platform images (containers-storage additionalimagestores), if it keeps one */
   sharedImageStore: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** docker config.json with the pool's registry credentials, handed to every builder */

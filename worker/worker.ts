@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
@@ -6,6 +5,7 @@ import { Kvm } from '@nats-io/kv';
 import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { connectNats } from '../adapters/nats.ts';
+import { cacheBin } from '../adapters/environment.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
 import { createBuilder } from './builders/index.ts';
@@ -20,9 +20,6 @@ import { RegistryAccess } from './registry-access.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-// The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl).
-const TOOL_PATH = `${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 export interface Worker {
   readonly config: WorkerConfig;
@@ -59,7 +56,8 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     const maxDeliver = (await consumer.info(true)).config.max_deliver ?? 1;
     const builder = createBuilder({
       kind: config.builder,
-      env: { PATH: TOOL_PATH, ...containersEnv },
+      // The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl).
+      env: { PATH: `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...containersEnv },
       runNetwork: config.runNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
@@ -69,7 +67,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
     const kvm = new Kvm(nc);
     const builds = await kvm.open(buckets.builds);
-    const a = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: VERSION }, config.announceMs, wlog);
+    const a = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: await packageVersion() }, config.announceMs, wlog);
     announcer = a;
     lifecycle.onChange((state) => a.set(state.phase, 'buildId' in state ? state.buildId : undefined));
     lifecycle.ready();
@@ -155,4 +153,8 @@ async function verifiedBuilderImage(config: WorkerConfig, registry: RegistryClie
   const repository = config.kanikoImage.slice(0, colon);
   const digest = await verifiedDigest(registry, repository, config.kanikoImage.slice(colon + 1), await readFile(config.signingPublicKeyPath, 'utf8'), signal);
   return `${registry.endpoint.host}/${repository}@${digest}`;
+}
+
+async function packageVersion(): Promise<string> {
+  return (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }

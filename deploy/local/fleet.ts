@@ -2,7 +2,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetClient } from '../../client/index.ts';
-import { startCoordinator, type Coordinator } from '../../coordinator/index.ts';
+import { startCoordinator, type Coordinator, type CoordinatorOptions } from '../../coordinator/index.ts';
 import { publishPlatformImages } from '../../images/official/index.ts';
 import type { RegistryCredentials } from '../../adapters/docker-config.ts';
 import type { Logger } from '../../adapters/logger.ts';
@@ -20,7 +20,7 @@ export interface LocalFleetOptions {
   workers?: number;
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
-  coordinator?: { jobAckWaitMs?: number; maxDeliver?: number; pools?: string[]; workerTtlMs?: number };
+  coordinator?: Partial<Pick<CoordinatorOptions, 'jobAckWaitMs' | 'maxDeliver' | 'pools' | 'workerTtlMs'>>;
   worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile'>>;
   /**
    * Fill a node-wide read-only store with the platform images and give it to every worker, as a

@@ -6,6 +6,7 @@ import { KANIKO_IMAGE, KANIKO_VERSION, OFFICIAL_IMAGES_VERSION } from '../versio
 import { RegistryClient, type RegistryEndpoint } from '../../adapters/registry-client.ts';
 import { openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
 import { signImage } from '../../signing/sigstore.ts';
+import { cacheDir } from '../../adapters/environment.ts';
 
 /**
  * The platform's own images, built once by the bootstrap into OCI layouts in the cache (the
@@ -17,8 +18,6 @@ export const PLATFORM_IMAGES: readonly { ref: string; layout: string }[] = [
   { ref: KANIKO_IMAGE, layout: `kaniko-${KANIKO_VERSION}` },
 ];
 
-const CACHE_DIR = process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet';
-
 /**
  * Publishes the platform images into a registry and signs each with the platform key (sigstore
  * attachments), so workers and gates can verify them. Returns reference → manifest digest.
@@ -28,7 +27,7 @@ export async function publishPlatformImages(
   registry: RegistryEndpoint,
   opts: { sign?: boolean; only?: readonly string[]; /** docker config.json for a registry that wants credentials */ authFile?: string | undefined } = {},
 ): Promise<Record<string, string>> {
-  const keyDir = join(CACHE_DIR, 'keys');
+  const keyDir = join(cacheDir(), 'keys');
   const key = opts.sign === false
     ? null
     : openSigstorePrivateKey(await readFile(join(keyDir, 'official.key'), 'utf8'), await readFile(join(keyDir, 'official.pass'), 'utf8'));
@@ -40,7 +39,7 @@ export async function publishPlatformImages(
       'copy', '--quiet', '--retry-times', '3',
       ...(registry.insecure ? ['--dest-tls-verify=false'] : []),
       ...(opts.authFile === undefined ? [] : ['--dest-authfile', opts.authFile]),
-      `oci:${join(CACHE_DIR, 'images', layout)}:${layoutTag}`, `docker://${registry.host}/${ref}`,
+      `oci:${join(cacheDir(), 'images', layout)}:${layoutTag}`, `docker://${registry.host}/${ref}`,
     ]);
     const [repository, tag] = ref.split(':') as [string, string];
     const manifest = await client.manifest(repository, tag);
