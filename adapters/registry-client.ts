@@ -53,20 +53,20 @@ export class RegistryClient {
     return `${this.endpoint.insecure ? 'http' : 'https'}://${this.endpoint.host}/v2/${path}`;
   }
 
-  private async call(what: string, path: string, init: RequestInit & { signal?: AbortSignal | undefined } = {}): Promise<Response> {
+  private async call(what: string, path: string, init: RequestInit = {}): Promise<Response> {
     const send = (): Promise<Response> => this.reach(path.startsWith('http') ? path : this.url(path), init, this.authorization, `registry ${this.endpoint.host}`, what);
     const res = await send();
     if (res.status !== 401) return res;
     // Challenged: answer it once (Basic, or a Bearer token from the realm), then retry.
     await res.body?.cancel();
-    this.authorization = await this.answer(what, res.headers.get('www-authenticate') ?? '', init.signal);
+    this.authorization = await this.answer(what, res.headers.get('www-authenticate') ?? '', init.signal ?? undefined);
     const again = await send();
     if (again.status === 401) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} refused the platform's credentials (${what})`);
     return again;
   }
 
   /** One HTTP call to the registry or its token service; a transport failure is E_REGISTRY_UNAVAILABLE naming `who`. */
-  private async reach(url: string, init: RequestInit & { signal?: AbortSignal | undefined }, authorization: string | null, who: string, what: string): Promise<Response> {
+  private async reach(url: string, init: RequestInit, authorization: string | null, who: string, what: string): Promise<Response> {
     const headers = new Headers(init.headers);
     if (authorization !== null) headers.set('authorization', authorization);
     try {
@@ -88,7 +88,7 @@ export class RegistryClient {
     if (realm === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `registry ${this.endpoint.host} answered 401 without a usable challenge (${what})`);
     const url = new URL(realm);
     for (const key of ['service', 'scope']) if (params[key] !== undefined) url.searchParams.set(key, params[key]);
-    const res = await this.reach(url.toString(), { signal }, basic, `token service of ${this.endpoint.host}`, what);
+    const res = await this.reach(url.toString(), { signal: signal ?? null }, basic, `token service of ${this.endpoint.host}`, what);
     const token = TokenAnswer.safeParse(await res.json().catch(() => null));
     const value = token.success ? (token.data.token ?? token.data.access_token) : undefined;
     if (!res.ok || value === undefined) throw new FleetError(ErrorCode.E_REGISTRY_AUTH, `token service of ${this.endpoint.host} refused (${res.status}) for ${what}`);
@@ -102,7 +102,7 @@ export class RegistryClient {
   /** The manifest `repository:reference`, or null when the registry has none. */
   async manifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest | null> {
     const what = `GET manifest ${repository}:${reference}`;
-    const res = await this.call(what, `${repository}/manifests/${reference}`, { headers: { accept: ACCEPT }, signal });
+    const res = await this.call(what, `${repository}/manifests/${reference}`, { headers: { accept: ACCEPT }, signal: signal ?? null });
     if (res.status === 404) return null;
     if (!res.ok) this.fail(what, res);
     const bytes = new Uint8Array(await res.arrayBuffer());
@@ -126,7 +126,7 @@ export class RegistryClient {
 
   private async blobResponse(repository: string, digest: string, signal?: AbortSignal): Promise<Response> {
     const what = `GET blob ${repository}@${digest}`;
-    const res = await this.call(what, `${repository}/blobs/${digest}`, { signal });
+    const res = await this.call(what, `${repository}/blobs/${digest}`, { signal: signal ?? null });
     if (!res.ok) this.fail(what, res);
     return res;
   }
