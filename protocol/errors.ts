@@ -26,6 +26,10 @@ export const ErrorCode = {
   E_BASE_UNSIGNED: 'E_BASE_UNSIGNED',
   /** a blocking gate refused the image; it stays in quarantine */
   E_GATE_BLOCKED: 'E_GATE_BLOCKED',
+  /** no credentials, or ones that are malformed, unknown, revoked or expired */
+  E_UNAUTHENTICATED: 'E_UNAUTHENTICATED',
+  /** the caller is known but may not do this (or no rule maps it to a tenant) */
+  E_FORBIDDEN: 'E_FORBIDDEN',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -45,6 +49,10 @@ export const ExitCode = {
   NOT_FOUND: 7,
   /** a request id reused with a different body */
   CONFLICT: 8,
+  /** missing, invalid, revoked or expired credentials */
+  UNAUTHENTICATED: 9,
+  /** credentials accepted, the action refused */
+  FORBIDDEN: 10,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -84,6 +92,8 @@ export const ERROR_TABLE = {
   E_DEAD_LETTER: { retryable: false, httpStatus: 500, exitCode: ExitCode.FAILED },
   E_BASE_UNSIGNED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_GATE_BLOCKED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_UNAUTHENTICATED: { retryable: false, httpStatus: 401, exitCode: ExitCode.UNAUTHENTICATED },
+  E_FORBIDDEN: { retryable: false, httpStatus: 403, exitCode: ExitCode.FORBIDDEN },
   E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },
 } as const satisfies Record<ErrorCode, ErrorAnswers>;
 
