@@ -70,6 +70,8 @@ export class QueueExpiry {
     try {
       const record = await this.store.transition(id, (r) => expiredState(r, this.config));
       if (record.state.phase === 'expired') this.log.info({ buildId: id, queueTtlSeconds: record.state.queueTtlSeconds }, 'build expired in the queue');
+      // A timer that fired a moment early (clock steps, timer rounding) found it not yet due: arm again.
+      else this.track(record);
     } catch (e) {
       this.log.warn({ err: e, buildId: id }, 'could not expire build');
     }
