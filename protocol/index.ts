@@ -8,3 +8,4 @@ export * from './state.ts';
 export * from './events.ts';
 export * from './verdict.ts';
 export * from './builder-kind.ts';
+export * from './secret-patterns.ts';

@@ -75,7 +75,7 @@ export class JobRunner {
       attempt.hold('scratch dir', () => rm(scratch, { recursive: true, force: true }));
       // Secrets are known before the first line of output, so the very first line is masked.
       const secrets = await this.loadSecrets(job).catch((e: unknown) => toFleetError(e));
-      const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns) : secrets.masker;
+      const masker = secrets instanceof FleetError ? new LogMasker([], this.patterns, job.buildArgs) : secrets.masker;
       const buildLog = this.ports.openLog(job.buildId, attempt.number, join(scratch, 'build.log.gz'), masker);
       logs.current = buildLog;
       attempt.hold('build log', () => closeLog(buildLog, log));
@@ -191,7 +191,7 @@ export class JobRunner {
       files[id] = file;
       values.push(value, value.trim());
     }
-    return { files, masker: new LogMasker(values, this.patterns) };
+    return { files, masker: new LogMasker(values, this.patterns, job.buildArgs) };
   }
 
   /** A job that cannot be parsed is terminated, never redelivered; its build fails if it has one. */

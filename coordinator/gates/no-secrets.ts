@@ -1,6 +1,6 @@
-import { GateCode } from '../../protocol/index.ts';
+import { GateCode, secretInAssignment } from '../../protocol/index.ts';
 import type { Image, LayerFile } from './image-reader.ts';
-import { secretInAssignment, secretInFile, secretInHistory } from './secret-patterns.ts';
+import { secretInFile, secretInHistory } from './secret-patterns.ts';
 
 export interface SecretFinding {
   code: GateCode;

@@ -1,36 +1,10 @@
+import { secretInAssignment, secretInText } from '../../protocol/index.ts';
+
 /**
- * What a secret looks like. Findings name the kind and where, never the value: a verdict is
- * published and logged, so it must not become the leak it reports.
+ * Where the `no-secrets` gate looks for secrets in an image: history entries and layer files.
+ * What a secret looks like is protocol/secret-patterns.ts, shared with the worker's log masker.
+ * Findings name the kind and where, never the value.
  */
-
-/** Variable, label and build-arg names that announce a secret. */
-const SECRET_NAME = /(?<![a-z])(pass(word|wd)?|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth)(?![a-z])/i;
-/** Names that point at a secret rather than hold one (`DB_PASSWORD_FILE=/run/secrets/db`). */
-const REFERENCE_NAME = /_(file|path|dir|url|name|id)$/i;
-
-const VALUE_PATTERNS: readonly { kind: string; re: RegExp }[] = [
-  { kind: 'private key', re: /-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY( BLOCK)?-----/ },
-  { kind: 'AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
-  { kind: 'GitHub token', re: /\bgh[pousr]_[A-Za-z0-9]{36,}\b/ },
-  { kind: 'npm token', re: /\bnpm_[A-Za-z0-9]{36}\b/ },
-  { kind: 'Slack token', re: /\bxox[abprs]-[A-Za-z0-9-]{10,}\b/ },
-];
-
-/** The kind of secret a text contains, or null. */
-export function secretInText(text: string): string | null {
-  for (const { kind, re } of VALUE_PATTERNS) if (re.test(text)) return kind;
-  return null;
-}
-
-/** Why `name=value` (an ENV entry, a label, a build arg) looks like a secret, or null. */
-export function secretInAssignment(name: string, value: string): string | null {
-  const kind = secretInText(value);
-  if (kind !== null) return `holds a ${kind}`;
-  if (value.trim() === '' || REFERENCE_NAME.test(name) || !SECRET_NAME.test(name)) return null;
-  // `PASSWORD=$PASSWORD` or `TOKEN=/run/secrets/x` pass the value on without containing it.
-  if (/^\$\{?[A-Za-z_]/.test(value) || value.startsWith('/run/secrets/')) return null;
-  return 'is named like a secret and has a value';
-}
 
 /**
  * Build args in a history entry. Buildah and BuildKit record `RUN` steps that saw build args as
