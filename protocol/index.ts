@@ -8,4 +8,5 @@ export * from './state.ts';
 export * from './events.ts';
 export * from './verdict.ts';
 export * from './builder-kind.ts';
+export * from './identity.ts';
 export * from './secret-patterns.ts';

@@ -53,6 +53,7 @@ export const buckets = {
   builds: 'fleet_builds_v1',
   /** live workers; an entry expires when its worker stops announcing itself */
   workers: 'fleet_workers_v1',
+  tokens: 'fleet_tokens_v1',
 } as const;
 
 export const consumers = {
