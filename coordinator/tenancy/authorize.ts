@@ -1,12 +1,8 @@
-import { ErrorCode, FleetError, type BuildRequest } from '../../protocol/index.ts';
-import { PLATFORM_TENANT, type Tenancy } from './tenants.ts';
+import { ErrorCode, FleetError, PLATFORM_TENANT, type BuildRequest, type Identity } from '../../protocol/index.ts';
+import type { Tenancy } from './tenants.ts';
 
 /** Who is asking, as the API and the intake see it (HTTP token, OIDC subject or NATS user). */
-export interface Caller {
-  readonly subject: string;
-  readonly tenant: string;
-  readonly role: 'admin' | 'submitter' | 'reader';
-}
+export type Caller = Pick<Identity, 'subject' | 'tenant' | 'role'>;
 
 /** The platform's own identity (local admin, rebuilds on base updates): everything, any tenant. */
 export const PLATFORM_ADMIN: Caller = { subject: 'platform', tenant: PLATFORM_TENANT, role: 'admin' };

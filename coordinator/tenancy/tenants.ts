@@ -1,13 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ErrorCode, FleetError, PoolName, SecretId, parseWith } from '../../protocol/index.ts';
-
-export const PLATFORM_TENANT = 'platform';
+import { ErrorCode, FleetError, PLATFORM_TENANT, PoolName, SecretId, TenantName, parseWith } from '../../protocol/index.ts';
 
 /** Repositories only the platform writes: official images, platform services, quarantine, caches. */
 export const PLATFORM_PREFIXES = ['official/', 'platform/', 'quarantine/', 'cache/'] as const;
 
-const TenantName = z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be 1-40 lower-case letters, digits or "-", starting with a letter');
 /** `app/payments/*` owns every repository under app/payments/; `app/payments` owns that one repository. */
 const RepositoryPattern = z.string().regex(/^[a-z0-9][a-z0-9._/-]*(\/\*)?$/, 'must be a repository path, optionally ending in "/*"');
 
