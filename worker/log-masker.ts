@@ -13,12 +13,15 @@ const WRAP_COLUMNS = [76, 64] as const;
  *   the encodings a careless build prints them in (base64 and base64url at any byte alignment,
  *   base64 wrapped, hex, URL-encoded, JSON-escaped), each line of a multi-line value too;
  * - anything shaped like a secret (protocol/secret-patterns.ts) and the platform's patterns.
- * One regex carries every literal and pattern, so a line costs one scan whatever the number of
- * secrets.
+ * A line costs one Wu-Manber pass for all the literals (a PEM key alone makes hundreds, far too
+ * many for a regex alternation, which tries each one at every position) and one regex for the
+ * patterns, whatever the number of secrets.
  */
 export class LogMasker {
-  /** every literal, longest first (also the order they appear in `combined`) */
-  private readonly needles: string[];
+  private readonly literals: LiteralSet;
+  /** declared values too short for `literals`, longest first */
+  private readonly short: string[];
+  /** value patterns, joinable platform patterns, and declared values too short for `literals` */
   private readonly combined: RegExp;
   /** platform patterns that cannot share a regex with the others (flags, backreferences) */
   private readonly separate: RegExp[] = [];
@@ -36,6 +39,7 @@ export class LogMasker {
     buildArgs: Readonly<Record<string, string>> = {},
   ) {
     const all = new Set<string>();
+    const short = new Set<string>();
     const add = (form: string): void => {
       if (form.length >= MIN_FRAGMENT) all.add(form);
     };
@@ -49,7 +53,8 @@ export class LogMasker {
     };
     for (const value of [...secrets, ...secretBuildArgValues(buildArgs)]) {
       for (const v of new Set([value, value.trim()])) {
-        if (v.length >= MIN_SECRET) all.add(v);
+        if (v.length >= MIN_SECRET && v.length < MIN_FRAGMENT) short.add(v);
+        add(v);
         const { forms, wrapped } = encodedForms(v);
         forms.forEach(add);
         wrapped.forEach(addLines);
@@ -59,10 +64,11 @@ export class LogMasker {
       addLines(lines);
       for (const line of lines) if (line.length >= MIN_FRAGMENT) encodedForms(line).forms.forEach(add);
     }
-    // Longest first: the alternation takes the first that matches, so a secret that contains
+    this.literals = new LiteralSet([...all]);
+    // Longest first: the alternation takes the first that matches, so a value that contains
     // another is masked whole.
-    this.needles = [...all].sort((a, b) => b.length - a.length);
-    const shared = [...this.needles.map(escapeRegExp), ...SECRET_VALUE_PATTERNS.map((p) => p.re.source)];
+    this.short = [...short].sort((a, b) => b.length - a.length);
+    const shared = [...this.short.map(escapeRegExp), ...SECRET_VALUE_PATTERNS.map((p) => p.re.source)];
     const joinable = patterns.filter((p) => p.flags.replace(/[gy]/g, '') === '' && !/\\[1-9]|\\k</.test(p.source));
     const together = tryRegExp([...shared, ...joinable.map((p) => p.source)]);
     this.combined = together ?? new RegExp(shared.join('|'), 'g');
@@ -73,7 +79,7 @@ export class LogMasker {
 
   /** The longest literal: a cut that keeps this many characters together never splits a secret. */
   get longest(): number {
-    return this.needles[0]?.length ?? 0;
+    return Math.max(this.literals.longest, this.short[0]?.length ?? 0);
   }
 
   /**
@@ -100,10 +106,29 @@ export class LogMasker {
   }
 
   private replace(text: string, seen: string[]): string {
-    let out = text.replace(this.combined, (m) => {
-      if (this.follows.has(m)) seen.push(m);
-      return '***';
-    });
+    let out = text;
+    const found = this.literals.find(text);
+    if (found.length > 0) {
+      // Every character any literal covers goes, overlapping matches included.
+      let masked = '';
+      let from = 0;
+      let i = 0;
+      while (i < found.length) {
+        const first = found[i];
+        if (first === undefined) break;
+        let end = first.start + first.literal.length;
+        for (i++; i < found.length; i++) {
+          const next = found[i];
+          if (next === undefined || next.start > end) break;
+          end = Math.max(end, next.start + next.literal.length);
+        }
+        masked += `${text.slice(from, first.start)}***`;
+        from = end;
+      }
+      out = masked + text.slice(from);
+      for (const { literal } of found) if (this.follows.has(literal)) seen.push(literal);
+    }
+    out = out.replace(this.combined, '***');
     for (const p of this.separate) out = out.replace(p, '***');
     return out;
   }
@@ -111,12 +136,79 @@ export class LogMasker {
   /** Where to cut `text` near `at` without splitting any secret: `at`, or the start of the secret that spans it. */
   safeCut(text: string, at: number): number {
     let cut = at;
-    for (const n of this.needles) {
-      const from = Math.max(0, cut - n.length + 1);
-      const i = text.indexOf(n, from);
-      if (i !== -1 && i < cut && i + n.length > cut) cut = i;
+    for (;;) {
+      // Only a literal starting less than `longest` before the cut can span it.
+      const from = Math.max(0, cut - this.longest + 1);
+      const starts = this.literals
+        .find(text.slice(from, cut + this.longest - 1))
+        .map((f) => ({ start: from + f.start, end: from + f.start + f.literal.length }));
+      for (const literal of this.short) {
+        const i = text.indexOf(literal, Math.max(0, cut - literal.length + 1));
+        if (i !== -1) starts.push({ start: i, end: i + literal.length });
+      }
+      const spanning = starts.filter((s) => s.start < cut && s.end > cut).map((s) => s.start);
+      if (spanning.length === 0) return cut > 0 ? cut : at;
+      cut = Math.min(...spanning);
     }
-    return cut > 0 ? cut : at;
+  }
+}
+
+/** Every literal is at least this long; the scan looks at this much of each. */
+const WINDOW = MIN_FRAGMENT;
+/** characters per block the shift table is indexed by */
+const BLOCK = 3;
+const TABLE_SIZE = 1 << 15;
+/** how far the window moves past a block no literal's head contains */
+const MAX_SHIFT = WINDOW - BLOCK + 1;
+
+function blockHash(text: string, end: number): number {
+  return ((text.charCodeAt(end - 2) << 10) ^ (text.charCodeAt(end - 1) << 5) ^ text.charCodeAt(end)) & (TABLE_SIZE - 1);
+}
+
+/**
+ * Wu-Manber over many literals at once: the last BLOCK characters of an 8-character window say
+ * how far the window may move without skipping the head of any literal (usually MAX_SHIFT on
+ * ordinary output); only where a head may end are the literals starting there compared. A
+ * regex alternation instead tries every literal at every position, and a PEM key alone makes
+ * hundreds of them.
+ */
+class LiteralSet {
+  readonly longest: number;
+  private readonly shift = new Uint8Array(TABLE_SIZE).fill(MAX_SHIFT);
+  /** block hash → the literals whose head ends with such a block */
+  private readonly byBlock = new Map<number, string[]>();
+
+  constructor(literals: readonly string[]) {
+    this.longest = 0;
+    for (const literal of literals) {
+      if (literal.length < WINDOW) continue;
+      this.longest = Math.max(this.longest, literal.length);
+      for (let end = BLOCK - 1; end < WINDOW; end++) {
+        const h = blockHash(literal, end);
+        this.shift[h] = Math.min(this.shift[h] ?? MAX_SHIFT, WINDOW - 1 - end);
+      }
+      const h = blockHash(literal, WINDOW - 1);
+      this.byBlock.set(h, [...(this.byBlock.get(h) ?? []), literal]);
+    }
+  }
+
+  /** Every occurrence of every literal (overlapping ones too), by start. */
+  find(text: string): { start: number; literal: string }[] {
+    const found: { start: number; literal: string }[] = [];
+    if (this.byBlock.size === 0) return found;
+    const shift = this.shift;
+    for (let end = WINDOW - 1; end < text.length; ) {
+      const h = blockHash(text, end);
+      const s = shift[h] as number;
+      if (s > 0) {
+        end += s;
+        continue;
+      }
+      const start = end - WINDOW + 1;
+      for (const literal of this.byBlock.get(h) ?? []) if (text.startsWith(literal, start)) found.push({ start, literal });
+      end += 1;
+    }
+    return found;
   }
 }
 

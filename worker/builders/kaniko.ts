@@ -138,7 +138,7 @@ export function secretMounts(dockerfile: string): { id: string; target: string }
  * Turns kaniko's logrus lines into plain ones (`RUN make`, `error: …`) and remembers the last
  * instruction, a step's exit status and registry trouble, for the typed failure.
  */
-class KanikoOutput extends OutputTap {
+export class KanikoOutput extends OutputTap {
   lastStep: string | null = null;
   stepExit: number | null = null;
   registryError: string | null = null;
@@ -147,8 +147,12 @@ class KanikoOutput extends OutputTap {
   protected override rewrite(text: string): string {
     const m = LOGRUS.exec(text);
     if (m === null) return text;
-    const message = (m[2] ?? '').replace(/\\(.)/g, '$1') + (m[3] ?? '');
-    return m[1] === 'info' ? message : `${m[1] ?? ''}: ${message}`;
+    // Go quoting: only the quote and the backslash are undone; `\n`, `\t` and `\x..` stay as
+    // written so one logrus line stays one log line.
+    const message = (m[2] ?? '').replace(/\\(["\\])/g, '$1') + (m[3] ?? '');
+    // Masked again as the user will read it: the splitter masked the quoted form, where a
+    // secret holding `"` or `\` does not appear as itself.
+    return this.masker.maskText(m[1] === 'info' ? message : `${m[1] ?? ''}: ${message}`);
   }
 
   protected observe(text: string): void {
