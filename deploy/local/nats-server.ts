@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
 import { CACHE_BIN, waitFor } from '../../node/host.ts';
 
 export interface NatsServer {
@@ -24,7 +24,8 @@ export async function startNatsServer(dir: string): Promise<NatsServer> {
     const args = ['-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
     const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
-    const proc = execa(join(CACHE_BIN, 'nats-server'), args, { stdin: 'ignore', stdout: serverLog, stderr: serverLog, reject: false, forceKillAfterDelay: KILL_GRACE_MS });
+    // Dies with the fleet's process, even a kill -9'd one: no server left holding the port and store.
+    const proc = execa(...diesWithParent(join(CACHE_BIN, 'nats-server'), args), { stdin: 'ignore', stdout: serverLog, stderr: serverLog, reject: false, forceKillAfterDelay: KILL_GRACE_MS });
     child = proc;
     const url = await waitFor('nats-server', async () => {
       if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);

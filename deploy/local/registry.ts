@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
 import type { RegistryCredentials } from '../../adapters/docker-config.ts';
 import { freePort, waitFor } from '../../node/host.ts';
 
@@ -49,7 +49,8 @@ export async function startRegistry(dir: string, opts: { auth?: boolean } = {}):
     host,
     ...(credentials === undefined ? {} : { credentials }),
     async start() {
-      const proc = execa('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'], reject: false, forceKillAfterDelay: KILL_GRACE_MS });
+      // Dies with the fleet's process, even a kill -9'd one.
+      const proc = execa(...diesWithParent('docker-registry', ['serve', config]), { stdio: ['ignore', 'ignore', 'pipe'], reject: false, forceKillAfterDelay: KILL_GRACE_MS });
       child = proc;
       await waitFor('registry', async () => {
         if (proc.exitCode !== null) throw new Error(`docker-registry exited ${proc.exitCode}`);

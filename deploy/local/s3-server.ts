@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execa, type ResultPromise } from 'execa';
-import { KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
 import type { S3Options } from '../../adapters/s3-store.ts';
 import { CACHE_BIN, freePort, waitFor } from '../../node/host.ts';
 
@@ -18,7 +18,8 @@ export async function startS3Server(dir: string, bucket = 'fleet'): Promise<S3Se
   await mkdir(data, { recursive: true });
   const port = await freePort();
   const credentials = { accessKeyId: `fleet${randomBytes(6).toString('hex')}`, secretAccessKey: randomBytes(24).toString('hex') };
-  const child: ResultPromise = execa(join(CACHE_BIN, 'versitygw'), ['--port', `127.0.0.1:${port}`, 'posix', data], {
+  // Dies with the fleet's process, even a kill -9'd one.
+  const child: ResultPromise = execa(...diesWithParent(join(CACHE_BIN, 'versitygw'), ['--port', `127.0.0.1:${port}`, 'posix', data]), {
     env: { ROOT_ACCESS_KEY: credentials.accessKeyId, ROOT_SECRET_KEY: credentials.secretAccessKey },
     stdio: ['ignore', 'ignore', 'pipe'],
     reject: false,

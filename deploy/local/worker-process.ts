@@ -2,6 +2,7 @@ import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { diesWithParent } from '../../adapters/child-process.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
 import { buildUser, type RunAs } from '../../node/host.ts';
 
@@ -40,7 +41,10 @@ export async function spawnWorker(
     await chown(configFile, user.uid, user.gid);
   }
 
-  const child = execa(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), '--config', configFile], {
+  // The fleet's death (even by kill -9) is a crash for the worker: SIGKILL, as a crashed worker
+  // ends (a SIGTERM drain would wait on a NATS that died with the fleet). Its builders follow it
+  // by their own pdeathsig.
+  const child = execa(...diesWithParent(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), '--config', configFile], 'KILL'), {
     cwd: PROJECT_ROOT,
     uid: user.switchUser ? user.uid : undefined,
     gid: user.switchUser ? user.gid : undefined,
