@@ -6,6 +6,7 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { LogLine } from '../../protocol/index.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
 import { storedEvents } from '../../client/index.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 
 async function sleepersLeft(): Promise<number> {
   const r = await execa('pgrep', ['-f', '^sleep 300$'], { reject: false });
@@ -30,7 +31,7 @@ describe('cancelling builds', () => {
     const seen: LogLine[] = [];
     const following = fleet.client.follow('running-1', { line: (l) => seen.push(l) });
     // Generous: under a loaded suite, pulling the Debian base can take a while before RUN starts.
-    for (let i = 0; i < 1200 && !seen.some((l) => l.text === 'sleeping'); i++) await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => seen.some((l) => l.text === 'sleeping'), 60_000, 'running-1 sleeping');
     expect(await sleepersLeft()).toBeGreaterThan(0);
 
     const queued = await fleet.client.cancel('queued-1');
@@ -40,18 +41,12 @@ describe('cancelling builds', () => {
     expect(await res.json()).toMatchObject({ cancelled: true, build: { state: { phase: 'cancelled', attempt: 1 } } });
 
     expect((await following).state.phase).toBe('cancelled');
-    let left = 1;
-    for (let i = 0; i < 100 && left > 0; i++) {
-      left = await sleepersLeft();
-      if (left > 0) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(left).toBe(0);
-    // The worker acks after archiving; give it that moment, then check archive and scratch.
-    let archive = '';
-    for (let i = 0; i < 50 && !archive.includes('cancelled by request'); i++) {
-      archive = await archivedLog(fleet, 'running-1');
-      if (!archive.includes('cancelled by request')) await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => (await sleepersLeft()) === 0, 10_000, 'the cancelled build\'s sleep gone');
+    // The worker acks after archiving: wait for the archive, then check it and the scratch dir.
+    const archive = await eventuallyValue(async () => {
+      const text = await archivedLog(fleet, 'running-1');
+      return text.includes('cancelled by request') ? text : undefined;
+    }, 10_000, 'running-1\'s log archived with its cancellation');
     expect(archive).toContain('sleeping');
     expect(archive).toContain('cancelled by request');
     const worker = fleet.workers[0];

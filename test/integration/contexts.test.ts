@@ -10,6 +10,7 @@ import { FleetClient } from '../../client/index.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
 import { S3Store, contextKey } from '../../adapters/s3-store.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 
 describe('build contexts in S3', () => {
@@ -56,22 +57,12 @@ describe('build contexts in S3', () => {
     const ac = new AbortController();
     const upload = store.putFileOnce('contexts/aborted-upload', file, ac.signal).catch((e: unknown) => e);
     // Fail the upload only once a multipart upload really exists on the server.
-    let sawMultipart = false;
-    for (let i = 0; i < 400 && !sawMultipart; i++) {
-      sawMultipart = (await inProgress()) > 0;
-      if (!sawMultipart) await new Promise((r) => setTimeout(r, 10));
-    }
+    await eventually(async () => (await inProgress()) > 0, 30_000, 'a multipart upload in progress', { intervalMs: 10 });
     ac.abort();
-    expect(sawMultipart).toBe(true);
     expect(await upload).toBeInstanceOf(Error);
-    let uploads = 1;
-    for (let i = 0; i < 50 && uploads > 0; i++) {
-      uploads = await inProgress();
-      if (uploads > 0) await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(async () => (await inProgress()) === 0, 10_000, 'the aborted multipart upload gone');
     raw.destroy();
     store.close();
-    expect(uploads).toBe(0);
     expect(await fleet.client.s3.head('contexts/aborted-upload')).toBeNull();
   });
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 import { streams } from '../../protocol/index.ts';
-import { eventually } from '../helpers/eventually.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 import { pendingJobs } from '../../client/index.ts';
 
 describe('dead letters', () => {
@@ -16,13 +16,11 @@ describe('dead letters', () => {
     await fleet?.stop();
   });
 
-  async function runningAttempt(id: string, attempt: number): Promise<string> {
-    for (let i = 0; i < 300; i++) {
+  function runningAttempt(id: string, attempt: number): Promise<string> {
+    return eventuallyValue(async () => {
       const s = (await fleet.client.status(id)).state;
-      if (s.phase === 'running' && s.attempt === attempt) return s.workerId;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${id} never reached attempt ${attempt}`);
+      return s.phase === 'running' && s.attempt === attempt ? s.workerId : undefined;
+    }, 60_000, `${id} running attempt ${attempt}`);
   }
 
   async function killWorker(workerId: string): Promise<void> {

@@ -4,6 +4,10 @@ import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { storedEvents } from '../../client/index.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
+
+/** What `buildah push --retry` prints when an attempt fails and it tries again. */
+const PUSH_RETRY = 'Failed, retrying';
 
 async function childrenOf(pid: number): Promise<number[]> {
   const r = await execa('pgrep', ['-P', String(pid)], { reject: false });
@@ -45,8 +49,7 @@ describe('worker faults', () => {
     // Its builder dies with it (no orphan build pushing behind the next attempt's back): checked
     // while the orphan would still have seconds of sleeping left. Buildah needs 1–2 s to stop:
     // the container's PID 1 ignores SIGTERM, so buildah escalates to SIGKILL itself.
-    for (let i = 0; i < 50 && builderPids.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(builderPids.filter(alive)).toEqual([]);
+    await eventually(() => !builderPids.some(alive), 5_000, 'the killed worker\'s builder gone');
 
     const final = await fleet.client.follow('survives-kill', {});
     expect(final.state).toMatchObject({ phase: 'pushed', attempt: 2 });
@@ -115,12 +118,7 @@ describe('worker faults', () => {
     expect(events.filter((e) => e.type === 'failed')).toHaveLength(0);
     expect((await fleet.client.follow('after-restart', {})).state.phase).toBe('pushed');
     // The worker registry survived the restart too (it once lived in memory and vanished).
-    let listed = 0;
-    for (let i = 0; i < 50 && listed === 0; i++) {
-      listed = (await fleet.client.workers()).length;
-      if (listed === 0) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(listed).toBeGreaterThan(0);
+    await eventually(async () => (await fleet.client.workers()).length > 0, 10_000, 'a worker listed after the restart');
   });
 
   it('retries a push through a registry outage: exactly one image and one pushed event', async () => {
@@ -128,11 +126,12 @@ describe('worker faults', () => {
     await fleet.addWorker();
     const { digest } = await fleet.client.uploadContext(fixture('quiet-sleeper'));
     await fleet.client.submit({ id: 'registry-outage', context: { digest }, buildArgs: { SLEEP: '2' }, image: { repository: 'app/faults', tags: ['outage'] } });
-    // Down once the base is pulled and the RUN step sleeps (so the push meets the outage); back
-    // a few seconds later.
+    // Down once the base is pulled and the RUN step sleeps; back once the push has met the
+    // outage (buildah says it retries), so the retry is what gets the image through.
     await untilLine('registry-outage', 'going quiet');
     await fleet.registry.stop();
-    setTimeout(() => void fleet.registry.start(), 6_000);
+    await untilLine('registry-outage', PUSH_RETRY);
+    await fleet.registry.start();
     const final = await fleet.client.follow('registry-outage', {});
     expect(final.state.phase).toBe('pushed');
     const events = await storedEvents(fleet.client.nc, 'registry-outage');
@@ -149,33 +148,23 @@ describe('worker faults', () => {
     if (!seen.signal.aborted) throw new Error(`${id} ended without printing "${text}"`);
   }
 
-  async function retry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let i = 0; ; i++) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (i >= 40) throw e;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+  /** Retries `fn` while the fleet reconnects, until it succeeds. */
+  function retry<T>(fn: () => Promise<T>): Promise<T> {
+    return eventuallyValue(fn, 30_000, 'a call through the reconnecting fleet', { intervalMs: 250, retryErrors: true });
   }
 
   /** Waits until `workerId` is the only live worker that is not draining. */
   async function waitUntilOnly(workerId: string): Promise<void> {
-    for (let i = 0; i < 100; i++) {
+    await eventually(async () => {
       const ws = (await fleet.client.workers()).filter((w) => w.state !== 'draining');
-      if (ws.length === 1 && ws[0]?.workerId === workerId) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`worker ${workerId} never became the only one`);
+      return ws.length === 1 && ws[0]?.workerId === workerId;
+    }, 30_000, `worker ${workerId} the only one`);
   }
 
   async function runningOn(id: string): Promise<string> {
-    for (let i = 0; i < 200; i++) {
+    return eventuallyValue(async () => {
       const s = (await fleet.client.status(id)).state;
-      if (s.phase === 'running') return s.workerId;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${id} never started`);
+      return s.phase === 'running' ? s.workerId : undefined;
+    }, 60_000, `${id} running`);
   }
 });

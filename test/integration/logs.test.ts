@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { streams, subjects, type LogLine } from '../../protocol/index.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { secretsDir } from '../helpers/secrets.ts';
 
 const SECRET = 'npm_9f8e7d6c5b4a-very-secret';
@@ -36,7 +37,13 @@ describe('build logs', () => {
     fleet.workers.length = 0;
     await fleet.client.submit({ id: 'attach-before', context: { digest: ticker }, buildArgs: { TICKS: '3' }, image: { repository: 'app/logs', tags: ['before'] } });
     const cli = execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'attach-before'], { reject: false, env: cliEnv(fleet) });
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Attached once it has printed the build's first event; only then may the build start.
+    let attached = '';
+    cli.stdout.on('data', (chunk: Buffer) => (attached += chunk.toString()));
+    await eventually(() => {
+      if (cli.exitCode !== null) throw new Error(`fleet logs -f exited ${cli.exitCode}`);
+      return attached.includes('queued attach-before');
+    }, 60_000, '`fleet logs -f` attached');
     await fleet.addWorker();
     const result = await cli;
     expect(result.exitCode).toBe(0);
@@ -47,7 +54,7 @@ describe('build logs', () => {
 
   it('`fleet logs -f` attached mid-build replays from the first line and follows to the end', async () => {
     await fleet.client.submit({ id: 'attach-mid', context: { digest: ticker }, buildArgs: { TICKS: '4' }, image: { repository: 'app/logs', tags: ['mid'] } });
-    for (let i = 0; i < 600 && !(await liveText(fleet, 'attach-mid')).includes('tick 2'); i++) await new Promise((r) => setTimeout(r, 100));
+    await eventually(async () => (await liveText(fleet, 'attach-mid')).includes('tick 2'), 60_000, 'attach-mid printing tick 2');
     const cli = await execa(process.execPath, [FLEET_BIN, 'logs', '-f', 'attach-mid'], { reject: false, env: cliEnv(fleet) });
     expect(cli.exitCode).toBe(0);
     expect(cli.stdout.split('\n').filter((l) => l.startsWith('tick '))).toEqual(['tick 1', 'tick 2', 'tick 3', 'tick 4']);

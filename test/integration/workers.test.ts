@@ -2,16 +2,15 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { WorkerInfo } from '../../protocol/index.ts';
+import { eventuallyValue } from '../helpers/eventually.ts';
 import { cliEnv, fixture, startTestFleet, FLEET_BIN } from '../helpers/fleet.ts';
 
-async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await probe();
-  while (!ok(v) && Date.now() < end) {
-    await new Promise((r) => setTimeout(r, 100));
-    v = await probe();
-  }
-  return v;
+/** The fleet's worker list once `ok` holds for it. */
+function workersWhen(fleet: LocalFleet, ok: (ws: WorkerInfo[]) => boolean, what: string, ms: number): Promise<WorkerInfo[]> {
+  return eventuallyValue(async () => {
+    const ws = await fleet.client.workers();
+    return ok(ws) ? ws : undefined;
+  }, ms, what);
 }
 
 describe('worker registry', () => {
@@ -24,7 +23,7 @@ describe('worker registry', () => {
   });
 
   it('lists live workers with pool, builder, state and current build', async () => {
-    await until(() => fleet.client.workers(), (ws) => ws.length === 1, 10_000);
+    await workersWhen(fleet, (ws) => ws.length === 1, 'one worker listed', 30_000);
     const cli = await execa(process.execPath, [FLEET_BIN, 'workers', '--json'], { reject: false, env: cliEnv(fleet) });
     expect(cli.exitCode).toBe(0);
     const listed = JSON.parse(cli.stdout) as WorkerInfo[];
@@ -32,10 +31,10 @@ describe('worker registry', () => {
 
     const { digest } = await fleet.client.uploadContext(fixture('slow-ticker'));
     await fleet.client.submit({ id: 'registry-1', context: { digest }, buildArgs: { TICKS: '3' }, image: { repository: 'app/reg', tags: ['1'] } });
-    const busy = await until(() => fleet.client.workers(), (ws) => ws[0]?.state === 'building', 10_000);
+    const busy = await workersWhen(fleet, (ws) => ws[0]?.state === 'building', 'the worker building', 30_000);
     expect(busy[0]).toMatchObject({ state: 'building', buildId: 'registry-1' });
     await fleet.client.follow('registry-1', {});
-    const idle = await until(() => fleet.client.workers(), (ws) => ws[0]?.state === 'idle', 5_000);
+    const idle = await workersWhen(fleet, (ws) => ws[0]?.state === 'idle', 'the worker idle again', 10_000);
     expect(idle[0]?.buildId).toBeUndefined();
   });
 
@@ -45,8 +44,7 @@ describe('worker registry', () => {
     victim?.signal('SIGKILL');
     await victim?.exited;
     const started = Date.now();
-    const after = await until(() => fleet.client.workers(), (ws) => ws.length === 0, 10_000);
-    expect(after).toEqual([]);
+    await workersWhen(fleet, (ws) => ws.length === 0, 'the killed worker forgotten', 10_000);
     expect(Date.now() - started).toBeLessThan(8_000);
   });
 });
