@@ -33,15 +33,18 @@ export async function readBuildLog(
   nc: NatsConnection,
   js: JetStreamClient,
   s3: S3Store,
-  id: string,
+  build: { readonly id: string; readonly pool: string },
   phaseNow: Phase,
   handlers: LogHandlers,
   opts: { follow: boolean; signal?: AbortSignal; currentPhase?: () => Promise<Phase> },
 ): Promise<void> {
+  const { id, pool } = build;
+  // Only the build's own pool may publish its log lines: the pool is the subject's last token.
+  const logSubject = subjects.log(id, pool);
   const ended = isTerminal(phaseNow);
-  if (ended && (await liveLineCount(nc, id)) === 0) await replayArchive(s3, id, handlers);
+  if (ended && (await liveLineCount(nc, logSubject)) === 0) await replayArchive(s3, id, handlers);
   const consumer = await js.consumers.get(streams.builds, {
-    filter_subjects: [subjects.log(id), subjects.event(id)],
+    filter_subjects: [logSubject, subjects.event(id)],
     deliver_policy: DeliverPolicy.All,
   });
   const stopWhenCaughtUp = !opts.follow || ended;
@@ -62,7 +65,7 @@ export async function readBuildLog(
         }, WATCHDOG_MS);
   try {
     for await (const m of messages) {
-      if (m.subject.endsWith('.log')) {
+      if (m.subject === logSubject) {
         const batch = decodeWith(LogBatch, m.data, 'log batch', ErrorCode.E_INTERNAL);
         for (const l of batch.lines) handlers.line?.({ buildId: batch.buildId, attempt: batch.attempt, ...l });
       } else {
@@ -79,10 +82,10 @@ export async function readBuildLog(
   }
 }
 
-async function liveLineCount(nc: NatsConnection, id: string): Promise<number> {
+async function liveLineCount(nc: NatsConnection, logSubject: string): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(streams.builds, { subjects_filter: subjects.log(id) });
-  return info.state.subjects?.[subjects.log(id)] ?? 0;
+  const info = await jsm.streams.info(streams.builds, { subjects_filter: logSubject });
+  return info.state.subjects?.[logSubject] ?? 0;
 }
 
 /** Every archived attempt, oldest first, as the worker stored it (gzip, one JSON line each). */

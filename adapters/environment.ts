@@ -23,6 +23,9 @@ export const FleetEnvironment = z.object({
   FLEET_HOME: absolute.optional(),
   /** the CLI's fleet, when not the local one */
   FLEET_NATS_URL: z.string().min(1).optional(),
+  /** with FLEET_NATS_URL: the CLI's NATS identity, an nkey seed file and the user it belongs to (`admin` or `tenant-<name>`) */
+  FLEET_NATS_NKEY: absolute.optional(),
+  FLEET_NATS_USER: z.string().regex(/^(admin|tenant-[a-z][a-z0-9-]{0,39})$/, 'must be admin or tenant-<name>').optional(),
   FLEET_S3_BUCKET: z.string().min(3).optional(),
   FLEET_S3_ENDPOINT: z.url().optional(),
   FLEET_S3_REGION: z.string().min(1).optional(),

@@ -1,13 +1,34 @@
+import { readFile } from 'node:fs/promises';
+import { nkeyAuthenticator } from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ErrorCode, FleetError } from '../protocol/index.ts';
+import { z } from 'zod';
 import type { Logger } from './logger.ts';
 
 export type { NatsConnection };
 
-/** Connects with reconnect forever; a fleet component outlives any one nats-server restart. */
-export async function connectNats(servers: string, name: string, log: Logger): Promise<NatsConnection> {
+/**
+ * Who a component is on NATS: an nkey seed file (never passed in argv or env) and the user it
+ * belongs to, whose inbox prefix the server's permissions allow.
+ */
+export const NatsCredentials = z.strictObject({
+  /** file holding the user's nkey seed (`SU…`), readable only by the component */
+  seedFile: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path'),
+  /** the permission set's user name (see protocol/nats-permissions.ts); replies come to `_INBOX_<user>` */
+  user: z.string().regex(/^[a-z][a-z0-9_-]{0,80}$/),
+});
+export type NatsCredentials = z.infer<typeof NatsCredentials>;
+
+/** Connects authenticated, with reconnect forever; a fleet component outlives any one nats-server restart. */
+export async function connectNats(servers: string, name: string, credentials: NatsCredentials, log: Logger): Promise<NatsConnection> {
+  const seed = await readFile(credentials.seedFile, 'utf8').catch((e: unknown) => {
+    throw new FleetError(ErrorCode.E_UNAVAILABLE, `cannot read the NATS credentials ${credentials.seedFile}: ${e instanceof Error ? e.message : String(e)}`);
+  });
   const nc = await connect({
     servers: servers.split(','),
     name,
+    authenticator: nkeyAuthenticator(new TextEncoder().encode(seed.trim())),
+    inboxPrefix: `_INBOX_${credentials.user}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
@@ -15,7 +36,7 @@ export async function connectNats(servers: string, name: string, log: Logger): P
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
-        log.warn({ nats: s.type }, 'nats connection %s', s.type);
+        log.warn({ nats: s.type, ...('error' in s ? { err: s.error } : {}) }, 'nats connection %s', s.type);
       }
     }
   })();

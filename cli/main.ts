@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../deploy/local/fleet.ts';
-import { BUILDER_KINDS, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
+import { BUILDER_KINDS, Role, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { fleetEnvironment } from '../adapters/environment.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { FleetClient } from '../client/index.ts';
@@ -28,8 +28,11 @@ const USAGE = `usage:
   fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
   fleet workers                                   live workers: pool, builder, state, current build
   fleet cancel ID                                 cancel a queued or running build (no-op once ended)
-common: --nats URL (default: $FLEET_NATS_URL, else the fleet started by \`fleet up\`), --json
-exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict`;
+  fleet tokens create --tenant T --role submitter|reader|admin --name NAME [--ttl SECONDS]
+  fleet tokens ls [--tenant T] | revoke ID        HTTP API tokens (admin); a token is shown once
+common: --nats URL (default: $FLEET_NATS_URL with $FLEET_NATS_NKEY and $FLEET_NATS_USER, else the fleet started by \`fleet up\`), --json
+exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict,
+            9 not authenticated, 10 forbidden`;
 
 const common = {
   nats: { type: 'string' },
@@ -58,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return workers(rest);
     case 'dlq':
       return dlq(rest);
+    case 'tokens':
+      return tokens(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -85,12 +90,19 @@ async function connect(nats: string | undefined): Promise<FleetClient> {
   const env = fleetEnvironment();
   const url = nats ?? env.FLEET_NATS_URL;
   if (url !== undefined) {
+    const local = await readLocalFleet();
+    const credentials =
+      env.FLEET_NATS_NKEY !== undefined && env.FLEET_NATS_USER !== undefined
+        ? { seedFile: env.FLEET_NATS_NKEY, user: env.FLEET_NATS_USER }
+        : local !== null && local.natsUrl === url
+          ? local.natsCredentials
+          : null;
+    if (credentials === null) throw new FleetError(ErrorCode.E_UNAUTHENTICATED, 'set FLEET_NATS_NKEY (an nkey seed file) and FLEET_NATS_USER (admin or tenant-<name>) to reach that fleet');
     if (env.FLEET_S3_BUCKET === undefined) {
-      const local = await readLocalFleet();
-      if (local !== null && local.natsUrl === url) return FleetClient.connect(url, local.s3);
+      if (local !== null && local.natsUrl === url) return FleetClient.connect(url, credentials, local.s3);
       throw new FleetError(ErrorCode.E_UNAVAILABLE, 'set FLEET_S3_BUCKET (and FLEET_S3_ENDPOINT, FLEET_S3_REGION, FLEET_S3_PATH_STYLE=1 as needed) to upload contexts');
     }
-    return FleetClient.connect(url, {
+    return FleetClient.connect(url, credentials, {
       bucket: env.FLEET_S3_BUCKET,
       ...(env.FLEET_S3_ENDPOINT === undefined ? {} : { endpoint: env.FLEET_S3_ENDPOINT }),
       ...(env.FLEET_S3_REGION === undefined ? {} : { region: env.FLEET_S3_REGION }),
@@ -99,7 +111,7 @@ async function connect(nats: string | undefined): Promise<FleetClient> {
   }
   const local = await readLocalFleet();
   if (local === null) throw new FleetError(ErrorCode.E_UNAVAILABLE, 'no fleet to talk to: start one with `npx fleet up`, or pass --nats URL');
-  return FleetClient.connect(local.natsUrl, local.s3);
+  return FleetClient.connect(local.natsUrl, local.natsCredentials, local.s3);
 }
 
 /** Runs one command against the fleet and always closes the connection. */
@@ -273,6 +285,35 @@ async function dlq(args: string[]): Promise<number> {
   });
 }
 
+async function tokens(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { tenant: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' }, ttl: { type: 'string' } });
+  const [op, id] = positionals;
+  return withClient(values.nats, async (client) => {
+    if (op === 'create') {
+      if (values.tenant === undefined || values.role === undefined || values.name === undefined) throw new UsageError('tokens create needs --tenant, --role and --name');
+      const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+      if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1)) throw new UsageError('--ttl takes whole seconds');
+      const role = Role.safeParse(values.role);
+      if (!role.success) throw new UsageError('--role is submitter, reader or admin');
+      const out = await client.tokens({ op: 'create', tenant: values.tenant, role: role.data, name: values.name, ...(ttl === undefined ? {} : { ttlSeconds: ttl }) });
+      if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+      else process.stdout.write(`${out.token ?? ''}\n(shown once: store it now; id ${out.tokens[0]?.id ?? '?'})\n`);
+      return 0;
+    }
+    if (op === 'revoke') {
+      if (id === undefined) throw new UsageError('tokens revoke needs a token ID');
+      await client.tokens({ op: 'revoke', id });
+      process.stdout.write(`revoked ${id}\n`);
+      return 0;
+    }
+    if (op !== 'ls') throw new UsageError('tokens takes create, ls or revoke ID');
+    const out = await client.tokens(values.tenant === undefined ? { op: 'list' } : { op: 'list', tenant: values.tenant });
+    if (values.json) process.stdout.write(`${JSON.stringify(out.tokens)}\n`);
+    else for (const t of out.tokens) process.stdout.write(`${t.id}  ${t.tenant}  ${t.role}  ${t.name}  ${t.createdAt}${t.revokedAt === undefined ? '' : `  revoked ${t.revokedAt}`}${t.expiresAt === undefined ? '' : `  expires ${t.expiresAt}`}\n`);
+    return 0;
+  });
+}
+
 async function workers(args: string[]): Promise<number> {
   const { values } = parse(args, {});
   return withClient(values.nats, async (client) => {
@@ -323,7 +364,7 @@ async function up(args: string[]): Promise<number> {
   const { fleet } = await startFleet({ workers, sharedImageStore: true, coordinator: { pools: [...extra] }, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
   for (const builder of extra) await fleet.addWorker({ pool: builder, builder });
   const info = { natsUrl: fleet.nats.url, httpUrl: fleet.coordinator.httpUrl, registry: fleet.registry.host, pid: process.pid };
-  await writeLocalFleet({ ...info, s3: fleet.s3.options });
+  await writeLocalFleet({ ...info, s3: fleet.s3.options, natsCredentials: fleet.client.credentials });
   process.once('exit', () => void clearLocalFleet());
   if (values.json) process.stdout.write(`${JSON.stringify({ kind: 'up', ...info, stateDir: fleet.stateDir })}\n`);
   else {
@@ -334,6 +375,9 @@ async function up(args: string[]): Promise<number> {
         `  http api:  ${info.httpUrl}/v1/builds`,
         `  registry:  ${info.registry}  (signed: ${Object.keys(fleet.officialImages).join(', ')})`,
         `  workers:   ${fleet.workers.map((w) => `${w.workerId} (${w.pool})`).join(', ')} (logs in ${fleet.stateDir}/workers)`,
+        `  identity:  NATS is authenticated (nkeys in ${fleet.stateDir}/nats-credentials); this CLI is the platform admin`,
+        '  tenants:   edit ' + fleet.tenancyPath + ' (reloaded live), then give a release system a token:',
+        '             npx fleet tokens create --tenant NAME --role submitter --name ci   (HTTP: Authorization: Bearer <token>)',
         'try: npx fleet submit test/fixtures/apps/two-stage --repo app/demo --tag 1 --follow',
         '     npx fleet submit test/fixtures/apps/java-hooks --standard java17 --env test --option wget --service jacoco=test --repo app/hooks --tag 1 --follow',
         '',

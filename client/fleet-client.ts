@@ -10,6 +10,7 @@ import {
   DlqReply,
   ErrorCode,
   FleetError,
+  PLATFORM_TENANT,
   decodeWith,
   encode,
   subjects,
@@ -18,10 +19,13 @@ import {
   type WorkerInfo,
   type DeadLetter,
   type DlqRequest,
+  TokensReply,
+  type TokensRequest,
+  type TokenView,
 } from '../protocol/index.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { readBuildLog, type LogHandlers } from '../adapters/build-log-reader.ts';
-import { connectNats } from '../adapters/nats.ts';
+import { connectNats, type NatsCredentials } from '../adapters/nats.ts';
 import { S3Store, contextKey, type S3Options } from '../adapters/s3-store.ts';
 import { packContext } from './context-pack.ts';
 
@@ -33,17 +37,21 @@ export class FleetClient {
   private readonly js: JetStreamClient;
 
   private constructor(
+    /** who this client is on NATS */
+    readonly credentials: NatsCredentials,
     readonly nc: NatsConnection,
     readonly s3: S3Store,
+    /** whose API subjects it uses: the platform for the admin user, else the tenant its user is for */
+    readonly tenant: string,
     private readonly maxContextBytes: number,
   ) {
     this.js = jetstream(nc);
   }
 
-  static async connect(natsUrl: string, s3: S3Options, opts: { maxContextBytes?: number } = {}): Promise<FleetClient> {
+  static async connect(natsUrl: string, credentials: NatsCredentials, s3: S3Options, opts: { maxContextBytes?: number } = {}): Promise<FleetClient> {
     try {
-      const nc = await connectNats(natsUrl, 'fleet-cli', createLogger('fleet-client', { level: 'error' }));
-      return new FleetClient(nc, new S3Store(s3), opts.maxContextBytes ?? 1024 ** 3);
+      const nc = await connectNats(natsUrl, 'fleet-cli', credentials, createLogger('fleet-client', { level: 'error' }));
+      return new FleetClient(credentials, nc, new S3Store(s3), tenantOfUser(credentials.user), opts.maxContextBytes ?? 1024 ** 3);
     } catch (e) {
       throw new FleetError(ErrorCode.E_UNAVAILABLE, `cannot reach NATS at ${natsUrl}: ${String(e)}`, undefined, { cause: e });
     }
@@ -71,7 +79,7 @@ export class FleetClient {
   }
 
   async submit(request: BuildRequestInput): Promise<{ build: BuildView; created: boolean }> {
-    return this.call(subjects.submit, request);
+    return this.call(subjects.submit(this.tenant), request);
   }
 
   /** Dead letters: list them, retry one as a new build, or drop one. */
@@ -79,6 +87,13 @@ export class FleetClient {
     const answer = decodeWith(DlqReply, (await this.request(subjects.dlqApi, req)).data, 'coordinator reply', ErrorCode.E_INTERNAL);
     if (!answer.ok) throw FleetError.fromBody(answer.error);
     return answer.retriedAs === undefined ? { letters: answer.letters } : { letters: answer.letters, retriedAs: answer.retriedAs };
+  }
+
+  /** HTTP API tokens (admin): create one (its secret is in the answer, once), list them, revoke one. */
+  async tokens(req: TokensRequest): Promise<{ tokens: TokenView[]; token?: string }> {
+    const answer = decodeWith(TokensReply, (await this.request(subjects.tokens, req)).data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    if (!answer.ok) throw FleetError.fromBody(answer.error);
+    return answer.token === undefined ? { tokens: answer.tokens } : { tokens: answer.tokens, token: answer.token };
   }
 
   /** Live workers, as they announce themselves. */
@@ -98,13 +113,13 @@ export class FleetClient {
 
   /** Cancels a queued or running build; `cancelled: false` when it had already ended. */
   async cancel(id: string): Promise<{ build: BuildView; cancelled: boolean }> {
-    const answer = decodeWith(CancelReply, (await this.request(subjects.cancel, { id })).data, 'coordinator reply', ErrorCode.E_INTERNAL);
+    const answer = decodeWith(CancelReply, (await this.request(subjects.cancel(this.tenant), { id })).data, 'coordinator reply', ErrorCode.E_INTERNAL);
     if (!answer.ok) throw FleetError.fromBody(answer.error);
     return { build: answer.build, cancelled: answer.cancelled };
   }
 
   async status(id: string): Promise<BuildView> {
-    return (await this.call(subjects.status, { id })).build;
+    return (await this.call(subjects.status(this.tenant), { id })).build;
   }
 
   /**
@@ -114,7 +129,7 @@ export class FleetClient {
    */
   async logs(id: string, handlers: LogHandlers, opts: { follow: boolean; signal?: AbortSignal }): Promise<BuildView> {
     const initial = await this.status(id);
-    await readBuildLog(this.nc, this.js, this.s3, id, initial.state.phase, handlers, {
+    await readBuildLog(this.nc, this.js, this.s3, { id, pool: initial.request.pool }, initial.state.phase, handlers, {
       ...opts,
       currentPhase: async () => (await this.status(id)).state.phase,
     });
@@ -138,3 +153,8 @@ export class FleetClient {
   }
 }
 
+function tenantOfUser(user: string): string {
+  if (user === 'admin') return PLATFORM_TENANT;
+  if (user.startsWith('tenant-')) return user.slice('tenant-'.length);
+  throw new FleetError(ErrorCode.E_INVALID_REQUEST, `NATS user ${user} is not a client user (admin or tenant-<name>)`);
+}

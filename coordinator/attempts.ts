@@ -18,10 +18,21 @@ export function claimState(record: BuildRecord, claim: ClaimRequest, expired: Bu
   throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${record.id} is past building (${s.phase})`);
 }
 
-/** True when a report about `attempt` may still change the build (fencing). */
+/** True when an outcome of `attempt` may still change the build (fencing by attempt). */
 export function isCurrentAttempt(record: BuildRecord, attempt: number): boolean {
   const s = record.state;
-  if (s.phase === 'running' || s.phase === 'verifying') return s.attempt === attempt;
-  // A job no worker could even parse never reaches running; its failure still ends it.
-  return s.phase === 'queued';
+  return (s.phase === 'running' || s.phase === 'verifying') && s.attempt === attempt;
+}
+
+/**
+ * True when a worker's report may change the build: it must come from the worker holding the
+ * current claim, for the current attempt. Anything else (another worker of the pool, an older
+ * attempt, a build that is not running) is discarded.
+ */
+export function holdsClaim(record: BuildRecord, attempt: number, workerId: string): boolean {
+  const s = record.state;
+  if (s.phase === 'running') return s.attempt === attempt && s.workerId === workerId;
+  // Records from before verifying kept the worker have no workerId: attempt fencing only.
+  if (s.phase === 'verifying') return s.attempt === attempt && (s.workerId === undefined || s.workerId === workerId);
+  return false;
 }

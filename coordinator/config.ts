@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { PoolName, parseWith } from '../protocol/index.ts';
 import { S3Options } from '../adapters/s3-store.ts';
+import { NatsCredentials } from '../adapters/nats.ts';
 import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
 import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
@@ -9,6 +10,8 @@ import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
   natsUrl: z.string().min(1),
+  /** the coordinator's NATS identity (user `coordinator`) */
+  natsCredentials: NatsCredentials,
   http: z
     .strictObject({
       host: z.string().default('127.0.0.1'),
@@ -31,6 +34,10 @@ export const CoordinatorOptions = z.strictObject({
       policyPath: z.string().default(DEFAULT_POLICY_PATH),
       /** public half of the key official images are signed with (made by scripts/bootstrap) */
       signingPublicKeyPath: z.string().default(platformPublicKeyPath),
+      /** tenants and what each owns (see coordinator/tenancy); reloaded when the file changes. Absent: only admins submit */
+      tenancyPath: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+      /** OIDC issuers whose ID tokens the HTTP API accepts, and the rules mapping them to tenants (coordinator/auth/oidc.ts) */
+      oidcPath: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
     })
     .prefault({}),
   /** contexts and archived logs */

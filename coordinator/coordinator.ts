@@ -18,6 +18,8 @@ import { ReportProcessor } from './reports.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
+import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenBucket } from './auth/index.ts';
+import { watchedTenancy } from './tenancy/watched.ts';
 
 export interface Coordinator {
   httpUrl: string;
@@ -27,7 +29,7 @@ export interface Coordinator {
 
 export async function startCoordinator(options: CoordinatorOptions, log: Logger): Promise<Coordinator> {
   const config = compileCoordinatorConfig(options);
-  const nc = await connectNats(config.natsUrl, 'fleet-coordinator', log);
+  const nc = await connectNats(config.natsUrl, 'fleet-coordinator', config.natsCredentials, log);
   const js = jetstream(nc);
   const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
   const store = new BuildStore(topology.builds, js, log);
@@ -35,13 +37,17 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const expiry = new QueueExpiry(store, config, log);
   const catalog = await loadCatalog(config.platform.catalogPath);
   const gates = { policy: await loadGatePolicy(config.platform.policyPath), signingPublicKey: await readFile(config.platform.signingPublicKeyPath, 'utf8') };
-  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r));
+  const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
+  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), tenancy.current);
+  const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(nc)));
+  const oidc = config.platform.oidcPath === undefined ? undefined : await OidcVerifier.create(JSON.parse(await readFile(config.platform.oidcPath, 'utf8')));
+  const authenticator = new Authenticator(oidc === undefined ? { tokens } : { tokens, oidc });
   await expiry.rearm(topology.builds);
 
   const jsm = await jetstreamManager(nc);
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
-  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, config, log);
-  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), log);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, config, log);
+  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, log);
 
   const stop = new AbortController();
   const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
@@ -62,6 +68,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       await Promise.all(subs.map((s) => s.drain()));
       stop.abort();
       expiry.stop();
+      tenancy.close();
       await Promise.all([reportLoop, deadLetterLoop]);
       // Phase 2: flush and close the connection.
       await nc.drain();

@@ -12,6 +12,7 @@ import {
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { consume } from './consume.ts';
+import { PLATFORM_ADMIN } from './tenancy/authorize.ts';
 import type { BuildStore } from './build-store.ts';
 import type { Intake } from './intake.ts';
 
@@ -98,7 +99,8 @@ export class DeadLetters {
     const found = await this.store.get(buildId);
     if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build record for ${buildId}; drop the letter instead`);
     const id = `${buildId.slice(0, 100)}-retry-${Date.now().toString(36)}`;
-    await this.intake.submit({ ...found.record.request, id });
+    // The retry belongs to the same tenant; an admin asked for it, so tenancy limits are not re-applied.
+    await this.intake.submit({ ...found.record.request, id }, { ...PLATFORM_ADMIN, tenant: found.record.tenant });
     await this.drop(buildId);
     return id;
   }

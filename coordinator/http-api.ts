@@ -6,6 +6,8 @@ import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { cancelBuild } from './cancel.ts';
 import { toView, type Intake } from './intake.ts';
+import type { Authenticator } from './auth/index.ts';
+import { authorizeAccess } from './tenancy/authorize.ts';
 import { z } from 'zod';
 
 
@@ -24,6 +26,7 @@ export async function serveHttp(
   intake: Intake,
   store: BuildStore,
   streamLogs: LogStreamer,
+  authenticator: Authenticator,
   log: Logger,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
@@ -38,6 +41,13 @@ export async function serveHttp(
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
     if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+    // Everything else is for authenticated callers only, and each sees only its tenant's builds.
+    const caller = await authenticator.authenticate(req.headers.authorization);
+    const readable = async (id: string) => {
+      const found = await store.get(id);
+      if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+      return found.record;
+    };
     if (path === '/v1/builds') {
       if (req.method !== 'POST') return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'use POST /v1/builds'), 405);
       const type = req.headers['content-type'] ?? '';
@@ -45,24 +55,27 @@ export async function serveHttp(
         return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'content-type must be application/json'), 415);
       }
       const body = await readBody(req, config.http.maxBodyBytes);
-      const accepted = await intake.submit(decodeWith(z.unknown(), body, 'build request'));
+      const accepted = await intake.submit(decodeWith(z.unknown(), body, 'build request'), caller);
       return send(res, accepted.created ? 202 : 200, accepted);
     }
     const logs = LOGS_PATH.exec(path);
     if (logs !== null && req.method === 'GET') {
+      const id = decodeURIComponent(logs[1] ?? '');
+      authorizeAccess(caller, await readable(id), 'read');
       const ac = new AbortController();
       req.on('close', () => ac.abort());
-      return streamLogs(decodeURIComponent(logs[1] ?? ''), res, url.searchParams.get('follow') === '1', ac.signal);
+      return streamLogs(id, res, url.searchParams.get('follow') === '1', ac.signal);
     }
     const match = BUILD_PATH.exec(path);
     if (match !== null && req.method === 'DELETE') {
-      return send(res, 200, await cancelBuild(store, decodeURIComponent(match[1] ?? '')));
+      const id = decodeURIComponent(match[1] ?? '');
+      authorizeAccess(caller, await readable(id), 'cancel');
+      return send(res, 200, await cancelBuild(store, id));
     }
     if (match !== null && req.method === 'GET') {
-      const id = decodeURIComponent(match[1] ?? '');
-      const found = await store.get(id);
-      if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
-      return send(res, 200, { build: toView(found.record) });
+      const record = await readable(decodeURIComponent(match[1] ?? ''));
+      authorizeAccess(caller, record, 'read');
+      return send(res, 200, { build: toView(record) });
     }
     sendError(res, new FleetError(ErrorCode.E_NOT_FOUND, `no route ${req.method ?? ''} ${path}`));
   }
@@ -86,9 +99,9 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers });
   res.end(data);
 }
 
@@ -98,5 +111,6 @@ function sendError(res: ServerResponse, err: FleetError, status?: number): void 
     return;
   }
   const body: { error: ErrorBody } = { error: err.toBody() };
-  send(res, status ?? httpStatusOf(err.code), body);
+  // RFC 6750: a refused or missing token is answered with the scheme the client must use.
+  send(res, status ?? httpStatusOf(err.code), body, err.code === ErrorCode.E_UNAUTHENTICATED ? { 'www-authenticate': 'Bearer realm="fleet"' } : {});
 }

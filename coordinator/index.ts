@@ -1,2 +1,3 @@
 export { startCoordinator, type Coordinator } from './coordinator.ts';
 export { CoordinatorOptions, type CoordinatorConfig } from './config.ts';
+export { TenancyConfig, TenantConfig } from './tenancy/tenants.ts';

@@ -17,6 +17,8 @@ import { contextKeyOf } from './context-ref.ts';
 import type { LoadedCatalog } from './platform/catalog.ts';
 import { renderJob } from './render-job.ts';
 import { requestHash } from './request-hash.ts';
+import { authorizeSubmit, type Caller } from './tenancy/authorize.ts';
+import type { Tenancy } from './tenancy/tenants.ts';
 
 export interface Accepted {
   build: BuildView;
@@ -42,10 +44,14 @@ export class Intake {
     private readonly log: Logger,
     /** told of every accepted build, so its queue clock starts */
     private readonly onQueued: (record: BuildRecord) => void,
+    /** the tenancy in force now (the platform config is reloadable) */
+    private readonly tenancy: () => Tenancy,
   ) {}
 
-  async submit(raw: unknown): Promise<Accepted> {
+  /** `caller` is who asks, as authenticated by the API it came through; nothing is recorded for a refused request. */
+  async submit(raw: unknown, caller: Caller): Promise<Accepted> {
     const request = parseWith(BuildRequest, raw, 'build request');
+    authorizeSubmit(caller, request, this.tenancy());
     if (!this.config.pools.includes(request.pool)) {
       throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: pool: unknown pool "${request.pool}"`, {
         issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],
@@ -80,6 +86,7 @@ export class Intake {
       id: request.id,
       requestHash: requestHash(request),
       request,
+      tenant: caller.tenant,
       createdAt: now,
       updatedAt: now,
       state: { phase: 'queued' },
@@ -87,7 +94,7 @@ export class Intake {
     const result = await this.store.create(record);
     if (!result.created) {
       const existing = result.existing.record;
-      if (existing.requestHash !== record.requestHash) {
+      if (existing.requestHash !== record.requestHash || existing.tenant !== record.tenant) {
         throw new FleetError(ErrorCode.E_CONFLICT, `build id ${request.id} was already used for a different request`, {
           issues: [{ path: 'id', message: 'already used with a different body' }],
         });

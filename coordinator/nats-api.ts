@@ -13,11 +13,16 @@ import {
   encode,
   subjects,
   toFleetError,
+  workerKey,
+  PLATFORM_TENANT,
   type ApiReply,
   type CancelReply,
   type ClaimReply,
   type WorkersReply,
   type DlqReply,
+  TokensRequest,
+  type TokensReply,
+  TokenView,
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { claimState } from './attempts.ts';
@@ -27,6 +32,8 @@ import type { DeadLetters } from './dead-letters.ts';
 import { expiredState } from './queue-expiry.ts';
 import type { BuildStore } from './build-store.ts';
 import { toView, type Intake } from './intake.ts';
+import { createToken, revokeToken, type TokenRecord, type TokenStore } from './auth/index.ts';
+import { PLATFORM_ADMIN, authorizeAccess, type Caller } from './tenancy/authorize.ts';
 
 /** The body is parsed as JSON here and validated field by field by the intake. */
 const AnyJson = z.unknown();
@@ -41,10 +48,11 @@ export function serveNatsApi(
   store: BuildStore,
   workers: KV,
   deadLetters: DeadLetters,
+  tokens: TokenStore,
   config: CoordinatorConfig,
   log: Logger,
 ): Subscription[] {
-  const serve = <R>(subject: string, handler: (data: Uint8Array) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
+  const serve = <R>(subject: string, handler: (data: Uint8Array, subject: string) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
     nc.subscribe(subject, {
       queue: COORDINATOR_QUEUE,
       callback: (err, msg: Msg) => {
@@ -52,7 +60,7 @@ export function serveNatsApi(
           log.error({ err, subject }, 'subscription error');
           return;
         }
-        handler(msg.data)
+        handler(msg.data, msg.subject)
           .catch((e: unknown) => {
             const fe = toFleetError(e);
             if (fe.code === ErrorCode.E_INTERNAL) log.error({ err: e, subject }, 'request failed');
@@ -65,21 +73,36 @@ export function serveNatsApi(
 
   const apiError = (e: FleetError): ApiReply => ({ ok: false, error: e.toBody() });
 
+  const checkClaimant = async (claim: ClaimRequest, pool: string): Promise<void> => {
+    const found = await store.get(claim.buildId);
+    if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
+    if (found.record.request.pool !== pool) {
+      log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from another pool');
+      throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: pool: build ${claim.buildId} is not on pool ${pool}`);
+    }
+    const registered = await workers.get(workerKey(pool, claim.workerId)).catch(() => null);
+    if (registered === null || registered.operation !== 'PUT') {
+      log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from an unregistered worker');
+      throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: workerId: ${claim.workerId} is not a registered worker of pool ${pool}`);
+    }
+  };
+
   return [
     serve<ApiReply>(
-      subjects.submit,
-      async (data) => {
-        const accepted = await intake.submit(decodeWith(AnyJson, data, 'build request'));
+      subjects.submit('*'),
+      async (data, subject) => {
+        const accepted = await intake.submit(decodeWith(AnyJson, data, 'build request'), callerOf(subject));
         return { ok: true, ...accepted };
       },
       apiError,
     ),
     serve<ApiReply>(
-      subjects.status,
-      async (data) => {
+      subjects.status('*'),
+      async (data, subject) => {
         const { id } = decodeWith(StatusRequest, data, 'status request');
         const found = await store.get(id);
         if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+        authorizeAccess(callerOf(subject), found.record, 'read');
         return { ok: true, build: toView(found.record), created: false };
       },
       apiError,
@@ -94,6 +117,31 @@ export function serveNatsApi(
         }
         if (req.op === 'drop') await deadLetters.drop(req.buildId);
         return { ok: true, letters: await deadLetters.list() };
+      },
+      (e) => ({ ok: false, error: e.toBody() }),
+    ),
+    // Admin only: the server lets no tenant user publish here.
+    serve<TokensReply>(
+      subjects.tokens,
+      async (data) => {
+        const req = decodeWith(TokensRequest, data, 'tokens request');
+        if (req.op === 'create') {
+          const created = await createToken(tokens, {
+            tenant: req.tenant,
+            role: req.role,
+            name: req.name,
+            createdBy: PLATFORM_ADMIN.subject,
+            ...(req.ttlSeconds === undefined ? {} : { ttlSeconds: req.ttlSeconds }),
+          });
+          log.info({ tokenId: created.record.id, tenant: req.tenant, role: req.role }, 'API token created');
+          return { ok: true, tokens: [tokenView(created.record)], token: created.token };
+        }
+        if (req.op === 'revoke') {
+          const revoked = await revokeToken(tokens, req.id, PLATFORM_ADMIN.subject);
+          log.info({ tokenId: req.id }, 'API token revoked');
+          return { ok: true, tokens: [tokenView(revoked)] };
+        }
+        return { ok: true, tokens: (await tokens.list(req.tenant)).map(tokenView) };
       },
       (e) => ({ ok: false, error: e.toBody() }),
     ),
@@ -112,9 +160,12 @@ export function serveNatsApi(
       (e) => ({ ok: false, error: e.toBody() }),
     ),
     serve<CancelReply>(
-      subjects.cancel,
-      async (data) => {
+      subjects.cancel('*'),
+      async (data, subject) => {
         const { id } = decodeWith(StatusRequest, data, 'cancel request');
+        const found = await store.get(id);
+        if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+        authorizeAccess(callerOf(subject), found.record, 'cancel');
         const result = await cancelBuild(store, id);
         if (result.cancelled) log.info({ buildId: id }, 'build cancelled');
         return { ok: true, ...result };
@@ -122,9 +173,11 @@ export function serveNatsApi(
       (e) => ({ ok: false, error: e.toBody() }),
     ),
     serve<ClaimReply>(
-      subjects.claim,
-      async (data) => {
+      subjects.claim('*'),
+      async (data, subject) => {
         const claim = decodeWith(ClaimRequest, data, 'claim', ErrorCode.E_INVALID_JOB);
+        // The subject's pool is proven by the sender's NATS user; the worker must be registered in it.
+        await checkClaimant(claim, subjects.callerOf(subject));
         const record = await store.transition(claim.buildId, (r) => claimState(r, claim, expiredState(r, config)));
         if (record.state.phase !== 'running') {
           throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${claim.buildId} ${record.state.phase} before a worker started it`);
@@ -135,4 +188,18 @@ export function serveNatsApi(
       (e) => ({ ok: false, error: e.toBody() }),
     ),
   ];
+}
+
+/**
+ * Who asks on a per-tenant API subject: the server lets a tenant's user publish only under its
+ * own name, and only the platform's admins under `platform`.
+ */
+function callerOf(subject: string): Caller {
+  const tenant = subjects.callerOf(subject);
+  return tenant === PLATFORM_TENANT ? PLATFORM_ADMIN : { subject: `nats:tenant-${tenant}`, tenant, role: 'submitter' };
+}
+
+/** A token as listed: the hash stays in the store. */
+function tokenView(r: TokenRecord): TokenView {
+  return TokenView.parse(r);
 }

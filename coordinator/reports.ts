@@ -12,7 +12,7 @@ import {
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
-import { isCurrentAttempt } from './attempts.ts';
+import { holdsClaim, isCurrentAttempt } from './attempts.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { runGates, type GatePolicy } from './gates/index.ts';
@@ -50,10 +50,10 @@ export class ReportProcessor {
       consumer,
       {
         what: 'worker report',
-        decode: (msg) => decodeWith(WorkerReport, msg.data, 'worker report', ErrorCode.E_INVALID_JOB),
-        handle: (report) => this.apply(report, this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt })),
+        decode: (msg) => ({ report: decodeWith(WorkerReport, msg.data, 'worker report', ErrorCode.E_INVALID_JOB), pool: subjects.callerOf(msg.subject) }),
+        handle: ({ report, pool }) => this.apply(report, pool, this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt, pool })),
         // A report that can never be applied must not leave its build running forever.
-        giveUp: (report, err) => this.fail(report.buildId, report.attempt, err),
+        giveUp: ({ report }, err) => this.fail(report.buildId, report.attempt, err),
         log: this.log,
         maxMessages: 32,
         maxDeliveries: MAX_DELIVERIES,
@@ -62,11 +62,19 @@ export class ReportProcessor {
     );
   }
 
-  private async apply(report: WorkerReport, log: Logger): Promise<void> {
+  private async apply(report: WorkerReport, pool: string, log: Logger): Promise<void> {
     const current = await this.store.get(report.buildId);
-    if (current === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `report for unknown build ${report.buildId}`);
-    if (!isCurrentAttempt(current.record, report.attempt)) {
-      log.warn({ phase: current.record.state.phase }, 'discarding report of a stale attempt');
+    if (current === null) {
+      log.warn('discarding a report for an unknown build');
+      return;
+    }
+    // The subject's pool is proven by the sender's NATS user; the report must also come from the claim holder.
+    if (current.record.request.pool !== pool) {
+      log.warn({ pool, buildPool: current.record.request.pool }, 'discarding a report sent from another pool');
+      return;
+    }
+    if (!holdsClaim(current.record, report.attempt, report.workerId)) {
+      log.warn({ phase: current.record.state.phase }, 'discarding a report from a worker not holding the current claim');
       return;
     }
     if (report.type === 'failed') {
@@ -91,8 +99,8 @@ export class ReportProcessor {
     const verifying = await this.store.transition(report.buildId, (r) =>
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
         ? null // a redelivered report: the gates run again on the same quarantined digest
-        : isCurrentAttempt(r, report.attempt)
-          ? { phase: 'verifying', attempt: report.attempt, digest: report.digest, quarantine: quarantineRef, startedAt }
+        : holdsClaim(r, report.attempt, report.workerId)
+          ? { phase: 'verifying', attempt: report.attempt, workerId: report.workerId, digest: report.digest, quarantine: quarantineRef, startedAt }
           : null,
     );
     if (verifying.state.phase !== 'verifying' || verifying.state.attempt !== report.attempt) return;

@@ -20,7 +20,7 @@ export function sseLogs(nc: NatsConnection, js: JetStreamClient, s3: S3Store, st
     const send = (event: string, data: unknown): void => {
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
-    await readBuildLog(nc, js, s3, id, found.record.state.phase, { line: (l) => send('log', l), event: (e) => send('event', e) }, {
+    await readBuildLog(nc, js, s3, { id, pool: found.record.request.pool }, found.record.state.phase, { line: (l) => send('log', l), event: (e) => send('event', e) }, {
       follow,
       signal,
       currentPhase: async () => (await store.get(id))?.record.state.phase ?? found.record.state.phase,

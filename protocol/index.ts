@@ -10,3 +10,5 @@ export * from './verdict.ts';
 export * from './builder-kind.ts';
 export * from './identity.ts';
 export * from './secret-patterns.ts';
+export * from './nats-permissions.ts';
+export * from './tokens-api.ts';

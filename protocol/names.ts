@@ -8,24 +8,32 @@ const root = `fleet.${PROTOCOL_VERSION}`;
 const JOBS_STREAM = 'FLEET_JOBS_V1';
 
 export const subjects = {
-  /** request-reply: submit a build request */
-  submit: `${root}.api.submit`,
-  /** request-reply: read a build's record */
-  status: `${root}.api.status`,
-  /** request-reply: list live workers */
+  /**
+   * request-reply: submit a build request for a tenant. The tenant is in the subject so the
+   * server's permissions say who asks (a tenant's user may publish only its own); `platform` is
+   * the platform's admins.
+   */
+  submit: (tenant: string) => `${root}.api.submit.${tenant}`,
+  /** request-reply: read a build's record (the tenant's own builds only) */
+  status: (tenant: string) => `${root}.api.status.${tenant}`,
+  /** request-reply: cancel a build (the tenant's own builds only) */
+  cancel: (tenant: string) => `${root}.api.cancel.${tenant}`,
+  /** request-reply (admin): list live workers */
   workers: `${root}.api.workers`,
-  /** request-reply: cancel a build */
-  cancel: `${root}.api.cancel`,
-  /** request-reply: a worker claims a delivery of a job (an attempt) */
-  claim: `${root}.api.claim`,
+  /** request-reply (admin): API tokens (create, list, revoke) */
+  tokens: `${root}.api.tokens`,
+  /** request-reply: a worker of `pool` claims a delivery of a job (an attempt); only that pool's user may send it */
+  claim: (pool: string) => `${root}.api.claim.${pool}`,
+  /** the token of a per-tenant or per-pool API subject that names who asks */
+  callerOf: (subject: string) => subject.slice(subject.lastIndexOf('.') + 1),
   /** work queue: one subject per worker pool */
   jobs: (pool: string) => `${root}.jobs.${pool}`,
   jobsWildcard: `${root}.jobs.>`,
-  /** a build's builder output, one message per line */
-  log: (buildId: string) => `${root}.build.${buildId}.log`,
-  /** a worker's claim about a build (pushed, failed); the coordinator checks it */
-  report: (buildId: string) => `${root}.build.${buildId}.report`,
-  reportWildcard: `${root}.build.*.report`,
+  /** a build's builder output, published by a worker of the build's pool (the last token) */
+  log: (buildId: string, pool: string) => `${root}.build.${buildId}.log.${pool}`,
+  /** a worker's claim about a build (pushed, failed); the coordinator checks who sends it */
+  report: (buildId: string, pool: string) => `${root}.build.${buildId}.report.${pool}`,
+  reportWildcard: `${root}.build.*.report.*`,
   /** the authoritative lifecycle events, published by the coordinator */
   event: (buildId: string) => `${root}.build.${buildId}.event`,
   buildsWildcard: `${root}.build.>`,
@@ -61,6 +69,9 @@ export const consumers = {
   reports: 'coordinator_reports',
   deadLetters: 'coordinator_dead_letters',
 } as const;
+
+/** A worker's key in the workers bucket: under its pool, which its NATS user may write and no other. */
+export const workerKey = (pool: string, workerId: string): string => `${pool}.${workerId}`;
 
 /** Queue group shared by coordinator replicas for the request-reply API. */
 export const COORDINATOR_QUEUE = 'fleet-coordinator';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PLATFORM_TENANT, TenantName } from './identity.ts';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
 import { BuildRequest } from './request.ts';
@@ -30,6 +31,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     /** the image is in quarantine; the gates are reading it */
     phase: z.literal('verifying'),
     attempt: z.number().int().positive(),
+    /** the worker whose report started verification (a redelivered report must come from it) */
+    workerId: z.string().optional(),
     digest: Digest,
     quarantine: z.string(),
     startedAt: Timestamp,
@@ -87,6 +90,8 @@ export const BuildRecord = z.object({
   id: BuildId,
   requestHash: z.string(),
   request: BuildRequest,
+  /** who owns the build: reads and cancels are scoped to it (records from before tenancy are the platform's) */
+  tenant: TenantName.default(PLATFORM_TENANT),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   state: BuildState,

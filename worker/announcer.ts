@@ -1,5 +1,5 @@
 import type { KV } from '@nats-io/kv';
-import { encode, type WorkerInfo } from '../protocol/index.ts';
+import { encode, workerKey, type WorkerInfo } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 
 /**
@@ -20,9 +20,15 @@ export class Announcer {
     this.info = { ...base, state: 'idle', since: now, at: now };
   }
 
-  start(): void {
-    this.put();
+  /** Resolves once the worker is registered: the coordinator accepts claims only from registered workers. */
+  async start(): Promise<void> {
+    this.info = { ...this.info, at: new Date().toISOString() };
+    await this.kv.put(this.key, encode(this.info));
     this.timer = setInterval(() => this.put(), this.intervalMs);
+  }
+
+  private get key(): string {
+    return workerKey(this.info.pool, this.info.workerId);
   }
 
   set(state: WorkerInfo['state'], buildId?: string): void {
@@ -35,11 +41,11 @@ export class Announcer {
 
   async stop(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
-    await this.kv.delete(this.info.workerId).catch(() => undefined);
+    await this.kv.delete(this.key).catch(() => undefined);
   }
 
   private put(): void {
     this.info = { ...this.info, at: new Date().toISOString() };
-    this.kv.put(this.info.workerId, encode(this.info)).catch((e: unknown) => this.log.warn({ err: e }, 'could not announce this worker'));
+    this.kv.put(this.key, encode(this.info)).catch((e: unknown) => this.log.warn({ err: e }, 'could not announce this worker'));
   }
 }

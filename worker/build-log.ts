@@ -48,6 +48,8 @@ export class BuildLog implements AttemptLog {
     private readonly js: JetStreamClient,
     private readonly s3: S3Store,
     private readonly buildId: string,
+    /** the build's pool: the worker's NATS user may publish log lines only under it */
+    private readonly pool: string,
     readonly attempt: number,
     private readonly archiveFile: string,
     readonly masker: LogMasker,
@@ -97,7 +99,7 @@ export class BuildLog implements AttemptLog {
     const message: LogBatch = { buildId: this.buildId, attempt: this.attempt, lines: this.batch };
     this.batch = [];
     this.batchBytes = 0;
-    const p = this.js.publish(subjects.log(this.buildId), encode(message));
+    const p = this.js.publish(subjects.log(this.buildId, this.pool), encode(message));
     this.inFlight.add(p);
     p.catch(() => {
       this.lostBatches += 1;

@@ -5,11 +5,14 @@ import { z } from 'zod';
 import { BuilderKind, PoolName, parseWith } from '../protocol/index.ts';
 import { KANIKO_IMAGE } from '../images/versions.ts';
 import { S3Options } from '../adapters/s3-store.ts';
+import { NatsCredentials } from '../adapters/nats.ts';
 import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_EXTRACT_LIMITS } from './context-extract.ts';
 
 export const WorkerOptions = z.strictObject({
   natsUrl: z.string().min(1),
+  /** the worker's NATS identity: its pool's user (`worker-<pool>`), which the server lets touch only that pool */
+  natsCredentials: NatsCredentials,
   pool: PoolName.default('default'),
   workerId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/).optional(),
   /** owned by the worker's user; holds builder storage, scratch dirs and runtime files */

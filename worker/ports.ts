@@ -63,7 +63,7 @@ export function natsPorts(deps: NatsPortsDeps): RunnerPorts {
   const { config, nc, js, s3, log } = deps;
   return {
     async claim(buildId, attempt) {
-      const reply = await nc.request(subjects.claim, encode({ buildId, attempt, workerId: config.workerId }), { timeout: CLAIM_TIMEOUT_MS });
+      const reply = await nc.request(subjects.claim(config.pool), encode({ buildId, attempt, workerId: config.workerId }), { timeout: CLAIM_TIMEOUT_MS });
       const answer = decodeWith(ClaimReply, reply.data, 'claim reply', ErrorCode.E_INTERNAL);
       return answer.ok ? null : FleetError.fromBody(answer.error);
     },
@@ -74,7 +74,7 @@ export function natsPorts(deps: NatsPortsDeps): RunnerPorts {
       const deadline = Date.now() + REPORT_RETRY_MS;
       for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
         try {
-          await js.publish(subjects.report(report.buildId), encode(report), { msgID: `${report.buildId}.${report.attempt}.${report.type}` });
+          await js.publish(subjects.report(report.buildId, config.pool), encode(report), { msgID: `${report.buildId}.${report.attempt}.${report.type}` });
           return;
         } catch (e) {
           if (Date.now() + delay > deadline) throw e;
@@ -83,7 +83,7 @@ export function natsPorts(deps: NatsPortsDeps): RunnerPorts {
         }
       }
     },
-    openLog: (buildId, attempt, archiveFile, masker) => new BuildLog(js, s3, buildId, attempt, archiveFile, masker, config.logs),
+    openLog: (buildId, attempt, archiveFile, masker) => new BuildLog(js, s3, buildId, config.pool, attempt, archiveFile, masker, config.logs),
     async fetchContext(job, tarball, dir, signal) {
       await downloadContext(s3, job.context, tarball, config.extract.maxBytes, signal);
       await extractContext(tarball, dir, config.extract);

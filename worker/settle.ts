@@ -34,8 +34,12 @@ export const RETRY_MAX_MS = 30_000;
 export function settle(outcome: Outcome, attempt: number, maxDeliver: number, random: () => number = Math.random): Settlement {
   switch (outcome.type) {
     case 'claim-refused':
-      // An unreachable coordinator is no refusal: the job waits for it.
-      return outcome.error.code === ErrorCode.E_UNAVAILABLE ? { action: 'nak', delayMs: RETRY_BASE_MS } : { action: 'term', reason: outcome.error.code };
+      // An unreachable coordinator is no refusal, and a refusal of this worker (not registered,
+      // wrong pool) says nothing about the job: either way another delivery may take it. Only
+      // a refusal about the job itself (stale attempt, ended, unknown) drops it.
+      return outcome.error.code === ErrorCode.E_UNAVAILABLE || outcome.error.code === ErrorCode.E_FORBIDDEN
+        ? { action: 'nak', delayMs: RETRY_BASE_MS }
+        : { action: 'term', reason: outcome.error.code };
     case 'not-started':
       return { action: 'nak', delayMs: RETRY_BASE_MS };
     case 'pushed':

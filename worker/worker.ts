@@ -43,7 +43,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const registries = await RegistryAccess.open(config);
   const containers = await writeContainersConfig(config.stateDir, config.insecureRegistries, { sharedImageStore: config.sharedImageStore });
   const containersEnv = { ...containers.env, ...registries.builderEnv };
-  const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, wlog);
+  const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, config.natsCredentials, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
   const lifecycle = new WorkerLifecycle();
@@ -70,8 +70,8 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     const a = new Announcer(await kvm.open(buckets.workers), { workerId: config.workerId, pool: config.pool, builder: builder.name, version: await packageVersion() }, config.announceMs, wlog);
     announcer = a;
     lifecycle.onChange((state) => a.set(state.phase, 'buildId' in state ? state.buildId : undefined));
+    await a.start();
     lifecycle.ready();
-    a.start();
     const ports = natsPorts({ config, nc, js, s3, builds, builder, registry: (host) => registries.client(host), lifecycle, log: wlog });
     const runner = new JobRunner(config, ports, maxDeliver, wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');

@@ -13,6 +13,10 @@ import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
 import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
+import { issueNatsUsers, renderAuthorization } from '../../node/nats-authorization.ts';
+import type { NatsCredentials } from '../../adapters/nats.ts';
+import { PLATFORM_TENANT } from '../../protocol/index.ts';
+import type { TenancyConfig } from '../../coordinator/index.ts';
 
 export interface LocalFleetOptions {
   /** defaults to a fresh temp dir, removed on stop */
@@ -30,6 +34,8 @@ export interface LocalFleetOptions {
   sharedImageStore?: boolean;
   /** a registry that takes only credentials (htpasswd), handed to the coordinator and workers as a docker config file */
   registryAuth?: boolean;
+  /** tenants (see coordinator/tenancy): each gets a NATS user; the fleet's own client is the platform's admin */
+  tenants?: TenancyConfig['tenants'];
 }
 
 export interface LocalFleet {
@@ -41,7 +47,14 @@ export interface LocalFleet {
   workers: WorkerProcess[];
   /** the signed official and platform images in the registry: reference → digest */
   officialImages: Record<string, string>;
+  /** the platform admin's client */
   client: FleetClient;
+  /** NATS credentials of each fleet user (admin, coordinator, worker-<pool>, tenant-<name>) */
+  natsCredentials: Record<string, NatsCredentials>;
+  /** the tenancy file the coordinator watches (rewrite it to change tenants live) */
+  tenancyPath: string;
+  /** an HTTP API token for the platform admin */
+  adminToken: string;
   addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
   /** a second coordinator replica on the same NATS (stopped with the fleet) */
   addCoordinator(): Promise<Coordinator>;
@@ -67,7 +80,26 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     if (ownDir) await rm(stateDir, { recursive: true, force: true });
   };
   try {
-    const nats = await startNatsServer(join(stateDir, 'nats'));
+    const pools = [...new Set([pool, ...(opts.coordinator?.pools ?? [])])];
+    const tenancyPath = join(stateDir, 'tenancy.json');
+    await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [] }, null, 2));
+    const users = await issueNatsUsers(join(stateDir, 'nats-credentials'), [
+      { kind: 'admin' },
+      { kind: 'coordinator' },
+      ...pools.map((p) => ({ kind: 'worker' as const, pool: p })),
+      ...(opts.tenants ?? []).map((t) => ({ kind: 'tenant' as const, tenant: t.name })),
+    ]);
+    const natsCredentials = Object.fromEntries(users.map((u) => [u.credentials.user, u.credentials]));
+    const credentialsOf = (user: string): NatsCredentials => {
+      const found = natsCredentials[user];
+      if (found === undefined) throw new Error(`no NATS user ${user} in this fleet (a worker's pool must be one of the coordinator's pools)`);
+      return found;
+    };
+    // Workers run as the build user and must read their pool's seed, and only that file.
+    const runAs = await buildUser();
+    await chmod(join(stateDir, 'nats-credentials'), 0o711);
+    if (runAs.switchUser) for (const p of pools) await chown(credentialsOf(`worker-${p}`).seedFile, runAs.uid, runAs.gid);
+    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users) });
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'), { auth: opts.registryAuth === true });
     cleanups.push(() => registry.stop());
@@ -78,11 +110,13 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     cleanups.push(() => s3.stop());
     const coordinatorOptions = {
       natsUrl: nats.url,
+      natsCredentials: credentialsOf('coordinator'),
+      platform: { tenancyPath },
       http: { host: '127.0.0.1', port: 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
       ...opts.coordinator,
-      pools: [pool, ...(opts.coordinator?.pools ?? [])],
+      pools,
     };
     let coordinator: Coordinator | null = await startCoordinator(coordinatorOptions, log.child({ component: 'coordinator' }));
     cleanups.push(() => coordinator?.close() ?? Promise.resolve());
@@ -103,8 +137,9 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     // Never reused, even after workers are removed from the list: ids name state dirs and KV keys.
     let spawned = 0;
     const addWorker = async (overrides: LocalFleetOptions['worker'] = {}): Promise<WorkerProcess> => {
+      const workerPool = overrides.pool ?? opts.worker?.pool ?? pool;
       const w = await spawnWorker(
-        { natsUrl: nats.url, s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...(sharedImageStore === undefined ? {} : { sharedImageStore }), ...(authFile === undefined ? {} : { registryAuthFile: authFile }), ...opts.worker, ...overrides },
+        { natsUrl: nats.url, natsCredentials: credentialsOf(`worker-${workerPool}`), s3: s3.options, pool, workerId: `w${++spawned}-${process.pid}`, insecureRegistries: [registry.host], ...(sharedImageStore === undefined ? {} : { sharedImageStore }), ...(authFile === undefined ? {} : { registryAuthFile: authFile }), ...opts.worker, ...overrides },
         workersDir,
       );
       workers.push(w);
@@ -114,10 +149,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       await Promise.all(workers.map((w) => w.stop()));
     });
     for (let i = 0; i < (opts.workers ?? 1); i++) await addWorker();
-    const client = await FleetClient.connect(nats.url, s3.options);
+    const client = await FleetClient.connect(nats.url, credentialsOf('admin'), s3.options);
     cleanups.push(() => client.close());
+    const adminToken = (await client.tokens({ op: 'create', tenant: PLATFORM_TENANT, role: 'admin', name: 'local admin' })).token ?? '';
     return {
-      stateDir, nats, registry, s3, workers, officialImages, client, addWorker, addCoordinator, restartCoordinator, stop,
+      stateDir, nats, registry, s3, workers, officialImages, client, natsCredentials, tenancyPath, adminToken, addWorker, addCoordinator, restartCoordinator, stop,
       get coordinator(): Coordinator {
         if (coordinator === null) throw new Error('the coordinator is down (restartCoordinator is running)');
         return coordinator;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
@@ -12,16 +12,21 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
-/** A real nats-server with JetStream (file storage) on a free loopback port. */
-export async function startNatsServer(dir: string): Promise<NatsServer> {
+/**
+ * A real nats-server with JetStream (file storage) on a free loopback port, admitting only the
+ * users of `authorization` (a rendered `authorization { … }` block: see node/nats-authorization.ts).
+ */
+export async function startNatsServer(dir: string, opts: { authorization: string }): Promise<NatsServer> {
   await mkdir(dir, { recursive: true });
+  const configFile = join(dir, 'nats-server.conf');
+  await writeFile(configFile, opts.authorization, { mode: 0o600 });
   let port = -1;
   let child: ResultPromise | null = null;
 
   const launch = async (): Promise<void> => {
     const portsDir = join(dir, `ports-${Date.now()}`);
     await mkdir(portsDir);
-    const args = ['-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
+    const args = ['-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
     const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
     // Dies with the fleet's process, even a kill -9'd one: no server left holding the port and store.

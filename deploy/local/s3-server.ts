@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execa, type ResultPromise } from 'execa';
 import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
-import type { S3Options } from '../../adapters/s3-store.ts';
+import { quietSdkNodeNotice, type S3Options } from '../../adapters/s3-store.ts';
 import { CACHE_BIN, freePort, waitFor } from '../../node/host.ts';
 
 export interface S3Server {
@@ -27,6 +27,7 @@ export async function startS3Server(dir: string, bucket = 'fleet'): Promise<S3Se
   });
   const endpoint = `http://127.0.0.1:${port}`;
   // A copy: the SDK tags the credentials object it is given.
+  quietSdkNodeNotice();
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...credentials } });
   try {
     await waitFor('versitygw', async () => {

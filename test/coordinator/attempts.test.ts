@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { claimState, isCurrentAttempt } from '../../coordinator/attempts.ts';
+import { claimState, holdsClaim, isCurrentAttempt } from '../../coordinator/attempts.ts';
 import { BuildRecord, ErrorCode, FleetError, canTransition, type BuildState, type ClaimRequest, type Phase } from '../../protocol/index.ts';
 
 const NOW = '2030-01-02T03:04:05.000Z';
@@ -124,8 +124,21 @@ describe('isCurrentAttempt: which reports may still change a build', () => {
     expect(isCurrentAttempt(record(STATES[phase]), 3)).toBe(false);
   });
 
-  it('a queued build accepts a report of any attempt (an unparseable job still ends it)', () => {
-    for (const attempt of [0, 1, 2, 9]) expect(isCurrentAttempt(record(STATES.queued), attempt)).toBe(true);
+  it('a queued build accepts no report: nothing holds a claim on it', () => {
+    for (const attempt of [0, 1, 2, 9]) expect(isCurrentAttempt(record(STATES.queued), attempt)).toBe(false);
+    for (const attempt of [0, 1, 2, 9]) expect(holdsClaim(record(STATES.queued), attempt, 'w-old')).toBe(false);
+  });
+
+  it('a running build accepts reports only from the worker holding its claim', () => {
+    expect(holdsClaim(record(STATES.running), 2, 'w-old')).toBe(true);
+    expect(holdsClaim(record(STATES.running), 2, 'impostor')).toBe(false);
+    expect(holdsClaim(record(STATES.running), 3, 'w-old')).toBe(false);
+  });
+
+  it('a verifying build accepts the redelivered report of the worker that started verification', () => {
+    const verifying = record({ ...STATES.verifying, workerId: 'w-old' } as BuildState);
+    expect(holdsClaim(verifying, 2, 'w-old')).toBe(true);
+    expect(holdsClaim(verifying, 2, 'impostor')).toBe(false);
   });
 
   it.each(['pushed', 'failed', 'cancelled', 'expired'] as const)('a %s build accepts no report, not even of its own attempt', (phase) => {

@@ -14,6 +14,8 @@ export function cliEnv(fleet: LocalFleet): Record<string, string> {
   const s3 = fleet.s3.options;
   return {
     FLEET_NATS_URL: fleet.nats.url,
+    FLEET_NATS_NKEY: fleet.client.credentials.seedFile,
+    FLEET_NATS_USER: fleet.client.credentials.user,
     FLEET_S3_BUCKET: s3.bucket,
     FLEET_S3_ENDPOINT: s3.endpoint,
     FLEET_S3_PATH_STYLE: '1',
@@ -21,6 +23,11 @@ export function cliEnv(fleet: LocalFleet): Record<string, string> {
     AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
   };
+}
+
+/** `fetch` to the coordinator's HTTP API as the platform admin (every route but /healthz needs a token). */
+export function adminFetch(fleet: LocalFleet, url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${fleet.adminToken}` } });
 }
 
 /** The `fleet` command as a user runs it. */

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { LogLine } from '../../protocol/index.ts';
-import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog, adminFetch } from '../helpers/fleet.ts';
 import { storedEvents } from '../../client/index.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 
@@ -36,7 +36,7 @@ describe('cancelling builds', () => {
 
     const queued = await fleet.client.cancel('queued-1');
     expect(queued).toMatchObject({ cancelled: true, build: { state: { phase: 'cancelled', attempt: 0 } } });
-    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds/running-1`, { method: 'DELETE' });
+    const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/running-1`, { method: 'DELETE' });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ cancelled: true, build: { state: { phase: 'cancelled', attempt: 1 } } });
 

@@ -11,7 +11,7 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
 import { S3Store, contextKey } from '../../adapters/s3-store.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { fixture, startTestFleet, adminFetch } from '../helpers/fleet.ts';
 
 describe('build contexts in S3', () => {
   let fleet: LocalFleet;
@@ -67,7 +67,7 @@ describe('build contexts in S3', () => {
   });
 
   it('refuses a context over the size limit before uploading, naming the limit', async () => {
-    const small = await FleetClient.connect(fleet.nats.url, fleet.s3.options, { maxContextBytes: 100 });
+    const small = await FleetClient.connect(fleet.nats.url, fleet.client.credentials, fleet.s3.options, { maxContextBytes: 100 });
     try {
       const err = await small.uploadContext(fixture('two-stage')).catch((e: unknown) => e);
       expect(isFleetError(err, ErrorCode.E_INVALID_REQUEST)).toBe(true);
@@ -87,7 +87,7 @@ describe('build contexts in S3', () => {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     await fleet.client.s3.putBytes('uploads/release-7/ctx.tgz', bytes, 'application/gzip');
     const post = (body: unknown) =>
-      fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const res = await post({ id: 'pre-uploaded', context: { digest, url: `s3://${fleet.s3.options.bucket}/uploads/release-7/ctx.tgz` }, image: { repository: 'app/pre', tags: ['1'] } });
     expect(res.status).toBe(202);
     expect((await fleet.client.follow('pre-uploaded', {})).state.phase).toBe('pushed');

@@ -5,7 +5,7 @@ import type { BuildEvent, BuildView } from '../../protocol/index.ts';
 import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
 import { signImage } from '../../signing/sigstore.ts';
-import { FLEET_BIN, archivedLog, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { FLEET_BIN, archivedLog, cliEnv, fixture, startTestFleet, adminFetch } from '../helpers/fleet.ts';
 import { storedEvents } from '../../client/index.ts';
 
 /** Compliance gates on real images: each blocked image stays in quarantine and is never promoted. */
@@ -57,7 +57,7 @@ describe('gates', () => {
     const status = await execa(process.execPath, [FLEET_BIN, 'status', 'as-root'], { reject: false, env: cliEnv(fleet) });
     expect(status.exitCode).toBe(1);
     expect(status.stdout + status.stderr).toMatch(/E_GATE_BLOCKED[\s\S]*USER_IS_ROOT/);
-    const http = await fetch(`${fleet.coordinator.httpUrl}/v1/builds/as-root`);
+    const http = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/as-root`);
     expect(await http.json()).toMatchObject({ build: { state: { phase: 'failed', error: { code: 'E_GATE_BLOCKED', details: { gates: [{ code: 'USER_IS_ROOT' }] } } } } });
   });
 

@@ -2,9 +2,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { ClaimReply, ErrorCode, encode, isFleetError, streams, subjects, type WorkerReport } from '../../protocol/index.ts';
-import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { Kvm } from '@nats-io/kv';
+import { ClaimReply, ErrorCode, buckets, encode, isFleetError, streams, subjects, workerKey, type WorkerReport } from '../../protocol/index.ts';
+import { fixture, startTestFleet, adminFetch } from '../helpers/fleet.ts';
 import { pendingJobs, storedEvents } from '../../client/index.ts';
+
+/** A claim as a worker of `pool` sends it (the test's admin user may publish any subject). */
+async function claimAs(fleet: LocalFleet, pool: string, buildId: string, attempt: number, workerId: string): Promise<ClaimReply> {
+  const reply = await fleet.client.nc.request(subjects.claim(pool), encode({ buildId, attempt, workerId }), { timeout: 5_000 });
+  return ClaimReply.parse(JSON.parse(new TextDecoder().decode(reply.data)));
+}
+
+/** Registers a worker in the workers bucket as a real worker announces itself. */
+async function register(fleet: LocalFleet, pool: string, workerId: string): Promise<void> {
+  const kv = await new Kvm(fleet.client.nc).open(buckets.workers);
+  const now = new Date().toISOString();
+  await kv.put(workerKey(pool, workerId), encode({ workerId, pool, builder: 'buildah', version: 'test', state: 'idle', since: now, at: now }));
+}
 
 describe('accepting build requests', () => {
   let fleet: LocalFleet;
@@ -21,7 +35,7 @@ describe('accepting build requests', () => {
   it('builds once when the same request id arrives 5 times concurrently, over NATS and HTTP', async () => {
     const request = { id: 'dup-1', context: { digest: context }, image: { repository: 'app/dup', tags: ['1'] } };
     const viaHttp = () =>
-      fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) }).then(
+      adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) }).then(
         async (r) => ({ status: r.status, body: (await r.json()) as { created: boolean; build: { id: string } } }),
       );
     const answers = await Promise.all([
@@ -52,7 +66,7 @@ describe('accepting build requests', () => {
     await fleet.client.submit(request);
     const err = await fleet.client.submit({ ...request, image: { repository: 'app/dup', tags: ['other'] } }).catch((e: unknown) => e);
     expect(isFleetError(err, ErrorCode.E_CONFLICT)).toBe(true);
-    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, {
+    const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ ...request, dockerfile: 'Other.Dockerfile' }),
@@ -63,7 +77,7 @@ describe('accepting build requests', () => {
 
   it('rejects an invalid request over HTTP with 400 naming each bad field, and queues nothing', async () => {
     const before = await pendingJobs(fleet.client.nc);
-    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, {
+    const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ id: 'bad one', context: { digest: 'md5:abc' }, image: { repository: 'App/X', tags: [] }, dockerFile: 'x' }),
@@ -76,9 +90,9 @@ describe('accepting build requests', () => {
     expect(body.error.details.issues.some((i) => i.path === '(root)' || i.path.includes('dockerFile'))).toBe(true);
     expect(await pendingJobs(fleet.client.nc)).toBe(before);
 
-    const notJson = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    const notJson = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
     expect(notJson.status).toBe(400);
-    expect(await (await fetch(`${fleet.coordinator.httpUrl}/v1/builds/never-seen`)).json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } });
+    expect(await (await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/never-seen`)).json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } });
   });
 
   it('rejects an invalid request over NATS with an error reply naming the field, and queues nothing', async () => {
@@ -101,7 +115,7 @@ describe('accepting build requests', () => {
       .catch((e: unknown) => e);
     expect(isFleetError(reserved, ErrorCode.E_INVALID_REQUEST)).toBe(true);
 
-    const garbage = await fleet.client.nc.request(subjects.submit, new TextEncoder().encode('\u0000not json'), { timeout: 5_000 });
+    const garbage = await fleet.client.nc.request(subjects.submit('platform'), new TextEncoder().encode('\u0000not json'), { timeout: 5_000 });
     expect(JSON.parse(new TextDecoder().decode(garbage.data))).toMatchObject({ ok: false, error: { code: 'E_INVALID_REQUEST' } });
     expect(await pendingJobs(fleet.client.nc)).toBe(before);
   });
@@ -118,18 +132,28 @@ describe('accepting build requests', () => {
     expect(await pendingJobs(fleet.client.nc)).toBe(0);
   });
 
+  it('refuses a claim from a worker that is not registered in the pool, and keeps the job', async () => {
+    await fleet.client.submit({ id: 'impostor-1', pool: 'idle', context: { digest: context }, image: { repository: 'app/impostor', tags: ['1'] } });
+    const claim = await claimAs(fleet, 'idle', 'impostor-1', 1, 'impostor');
+    expect(claim).toMatchObject({ ok: false, error: { code: 'E_FORBIDDEN' } });
+    expect((await fleet.client.status('impostor-1')).state.phase).toBe('queued');
+  });
+
   it('does not trust a worker: a pushed digest the registry does not have fails the build with E_DIGEST_MISMATCH', async () => {
     await fleet.client.submit({ id: 'forged-1', pool: 'idle', context: { digest: context }, image: { repository: 'app/forged', tags: ['1'] } });
-    const claim = await fleet.client.nc.request(subjects.claim, encode({ buildId: 'forged-1', attempt: 1, workerId: 'impostor' }), { timeout: 5_000 });
-    expect(ClaimReply.parse(JSON.parse(new TextDecoder().decode(claim.data)))).toEqual({ ok: true });
+    await register(fleet, 'idle', 'rogue');
+    expect(await claimAs(fleet, 'idle', 'forged-1', 1, 'rogue')).toEqual({ ok: true });
     const js = jetstream(fleet.client.nc);
-    const report = (attempt: number, digest: string): WorkerReport => ({
-      type: 'pushed', buildId: 'forged-1', attempt, workerId: 'impostor', at: new Date().toISOString(), digest,
+    const report = (attempt: number, digest: string, workerId = 'rogue'): WorkerReport => ({
+      type: 'pushed', buildId: 'forged-1', attempt, workerId, at: new Date().toISOString(), digest,
       references: [`${fleet.registry.host}/app/forged:1`],
     });
-    // A report from an attempt that is not current is discarded, whatever it says.
-    await js.publish(subjects.report('forged-1'), encode(report(7, `sha256:${'1'.repeat(64)}`)));
-    await js.publish(subjects.report('forged-1'), encode(report(1, `sha256:${'2'.repeat(64)}`)));
+    // Reports from an attempt that is not current, from a worker not holding the claim, or sent
+    // under another pool are discarded, whatever they say.
+    await js.publish(subjects.report('forged-1', 'idle'), encode(report(7, `sha256:${'1'.repeat(64)}`)));
+    await js.publish(subjects.report('forged-1', 'idle'), encode({ ...report(1, `sha256:${'3'.repeat(64)}`, 'bystander'), type: 'failed', error: { code: 'E_INTERNAL', message: 'forged' } }));
+    await js.publish(subjects.report('forged-1', 'default'), encode({ ...report(1, `sha256:${'4'.repeat(64)}`), type: 'failed', error: { code: 'E_INTERNAL', message: 'forged' } }));
+    await js.publish(subjects.report('forged-1', 'idle'), encode(report(1, `sha256:${'2'.repeat(64)}`)));
     const final = await fleet.client.follow('forged-1', {});
     expect(final.state).toMatchObject({ phase: 'failed', attempt: 1, error: { code: 'E_DIGEST_MISMATCH' } });
     if (final.state.phase === 'failed') expect(final.state.error.message).toContain('no manifest');
@@ -138,8 +162,8 @@ describe('accepting build requests', () => {
   });
 
   it('refuses a second claim of the same attempt and a claim of an ended build', async () => {
-    const claim = async (id: string, attempt: number) =>
-      ClaimReply.parse(JSON.parse(new TextDecoder().decode((await fleet.client.nc.request(subjects.claim, encode({ buildId: id, attempt, workerId: 'other' }), { timeout: 5_000 })).data)));
+    await register(fleet, 'idle', 'other');
+    const claim = (id: string, attempt: number) => claimAs(fleet, 'idle', id, attempt, 'other');
     await fleet.client.submit({ id: 'claims-1', pool: 'idle', context: { digest: context }, image: { repository: 'app/claims', tags: ['1'] } });
     expect(await claim('claims-1', 1)).toEqual({ ok: true });
     expect(await claim('claims-1', 1)).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
@@ -156,8 +180,8 @@ describe('accepting build requests', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     const events = await storedEvents(fleet.client.nc, 'expires-1');
     expect(events.map((e) => e.type)).toEqual(['queued', 'expired']);
-    const late = await fleet.client.nc.request(subjects.claim, encode({ buildId: 'expires-1', attempt: 1, workerId: 'late' }), { timeout: 5_000 });
-    expect(ClaimReply.parse(JSON.parse(new TextDecoder().decode(late.data)))).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
+    await register(fleet, 'idle', 'late');
+    expect(await claimAs(fleet, 'idle', 'expires-1', 1, 'late')).toMatchObject({ ok: false, error: { code: 'E_STALE_ATTEMPT' } });
     const tooLong = await fleet.client
       .submit({ id: 'expires-2', queueTtlSeconds: 10 ** 7, context: { digest: context }, image: { repository: 'app/expire', tags: ['2'] } })
       .catch((e: unknown) => e);
@@ -172,7 +196,7 @@ describe('accepting build requests', () => {
     const ids = Array.from({ length: 40 }, (_, i) => `load-${i}`);
     const request = (id: string) => ({ id, pool: 'idle', context: { digest: context }, image: { repository: 'app/load', tags: [id] } });
     const post = async (url: string, id: string) =>
-      (await (await fetch(`${url}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(id)) })).json()) as {
+      (await (await adminFetch(fleet, `${url}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(id)) })).json()) as {
         created: boolean;
         build: { id: string };
       };

@@ -62,7 +62,7 @@ describe('a local fleet whose `fleet up` is killed with kill -9', () => {
 
     // A build in its RUN step, so the worker has builder processes of its own.
     const local = JSON.parse(await readFile(join(home, 'home', 'local.json'), 'utf8')) as LocalFleetFile;
-    const client = await FleetClient.connect(local.natsUrl, local.s3);
+    const client = await FleetClient.connect(local.natsUrl, local.natsCredentials, local.s3);
     try {
       const { digest } = await client.uploadContext(fixture('quiet-sleeper'));
       await client.submit({ id: 'outlived', context: { digest }, buildArgs: { SLEEP: '291' }, image: { repository: 'app/lifetime', tags: ['1'] } });

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { streams, subjects, type LogLine } from '../../protocol/index.ts';
-import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog } from '../helpers/fleet.ts';
+import { cliEnv, fixture, startTestFleet, FLEET_BIN, archivedLog, adminFetch } from '../helpers/fleet.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { secretsDir } from '../helpers/secrets.ts';
 
@@ -68,7 +68,7 @@ describe('build logs', () => {
     expect(await archivedLog(fleet, 'attach-mid')).toContain('tick 4');
 
     const jsm = await jetstreamManager(fleet.client.nc);
-    await jsm.streams.purge(streams.builds, { filter: subjects.log('archived-fail') });
+    await jsm.streams.purge(streams.builds, { filter: subjects.log('archived-fail', 'default') });
     const cli = await execa(process.execPath, [FLEET_BIN, 'logs', 'archived-fail'], { reject: false, env: cliEnv(fleet) });
     expect(cli.exitCode).toBe(1);
     expect(cli.stdout).toContain('about to fail');
@@ -105,14 +105,14 @@ describe('build logs', () => {
 
   it('serves the same log over HTTP as Server-Sent Events, live with follow=1', async () => {
     await fleet.client.submit({ id: 'sse-live', context: { digest: ticker }, buildArgs: { TICKS: '2' }, image: { repository: 'app/logs', tags: ['sse'] } });
-    const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds/sse-live/logs?follow=1`);
+    const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/sse-live/logs?follow=1`);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     const body = await res.text();
     const events = body.split('\n\n').filter((b) => b !== '').map((b) => ({ type: /^event: (.*)$/m.exec(b)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(b)?.[1] ?? 'null') as unknown }));
     const logText = events.filter((e) => e.type === 'log').map((e) => (e.data as { text: string }).text);
     expect(logText.filter((t) => t.startsWith('tick '))).toEqual(['tick 1', 'tick 2']);
     expect(events.at(-1)).toMatchObject({ type: 'end', data: { id: 'sse-live', state: { phase: 'pushed' } } });
-    expect((await fetch(`${fleet.coordinator.httpUrl}/v1/builds/nope/logs`)).status).toBe(404);
+    expect((await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/nope/logs`)).status).toBe(404);
   });
 
   it('stops a build at its run timeout, fails it with E_TIMEOUT and still archives its log', async () => {

@@ -124,6 +124,7 @@ beforeEach(async () => {
   await writeFile(join(dir, 'key.pub'), 'not used by FROM scratch');
   config = compileWorkerConfig({
     natsUrl: 'nats://127.0.0.1:1',
+    natsCredentials: { seedFile: join(dir, 'worker.nk'), user: 'worker-default' },
     stateDir: join(dir, 'state'),
     s3: { bucket: 'bkt' },
     signingPublicKeyPath: join(dir, 'key.pub'),

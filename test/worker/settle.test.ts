@@ -19,6 +19,8 @@ describe('settle', () => {
   it('waits for an unreachable coordinator but drops a delivery the coordinator refused', () => {
     expect(settle({ type: 'claim-refused', error: new FleetError(ErrorCode.E_UNAVAILABLE, 'x') }, 1, 5)).toMatchObject({ action: 'nak' });
     expect(settle({ type: 'claim-refused', error: new FleetError(ErrorCode.E_STALE_ATTEMPT, 'x') }, 1, 5)).toEqual({ action: 'term', reason: 'E_STALE_ATTEMPT' });
+    // a refusal of the worker, not of the job: the job must survive for a legitimate worker
+    expect(settle({ type: 'claim-refused', error: new FleetError(ErrorCode.E_FORBIDDEN, 'x') }, 1, 5)).toMatchObject({ action: 'nak' });
   });
 
   it('hands back a delivery whose set-up failed', () => {
