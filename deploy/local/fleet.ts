@@ -36,6 +36,8 @@ export interface LocalFleetOptions {
   registryAuth?: boolean;
   /** tenants (see coordinator/tenancy): each gets a NATS user; the fleet's own client is the platform's admin */
   tenants?: TenancyConfig['tenants'];
+  /** OIDC issuers the HTTP API accepts (see coordinator/auth/oidc.ts), written where the coordinator reads them */
+  oidc?: unknown;
 }
 
 export interface LocalFleet {
@@ -83,6 +85,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const pools = [...new Set([pool, ...(opts.coordinator?.pools ?? [])])];
     const tenancyPath = join(stateDir, 'tenancy.json');
     await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [] }, null, 2));
+    const oidcPath = opts.oidc === undefined ? undefined : join(stateDir, 'oidc.json');
+    if (oidcPath !== undefined) await writeFile(oidcPath, JSON.stringify(opts.oidc, null, 2));
     const users = await issueNatsUsers(join(stateDir, 'nats-credentials'), [
       { kind: 'admin' },
       { kind: 'coordinator' },
@@ -111,7 +115,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const coordinatorOptions = {
       natsUrl: nats.url,
       natsCredentials: credentialsOf('coordinator'),
-      platform: { tenancyPath },
+      platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }) },
       http: { host: '127.0.0.1', port: 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
