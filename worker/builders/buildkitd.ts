@@ -39,7 +39,7 @@ export class BuildkitDaemon {
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
     await writeBuildkitdConfig(dir, this.insecureRegistries);
     const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket)], {
-      env: { ...this.env, XDG_RUNTIME_DIR: join(dir, 'run') },
+      env: { ...this.env, ...BUILDKITD_ENV, XDG_RUNTIME_DIR: join(dir, 'run') },
       extendEnv: false,
       stdin: 'ignore',
       stdout: { file: join(dir, 'buildkitd.log'), append: true },
@@ -70,6 +70,13 @@ export class BuildkitDaemon {
     await this.child;
   }
 }
+
+/**
+ * buildkitd clips a step's output past 2 MiB or 200 KiB/s (`[output clipped, log limit … reached]`);
+ * the worker's own log caps (live lines and bytes, archived in S3) are the ones that apply, so
+ * the daemon's are lifted.
+ */
+export const BUILDKITD_ENV: Readonly<Record<string, string>> = { BUILDKIT_STEP_LOG_MAX_SIZE: '-1', BUILDKIT_STEP_LOG_MAX_SPEED: '-1' };
 
 /** Writes `DIR/buildkitd.toml`: the registries reached over plain HTTP (a loopback dev registry). */
 export async function writeBuildkitdConfig(dir: string, insecureRegistries: readonly string[]): Promise<void> {
