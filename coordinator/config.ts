@@ -56,6 +56,12 @@ export const CoordinatorOptions = z.strictObject({
   maxDeliver: z.number().int().min(1).default(5),
   /** a worker that has not announced itself for this long is gone from `fleet workers` */
   workerTtlMs: z.number().int().min(1000).default(15_000),
+  /**
+   * Vulnerability scanning before promotion (the vulnerabilities gate). Absent: this fleet has no
+   * scanner pool and the gate is reported as skipped. Present: no report within `timeoutMs` fails
+   * the build with E_SCAN_UNAVAILABLE, never promotes it.
+   */
+  scan: z.strictObject({ timeoutMs: z.number().int().min(1000).default(10 * 60_000) }).optional(),
   /** how long build logs and events stay in JetStream */
   buildsMaxAgeMs: z.number().int().positive().default(7 * 24 * 3600 * 1000),
 });

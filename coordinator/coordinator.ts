@@ -15,6 +15,7 @@ import { loadCatalog } from './platform/catalog.ts';
 import { serveNatsApi } from './nats-api.ts';
 import { QueueExpiry } from './queue-expiry.ts';
 import { ReportProcessor } from './reports.ts';
+import { ScanClient } from './scan-client.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
@@ -36,7 +37,11 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const s3 = new S3Store(config.s3);
   const expiry = new QueueExpiry(store, config, log);
   const catalog = await loadCatalog(config.platform.catalogPath);
-  const gates = { policy: await loadGatePolicy(config.platform.policyPath), signingPublicKey: await readFile(config.platform.signingPublicKeyPath, 'utf8') };
+  const gates = {
+    policy: await loadGatePolicy(config.platform.policyPath),
+    signingPublicKey: await readFile(config.platform.signingPublicKeyPath, 'utf8'),
+    ...(config.scan === undefined ? {} : { scan: new ScanClient(nc, js, config.scan.timeoutMs, log.child({ component: 'scan-client' })) }),
+  };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
   const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), tenancy.current);
   const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(nc)));

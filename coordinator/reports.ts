@@ -16,6 +16,8 @@ import { holdsClaim, isCurrentAttempt } from './attempts.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { runGates, type GatePolicy } from './gates/index.ts';
+import { withVulnerabilityScan } from './gates/vulnerabilities.ts';
+import type { ScanClient } from './scan-client.ts';
 import { promote } from './promotion.ts';
 import { quarantineOf } from './render-job.ts';
 import { consume } from './consume.ts';
@@ -24,6 +26,8 @@ import { consume } from './consume.ts';
 export interface GateSettings {
   policy: GatePolicy;
   signingPublicKey: string;
+  /** the scanner pool's client; absent when the fleet has none (the vulnerabilities gate is skipped) */
+  scan?: ScanClient;
 }
 
 // A registry outage is waited out (about 100 minutes at the 30 s backoff cap); a bug is not.
@@ -51,7 +55,7 @@ export class ReportProcessor {
       {
         what: 'worker report',
         decode: (msg) => ({ report: decodeWith(WorkerReport, msg.data, 'worker report', ErrorCode.E_INVALID_JOB), pool: subjects.callerOf(msg.subject) }),
-        handle: ({ report, pool }) => this.apply(report, pool, this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt, pool })),
+        handle: ({ report, pool }, msg) => this.apply(report, pool, this.log.child({ buildId: report.buildId, workerId: report.workerId, attempt: report.attempt, pool }), () => msg.working()),
         // A report that can never be applied must not leave its build running forever.
         giveUp: ({ report }, err) => this.fail(report.buildId, report.attempt, err),
         log: this.log,
@@ -62,7 +66,7 @@ export class ReportProcessor {
     );
   }
 
-  private async apply(report: WorkerReport, pool: string, log: Logger): Promise<void> {
+  private async apply(report: WorkerReport, pool: string, log: Logger, keepAlive: () => void): Promise<void> {
     const current = await this.store.get(report.buildId);
     if (current === null) {
       log.warn('discarding a report for an unknown build');
@@ -105,7 +109,7 @@ export class ReportProcessor {
     );
     if (verifying.state.phase !== 'verifying' || verifying.state.attempt !== report.attempt) return;
 
-    const verdict = await runGates({
+    const gated = await runGates({
       registry: this.registry,
       policy: this.gates.policy,
       signingPublicKey: this.gates.signingPublicKey,
@@ -114,6 +118,15 @@ export class ReportProcessor {
       digest: report.digest,
       repository: record.request.image.repository,
     });
+    const verdict = await withVulnerabilityScan(gated, {
+      scan: this.gates.scan, policy: this.gates.policy, kind: record.request.kind, repository: record.request.image.repository, keepAlive,
+      target: { buildId: report.buildId, attempt: report.attempt, registry: this.config.registry.host, insecure: this.config.registry.insecure, repository: quarantine.repository, digest: report.digest },
+    });
+    if (verdict instanceof FleetError) {
+      await this.fail(report.buildId, report.attempt, verdict);
+      log.error({ err: verdict, digest: report.digest }, 'no usable vulnerability scan; stays in quarantine');
+      return;
+    }
     await this.store.publish({ type: 'verdict', buildId: report.buildId, at: new Date().toISOString(), attempt: report.attempt, verdict });
     const blocking = verdict.gates.filter((g) => g.outcome === 'block');
     if (blocking.length > 0) {

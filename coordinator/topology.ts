@@ -33,6 +33,15 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     storage: StorageType.File,
     max_age: nanos(config.buildsMaxAgeMs),
   });
+  // Scan jobs outlive no gate: one no scanner took within the hour has long failed its build.
+  await upsertStream(jsm, {
+    name: streams.scanJobs,
+    subjects: [subjects.scanJobs],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    max_age: nanos(3600_000),
+    duplicate_window: nanos(2 * 60 * 1000),
+  });
   await upsertStream(jsm, {
     name: streams.dlq,
     subjects: [subjects.dlqWildcard],
@@ -64,6 +73,14 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     filter_subject: subjects.reportWildcard,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(60_000),
+    deliver_policy: DeliverPolicy.All,
+  });
+  await upsertConsumer(jsm, streams.scanJobs, {
+    durable_name: consumers.scanner,
+    ack_policy: AckPolicy.Explicit,
+    // a scanner marks the job in progress while grype runs; silence this long means it died
+    ack_wait: nanos(60_000),
+    max_deliver: 3,
     deliver_policy: DeliverPolicy.All,
   });
   await upsertConsumer(jsm, streams.advisories, {

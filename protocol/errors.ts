@@ -26,6 +26,8 @@ export const ErrorCode = {
   E_BASE_UNSIGNED: 'E_BASE_UNSIGNED',
   /** a blocking gate refused the image; it stays in quarantine */
   E_GATE_BLOCKED: 'E_GATE_BLOCKED',
+  /** the vulnerabilities gate got no usable scan (no report in time, scanner error, missing or stale DB): not promoted */
+  E_SCAN_UNAVAILABLE: 'E_SCAN_UNAVAILABLE',
   /** no credentials, or ones that are malformed, unknown, revoked or expired */
   E_UNAUTHENTICATED: 'E_UNAUTHENTICATED',
   /** the caller is known but may not do this (or no rule maps it to a tenant) */
@@ -92,6 +94,9 @@ export const ERROR_TABLE = {
   E_DEAD_LETTER: { retryable: false, httpStatus: 500, exitCode: ExitCode.FAILED },
   E_BASE_UNSIGNED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_GATE_BLOCKED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  // Not retried by the fleet: a DB that is missing or stale stays so until someone acts; the
+  // build is resubmitted (or `fleet dlq retry`) once the scanners are healthy.
+  E_SCAN_UNAVAILABLE: { retryable: false, httpStatus: 503, exitCode: ExitCode.UNAVAILABLE },
   E_UNAUTHENTICATED: { retryable: false, httpStatus: 401, exitCode: ExitCode.UNAUTHENTICATED },
   E_FORBIDDEN: { retryable: false, httpStatus: 403, exitCode: ExitCode.FORBIDDEN },
   E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },

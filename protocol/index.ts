@@ -7,6 +7,7 @@ export * from './job.ts';
 export * from './state.ts';
 export * from './events.ts';
 export * from './verdict.ts';
+export * from './scan.ts';
 export * from './builder-kind.ts';
 export * from './identity.ts';
 export * from './secret-patterns.ts';

@@ -44,6 +44,11 @@ export const subjects = {
   dlqApi: `${root}.api.dlq`,
   /** verified digests, for scanners */
   scanRequest: `${root}.scan.request`,
+  /** work queue: a quarantined digest the vulnerabilities gate waits on (the scanner pool consumes it) */
+  scanJobs: `${root}.scanner.job`,
+  /** a scanner's report on one scan job; the coordinator that asked listens for it */
+  scanResult: (scanId: string) => `${root}.scanner.result.${scanId}`,
+  scanResultWildcard: `${root}.scanner.result.*`,
   /** JetStream's word that a job used up its deliveries (kept in a stream: see streams.advisories) */
   maxDeliveriesAdvisory: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${JOBS_STREAM}.*`,
 } as const;
@@ -52,6 +57,7 @@ export const streams = {
   jobs: JOBS_STREAM,
   builds: 'FLEET_BUILDS_V1',
   scan: 'FLEET_SCAN_V1',
+  scanJobs: 'FLEET_SCAN_JOBS_V1',
   dlq: 'FLEET_DLQ_V1',
   /** JetStream advisories the coordinator must not miss while none runs (max deliveries) */
   advisories: 'FLEET_ADVISORIES_V1',
@@ -68,6 +74,7 @@ export const consumers = {
   pool: (pool: string) => `pool_${pool}`,
   reports: 'coordinator_reports',
   deadLetters: 'coordinator_dead_letters',
+  scanner: 'scanner',
 } as const;
 
 /** A worker's key in the workers bucket: under its pool, which its NATS user may write and no other. */

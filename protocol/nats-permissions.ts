@@ -1,4 +1,4 @@
-import { buckets, consumers, streams } from './names.ts';
+import { buckets, consumers, streams, subjects } from './names.ts';
 
 /**
  * Every NATS identity of the fleet and what it may publish and subscribe to. The server enforces
@@ -12,7 +12,9 @@ export type NatsRole =
   /** one identity per pool: its credentials prove which pool a worker serves */
   | { readonly kind: 'worker'; readonly pool: string }
   /** a release system submitting over NATS for one tenant */
-  | { readonly kind: 'tenant'; readonly tenant: string };
+  | { readonly kind: 'tenant'; readonly tenant: string }
+  /** the scanner pool: takes scan jobs, publishes their reports, nothing else */
+  | { readonly kind: 'scanner' };
 
 export interface NatsPermissions {
   readonly user: string;
@@ -28,6 +30,7 @@ export function natsUser(role: NatsRole): string {
   switch (role.kind) {
     case 'coordinator':
     case 'admin':
+    case 'scanner':
       return role.kind;
     case 'worker':
       return `worker-${role.pool}`;
@@ -50,7 +53,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
         user,
         inboxPrefix,
         publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>', 'fleet.v1.>'],
-        subscribe: ['fleet.v1.api.>', inbox],
+        subscribe: ['fleet.v1.api.>', subjects.scanResultWildcard, inbox],
         allowResponses: true,
       };
     case 'worker': {
@@ -79,6 +82,16 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
           `$JS.API.CONSUMER.MSG.NEXT.${builds}.>`,
           `$JS.FC.${builds}.>`,
         ],
+        subscribe: [inbox],
+        allowResponses: false,
+      };
+    }
+    case 'scanner': {
+      const queue = `${streams.scanJobs}.${consumers.scanner}`;
+      return {
+        user,
+        inboxPrefix,
+        publish: [`$JS.API.CONSUMER.INFO.${queue}`, `$JS.API.CONSUMER.MSG.NEXT.${queue}`, `$JS.ACK.${queue}.>`, subjects.scanResultWildcard],
         subscribe: [inbox],
         allowResponses: false,
       };

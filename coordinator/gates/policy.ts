@@ -1,8 +1,37 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { BuildKind, GateId, parseWith, type GateResult } from '../../protocol/index.ts';
+import { BuildKind, GateId, Severity, parseWith, type GateResult } from '../../protocol/index.ts';
 
 const Enforcement = z.enum(['block', 'report']);
+
+/** What the vulnerabilities gate blocks on (see coordinator/gates/vulnerabilities.ts). */
+export const VulnerabilityPolicy = z.strictObject({
+  /** a finding at or above this severity blocks */
+  blockAtOrAbove: Severity.exclude(['Unknown']).default('Critical'),
+  /**
+   * whether a finding with no fix yet counts. Off by default: nobody can act on it but by an
+   * allowlist entry, and every image of the base would be blocked until Debian ships a fix.
+   */
+  countNotFixed: z.boolean().default(false),
+  /** the severity a finding of unknown severity is taken for */
+  unknownAs: Severity.exclude(['Unknown']).default('High'),
+  allowlist: z
+    .array(
+      z.strictObject({
+        cve: z.string().min(1),
+        /** only this package (a Debian source or binary name as the scanner reports it); absent: any */
+        package: z.string().min(1).optional(),
+        /** only repositories starting with one of these; absent: every repository */
+        repositories: z.array(z.string().min(1)).min(1).optional(),
+        reason: z.string().min(10, 'say why, in a sentence'),
+        /** after this instant the entry no longer applies (and the verdict says it expired) */
+        expires: z.iso.datetime(),
+        addedBy: z.string().min(1),
+      }),
+    )
+    .default([]),
+});
+export type VulnerabilityPolicy = z.infer<typeof VulnerabilityPolicy>;
 
 /** The gate policy file the platform team edits (`images/platform/gate-policy.json`). */
 export const GatePolicy = z.strictObject({
@@ -23,6 +52,7 @@ export const GatePolicy = z.strictObject({
       }),
     )
     .default([]),
+  vulnerabilities: VulnerabilityPolicy.prefault({}),
 });
 export type GatePolicy = z.infer<typeof GatePolicy>;
 

@@ -24,6 +24,7 @@ const EXPECTED: Record<ErrorCode, [retryable: boolean, http: number, exit: numbe
   E_DEAD_LETTER: [false, 500, ExitCode.FAILED],
   E_BASE_UNSIGNED: [false, 422, ExitCode.FAILED],
   E_GATE_BLOCKED: [false, 422, ExitCode.FAILED],
+  E_SCAN_UNAVAILABLE: [false, 503, ExitCode.UNAVAILABLE],
   E_UNAUTHENTICATED: [false, 401, ExitCode.UNAUTHENTICATED],
   E_FORBIDDEN: [false, 403, ExitCode.FORBIDDEN],
   E_INTERNAL: [true, 500, ExitCode.FAILED],
