@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config';
  */
 const INTEGRATION = [
   'test/integration/**/*.test.ts',
+  // a local fleet scraped for metrics; kustomize and kubeconform over deploy/kubernetes
+  'test/deploy/**/*.test.ts',
   // buildah and podman as the build user, in a runtime of its own
   'test/node/containers-config.test.ts',
   // spawns worker/main.ts (as root, to see it refuse)

@@ -6,7 +6,7 @@ import { connectNats } from '../adapters/nats.ts';
 import { loadRegistryCredentials } from '../adapters/docker-config.ts';
 import { RegistryClient } from '../adapters/registry-client.ts';
 import { S3Store } from '../adapters/s3-store.ts';
-import { BuildStore } from './build-store.ts';
+import { createCoordinatorMetrics, MeteredBuildStore, Readiness } from './metrics.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';
 import { loadGatePolicy } from './gates/index.ts';
@@ -32,8 +32,11 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const config = compileCoordinatorConfig(options);
   const nc = await connectNats(config.natsUrl, 'fleet-coordinator', config.natsCredentials, log);
   const js = jetstream(nc);
+  const readiness = new Readiness(nc);
   const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
-  const store = new BuildStore(topology.builds, js, log);
+  readiness.topologyEnsured();
+  const metrics = createCoordinatorMetrics();
+  const store = new MeteredBuildStore(topology.builds, js, log, metrics, topology.workers);
   const s3 = new S3Store(config.s3);
   const expiry = new QueueExpiry(store, config, log);
   const catalog = await loadCatalog(config.platform.catalogPath);
@@ -52,7 +55,10 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const jsm = await jetstreamManager(nc);
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
   const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, config, log);
-  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, log);
+  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, log, {
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    ready: () => readiness.ready,
+  });
 
   const stop = new AbortController();
   const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
@@ -69,6 +75,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     httpUrl: http.url,
     async close() {
       // Phase 1: take no new work.
+      readiness.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await Promise.all(subs.map((s) => s.drain()));
       stop.abort();

@@ -17,8 +17,14 @@ const LOGS_PATH = /^\/v1\/builds\/([^/]+)\/logs$/;
 /** Streams a build's log as Server-Sent Events (`log`, `event`, then `end`). */
 export type LogStreamer = (id: string, res: ServerResponse, follow: boolean, signal: AbortSignal) => Promise<void>;
 
+/** Unauthenticated operations endpoints: Prometheus metrics and readiness (coordinator/metrics.ts). */
+export interface OpsEndpoints {
+  metrics(): Promise<{ contentType: string; body: string }>;
+  ready(): { ok: boolean };
+}
+
 /**
- * HTTP face of the coordinator: POST /v1/builds, GET /v1/builds/:id, GET /healthz.
+ * HTTP face of the coordinator: POST /v1/builds, GET /v1/builds/:id, GET /healthz, /readyz, /metrics.
  * Plain node:http keeps the dependency surface small; every body is parsed with its schema.
  */
 export async function serveHttp(
@@ -28,6 +34,7 @@ export async function serveHttp(
   streamLogs: LogStreamer,
   authenticator: Authenticator,
   log: Logger,
+  ops?: OpsEndpoints,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
@@ -41,6 +48,15 @@ export async function serveHttp(
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
     if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+    if (path === '/readyz' && req.method === 'GET' && ops !== undefined) {
+      const ready = ops.ready();
+      return send(res, ready.ok ? 200 : 503, ready);
+    }
+    if (path === '/metrics' && req.method === 'GET' && ops !== undefined) {
+      const m = await ops.metrics();
+      res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.body) });
+      return void res.end(m.body);
+    }
     // Everything else is for authenticated callers only, and each sees only its tenant's builds.
     const caller = await authenticator.authenticate(req.headers.authorization);
     const readable = async (id: string) => {

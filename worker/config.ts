@@ -37,6 +37,11 @@ export const WorkerOptions = z.strictObject({
   sharedImageStore: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** docker config.json with the pool's registry credentials, handed to every builder */
   registryAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /**
+   * docker config.json with pull-only credentials for builders whose RUN steps share a container
+   * with the builder (kaniko): they get this instead of registryAuthFile. `{}` means anonymous.
+   */
+  registryPullAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
   insecureRegistries: z.array(z.string()).default([]),
   /** the pool's build secrets, one file per id (readable by the worker only) */
@@ -58,6 +63,8 @@ export const WorkerOptions = z.strictObject({
   heartbeatMs: z.number().int().min(100).default(10_000),
   /** how long SIGTERM waits for the current build before handing it back */
   drainGraceMs: z.number().int().min(0).default(120_000),
+  /** serve GET /metrics (Prometheus) and /healthz on this port, all interfaces; 0 picks a free one; absent: no server */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
   /** network for RUN steps: `private` (own namespace, no host loopback) or `none` */
   runNetwork: z.enum(['private', 'none']).default('private'),
 });

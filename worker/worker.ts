@@ -17,6 +17,7 @@ import { WorkerLifecycle, type WorkerState } from './lifecycle.ts';
 import { natsPorts } from './ports.ts';
 import { verifiedDigest } from './official-bases.ts';
 import { RegistryAccess } from './registry-access.ts';
+import { createWorkerMetrics, meteredPorts, serveWorkerMetrics } from './metrics.ts';
 
 // Short pulls: an idle worker notices a drain within this time.
 const PULL_EXPIRES_MS = 2_000;
@@ -47,6 +48,11 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
   const lifecycle = new WorkerLifecycle();
+  const metrics = createWorkerMetrics({ pool: config.pool, builder: config.builder });
+  lifecycle.onChange((state) => metrics.setState(state.phase));
+  const metricsServer = config.metricsPort === undefined
+    ? null
+    : await serveWorkerMetrics(config.metricsPort, metrics, () => lifecycle.state.phase !== 'stopped' && lifecycle.state.phase !== 'failed', wlog);
 
   let announcer: Announcer | null = null;
   let stopBuilder = (): Promise<void> => Promise.resolve();
@@ -62,6 +68,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),
+      ...(config.registryPullAuthFile === undefined ? {} : { pullAuthFile: config.registryPullAuthFile }),
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
@@ -72,7 +79,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     lifecycle.onChange((state) => a.set(state.phase, 'buildId' in state ? state.buildId : undefined));
     await a.start();
     lifecycle.ready();
-    const ports = natsPorts({ config, nc, js, s3, builds, builder, registry: (host) => registries.client(host), lifecycle, log: wlog });
+    const ports = meteredPorts(natsPorts({ config, nc, js, s3, builds, builder, registry: (host) => registries.client(host), lifecycle, log: wlog }), metrics);
     const runner = new JobRunner(config, ports, maxDeliver, wlog);
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!lifecycle.pulling.aborted) {
@@ -108,6 +115,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       await containers.close();
       await nc.drain().catch(() => undefined);
       s3.close();
+      await metricsServer?.close();
       wlog.info('worker stopped');
     });
 
