@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|intake]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   context: () => import('./context.ts'),
   standard: () => import('./standard.ts'),
   builders: () => import('./builders.ts'),
+  intake: () => import('./intake.ts'),
 };
 const run = benches[which];
 if (run === undefined) {

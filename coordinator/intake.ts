@@ -7,13 +7,14 @@ import {
   parseWith,
   subjects,
   BuildView,
+  type BuildJob,
   type BuildRecord,
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
-import type { S3Store } from '../adapters/s3-store.ts';
+import { contextKey, type S3Store } from '../adapters/s3-store.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
-import { contextKeyOf } from './context-ref.ts';
+import { ContextPresence, contextKeyOf } from './context-ref.ts';
 import type { LoadedCatalog } from './platform/catalog.ts';
 import { renderJob } from './render-job.ts';
 import { requestHash } from './request-hash.ts';
@@ -30,11 +31,16 @@ export function toView(record: BuildRecord): BuildView {
   return BuildView.parse(record);
 }
 
+// Positive HEADs of content-addressed contexts, remembered far below any lifecycle expiry.
+const CONTEXT_PRESENCE = { ttlMs: 5 * 60_000, maxEntries: 10_000 };
+
 /**
  * Accepts build requests: validate, record (the id is the idempotency key), enqueue, answer at
  * once. Nothing here waits for a build.
  */
 export class Intake {
+  private readonly contexts = new ContextPresence((key) => this.s3.head(key), CONTEXT_PRESENCE);
+
   constructor(
     private readonly config: CoordinatorConfig,
     private readonly catalog: LoadedCatalog,
@@ -68,9 +74,9 @@ export class Intake {
       });
     }
     // A standard build naming ids the catalog lacks is refused here, before it is recorded.
-    renderJob(request, this.config, this.catalog);
+    const job = renderJob(request, this.config, this.catalog);
     const key = contextKeyOf(request, this.s3.bucket);
-    const context = await this.s3.head(key);
+    const context = await this.contexts.lookup(key, key === contextKey(request.context.digest));
     if (context === null) {
       throw new FleetError(ErrorCode.E_CONTEXT_MISSING, `no build context at s3://${this.s3.bucket}/${key}`, {
         issues: [{ path: request.context.url === undefined ? 'context.digest' : 'context.url', message: 'no context was uploaded there' }],
@@ -105,14 +111,19 @@ export class Intake {
       return { build: toView(existing), created: false };
     }
     this.onQueued(record);
-    await this.enqueue(record);
-    await this.store.publishEvent(record);
+    // Both only once the record is stored, together: one round trip, not two. The event is
+    // written first, so `queued` reaches its stream ahead of anything a worker taking the job does.
+    await Promise.all([this.store.publishEvent(record), this.publishJob(job)]);
     this.log.info({ buildId: record.id, pool: request.pool }, 'build queued');
     return { build: toView(record), created: true };
   }
 
   private async enqueue(record: BuildRecord): Promise<void> {
-    const job = renderJob(record.request, this.config, this.catalog);
-    await this.js.publish(subjects.jobs(job.pool), encode(job), { msgID: record.id });
+    await this.publishJob(renderJob(record.request, this.config, this.catalog));
+  }
+
+  /** The build id is the message id: JetStream drops a second publish of the same job. */
+  private async publishJob(job: BuildJob): Promise<void> {
+    await this.js.publish(subjects.jobs(job.pool), encode(job), { msgID: job.buildId });
   }
 }

@@ -220,4 +220,44 @@ describe('accepting build requests', () => {
     expect(queuedEvents).toEqual(Array(40).fill(1));
     for (const id of ids) await fleet.client.cancel(id);
   });
+
+  it('records and queues each id once when 20 ids arrive 64 times each at once (half HTTP, half NATS), and refuses another body for them', async () => {
+    const jsm = await jetstreamManager(fleet.client.nc);
+    const idleJobs = async (): Promise<number> => (await jsm.streams.info(streams.jobs, { subjects_filter: subjects.jobs('idle') })).state.subjects?.[subjects.jobs('idle')] ?? 0;
+    const before = await idleJobs();
+    const ids = Array.from({ length: 20 }, (_, i) => `burst-${i}`);
+    const request = (id: string, tag = id) => ({ id, pool: 'idle', context: { digest: context }, image: { repository: 'app/burst', tags: [tag] } });
+    type Answer = { status: number; created: boolean; id: string } | { status: number; code: string };
+    const viaHttp = async (body: object): Promise<Answer> => {
+      const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const json = (await res.json()) as { created?: boolean; build?: { id: string }; error?: { code: string } };
+      return json.error === undefined ? { status: res.status, created: json.created === true, id: json.build?.id ?? '' } : { status: res.status, code: json.error.code };
+    };
+    const viaNats = (body: ReturnType<typeof request>): Promise<Answer> =>
+      fleet.client.submit(body).then(
+        (a) => ({ status: 0, created: a.created, id: a.build.id }),
+        (e: unknown) => ({ status: 0, code: isFleetError(e) ? e.code : String(e) }),
+      );
+
+    const answers = await Promise.all(ids.flatMap((id) => Array.from({ length: 64 }, (_, i) => (i % 2 === 0 ? viaHttp(request(id)) : viaNats(request(id))))));
+    expect(answers.filter((a) => 'code' in a)).toEqual([]);
+    for (const id of ids) {
+      const mine = answers.filter((a): a is Extract<Answer, { id: string }> => 'id' in a && a.id === id);
+      expect(mine, id).toHaveLength(64);
+      expect(mine.filter((a) => a.created), id).toHaveLength(1);
+      // HTTP says it too: 202 for the one that created the build, 200 for its twins.
+      expect(mine.filter((a) => a.status === 202).length, id).toBeLessThanOrEqual(1);
+      expect(mine.filter((a) => a.status === 200).length + mine.filter((a) => a.status === 202).length, id).toBe(32);
+    }
+    expect((await idleJobs()) - before).toBe(20);
+    const queuedEvents = await Promise.all(ids.map(async (id) => (await storedEvents(fleet.client.nc, id)).filter((e) => e.type === 'queued').length));
+    expect(queuedEvents).toEqual(Array(20).fill(1));
+
+    // Another body under the same ids, as concurrently: a conflict every time, and nothing queued.
+    const conflicts = await Promise.all(ids.flatMap((id) => Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? viaHttp(request(id, 'other')) : viaNats(request(id, 'other'))))));
+    expect(conflicts.map((a) => ('code' in a ? a.code : 'accepted'))).toEqual(Array(160).fill(ErrorCode.E_CONFLICT));
+    expect(conflicts.filter((a) => a.status !== 0).every((a) => a.status === 409)).toBe(true);
+    expect((await idleJobs()) - before).toBe(20);
+    for (const id of ids) await fleet.client.cancel(id);
+  });
 });

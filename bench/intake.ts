@@ -1,0 +1,145 @@
+/**
+ * `npm run bench -- intake`: how many build requests one coordinator accepts per second, and how
+ * long each waits for its answer, over HTTP (`POST /v1/builds`, keep-alive) and over NATS (the
+ * client's submit), at concurrency 8, 32 and 64. The context is uploaded once beforehand, so
+ * this is intake alone: validate, record, enqueue, answer. The fleet has no worker: jobs queue.
+ *
+ * The load runs in a worker thread of its own (this same file): the coordinator lives in this
+ * process, and a load generator sharing its event loop would be measured as coordinator time.
+ * Printed, not asserted.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { NatsCredentials } from '../adapters/nats.ts';
+import type { S3Options } from '../adapters/s3-store.ts';
+import { FleetClient } from '../client/index.ts';
+import { printTable, quantile } from './table.ts';
+
+const REQUESTS = Number(process.env.BENCH_INTAKE_N ?? 2_000);
+const CONCURRENCY = (process.env.BENCH_INTAKE_CONCURRENCY ?? '8,32,64').split(',').map(Number);
+const TRANSPORTS = ['http', 'nats'] as const;
+type Transport = (typeof TRANSPORTS)[number];
+
+interface Setup {
+  natsUrl: string;
+  /** the platform admin's, as NATS user and as HTTP bearer token */
+  credentials: NatsCredentials;
+  token: string;
+  s3: S3Options;
+  httpUrl: string;
+  digest: string;
+}
+interface Round {
+  transport: Transport;
+  concurrency: number;
+  prefix: string;
+}
+interface Outcome {
+  latencies: number[];
+  wallMs: number;
+  /** answers that were not a new build (an error, or `created: false`) */
+  failures: number;
+  firstFailure?: string;
+}
+
+if (isMainThread) await main();
+else await load(workerData as Setup);
+
+async function main(): Promise<void> {
+  const { startLocalFleet } = await import('../deploy/local/fleet.ts');
+  const { createLogger } = await import('../adapters/logger.ts');
+  const fleet = await startLocalFleet({ workers: 0 }, createLogger('bench', { level: 'warn', pretty: false }));
+  const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-intake-'));
+  let loader: Worker | null = null;
+  try {
+    await writeFile(join(dir, 'Dockerfile'), 'ARG FLEET_REGISTRY\nFROM ${FLEET_REGISTRY}/official/base:1\nUSER 1000\n');
+    const { digest } = await fleet.client.uploadContext(dir);
+    const credentials = fleet.natsCredentials.admin;
+    if (credentials === undefined) throw new Error('the local fleet has no admin NATS user');
+    const setup: Setup = { natsUrl: fleet.nats.url, credentials, token: fleet.adminToken, s3: fleet.s3.options, httpUrl: fleet.coordinator.httpUrl, digest };
+    // A worker thread does not inherit the tsx loader of `node --import tsx`: it loads this file through tsx's API.
+    const boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(import.meta.url)}, ${JSON.stringify(import.meta.url)}))`;
+    const worker = new Worker(boot, { eval: true, workerData: setup });
+    loader = worker;
+    const answers: Array<(o: Outcome) => void> = [];
+    worker.on('message', (o: Outcome) => answers.shift()?.(o));
+    worker.on('error', (e) => {
+      console.error('load thread failed:', e);
+      process.exitCode = 1;
+    });
+    const run = (round: Round): Promise<Outcome> =>
+      new Promise((resolve) => {
+        answers.push(resolve);
+        worker.postMessage(round);
+      });
+
+    // Warm both paths (connections, JIT, the coordinator's caches) before anything is timed.
+    for (const transport of TRANSPORTS) await run({ transport, concurrency: 8, prefix: `warm-${transport}` });
+
+    const rows: Array<[string, string]> = [['requests per round', String(REQUESTS)]];
+    for (const transport of TRANSPORTS) {
+      for (const concurrency of CONCURRENCY) {
+        const o = await run({ transport, concurrency, prefix: `${transport}-c${concurrency}` });
+        const rate = (o.latencies.length / o.wallMs) * 1000;
+        rows.push([
+          `${transport.toUpperCase()} c=${concurrency}`,
+          `${Math.round(rate)} req/s, p50 ${quantile(o.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(o.latencies, 0.99).toFixed(1)} ms` +
+            (o.failures === 0 ? '' : `, ${o.failures} not created (${o.firstFailure ?? '?'})`),
+        ]);
+      }
+    }
+    rows.push(['target', '>= 2000 req/s, p99 <= 50 ms at c=64']);
+    printTable(rows);
+  } finally {
+    await loader?.terminate();
+    await rm(dir, { recursive: true, force: true });
+    await fleet.stop();
+  }
+}
+
+/** The load thread: answers each round posted to it with its latencies. */
+async function load(setup: Setup): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('intake load must run in a worker thread');
+  const client = await FleetClient.connect(setup.natsUrl, setup.credentials, setup.s3);
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${setup.token}` };
+  const request = (id: string) => ({ id, context: { digest: setup.digest }, image: { repository: 'bench/intake', tags: ['1'] } });
+  const once: Record<Transport, (id: string) => Promise<boolean>> = {
+    // Node's fetch keeps connections alive by default (undici's global agent).
+    http: async (id) => {
+      const res = await fetch(`${setup.httpUrl}/v1/builds`, { method: 'POST', headers, body: JSON.stringify(request(id)) });
+      const text = await res.text();
+      if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+      return true;
+    },
+    nats: async (id) => (await client.submit(request(id))).created,
+  };
+  port.on('message', (round: Round) => {
+    void (async () => {
+      const send = once[round.transport];
+      const latencies: number[] = [];
+      let failures = 0;
+      let firstFailure: string | undefined;
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: round.concurrency }, async () => {
+          while (next < REQUESTS) {
+            const id = `${round.prefix}-${next++}`;
+            const start = performance.now();
+            const created = await send(id).catch((e: unknown) => {
+              firstFailure ??= e instanceof Error ? e.message : String(e);
+              return false;
+            });
+            latencies.push(performance.now() - start);
+            if (!created) failures++;
+          }
+        }),
+      );
+      const outcome: Outcome = { latencies, wallMs: performance.now() - t0, failures, ...(firstFailure === undefined ? {} : { firstFailure }) };
+      port.postMessage(outcome);
+    })();
+  });
+}
