@@ -3,18 +3,20 @@ import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 
 /**
  * The allowed direction of imports between top-level folders, lowest first:
- *   protocol ← adapters, signing ← node, images ← worker, coordinator ← client ← deploy ← cli, bench, scripts
+ *   protocol ← adapters, signing ← node, images ← worker, coordinator, scanner ← client ← deploy ← cli, bench, scripts
+ * (scanner imports only protocol, adapters and node)
  * (tests may import anything). Each zone forbids a folder from importing what sits above it.
  */
 const ABOVE = {
-  protocol: ['adapters', 'signing', 'node', 'images', 'worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  adapters: ['signing', 'node', 'images', 'worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  signing: ['node', 'images', 'worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  node: ['images', 'worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  images: ['worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  worker: ['coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  coordinator: ['worker', 'client', 'deploy', 'cli', 'bench', 'scripts'],
-  client: ['worker', 'coordinator', 'deploy', 'cli', 'bench', 'scripts'],
+  protocol: ['adapters', 'signing', 'node', 'images', 'worker', 'coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  adapters: ['signing', 'node', 'images', 'worker', 'coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  signing: ['node', 'images', 'worker', 'coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  node: ['images', 'worker', 'coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  images: ['worker', 'coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  worker: ['coordinator', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  coordinator: ['worker', 'client', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  client: ['worker', 'coordinator', 'scanner', 'deploy', 'cli', 'bench', 'scripts'],
+  scanner: ['signing', 'images', 'worker', 'coordinator', 'client', 'deploy', 'cli', 'bench', 'scripts'],
   deploy: ['cli', 'bench', 'scripts'],
   cli: ['bench', 'scripts'],
   bench: ['cli', 'scripts'],

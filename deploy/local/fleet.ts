@@ -13,6 +13,7 @@ import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
 import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
+import { startScanner } from '../../scanner/scanner.ts';
 import { issueNatsUsers, renderAuthorization } from '../../node/nats-authorization.ts';
 import type { NatsCredentials } from '../../adapters/nats.ts';
 import { PLATFORM_TENANT } from '../../protocol/index.ts';
@@ -38,6 +39,15 @@ export interface LocalFleetOptions {
   tenants?: TenancyConfig['tenants'];
   /** OIDC issuers the HTTP API accepts (see coordinator/auth/oidc.ts), written where the coordinator reads them */
   oidc?: unknown;
+  /**
+   * Vulnerability scanners (scanner/), each on the fleet's `scanner` NATS user. 0, the default,
+   * means no scanner pool: the coordinator reports the vulnerabilities gate as skipped.
+   */
+  scanners?: number;
+  /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report */
+  scan?: { dbDir: string; timeoutMs?: number };
+  /** a gate policy file in place of images/platform/gate-policy.json */
+  gatePolicyPath?: string;
 }
 
 export interface LocalFleet {
@@ -83,6 +93,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
   };
   try {
     const pools = [...new Set([pool, ...(opts.coordinator?.pools ?? [])])];
+    const scanners = opts.scanners ?? 0;
+    if (scanners > 0 && opts.scan === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir)');
     const tenancyPath = join(stateDir, 'tenancy.json');
     await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [] }, null, 2));
     const oidcPath = opts.oidc === undefined ? undefined : join(stateDir, 'oidc.json');
@@ -92,6 +104,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       { kind: 'coordinator' },
       ...pools.map((p) => ({ kind: 'worker' as const, pool: p })),
       ...(opts.tenants ?? []).map((t) => ({ kind: 'tenant' as const, tenant: t.name })),
+      ...(scanners > 0 ? [{ kind: 'scanner' as const }] : []),
     ]);
     const natsCredentials = Object.fromEntries(users.map((u) => [u.credentials.user, u.credentials]));
     const credentialsOf = (user: string): NatsCredentials => {
@@ -115,7 +128,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const coordinatorOptions = {
       natsUrl: nats.url,
       natsCredentials: credentialsOf('coordinator'),
-      platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }) },
+      platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }), ...(opts.gatePolicyPath === undefined ? {} : { policyPath: opts.gatePolicyPath }) },
+      ...(scanners > 0 ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000 } } : {}),
       http: { host: '127.0.0.1', port: 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
@@ -135,6 +149,13 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       cleanups.push(() => replica.close());
       return replica;
     };
+    for (let i = 0; i < scanners; i++) {
+      const scanner = await startScanner(
+        { natsUrl: nats.url, natsCredentials: credentialsOf('scanner'), scannerId: `s${i + 1}-${process.pid}`, dbDir: opts.scan?.dbDir ?? '' },
+        log.child({ component: 'scanner' }),
+      );
+      cleanups.push(() => scanner.stop());
+    }
     const workersDir = join(stateDir, 'workers');
     await mkdir(workersDir, { recursive: true, mode: 0o755 });
     const workers: WorkerProcess[] = [];

@@ -1,0 +1,151 @@
+import { stat } from 'node:fs/promises';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { ErrorCode, FleetError, Severity, parseWith, type Finding, type ScannerIdentity } from '../protocol/index.ts';
+import { KILL_GRACE_MS, diesWithParent } from '../adapters/child-process.ts';
+
+/** What one grype run needs: the binary, its vulnerability DB (a grype cache dir) and the image. */
+export interface GrypeRun {
+  grypeBin: string;
+  /** GRYPE_DB_CACHE_DIR: holds the imported DB under its schema dir (e.g. 6/vulnerability.db) */
+  dbDir: string;
+  /** `registry:HOST/REPO@DIGEST`: grype reads the image straight from the registry, no daemon */
+  source: string;
+  insecureRegistry: boolean;
+  signal: AbortSignal;
+}
+
+// The parts of grype's JSON we rely on; anything else may change between versions.
+const GrypeMatch = z.object({
+  vulnerability: z.object({
+    id: z.string().min(1),
+    severity: z.string().optional(),
+    namespace: z.string().optional(),
+    fix: z.object({ versions: z.array(z.string()).default([]), state: z.string().default('unknown') }).optional(),
+  }),
+  artifact: z.object({
+    name: z.string().min(1),
+    version: z.string(),
+    upstreams: z.array(z.object({ name: z.string(), version: z.string().optional() })).optional(),
+  }),
+});
+const GrypeDocument = z.object({
+  matches: z.array(GrypeMatch),
+  descriptor: z.object({ name: z.string(), version: z.string() }).optional(),
+});
+export type GrypeDocument = z.infer<typeof GrypeDocument>;
+
+const GrypeDbStatus = z.object({
+  built: z.string(),
+  schemaVersion: z.string().optional(),
+  valid: z.boolean().optional(),
+  error: z.string().optional(),
+});
+
+const FIX_STATES = new Set<Finding['fixState']>(['fixed', 'not-fixed', 'wont-fix', 'unknown']);
+
+function severityOf(raw: string | undefined): Severity {
+  const parsed = Severity.safeParse(raw === undefined ? 'Unknown' : raw.charAt(0).toUpperCase() + raw.slice(1).toLowerCase());
+  return parsed.success ? parsed.data : 'Unknown';
+}
+
+/**
+ * grype's matches as scanner-neutral findings. Debian advisories name source packages, and one
+ * source (glibc) ships several binaries (libc6, libc-bin) that would each repeat the same CVE:
+ * a finding is per source package, deduplicated on id + package + installed version, sorted so
+ * equal scans give equal reports.
+ */
+export function normaliseGrype(doc: GrypeDocument): Finding[] {
+  const byKey = new Map<string, Finding>();
+  for (const m of doc.matches) {
+    const upstream = m.artifact.upstreams?.[0];
+    const pkg = upstream?.name ?? m.artifact.name;
+    const installed = upstream?.version ?? m.artifact.version;
+    const state = (m.vulnerability.fix?.state ?? 'unknown') as Finding['fixState'];
+    const fixed = m.vulnerability.fix?.versions[0];
+    const finding: Finding = {
+      id: m.vulnerability.id,
+      severity: severityOf(m.vulnerability.severity),
+      package: pkg,
+      installed,
+      ...(fixed === undefined || fixed === '' ? {} : { fixed }),
+      fixState: FIX_STATES.has(state) ? state : 'unknown',
+      source: m.vulnerability.namespace ?? 'unknown',
+    };
+    const key = `${finding.id}\0${finding.package}\0${finding.installed}`;
+    if (!byKey.has(key)) byKey.set(key, finding);
+  }
+  return [...byKey.values()].sort(
+    (a, b) => a.id.localeCompare(b.id) || a.package.localeCompare(b.package) || a.installed.localeCompare(b.installed),
+  );
+}
+
+function grypeEnv(run: Pick<GrypeRun, 'dbDir' | 'insecureRegistry'>): Record<string, string> {
+  return {
+    GRYPE_DB_CACHE_DIR: run.dbDir,
+    // Never fetch a DB at scan time: the DB is the operator's, and a scanner that quietly
+    // updated would make the same digest's verdict depend on when it was scanned.
+    GRYPE_DB_AUTO_UPDATE: 'false',
+    GRYPE_DB_VALIDATE_AGE: 'true',
+    GRYPE_CHECK_FOR_APP_UPDATE: 'false',
+    ...(run.insecureRegistry ? { GRYPE_REGISTRY_INSECURE_USE_HTTP: 'true' } : {}),
+  };
+}
+
+async function runGrypeCommand(grypeBin: string, args: string[], env: Record<string, string>, signal: AbortSignal) {
+  const [file, argv] = diesWithParent(grypeBin, args);
+  return execa(file, argv, {
+    env,
+    extendEnv: true,
+    stdin: 'ignore',
+    reject: false,
+    cancelSignal: signal,
+    forceKillAfterDelay: KILL_GRACE_MS,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+}
+
+const tail = (text: string): string => text.trim().split('\n').slice(-5).join(' | ').slice(0, 2000);
+
+/** The DB's build time, or E_SCAN_UNAVAILABLE when there is none or grype will not use it (stale, corrupt). */
+export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: AbortSignal): Promise<{ built: string; schemaVersion?: string }> {
+  if (!(await stat(dbDir).then((s) => s.isDirectory(), () => false))) {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `no vulnerability DB at ${dbDir}`);
+  }
+  const r = await runGrypeCommand(grypeBin, ['db', 'status', '-o', 'json'], grypeEnv({ dbDir, insecureRegistry: false }), signal);
+  if (signal.aborted) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, 'scan aborted');
+  let status: z.infer<typeof GrypeDbStatus>;
+  try {
+    status = parseWith(GrypeDbStatus, JSON.parse(r.stdout), 'grype db status', ErrorCode.E_SCAN_UNAVAILABLE);
+  } catch {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable (grype db status exit ${r.exitCode ?? r.signal}): ${tail(r.stderr || r.stdout)}`);
+  }
+  if (r.exitCode !== 0 || status.valid === false) {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is invalid: ${status.error ?? tail(r.stderr)}`);
+  }
+  return { built: new Date(status.built).toISOString(), ...(status.schemaVersion === undefined ? {} : { schemaVersion: status.schemaVersion }) };
+}
+
+/**
+ * Scans one image. Every way grype can fail (no DB, a stale or corrupt one, an unreadable
+ * image, an exit code we do not know, a kill) is an E_SCAN_UNAVAILABLE: the gate fails closed.
+ */
+export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[]; scanner: ScannerIdentity }> {
+  const db = await grypeDbStatus(run.grypeBin, run.dbDir, run.signal);
+  const r = await runGrypeCommand(run.grypeBin, [run.source, '-o', 'json', '-q'], grypeEnv(run), run.signal);
+  if (run.signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} was stopped (timeout or shutdown)`);
+  // 0 is the only success: without --fail-on grype exits non-zero only when it could not scan.
+  if (r.exitCode !== 0) {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} exited ${r.exitCode ?? r.signal}: ${tail(r.stderr)}`);
+  }
+  let doc: GrypeDocument;
+  try {
+    doc = parseWith(GrypeDocument, JSON.parse(r.stdout), 'grype report', ErrorCode.E_SCAN_UNAVAILABLE);
+  } catch (e) {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} printed no usable report: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return {
+    findings: normaliseGrype(doc),
+    scanner: { name: doc.descriptor?.name ?? 'grype', version: doc.descriptor?.version ?? 'unknown', dbBuilt: db.built },
+  };
+}

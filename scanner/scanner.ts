@@ -1,0 +1,126 @@
+import { isAbsolute, join } from 'node:path';
+import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
+import { z } from 'zod';
+import { ErrorCode, ScanJob, consumers, decodeWith, encode, parseWith, streams, subjects, toFleetError, type ScanReport } from '../protocol/index.ts';
+import { NatsCredentials, connectNats } from '../adapters/nats.ts';
+import { cacheBin } from '../adapters/environment.ts';
+import type { Logger } from '../adapters/logger.ts';
+import { scanWithGrype } from './grype.ts';
+
+export const ScannerOptions = z.strictObject({
+  natsUrl: z.string().min(1),
+  /** the scanner pool's NATS identity (user `scanner`) */
+  natsCredentials: NatsCredentials,
+  scannerId: z.string().min(1).default('scanner'),
+  /** grype's DB cache dir (GRYPE_DB_CACHE_DIR), filled by `grype db import`; never updated by the scanner */
+  dbDir: z.string().refine(isAbsolute, 'must be an absolute path'),
+  grypeBin: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** a scan running longer is killed and reported as failed */
+  scanTimeoutMs: z.number().int().min(1000).default(10 * 60_000),
+});
+export type ScannerOptions = z.input<typeof ScannerOptions>;
+
+export interface Scanner {
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const PULL_EXPIRES_MS = 5_000;
+// Below the consumer's ack wait (60 s, coordinator/topology.ts): a long scan is not redelivered.
+const WORKING_EVERY_MS = 20_000;
+
+/**
+ * A scanner of the pool: takes scan jobs from the work queue one at a time, runs grype on the
+ * image by digest and publishes the report to whoever asked. A job that cannot be scanned is
+ * answered with an error report rather than retried: the gate waiting on it fails closed and
+ * tells the author at once, instead of after every redelivery's timeout.
+ */
+export async function startScanner(options: ScannerOptions, log: Logger): Promise<Scanner> {
+  const config = parseWith(ScannerOptions, options, 'scanner options');
+  const slog = log.child({ scannerId: config.scannerId });
+  const grypeBin = config.grypeBin ?? join(cacheBin(), 'grype');
+  const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
+  const js = jetstream(nc);
+  const stopping = new AbortController();
+
+  const handle = async (msg: JsMsg): Promise<void> => {
+    let job: ScanJob;
+    try {
+      job = decodeWith(ScanJob, msg.data, 'scan job', ErrorCode.E_INVALID_JOB);
+    } catch (e) {
+      slog.error({ err: e }, 'discarding a malformed scan job');
+      msg.term('malformed');
+      return;
+    }
+    const jlog = slog.child({ scanId: job.scanId, buildId: job.buildId, digest: job.digest });
+    const source = `registry:${job.registry}/${job.repository}@${job.digest}`;
+    const timeout = AbortSignal.timeout(config.scanTimeoutMs);
+    const signal = AbortSignal.any([timeout, stopping.signal]);
+    const beat = setInterval(() => msg.working(), WORKING_EVERY_MS);
+    const started = Date.now();
+    let report: ScanReport;
+    try {
+      const { findings, scanner } = await scanWithGrype({ grypeBin, dbDir: config.dbDir, source, insecureRegistry: job.insecure, signal });
+      report = { ok: true, scanId: job.scanId, digest: job.digest, scanner, findings, durationMs: Date.now() - started, at: new Date().toISOString() };
+      jlog.info({ findings: findings.length, durationMs: report.durationMs, dbBuilt: scanner.dbBuilt }, 'scanned');
+    } catch (e) {
+      // A shutdown mid-scan hands the job back to another scanner; anything else is answered.
+      if (stopping.signal.aborted) {
+        clearInterval(beat);
+        msg.nak();
+        return;
+      }
+      const err = toFleetError(e, ErrorCode.E_SCAN_UNAVAILABLE);
+      report = { ok: false, scanId: job.scanId, digest: job.digest, error: { code: ErrorCode.E_SCAN_UNAVAILABLE, message: err.message }, at: new Date().toISOString() };
+      jlog.error({ err }, 'scan failed');
+    } finally {
+      clearInterval(beat);
+    }
+    nc.publish(subjects.scanResult(job.scanId), encode(report));
+    await nc.flush();
+    msg.ack();
+  };
+
+  const run = async (): Promise<void> => {
+    let consumer: Consumer | null = null;
+    for (let warned = false; consumer === null && !stopping.signal.aborted; ) {
+      try {
+        consumer = await js.consumers.get(streams.scanJobs, consumers.scanner);
+      } catch (e) {
+        if (!warned) slog.warn({ err: e }, 'scan job consumer not there yet (is the coordinator up?); waiting');
+        warned = true;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    if (consumer === null) return;
+    slog.info({ dbDir: config.dbDir, grypeBin }, 'scanner ready');
+    while (!stopping.signal.aborted) {
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: PULL_EXPIRES_MS });
+      } catch (e) {
+        if (stopping.signal.aborted) break;
+        slog.warn({ err: e }, 'pull failed; retrying');
+        await new Promise((r) => setTimeout(r, 1_000));
+        continue;
+      }
+      if (msg === null) continue;
+      await handle(msg).catch((e: unknown) => {
+        slog.error({ err: e }, 'scan job handling failed; handing it back');
+        msg.nak(1_000);
+      });
+    }
+  };
+
+  const done = run().finally(async () => {
+    await nc.drain().catch(() => undefined);
+    slog.info('scanner stopped');
+  });
+  return {
+    done,
+    async stop() {
+      stopping.abort();
+      await done;
+    },
+  };
+}
