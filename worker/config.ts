@@ -37,6 +37,11 @@ export const WorkerOptions = z.strictObject({
   sharedImageStore: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** docker config.json with the pool's registry credentials, handed to every builder */
   registryAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /**
+   * docker config.json with pull-only credentials for builders whose RUN steps share a container
+   * with the builder (kaniko): they get this instead of registryAuthFile. `{}` means anonymous.
+   */
+  registryPullAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
   insecureRegistries: z.array(z.string()).default([]),
   /** the pool's build secrets, one file per id (readable by the worker only) */

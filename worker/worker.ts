@@ -68,6 +68,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),
+      ...(config.registryPullAuthFile === undefined ? {} : { pullAuthFile: config.registryPullAuthFile }),
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();

@@ -3,7 +3,7 @@ import type { BuilderKind } from '../../protocol/index.ts';
 import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon } from './buildkitd.ts';
-import { KanikoBuilder } from './kaniko.ts';
+import { KanikoBuilder, type KanikoCredentials } from './kaniko.ts';
 import type { Builder } from './types.ts';
 
 export type { BuildPlan, BuildResult, Builder, BuildOutput } from './types.ts';
@@ -17,6 +17,8 @@ export interface BuilderSettings {
   insecureRegistries: readonly string[];
   /** the builder's own image (kaniko's) in that registry, as `host/repo@digest` once its platform signature checks out */
   resolveBuilderImage: (registryHost: string, signal: AbortSignal) => Promise<string>;
+  /** a pull-only docker config for builders that run RUN steps where they read credentials (kaniko) */
+  pullAuthFile?: string;
   log: Logger;
 }
 
@@ -29,6 +31,12 @@ export function createBuilder(settings: BuilderSettings): Builder {
       return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries), { stop: () => daemon.stop() });
     }
     case 'kaniko':
-      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage);
+      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings));
   }
+}
+
+/** The push credentials are the private copy the worker hands every builder (REGISTRY_AUTH_FILE). */
+function kanikoCredentials(settings: BuilderSettings): KanikoCredentials {
+  const push = settings.env.REGISTRY_AUTH_FILE;
+  return { ...(push === undefined ? {} : { pushAuthFile: push }), ...(settings.pullAuthFile === undefined ? {} : { pullAuthFile: settings.pullAuthFile }) };
 }

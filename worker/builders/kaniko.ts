@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
+import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -18,8 +19,24 @@ const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out' } as const;
-/** under the plan's workDir: where kaniko writes the digest */
+/** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
 const KANIKO_OUT = 'kaniko-out';
+/** where kaniko finds the docker config it is given (its image sets DOCKER_CONFIG there) */
+const KANIKO_DOCKER_CONFIG = '/kaniko/.docker/config.json';
+
+const OciIndex = z.object({ manifests: z.array(z.object({ digest: z.string() })).length(1) });
+
+/**
+ * Which registry credentials the kaniko container gets. kaniko runs the Dockerfile's RUN steps in
+ * its own container, so whatever it can read, a RUN step can read: never the pool's push
+ * credentials when it can be helped.
+ */
+export interface KanikoCredentials {
+  /** the pool's push credentials (docker config.json); used by the worker's own push, outside kaniko */
+  pushAuthFile?: string;
+  /** a pull-only docker config for base and cache reads; when set, kaniko gets this and nothing else */
+  pullAuthFile?: string;
+}
 
 /**
  * kaniko (chainguard-dev fork) in its own FROM-scratch image, run by rootless podman: the executor
@@ -31,12 +48,15 @@ const KANIKO_OUT = 'kaniko-out';
 export class KanikoBuilder implements Builder {
   readonly name = 'kaniko';
   private readonly pulled = new Set<string>();
+  /** registry host → whether it refuses anonymous reads (asked once per worker) */
+  private readonly readsNeedAuth = new Map<string, boolean>();
 
   constructor(
     private readonly env: Record<string, string>,
     private readonly insecureRegistries: readonly string[],
     /** `host/platform/kaniko@sha256:…` once its platform signature checks out in that registry */
     private readonly resolveImage: (registryHost: string, signal: AbortSignal) => Promise<string>,
+    private readonly credentials: KanikoCredentials = {},
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
@@ -44,7 +64,8 @@ export class KanikoBuilder implements Builder {
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, this.env.DOCKER_CONFIG);
+    const readAuth = await this.readCredentials(first.slice(0, first.indexOf('/')), output, signal);
+    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, readAuth);
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -53,7 +74,55 @@ export class KanikoBuilder implements Builder {
       // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
       await runTool('podman', ['rm', '--force', '--time', '0', '--ignore', name], { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) });
     }
-    const digest = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
+    const layout = join(plan.workDir, KANIKO_OUT, 'oci');
+    try {
+      return await this.push(plan, layout, output, signal);
+    } finally {
+      await rm(layout, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The docker config the kaniko container may read: the pool's pull-only one if it has one;
+   * none when the registry serves anonymous reads; the push credentials (read-only) only when
+   * the registry refuses anonymous reads and no pull-only config exists: then a RUN step can read
+   * them, which the build log says.
+   */
+  private async readCredentials(host: string, output: BuildOutput, signal: AbortSignal): Promise<string | undefined> {
+    if (this.credentials.pullAuthFile !== undefined) return this.credentials.pullAuthFile;
+    if (this.credentials.pushAuthFile === undefined) return undefined;
+    let needed = this.readsNeedAuth.get(host);
+    if (needed === undefined) {
+      const scheme = this.insecureRegistries.includes(host) ? 'http' : 'https';
+      const res = await fetch(`${scheme}://${host}/v2/`, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) }).catch(() => null);
+      // Unknown (unreachable): assume reads need credentials, so the pull fails on its own merits.
+      needed = res === null || res.status === 401 || res.status === 403;
+      await res?.body?.cancel();
+      this.readsNeedAuth.set(host, needed);
+    }
+    if (!needed) return undefined;
+    await output.line('system', `warning: ${host} refuses anonymous reads and this pool has no pull-only credentials (registryPullAuthFile): kaniko, and so this build's RUN steps, can read the pool's push credentials`);
+    return this.credentials.pushAuthFile;
+  }
+
+  /**
+   * Pushes kaniko's OCI layout to every destination with the pool's credentials, outside the
+   * container the RUN steps ran in; each push must land the layout's own manifest digest.
+   */
+  private async push(plan: BuildPlan, layout: string, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    const index = OciIndex.safeParse(JSON.parse(await readFile(join(layout, 'index.json'), 'utf8').catch(() => '{}')));
+    if (!index.success) throw new FleetError(ErrorCode.E_BUILD_FAILED, 'kaniko wrote no single-image OCI layout');
+    const digest = index.data.manifests[0]?.digest ?? '';
+    const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
+    if (written !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `kaniko reported ${written}, its layout holds ${digest}`);
+    for (const [i, destination] of plan.destinations.entries()) {
+      const digestFile = join(plan.workDir, KANIKO_OUT, `pushed-${i}`);
+      const run = await runTool('skopeo', skopeoCopyArgs(layout, destination, digestFile, this.insecureRegistries, this.credentials.pushAuthFile), { env: this.env, cwd: plan.workDir, output, signal });
+      if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
+      if (run.exitCode !== 0) throw new FleetError(ErrorCode.E_PUSH_FAILED, `push to ${destination} failed (exit ${String(run.exitCode)})`);
+      const pushed = (await readFile(digestFile, 'utf8')).trim();
+      if (pushed !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `${destination} got ${pushed}, kaniko built ${digest}`);
+    }
     return { digest, references: [...plan.destinations] };
   }
 
@@ -88,14 +157,14 @@ export class KanikoBuilder implements Builder {
  * The whole `podman run` argv for a plan (exported so the bench can run the same command by hand);
  * creates the directory the digest file lands in.
  */
-export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], dockerConfigDir?: string): Promise<string[]> {
+export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], readAuthFile?: string): Promise<string[]> {
   const outDir = join(plan.workDir, KANIKO_OUT);
+  await rm(join(outDir, 'oci'), { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
   const inContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
   const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
   if (!inContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
-  // The pool's registry credentials, where kaniko's DOCKER_CONFIG points.
-  if (dockerConfigDir !== undefined) mounts.push(`${join(dockerConfigDir, 'config.json')}:/kaniko/.docker/config.json:ro`);
+  if (readAuthFile !== undefined) mounts.push(`${readAuthFile}:${KANIKO_DOCKER_CONFIG}:ro`);
   for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
     const file = plan.secrets[id];
     if (file !== undefined) mounts.push(`${file}:${target}:ro`);
@@ -109,17 +178,33 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     image,
     '--context', `dir://${IN.context}`,
     '--dockerfile', inContext ? join(IN.context, relative(plan.contextDir, plan.dockerfile)) : join(IN.dockerfile, basename(plan.dockerfile)),
-    '--digest-file', join(IN.out, 'digest'),
+    // kaniko only builds: the worker pushes the layout (push), so the container the RUN steps
+    // share needs no push credentials.
+    '--no-push', '--oci-layout-path', join(IN.out, 'oci'), '--digest-file', join(IN.out, 'digest'),
     '--log-format', 'text', '--skip-unused-stages',
     ...plan.destinations.flatMap((d) => ['--destination', d]),
     ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
   ];
   if (plan.target !== undefined) args.push('--target', plan.target);
   // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-  if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository);
+  // Cache layers are pushed by kaniko itself, with whatever it was given: anonymous registries and
+  // pull credentials that may also write cache repositories keep the cache filled; otherwise the
+  // upload fails with a warning only. The push-permission check would fail such builds outright.
+  if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository, '--skip-push-permission-check');
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
   return args;
+}
+
+/** `skopeo copy` of a single-image OCI layout to one destination, keeping its digest. */
+export function skopeoCopyArgs(layout: string, destination: string, digestFile: string, insecureRegistries: readonly string[], authFile?: string): string[] {
+  const host = destination.slice(0, destination.indexOf('/'));
+  return [
+    'copy', '--quiet', '--preserve-digests', '--retry-times', '3', '--digestfile', digestFile,
+    ...(authFile === undefined ? [] : ['--dest-authfile', authFile]),
+    ...(insecureRegistries.includes(host) ? ['--dest-tls-verify=false'] : []),
+    `oci:${layout}`, `docker://${destination}`,
+  ];
 }
 
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */
