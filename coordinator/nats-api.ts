@@ -23,6 +23,8 @@ import {
   TokensRequest,
   type TokensReply,
   TokenView,
+  natsPermissions,
+  type NatsRole,
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { claimState } from './attempts.ts';
@@ -52,12 +54,23 @@ export function serveNatsApi(
   config: CoordinatorConfig,
   log: Logger,
 ): Subscription[] {
-  const serve = <R>(subject: string, handler: (data: Uint8Array, subject: string) => Promise<R>, onError: (e: FleetError) => R): Subscription =>
+  const serve = <R>(
+    subject: string,
+    asker: (subject: string) => NatsRole,
+    handler: (data: Uint8Array, subject: string) => Promise<R>,
+    onError: (e: FleetError) => R,
+  ): Subscription =>
     nc.subscribe(subject, {
       queue: COORDINATOR_QUEUE,
       callback: (err, msg: Msg) => {
         if (err !== null) {
           log.error({ err, subject }, 'subscription error');
+          return;
+        }
+        // The coordinator may publish to streams and the KV: answering on a reply subject the
+        // sender chose would let it write there (a tenant could overwrite any build record).
+        if (!repliesToAsker(msg.reply, asker(msg.subject))) {
+          log.warn({ subject: msg.subject, reply: msg.reply }, "refused a request whose reply subject is not its asker's inbox");
           return;
         }
         handler(msg.data, msg.subject)
@@ -90,6 +103,7 @@ export function serveNatsApi(
   return [
     serve<ApiReply>(
       subjects.submit('*'),
+      tenantAsker,
       async (data, subject) => {
         const accepted = await intake.submit(decodeWith(AnyJson, data, 'build request'), callerOf(subject));
         return { ok: true, ...accepted };
@@ -98,6 +112,7 @@ export function serveNatsApi(
     ),
     serve<ApiReply>(
       subjects.status('*'),
+      tenantAsker,
       async (data, subject) => {
         const { id } = decodeWith(StatusRequest, data, 'status request');
         const found = await store.get(id);
@@ -109,6 +124,7 @@ export function serveNatsApi(
     ),
     serve<DlqReply>(
       subjects.dlqApi,
+      adminAsker,
       async (data) => {
         const req = decodeWith(DlqRequest, data, 'dlq request');
         if (req.op === 'retry') {
@@ -123,6 +139,7 @@ export function serveNatsApi(
     // Admin only: the server lets no tenant user publish here.
     serve<TokensReply>(
       subjects.tokens,
+      adminAsker,
       async (data) => {
         const req = decodeWith(TokensRequest, data, 'tokens request');
         if (req.op === 'create') {
@@ -147,6 +164,7 @@ export function serveNatsApi(
     ),
     serve<WorkersReply>(
       subjects.workers,
+      adminAsker,
       async () => {
         const list: WorkerInfo[] = [];
         for await (const key of await workers.keys()) {
@@ -161,6 +179,7 @@ export function serveNatsApi(
     ),
     serve<CancelReply>(
       subjects.cancel('*'),
+      tenantAsker,
       async (data, subject) => {
         const { id } = decodeWith(StatusRequest, data, 'cancel request');
         const found = await store.get(id);
@@ -174,6 +193,7 @@ export function serveNatsApi(
     ),
     serve<ClaimReply>(
       subjects.claim('*'),
+      (s) => ({ kind: 'worker', pool: subjects.callerOf(s) }),
       async (data, subject) => {
         const claim = decodeWith(ClaimRequest, data, 'claim', ErrorCode.E_INVALID_JOB);
         // The subject's pool is proven by the sender's NATS user; the worker must be registered in it.
@@ -188,6 +208,23 @@ export function serveNatsApi(
       (e) => ({ ok: false, error: e.toBody() }),
     ),
   ];
+}
+
+/** Who may ask on a per-tenant API subject: the tenant's user, or the platform's admins under `platform`. */
+const tenantAsker = (subject: string): NatsRole => {
+  const tenant = subjects.callerOf(subject);
+  return tenant === PLATFORM_TENANT ? { kind: 'admin' } : { kind: 'tenant', tenant };
+};
+const adminAsker = (): NatsRole => ({ kind: 'admin' });
+
+/**
+ * A request is answered only in the inbox of the user the server lets publish its subject, or
+ * of an admin (who may publish anything). Every client's replies come there (adapters/nats.ts),
+ * and no other user may subscribe to that inbox.
+ */
+function repliesToAsker(reply: string | undefined, asker: NatsRole): boolean {
+  if (reply === undefined) return false;
+  return [asker, { kind: 'admin' } as const].some((role) => reply.startsWith(`${natsPermissions(role).inboxPrefix}.`));
 }
 
 /**
