@@ -12,13 +12,22 @@ function forbidden(path: string, message: string): FleetError {
 }
 
 /**
+ * Only the platform's admins act for every tenant. An `admin` token issued for another tenant
+ * stays inside that tenant (there it may do what a submitter may): its role must not turn a
+ * team's credential into the whole platform's.
+ */
+function isPlatformAdmin(caller: Caller): boolean {
+  return caller.role === 'admin' && caller.tenant === PLATFORM_TENANT;
+}
+
+/**
  * May `caller` submit `request`? Refuses with E_FORBIDDEN naming the first field that is not
  * allowed. A submitter builds only into its tenant's repositories, on its tenant's pools, with the
- * secrets granted to its tenant on that pool, within its limits; an admin may do anything.
+ * secrets granted to its tenant on that pool, within its limits; a platform admin may do anything.
  */
 export function authorizeSubmit(caller: Caller, request: BuildRequest, tenancy: Tenancy): void {
-  if (caller.role === 'admin') return;
-  if (caller.role !== 'submitter') throw forbidden('role', `${caller.role} may read builds but not submit them`);
+  if (isPlatformAdmin(caller)) return;
+  if (caller.role === 'reader') throw forbidden('role', `${caller.role} may read builds but not submit them`);
   const tenant = tenancy.tenant(caller.tenant);
   if (tenant === undefined) throw forbidden('tenant', `tenant ${caller.tenant} is not configured on this platform`);
   const repo = request.image.repository;
@@ -41,16 +50,16 @@ export function authorizeSubmit(caller: Caller, request: BuildRequest, tenancy: 
   }
 }
 
-/** A build is seen (status, log, events) and cancelled only by its tenant and by admins. */
+/** A build is seen (status, log, events) and cancelled only by its tenant and by platform admins. */
 export function mayAccess(caller: Caller, buildTenant: string, action: 'read' | 'cancel'): boolean {
-  if (caller.role === 'admin') return true;
+  if (isPlatformAdmin(caller)) return true;
   if (caller.tenant !== buildTenant) return false;
-  return action === 'read' || caller.role === 'submitter';
+  return action === 'read' || caller.role !== 'reader';
 }
 
 export function authorizeAccess(caller: Caller, build: { id: string; tenant: string }, action: 'read' | 'cancel'): void {
   if (mayAccess(caller, build.tenant, action)) return;
   // Another tenant's build is answered as absent: its existence is not the caller's business.
-  if (caller.role === 'admin' || caller.tenant !== build.tenant) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${build.id}`);
+  if (caller.tenant !== build.tenant) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${build.id}`);
   throw forbidden('role', `${caller.role} may not ${action} builds`);
 }
