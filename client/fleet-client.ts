@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
   CancelReply,
@@ -107,6 +107,10 @@ export class FleetClient {
     try {
       return await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
     } catch (e) {
+      // The server itself refused: this client's NATS user may not ask that (e.g. a tenant asking an admin subject).
+      if (e instanceof Error && (e instanceof PermissionViolationError || e.cause instanceof PermissionViolationError)) {
+        throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: NATS user ${this.credentials.user} may not publish to ${subject} (refused by the server)`, undefined, { cause: e });
+      }
       throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
     }
   }
