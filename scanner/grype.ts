@@ -13,6 +13,24 @@ export interface GrypeRun {
   source: string;
   insecureRegistry: boolean;
   signal: AbortSignal;
+  /** earlier results, per image digest and DB build: the same pair always gives the same findings */
+  cache?: ScanCache;
+}
+
+/** Scan results by (digest, DB build time), the oldest dropped past `max`. */
+export class ScanCache {
+  private readonly entries = new Map<string, Finding[]>();
+  constructor(private readonly max = 256) {}
+  get(source: string, dbBuilt: string): Finding[] | undefined {
+    return this.entries.get(`${source}\0${dbBuilt}`);
+  }
+  set(source: string, dbBuilt: string, findings: Finding[]): void {
+    this.entries.set(`${source}\0${dbBuilt}`, findings);
+    for (const key of this.entries.keys()) {
+      if (this.entries.size <= this.max) break;
+      this.entries.delete(key);
+    }
+  }
 }
 
 // The parts of grype's JSON we rely on; anything else may change between versions.
@@ -36,7 +54,7 @@ const GrypeDocument = z.object({
 export type GrypeDocument = z.infer<typeof GrypeDocument>;
 
 const GrypeDbStatus = z.object({
-  built: z.string(),
+  built: z.string().optional(),
   schemaVersion: z.string().optional(),
   valid: z.boolean().optional(),
   error: z.string().optional(),
@@ -120,8 +138,8 @@ export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: Abo
   } catch {
     throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable (grype db status exit ${r.exitCode ?? r.signal}): ${tail(r.stderr || r.stdout)}`);
   }
-  if (r.exitCode !== 0 || status.valid === false) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is invalid: ${status.error ?? tail(r.stderr)}`);
+  if (r.exitCode !== 0 || status.valid === false || status.built === undefined) {
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable: ${status.error ?? tail(r.stderr)}`);
   }
   return { built: new Date(status.built).toISOString(), ...(status.schemaVersion === undefined ? {} : { schemaVersion: status.schemaVersion }) };
 }
@@ -130,8 +148,11 @@ export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: Abo
  * Scans one image. Every way grype can fail (no DB, a stale or corrupt one, an unreadable
  * image, an exit code we do not know, a kill) is an E_SCAN_UNAVAILABLE: the gate fails closed.
  */
-export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[]; scanner: ScannerIdentity }> {
+export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[]; scanner: ScannerIdentity; cached: boolean }> {
   const db = await grypeDbStatus(run.grypeBin, run.dbDir, run.signal);
+  const version = await grypeVersion(run.grypeBin, run.signal);
+  const hit = run.cache?.get(run.source, db.built);
+  if (hit !== undefined) return { findings: hit, scanner: { name: 'grype', version, dbBuilt: db.built }, cached: true };
   const r = await runGrypeCommand(run.grypeBin, [run.source, '-o', 'json', '-q'], grypeEnv(run), run.signal);
   if (run.signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} was stopped (timeout or shutdown)`);
   // 0 is the only success: without --fail-on grype exits non-zero only when it could not scan.
@@ -144,8 +165,19 @@ export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[
   } catch (e) {
     throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} printed no usable report: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return {
-    findings: normaliseGrype(doc),
-    scanner: { name: doc.descriptor?.name ?? 'grype', version: doc.descriptor?.version ?? 'unknown', dbBuilt: db.built },
-  };
+  const findings = normaliseGrype(doc);
+  run.cache?.set(run.source, db.built, findings);
+  return { findings, scanner: { name: doc.descriptor?.name ?? 'grype', version: doc.descriptor?.version ?? version, dbBuilt: db.built }, cached: false };
+}
+
+let knownVersion: { bin: string; version: string } | null = null;
+
+/** grype's own version (`grype version -o json`), asked once per binary. */
+async function grypeVersion(grypeBin: string, signal: AbortSignal): Promise<string> {
+  if (knownVersion?.bin === grypeBin) return knownVersion.version;
+  const r = await runGrypeCommand(grypeBin, ['version', '-o', 'json'], { GRYPE_CHECK_FOR_APP_UPDATE: 'false' }, signal);
+  const parsed = z.object({ version: z.string() }).safeParse(r.exitCode === 0 ? JSON.parse(r.stdout) : null);
+  if (!parsed.success) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `${grypeBin} does not say its version (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr)}`);
+  knownVersion = { bin: grypeBin, version: parsed.data.version };
+  return parsed.data.version;
 }

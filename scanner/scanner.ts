@@ -5,7 +5,7 @@ import { ErrorCode, ScanJob, consumers, decodeWith, encode, parseWith, streams, 
 import { NatsCredentials, connectNats } from '../adapters/nats.ts';
 import { cacheBin } from '../adapters/environment.ts';
 import type { Logger } from '../adapters/logger.ts';
-import { scanWithGrype } from './grype.ts';
+import { ScanCache, scanWithGrype } from './grype.ts';
 
 export const ScannerOptions = z.strictObject({
   natsUrl: z.string().min(1),
@@ -42,6 +42,8 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
   const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
   const js = jetstream(nc);
   const stopping = new AbortController();
+  // A redelivered worker report gates (and asks for a scan) again: the same digest against the same DB needs no second grype run.
+  const cache = new ScanCache();
 
   const handle = async (msg: JsMsg): Promise<void> => {
     let job: ScanJob;
@@ -60,9 +62,9 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
     const started = Date.now();
     let report: ScanReport;
     try {
-      const { findings, scanner } = await scanWithGrype({ grypeBin, dbDir: config.dbDir, source, insecureRegistry: job.insecure, signal });
+      const { findings, scanner, cached } = await scanWithGrype({ grypeBin, dbDir: config.dbDir, source, insecureRegistry: job.insecure, signal, cache });
       report = { ok: true, scanId: job.scanId, digest: job.digest, scanner, findings, durationMs: Date.now() - started, at: new Date().toISOString() };
-      jlog.info({ findings: findings.length, durationMs: report.durationMs, dbBuilt: scanner.dbBuilt }, 'scanned');
+      jlog.info({ findings: findings.length, durationMs: report.durationMs, dbBuilt: scanner.dbBuilt, cached }, 'scanned');
     } catch (e) {
       // A shutdown mid-scan hands the job back to another scanner; anything else is answered.
       if (stopping.signal.aborted) {
