@@ -32,19 +32,25 @@ function tamper(token: string): string {
 /** Counts reads, and can hold one read until released, to see what the cache does. */
 class ProbeStore implements TokenStore {
   reads = 0;
-  private held: { until: Promise<void> } | null = null;
+  private held: { until: Promise<void>; read: () => void } | null = null;
   constructor(private readonly inner: TokenStore) {}
-  holdNextRead(): () => void {
+  /** Holds the next read once it has its record: `read` resolves then, `release` lets it return. */
+  holdNextRead(): { read: Promise<void>; release: () => void } {
     let release!: () => void;
-    this.held = { until: new Promise<void>((r) => (release = r)) };
-    return release;
+    let reached!: () => void;
+    const read = new Promise<void>((r) => (reached = r));
+    this.held = { until: new Promise<void>((r) => (release = r)), read: reached };
+    return { read, release };
   }
   async get(id: string): Promise<TokenRecord | null> {
     this.reads++;
     const held = this.held;
     this.held = null;
     const record = await this.inner.get(id);
-    if (held !== null) await held.until;
+    if (held !== null) {
+      held.read();
+      await held.until;
+    }
     return record;
   }
   put(record: TokenRecord): Promise<void> {
@@ -185,9 +191,10 @@ describe('the token cache', () => {
     const probe = new ProbeStore(new MemoryTokenStore());
     const cached = new CachedTokenStore(probe);
     const { token, record } = await createToken(probe, { tenant: 'payments', role: 'reader', name: 'ci', createdBy: ADMIN });
-    const release = probe.holdNextRead();
+    const { read, release } = probe.holdNextRead();
     const racing = verifyToken(cached, token);
-    await new Promise((r) => setTimeout(r, 10));
+    // The revocation lands after the racing read has its (unrevoked) record, before it returns.
+    await read;
     await revokeToken(cached, record.id, ADMIN);
     release();
     await expect(racing).resolves.toMatchObject({ tenant: 'payments' });
