@@ -1,6 +1,6 @@
 import { GateCode, secretInAssignment } from '../../protocol/index.ts';
-import type { Image, LayerFile } from './image-reader.ts';
-import { secretInFile, secretInHistory } from './secret-patterns.ts';
+import type { Image } from './image-reader.ts';
+import { secretInHistory } from './secret-patterns.ts';
 
 export interface SecretFinding {
   code: GateCode;
@@ -27,8 +27,7 @@ export function secretsInConfig(image: Image): SecretFinding[] {
   return found;
 }
 
-/** A secret in one file, with the layer it was added in (1-based, as people count layers). */
-export function secretInLayerFile(file: LayerFile): SecretFinding | null {
-  const why = secretInFile(file.path, file.bytes);
-  return why === null ? null : { code: GateCode.SECRET_IN_FILE, reason: `${why} (layer ${file.layer + 1})` };
+/** A secret file (what secretInFile said of it) with the layer it was added in (1-based, as people count layers). */
+export function secretInLayer(why: string, layer: number): SecretFinding {
+  return { code: GateCode.SECRET_IN_FILE, reason: `${why} (layer ${layer + 1})` };
 }

@@ -7,6 +7,9 @@ import { generateSigstoreKeyPair, openSigstorePrivateKey } from '../../signing/s
 import { signImage } from '../../signing/sigstore.ts';
 import { FLEET_BIN, archivedLog, cliEnv, fixture, startTestFleet, adminFetch } from '../helpers/fleet.ts';
 import { storedEvents } from '../../client/index.ts';
+import { readFile } from 'node:fs/promises';
+import { platformPublicKeyPath } from '../../adapters/environment.ts';
+import { GateCache, loadGatePolicy, runGates } from '../../coordinator/gates/index.ts';
 
 /** Compliance gates on real images: each blocked image stays in quarantine and is never promoted. */
 describe('gates', () => {
@@ -110,6 +113,24 @@ describe('gates', () => {
       const events = await storedEvents(fleet.client.nc, id);
       expect(events.map((e) => e.type)).toEqual(['queued', 'started', 'failed']);
       expect(await archivedLog(fleet, id)).not.toContain('should never run on an unsigned base');
+    }
+  });
+
+  it('reaches the same verdict whatever the gates remember: cold, then from remembered layers and base /etc/passwd', async () => {
+    const policy = await loadGatePolicy();
+    const signingPublicKey = await readFile(platformPublicKeyPath(), 'utf8');
+    // A secret file (found in an app layer, named with its layer number) and a user resolved
+    // through the official base's /etc/passwd (the app's layers have none).
+    for (const [app, id] of [['private-key-file', 'key-file-cache'], ['runs-as-root', 'as-root-cache']] as const) {
+      const { verdict } = await blocked(app, id);
+      const digest = verdict?.digest ?? '';
+      const cache = new GateCache();
+      const run = () => runGates({ registry, policy, signingPublicKey, kind: 'custom', quarantineRepository: `quarantine/app/${app}`, digest, repository: `app/${app}`, cache });
+      const cold = await run();
+      const warm = await run();
+      expect(cold.gates).toEqual(verdict?.gates.filter((g) => g.gate !== 'vulnerabilities'));
+      expect(warm).toEqual(cold);
+      expect(cold.promoted).toBe(false);
     }
   });
 });
