@@ -32,6 +32,8 @@ export const ErrorCode = {
   E_UNAUTHENTICATED: 'E_UNAUTHENTICATED',
   /** the caller is known but may not do this (or no rule maps it to a tenant) */
   E_FORBIDDEN: 'E_FORBIDDEN',
+  /** the build went over one of its pool's caps (memory, processes, scratch storage, log size) */
+  E_RESOURCE_LIMIT: 'E_RESOURCE_LIMIT',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -99,6 +101,7 @@ export const ERROR_TABLE = {
   E_SCAN_UNAVAILABLE: { retryable: false, httpStatus: 503, exitCode: ExitCode.UNAVAILABLE },
   E_UNAUTHENTICATED: { retryable: false, httpStatus: 401, exitCode: ExitCode.UNAUTHENTICATED },
   E_FORBIDDEN: { retryable: false, httpStatus: 403, exitCode: ExitCode.FORBIDDEN },
+  E_RESOURCE_LIMIT: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },
 } as const satisfies Record<ErrorCode, ErrorAnswers>;
 

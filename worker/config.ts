@@ -65,6 +65,19 @@ export const WorkerOptions = z.strictObject({
   drainGraceMs: z.number().int().min(0).default(120_000),
   /** serve GET /metrics (Prometheus) and /healthz on this port, all interfaces; 0 picks a free one; absent: no server */
   metricsPort: z.number().int().min(0).max(65535).optional(),
+  /**
+   * caps on one build (absent: unlimited): memoryBytes per process (RLIMIT_DATA), pids (RLIMIT_NPROC
+   * of the steps in the builder's user namespace), scratchBytes (storage growth, watched; also
+   * RLIMIT_FSIZE), logBytes (build output); over one, the build fails with E_RESOURCE_LIMIT
+   */
+  limits: z
+    .strictObject({
+      memoryBytes: z.number().int().min(16 * 1024 ** 2).optional(),
+      pids: z.number().int().min(8).optional(),
+      scratchBytes: z.number().int().min(1024 ** 2).optional(),
+      logBytes: z.number().int().min(1024).optional(),
+    })
+    .default({}),
   /** network for RUN steps: `private` (own namespace, no host loopback) or `none` */
   runNetwork: z.enum(['private', 'none']).default('private'),
 });

@@ -69,6 +69,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       insecureRegistries: config.insecureRegistries,
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),
       ...(config.registryPullAuthFile === undefined ? {} : { pullAuthFile: config.registryPullAuthFile }),
+      limits: config.limits,
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();

@@ -27,6 +27,7 @@ const EXPECTED: Record<ErrorCode, [retryable: boolean, http: number, exit: numbe
   E_SCAN_UNAVAILABLE: [false, 503, ExitCode.UNAVAILABLE],
   E_UNAUTHENTICATED: [false, 401, ExitCode.UNAUTHENTICATED],
   E_FORBIDDEN: [false, 403, ExitCode.FORBIDDEN],
+  E_RESOURCE_LIMIT: [false, 422, ExitCode.FAILED],
   E_INTERNAL: [true, 500, ExitCode.FAILED],
 };
 

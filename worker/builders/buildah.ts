@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
+import { ulimitArgs, type BuildLimits } from './sandbox.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
 /** Recognises the step buildah names when a RUN fails. */
@@ -21,12 +22,13 @@ export class BuildahBuilder implements Builder {
   constructor(
     private readonly env: Record<string, string>,
     private readonly network: 'private' | 'none',
+    private readonly limits: BuildLimits = {},
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
     const tracker = new StepTracker(output);
-    const bud = await runTool('buildah', buildahBudArgs(plan, localTag, this.network), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const bud = await runTool('buildah', buildahBudArgs(plan, localTag, this.network, this.limits), { env: this.env, cwd: plan.workDir, output: tracker, signal });
     this.throwIfFailed(bud, tracker);
 
     try {
@@ -79,8 +81,10 @@ export class BuildahBuilder implements Builder {
 
 
 /** `buildah bud` argv for a plan (exported so the bench can run the same command by hand). */
-export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none'): string[] {
-  const args = ['bud', '--layers', '--pull=true', '--network', network, '--file', plan.dockerfile, '--tag', localTag];
+export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none', limits: BuildLimits = {}): string[] {
+  // --ulimit: set by the OCI runtime inside the step's namespaces, so RLIMIT_NPROC counts the
+  // step's own tasks, not every task of the node's build user.
+  const args = ['bud', '--layers', '--pull=true', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
   if (plan.target !== undefined) args.push('--target', plan.target);
   // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
   if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
+import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
 
 /**
  * The worker's own rootless BuildKit daemon: `rootlesskit buildkitd --rootless` as the worker's
@@ -19,6 +20,7 @@ export class BuildkitDaemon {
     private readonly env: Record<string, string>,
     private readonly insecureRegistries: readonly string[],
     private readonly log: Logger,
+    private readonly limits: BuildLimits = {},
   ) {
     this.socket = join(stateDir, 'buildkit', 'buildkitd.sock');
   }
@@ -38,7 +40,7 @@ export class BuildkitDaemon {
     const dir = join(this.stateDir, 'buildkit');
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
     await writeBuildkitdConfig(dir, this.insecureRegistries);
-    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket)], {
+    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket, this.limits)], {
       env: { ...this.env, ...BUILDKITD_ENV, XDG_RUNTIME_DIR: join(dir, 'run') },
       extendEnv: false,
       stdin: 'ignore',
@@ -88,9 +90,12 @@ export async function writeBuildkitdConfig(dir: string, insecureRegistries: read
  * hand). `--net=host`: buildkitd must reach the loopback registry; `--otel-socket-path`: it would
  * otherwise try /run/buildkit, which an unprivileged user cannot create.
  */
-export function buildkitdCommand(dir: string, socket: string): string[] {
+export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}): string[] {
   return [
     'rootlesskit', '--net=host', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
+    // Inside rootlesskit's user namespace: RUN steps are buildkitd's children and inherit its
+    // rlimits (buildctl has none to give per step), and RLIMIT_NPROC counts this namespace only.
+    ...prlimitPrefix(limits),
     'buildkitd', '--rootless', '--addr', `unix://${socket}`, '--otel-socket-path', join(dir, 'run', 'otel.sock'),
     '--root', join(dir, 'root'), '--config', join(dir, 'buildkitd.toml'),
   ];

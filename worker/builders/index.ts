@@ -4,6 +4,7 @@ import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon } from './buildkitd.ts';
 import { KanikoBuilder, type KanikoCredentials } from './kaniko.ts';
+import { SandboxedBuilder, type BuildLimits } from './sandbox.ts';
 import type { Builder } from './types.ts';
 
 export type { BuildPlan, BuildResult, Builder, BuildOutput } from './types.ts';
@@ -19,19 +20,28 @@ export interface BuilderSettings {
   resolveBuilderImage: (registryHost: string, signal: AbortSignal) => Promise<string>;
   /** a pull-only docker config for builders that run RUN steps where they read credentials (kaniko) */
   pullAuthFile?: string;
+  /** the pool's caps on one build */
+  limits?: BuildLimits;
   log: Logger;
 }
 
 export function createBuilder(settings: BuilderSettings): Builder {
+  const limits = settings.limits ?? {};
+  // Everything a build writes lands under the worker's state dir: its scratch, the containers
+  // storage of buildah and podman (kaniko), buildkitd's root.
+  return new SandboxedBuilder(builderOf(settings, limits), limits, [settings.stateDir]);
+}
+
+function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
   switch (settings.kind) {
     case 'buildah':
-      return new BuildahBuilder(settings.env, settings.runNetwork);
+      return new BuildahBuilder(settings.env, settings.runNetwork, limits);
     case 'buildkit': {
-      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log);
+      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits);
       return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries), { stop: () => daemon.stop() });
     }
     case 'kaniko':
-      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings));
+      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), limits);
   }
 }
 

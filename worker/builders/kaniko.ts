@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
+import { ulimitArgs, type BuildLimits } from './sandbox.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
 /** logrus text lines: `time="…" level=info msg="RUN make"` */
@@ -57,6 +58,7 @@ export class KanikoBuilder implements Builder {
     /** `host/platform/kaniko@sha256:…` once its platform signature checks out in that registry */
     private readonly resolveImage: (registryHost: string, signal: AbortSignal) => Promise<string>,
     private readonly credentials: KanikoCredentials = {},
+    private readonly limits: BuildLimits = {},
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
@@ -65,7 +67,7 @@ export class KanikoBuilder implements Builder {
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
     const readAuth = await this.readCredentials(first.slice(0, first.indexOf('/')), output, signal);
-    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, readAuth);
+    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, readAuth, this.limits);
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -157,7 +159,7 @@ export class KanikoBuilder implements Builder {
  * The whole `podman run` argv for a plan (exported so the bench can run the same command by hand);
  * creates the directory the digest file lands in.
  */
-export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], readAuthFile?: string): Promise<string[]> {
+export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], readAuthFile?: string, limits: BuildLimits = {}): Promise<string[]> {
   const outDir = join(plan.workDir, KANIKO_OUT);
   await rm(join(outDir, 'oci'), { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
@@ -174,6 +176,8 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     // Host network: this machine's registry listens on loopback only, and rootless podman's
     // private networks (slirp4netns) cannot reach the host's loopback under its own address.
     '--network', 'host', '--pull', 'never', '--security-opt', 'no-new-privileges',
+    // rlimits of the executor and, through it, every RUN step (set inside the container's namespaces)
+    ...ulimitArgs(limits),
     ...mounts.flatMap((m) => ['--volume', m]),
     image,
     '--context', `dir://${IN.context}`,

@@ -1,0 +1,77 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet, LocalFleetOptions } from '../../deploy/local/fleet.ts';
+import { BUILDER_KINDS, type BuilderKind } from '../../protocol/index.ts';
+import type { BuildLimits } from '../../worker/builders/sandbox.ts';
+import { fixture, startTestFleet } from '../helpers/fleet.ts';
+
+const MiB = 1024 ** 2;
+/**
+ * Small enough that each hog hits it within seconds, large enough for the builders themselves (a
+ * worker's first build also pulls and unpacks its base into the storage the scratch cap watches).
+ */
+const LIMITS: BuildLimits = { pids: 64, memoryBytes: 384 * MiB, scratchBytes: 1024 * MiB };
+
+/**
+ * One Dockerfile, three hogs, each bounded in time so a missing cap shows as a plain step failure
+ * or a slow success, never a hung test. A capped fork bomb may die out on its own with status 0
+ * (bash gives up on forks it cannot make): it exits 1 so the build fails either way, and only the
+ * cap's refusal in the log makes that failure E_RESOURCE_LIMIT.
+ */
+const DOCKERFILE = `ARG FLEET_REGISTRY
+FROM \${FLEET_REGISTRY}/official/base:1
+ARG HOG
+RUN case "$HOG" in \\
+  fork) timeout 20 bash -c ':(){ :|:& };:; wait'; exit 1 ;; \\
+  memory) timeout 20 tail /dev/zero ;; \\
+  disk) timeout 60 sh -c 'i=0; while [ $i -lt 600 ]; do head -c 4194304 /dev/zero > /tmp/fill-$i || exit 1; i=$((i+1)); done' ;; \\
+  esac && echo "hog $HOG done"
+USER 1000
+`;
+
+const poolOf = (builder: BuilderKind): string => `capped-${builder}`;
+
+let fleet: LocalFleet;
+let contextDir: string;
+let hogs: string;
+let calm: string;
+
+beforeAll(async () => {
+  contextDir = await mkdtemp(join(tmpdir(), 'fleet-hogs-'));
+  await writeFile(join(contextDir, 'Dockerfile'), DOCKERFILE);
+  // `default` (buildah, no caps) is the neighbour on the same node, same build user.
+  fleet = await startTestFleet({ workers: 1, coordinator: { pools: BUILDER_KINDS.map(poolOf) } });
+  for (const builder of BUILDER_KINDS) {
+    // limits is a worker option the local fleet passes through as it is
+    await fleet.addWorker({ pool: poolOf(builder), builder, limits: LIMITS } as LocalFleetOptions['worker']);
+  }
+  hogs = (await fleet.client.uploadContext(contextDir)).digest;
+  calm = (await fleet.client.uploadContext(fixture('two-stage'))).digest;
+});
+afterAll(async () => {
+  await fleet?.stop();
+  await rm(contextDir, { recursive: true, force: true });
+});
+
+const CASES = [
+  { hog: 'fork', limit: 'pids' },
+  { hog: 'memory', limit: 'memory' },
+  { hog: 'disk', limit: 'scratch' },
+] as const;
+
+describe.each(BUILDER_KINDS)('resource limits: %s', (builder) => {
+  it.each(CASES)(`resource limits (${builder}): a $hog hog fails with E_RESOURCE_LIMIT naming $limit, while a build on another worker of the node pushes`, async ({ hog, limit }) => {
+    const id = `hog-${hog}-${builder}`;
+    const started = Date.now();
+    await fleet.client.submit({ id, context: { digest: hogs }, pool: poolOf(builder), buildArgs: { HOG: hog }, image: { repository: 'limits/hog', tags: [`${hog}-${builder}`] } });
+    const neighbour = `calm-${hog}-${builder}`;
+    await fleet.client.submit({ id: neighbour, context: { digest: calm }, image: { repository: 'limits/calm', tags: [`${hog}-${builder}`] } });
+    const [done, calmDone] = await Promise.all([fleet.client.follow(id, {}), fleet.client.follow(neighbour, {})]);
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_RESOURCE_LIMIT', message: expect.stringContaining(`resource limit ${limit}`) } });
+    expect(calmDone.state).toMatchObject({ phase: 'pushed' });
+    // The fork bomb runs its 20 s; the others stop as soon as they hit the cap.
+    expect(Date.now() - started).toBeLessThan(hog === 'fork' ? 90_000 : 60_000);
+  }, 300_000);
+});
