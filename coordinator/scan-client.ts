@@ -63,6 +63,9 @@ export class ScanClient {
         return report;
       }
       if (signal?.aborted === true) throw new FleetError(ErrorCode.E_CANCELLED, 'scan wait aborted');
+      // A coordinator stopping mid-scan is no verdict on the image: retryable, so the worker's
+      // report is delivered again (to this coordinator's successor) and the image scanned again.
+      if (this.nc.isClosed() || this.nc.isDraining()) throw new FleetError(ErrorCode.E_UNAVAILABLE, 'the coordinator stopped while waiting for a scan report');
       throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `no vulnerability scan report within ${Math.round(this.timeoutMs / 1000)} s: is a scanner running?`);
     } finally {
       clearTimeout(timer);
