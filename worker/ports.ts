@@ -86,7 +86,7 @@ export function natsPorts(deps: NatsPortsDeps): RunnerPorts {
     openLog: (buildId, attempt, archiveFile, masker) => new BuildLog(js, s3, buildId, config.pool, attempt, archiveFile, masker, config.logs),
     async fetchContext(job, tarball, dir, signal) {
       await downloadContext(s3, job.context, tarball, config.extract.maxBytes, signal);
-      await extractContext(tarball, dir, config.extract);
+      await extractContext(tarball, dir, config.extract, signal);
     },
     registry: deps.registry,
     builder: deps.builder,
