@@ -24,6 +24,7 @@ const DOCKERFILE = `ARG FLEET_REGISTRY
 FROM \${FLEET_REGISTRY}/official/base:1
 ARG HOG
 RUN case "$HOG" in \\
+  log) seq 1 100000 ;; \\
   fork) timeout 20 bash -c ':(){ :|:& };:; wait'; exit 1 ;; \\
   memory) timeout 20 tail /dev/zero ;; \\
   disk) timeout 60 sh -c 'i=0; while [ $i -lt 600 ]; do head -c 4194304 /dev/zero > /tmp/fill-$i || exit 1; i=$((i+1)); done' ;; \\
@@ -42,11 +43,12 @@ beforeAll(async () => {
   contextDir = await mkdtemp(join(tmpdir(), 'fleet-hogs-'));
   await writeFile(join(contextDir, 'Dockerfile'), DOCKERFILE);
   // `default` (buildah, no caps) is the neighbour on the same node, same build user.
-  fleet = await startTestFleet({ workers: 1, coordinator: { pools: BUILDER_KINDS.map(poolOf) } });
+  fleet = await startTestFleet({ workers: 1, coordinator: { pools: [...BUILDER_KINDS.map(poolOf), 'capped-log'] } });
   for (const builder of BUILDER_KINDS) {
     // limits is a worker option the local fleet passes through as it is
     await fleet.addWorker({ pool: poolOf(builder), builder, limits: LIMITS } as LocalFleetOptions['worker']);
   }
+  await fleet.addWorker({ pool: 'capped-log', limits: { logBytes: 64 * 1024 } } as LocalFleetOptions['worker']);
   hogs = (await fleet.client.uploadContext(contextDir)).digest;
   calm = (await fleet.client.uploadContext(fixture('two-stage'))).digest;
 });
@@ -73,5 +75,16 @@ describe.each(BUILDER_KINDS)('resource limits: %s', (builder) => {
     expect(calmDone.state).toMatchObject({ phase: 'pushed' });
     // The fork bomb runs its 20 s; the others stop as soon as they hit the cap.
     expect(Date.now() - started).toBeLessThan(hog === 'fork' ? 90_000 : 60_000);
+  }, 300_000);
+});
+
+describe('resource limits: output', () => {
+  it('a build printing more than its pool\'s logBytes stops with E_RESOURCE_LIMIT naming log', async () => {
+    await fleet.client.submit({ id: 'hog-log', context: { digest: hogs }, pool: 'capped-log', buildArgs: { HOG: 'log' }, image: { repository: 'limits/hog', tags: ['log'] } });
+    const lines: string[] = [];
+    const done = await fleet.client.follow('hog-log', { line: (l) => void lines.push(l.text) });
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_RESOURCE_LIMIT', message: expect.stringContaining('resource limit log') } });
+    // Cut at the cap: far fewer than the step's 100,000 numbers reached the log.
+    expect(lines.filter((l) => /\b\d+$/.test(l)).length).toBeLessThan(20_000);
   }, 300_000);
 });
