@@ -19,8 +19,9 @@ import { printTable, quantile } from './table.ts';
 
 const REQUESTS = Number(process.env.BENCH_INTAKE_N ?? 2_000);
 const CONCURRENCY = (process.env.BENCH_INTAKE_CONCURRENCY ?? '8,32,64').split(',').map(Number);
-const TRANSPORTS = ['http', 'nats'] as const;
-type Transport = (typeof TRANSPORTS)[number];
+const ALL_TRANSPORTS = ['http', 'nats'] as const;
+type Transport = (typeof ALL_TRANSPORTS)[number];
+const TRANSPORTS = ALL_TRANSPORTS.filter((t) => (process.env.BENCH_INTAKE_TRANSPORTS ?? 'http,nats').split(',').includes(t));
 
 interface Setup {
   natsUrl: string;
@@ -79,13 +80,18 @@ async function main(): Promise<void> {
     for (const transport of TRANSPORTS) await run({ transport, concurrency: 8, prefix: `warm-${transport}` });
 
     const rows: Array<[string, string]> = [['requests per round', String(REQUESTS)]];
+    // CPU the coordinator's thread spent per request: unlike the rates, unmoved by other load on the machine.
+    const threadCpu = (process as { threadCpuUsage?: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process);
     for (const transport of TRANSPORTS) {
       for (const concurrency of CONCURRENCY) {
+        const cpu0 = threadCpu?.();
         const o = await run({ transport, concurrency, prefix: `${transport}-c${concurrency}` });
+        const cpu = cpu0 === undefined ? undefined : threadCpu?.(cpu0);
         const rate = (o.latencies.length / o.wallMs) * 1000;
         rows.push([
           `${transport.toUpperCase()} c=${concurrency}`,
           `${Math.round(rate)} req/s, p50 ${quantile(o.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(o.latencies, 0.99).toFixed(1)} ms` +
+            (cpu === undefined ? '' : `, coordinator ${Math.round((cpu.user + cpu.system) / o.latencies.length)} µs CPU/request`) +
             (o.failures === 0 ? '' : `, ${o.failures} not created (${o.firstFailure ?? '?'})`),
         ]);
       }
