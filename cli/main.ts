@@ -7,7 +7,7 @@ import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../dep
 import { BUILDER_KINDS, Role, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { fleetEnvironment } from '../adapters/environment.ts';
 import { createLogger } from '../adapters/logger.ts';
-import { FleetClient } from '../client/index.ts';
+import { FleetClient, auditTrail } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
@@ -30,6 +30,7 @@ const USAGE = `usage:
   fleet cancel ID                                 cancel a queued or running build (no-op once ended)
   fleet tokens create --tenant T --role submitter|reader|admin --name NAME [--ttl SECONDS]
   fleet tokens ls [--tenant T] | revoke ID        HTTP API tokens (admin); a token is shown once
+  fleet audit [--tenant T]                        who asked for what, accepted or refused (admin)
 common: --nats URL (default: $FLEET_NATS_URL with $FLEET_NATS_NKEY and $FLEET_NATS_USER, else the fleet started by \`fleet up\`), --json
 exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict,
             9 not authenticated, 10 forbidden`;
@@ -63,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return dlq(rest);
     case 'tokens':
       return tokens(rest);
+    case 'audit':
+      return audit(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -310,6 +313,16 @@ async function tokens(args: string[]): Promise<number> {
     const out = await client.tokens(values.tenant === undefined ? { op: 'list' } : { op: 'list', tenant: values.tenant });
     if (values.json) process.stdout.write(`${JSON.stringify(out.tokens)}\n`);
     else for (const t of out.tokens) process.stdout.write(`${t.id}  ${t.tenant}  ${t.role}  ${t.name}  ${t.createdAt}${t.revokedAt === undefined ? '' : `  revoked ${t.revokedAt}`}${t.expiresAt === undefined ? '' : `  expires ${t.expiresAt}`}\n`);
+    return 0;
+  });
+}
+
+async function audit(args: string[]): Promise<number> {
+  const { values } = parse(args, { tenant: { type: 'string' } });
+  return withClient(values.nats, async (client) => {
+    const entries = await auditTrail(client.nc, values.tenant);
+    if (values.json) process.stdout.write(`${JSON.stringify(entries)}\n`);
+    else for (const e of entries) process.stdout.write(`${e.at}  ${e.tenant}  ${e.who}  ${e.action}  ${e.target}  ${e.verdict}${e.code === undefined ? '' : `  ${e.code}: ${e.reason ?? ''}`}\n`);
     return 0;
   });
 }

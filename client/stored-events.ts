@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { BuildEvent, decodeWith, ErrorCode, ScanRequest, streams, subjects } from '../protocol/index.ts';
+import { AuditEntry, BuildEvent, decodeWith, ErrorCode, ScanRequest, streams, subjects } from '../protocol/index.ts';
 
 /** Every event stored for a build, oldest first (reads the stream; does not wait). */
 export async function storedEvents(nc: NatsConnection, buildId: string): Promise<BuildEvent[]> {
@@ -35,6 +35,22 @@ export async function storedScanRequests(nc: NatsConnection): Promise<ScanReques
   const out: ScanRequest[] = [];
   for await (const m of await consumer.fetch({ max_messages: count, expires: 2_000 })) {
     out.push(decodeWith(ScanRequest, m.data, 'scan request', ErrorCode.E_INTERNAL));
+    if (out.length === count) break;
+  }
+  return out;
+}
+
+/** The audit trail, oldest first: every tenant's, or one tenant's (admins only: the server lets no one else read it). */
+export async function auditTrail(nc: NatsConnection, tenant?: string): Promise<AuditEntry[]> {
+  const subject = tenant === undefined ? subjects.auditWildcard : subjects.audit(tenant);
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(streams.audit, { subjects_filter: subject });
+  const count = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+  if (count === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(streams.audit, { filter_subjects: [subject], deliver_policy: DeliverPolicy.All });
+  const out: AuditEntry[] = [];
+  for await (const m of await consumer.fetch({ max_messages: count, expires: 2_000 })) {
+    out.push(decodeWith(AuditEntry, m.data, 'audit entry', ErrorCode.E_INTERNAL));
     if (out.length === count) break;
   }
   return out;

@@ -62,6 +62,8 @@ export const CoordinatorOptions = z.strictObject({
    * the build with E_SCAN_UNAVAILABLE, never promotes it.
    */
   scan: z.strictObject({ timeoutMs: z.number().int().min(1000).default(10 * 60_000) }).optional(),
+  /** how long the audit trail is kept */
+  auditMaxAgeMs: z.number().int().positive().default(365 * 24 * 3600 * 1000),
   /** how long build logs and events stay in JetStream */
   buildsMaxAgeMs: z.number().int().positive().default(7 * 24 * 3600 * 1000),
 });

@@ -21,6 +21,7 @@ import { sseLogs } from './sse-logs.ts';
 import { ensureTopology } from './topology.ts';
 import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenBucket } from './auth/index.ts';
 import { watchedTenancy } from './tenancy/watched.ts';
+import { AuditTrail } from './audit.ts';
 
 export interface Coordinator {
   httpUrl: string;
@@ -54,8 +55,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
 
   const jsm = await jetstreamManager(nc);
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
-  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, config, log);
-  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, log, {
+  const audit = new AuditTrail(js, log);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, audit, config, log);
+  const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, audit, log, {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     ready: () => readiness.ready,
   });

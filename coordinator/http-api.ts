@@ -7,6 +7,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { cancelBuild } from './cancel.ts';
 import { toView, type Intake } from './intake.ts';
 import type { Authenticator } from './auth/index.ts';
+import { requestIdOf, type AuditTrail } from './audit.ts';
 import { authorizeAccess } from './tenancy/authorize.ts';
 import { z } from 'zod';
 
@@ -33,6 +34,7 @@ export async function serveHttp(
   store: BuildStore,
   streamLogs: LogStreamer,
   authenticator: Authenticator,
+  audit: AuditTrail,
   log: Logger,
   ops?: OpsEndpoints,
 ): Promise<{ server: Server; url: string }> {
@@ -71,7 +73,8 @@ export async function serveHttp(
         return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'content-type must be application/json'), 415);
       }
       const body = await readBody(req, config.http.maxBodyBytes);
-      const accepted = await intake.submit(decodeWith(z.unknown(), body, 'build request'), caller);
+      const raw = decodeWith(z.unknown(), body, 'build request');
+      const accepted = await audit.around(caller, 'build.submit', requestIdOf(raw), () => intake.submit(raw, caller));
       return send(res, accepted.created ? 202 : 200, accepted);
     }
     const logs = LOGS_PATH.exec(path);
@@ -85,8 +88,14 @@ export async function serveHttp(
     const match = BUILD_PATH.exec(path);
     if (match !== null && req.method === 'DELETE') {
       const id = decodeURIComponent(match[1] ?? '');
-      authorizeAccess(caller, await readable(id), 'cancel');
-      return send(res, 200, await cancelBuild(store, id));
+      return send(
+        res,
+        200,
+        await audit.around(caller, 'build.cancel', id, async () => {
+          authorizeAccess(caller, await readable(id), 'cancel');
+          return cancelBuild(store, id);
+        }),
+      );
     }
     if (match !== null && req.method === 'GET') {
       const record = await readable(decodeURIComponent(match[1] ?? ''));

@@ -34,6 +34,7 @@ import type { DeadLetters } from './dead-letters.ts';
 import { expiredState } from './queue-expiry.ts';
 import type { BuildStore } from './build-store.ts';
 import { toView, type Intake } from './intake.ts';
+import { requestIdOf, type AuditTrail } from './audit.ts';
 import { createToken, revokeToken, type TokenRecord, type TokenStore } from './auth/index.ts';
 import { PLATFORM_ADMIN, authorizeAccess, type Caller } from './tenancy/authorize.ts';
 
@@ -51,6 +52,7 @@ export function serveNatsApi(
   workers: KV,
   deadLetters: DeadLetters,
   tokens: TokenStore,
+  audit: AuditTrail,
   config: CoordinatorConfig,
   log: Logger,
 ): Subscription[] {
@@ -105,7 +107,9 @@ export function serveNatsApi(
       subjects.submit('*'),
       tenantAsker,
       async (data, subject) => {
-        const accepted = await intake.submit(decodeWith(AnyJson, data, 'build request'), callerOf(subject));
+        const raw = decodeWith(AnyJson, data, 'build request');
+        const caller = callerOf(subject);
+        const accepted = await audit.around(caller, 'build.submit', requestIdOf(raw), () => intake.submit(raw, caller));
         return { ok: true, ...accepted };
       },
       apiError,
@@ -128,10 +132,10 @@ export function serveNatsApi(
       async (data) => {
         const req = decodeWith(DlqRequest, data, 'dlq request');
         if (req.op === 'retry') {
-          const retriedAs = await deadLetters.retry(req.buildId);
+          const retriedAs = await audit.around(PLATFORM_ADMIN, 'dlq.retry', req.buildId, () => deadLetters.retry(req.buildId));
           return { ok: true, letters: await deadLetters.list(), retriedAs };
         }
-        if (req.op === 'drop') await deadLetters.drop(req.buildId);
+        if (req.op === 'drop') await audit.around(PLATFORM_ADMIN, 'dlq.drop', req.buildId, () => deadLetters.drop(req.buildId));
         return { ok: true, letters: await deadLetters.list() };
       },
       (e) => ({ ok: false, error: e.toBody() }),
@@ -143,18 +147,20 @@ export function serveNatsApi(
       async (data) => {
         const req = decodeWith(TokensRequest, data, 'tokens request');
         if (req.op === 'create') {
-          const created = await createToken(tokens, {
-            tenant: req.tenant,
-            role: req.role,
-            name: req.name,
-            createdBy: PLATFORM_ADMIN.subject,
-            ...(req.ttlSeconds === undefined ? {} : { ttlSeconds: req.ttlSeconds }),
-          });
+          const created = await audit.around(PLATFORM_ADMIN, 'token.create', `${req.tenant}/${req.role}/${req.name}`, () =>
+            createToken(tokens, {
+              tenant: req.tenant,
+              role: req.role,
+              name: req.name,
+              createdBy: PLATFORM_ADMIN.subject,
+              ...(req.ttlSeconds === undefined ? {} : { ttlSeconds: req.ttlSeconds }),
+            }),
+          );
           log.info({ tokenId: created.record.id, tenant: req.tenant, role: req.role }, 'API token created');
           return { ok: true, tokens: [tokenView(created.record)], token: created.token };
         }
         if (req.op === 'revoke') {
-          const revoked = await revokeToken(tokens, req.id, PLATFORM_ADMIN.subject);
+          const revoked = await audit.around(PLATFORM_ADMIN, 'token.revoke', req.id, () => revokeToken(tokens, req.id, PLATFORM_ADMIN.subject));
           log.info({ tokenId: req.id }, 'API token revoked');
           return { ok: true, tokens: [tokenView(revoked)] };
         }
@@ -182,10 +188,13 @@ export function serveNatsApi(
       tenantAsker,
       async (data, subject) => {
         const { id } = decodeWith(StatusRequest, data, 'cancel request');
-        const found = await store.get(id);
-        if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
-        authorizeAccess(callerOf(subject), found.record, 'cancel');
-        const result = await cancelBuild(store, id);
+        const caller = callerOf(subject);
+        const result = await audit.around(caller, 'build.cancel', id, async () => {
+          const found = await store.get(id);
+          if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
+          authorizeAccess(caller, found.record, 'cancel');
+          return cancelBuild(store, id);
+        });
         if (result.cancelled) log.info({ buildId: id }, 'build cancelled');
         return { ok: true, ...result };
       },

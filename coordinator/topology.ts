@@ -42,6 +42,14 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
     max_age: nanos(3600_000),
     duplicate_window: nanos(2 * 60 * 1000),
   });
+  // The audit trail outlives the builds it speaks of: a year by default.
+  await upsertStream(jsm, {
+    name: streams.audit,
+    subjects: [subjects.auditWildcard],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(config.auditMaxAgeMs),
+  });
   await upsertStream(jsm, {
     name: streams.dlq,
     subjects: [subjects.dlqWildcard],

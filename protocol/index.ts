@@ -13,3 +13,4 @@ export * from './identity.ts';
 export * from './secret-patterns.ts';
 export * from './nats-permissions.ts';
 export * from './tokens-api.ts';
+export * from './audit.ts';

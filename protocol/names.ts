@@ -42,6 +42,9 @@ export const subjects = {
   dlqWildcard: `${root}.dlq.>`,
   /** request-reply: dead letters (list, retry, drop) */
   dlqApi: `${root}.api.dlq`,
+  /** the audit trail: one subject per tenant (the platform's own actions under `platform`) */
+  audit: (tenant: string) => `${root}.audit.${tenant}`,
+  auditWildcard: `${root}.audit.>`,
   /** verified digests, for scanners */
   scanRequest: `${root}.scan.request`,
   /** work queue: a quarantined digest the vulnerabilities gate waits on (the scanner pool consumes it) */
@@ -59,6 +62,8 @@ export const streams = {
   scan: 'FLEET_SCAN_V1',
   scanJobs: 'FLEET_SCAN_JOBS_V1',
   dlq: 'FLEET_DLQ_V1',
+  /** who asked for what, accepted or refused; read by `fleet audit` */
+  audit: 'FLEET_AUDIT_V1',
   /** JetStream advisories the coordinator must not miss while none runs (max deliveries) */
   advisories: 'FLEET_ADVISORIES_V1',
 } as const;

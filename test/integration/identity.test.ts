@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import { connectNats, type NatsCredentials } from '../../adapters/nats.ts';
 import { createLogger } from '../../adapters/logger.ts';
 import { fetchManifestDigest } from '../../adapters/registry-client.ts';
-import { FleetClient } from '../../client/index.ts';
+import { FleetClient, auditTrail } from '../../client/index.ts';
 import { Tenancy, type TenancyConfig } from '../../coordinator/tenancy/tenants.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import {
@@ -632,5 +632,32 @@ describe('fleet CLI and identity', () => {
     expect(own.exitCode, own.stderr).toBe(ExitCode.PUSHED);
     const theirs = await cli(['status', SEARCH_BUILD], env);
     expect(theirs.exitCode, theirs.stderr).toBe(ExitCode.NOT_FOUND);
+  });
+});
+
+describe('audit trail', () => {
+  it("records every tenant's accepted and refused requests with who, what and why, and never a build arg's value", async () => {
+    const secretArg = 'npm_AUDITVALUEshouldNEVERappear0123456789';
+    await payments.submit(request('audit-ok-1', 'app/payments/audit', { buildArgs: { NPM_TOKEN: secretArg } }));
+    await payments.submit(request('audit-no-1', 'app/search/audit', { buildArgs: { NPM_TOKEN: secretArg } })).catch(() => undefined);
+    await search.cancel('audit-ok-1').catch(() => undefined);
+    // Appending never delays a request, so the last entries may land a moment after the answers.
+    const entries = await eventuallyValue(
+      async () => {
+        const all = await auditTrail(fleet.client.nc);
+        return all.some((e) => e.target === 'audit-no-1') && all.some((e) => e.target === 'audit-ok-1' && e.action === 'build.cancel') ? all : undefined;
+      },
+      10_000,
+      'audit entries',
+    );
+    expect(entries).toContainEqual(expect.objectContaining({ tenant: 'payments', who: 'nats:tenant-payments', action: 'build.submit', target: 'audit-ok-1', verdict: 'accepted' }));
+    expect(entries).toContainEqual(
+      expect.objectContaining({ tenant: 'payments', action: 'build.submit', target: 'audit-no-1', verdict: 'refused', code: 'E_FORBIDDEN', reason: expect.stringContaining('image.repository') }),
+    );
+    // search's cancel of payments' build: refused as not found, recorded under search.
+    expect(entries).toContainEqual(expect.objectContaining({ tenant: 'search', action: 'build.cancel', target: 'audit-ok-1', verdict: 'refused', code: 'E_NOT_FOUND' }));
+    expect(entries.some((e) => e.action === 'token.create' && e.verdict === 'accepted')).toBe(true);
+    expect(JSON.stringify(entries)).not.toContain(secretArg);
+    expect((await auditTrail(fleet.client.nc, 'search')).every((e) => e.tenant === 'search')).toBe(true);
   });
 });
