@@ -1,0 +1,175 @@
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
+import { cacheBin } from '../../adapters/environment.ts';
+import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
+import { ScanReport, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
+import { storedEvents } from '../../client/index.ts';
+import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { scanWithGrype } from '../../scanner/grype.ts';
+
+const GRYPE = join(cacheBin(), 'grype');
+const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
+
+/**
+ * Advisories against packages really installed in official/base:1 (Debian 12; names are Debian
+ * source packages, versions as its /var/lib/dpkg/status has them): zlib 1:1.2.13.dfsg-1,
+ * gzip 1.12-1, glibc 2.36-9+deb12u14.
+ */
+const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
+  identifier: `debian:12/${id.toLowerCase()}`,
+  item: {
+    Vulnerability: {
+      Name: id,
+      NamespaceName: 'debian:12',
+      Severity: severity,
+      Link: `https://security-tracker.debian.org/tracker/${id}`,
+      Description: 'fixture advisory',
+      Metadata: {},
+      FixedIn: [{ Name: pkg, NamespaceName: 'debian:12', VersionFormat: 'dpkg', Version: fixedIn }],
+    },
+  },
+});
+const ADVISORIES = [
+  // Critical, fixed in a version newer than the installed one: a finding that blocks
+  advisory('CVE-2099-0001', 'Critical', 'zlib', '1:1.2.13.dfsg-1+deb12u1'),
+  // High with no fix yet (empty version): a finding the default policy lets through
+  advisory('CVE-2099-0002', 'High', 'gzip', ''),
+  // fixed in a version older than the installed one: no finding at all
+  advisory('CVE-2099-0003', 'Critical', 'glibc', '2.36-9+deb12u10'),
+];
+
+/** A fresh grype DB (grype refuses one older than 120 h), imported into a grype cache dir. */
+async function buildFixtureDb(dir: string): Promise<string> {
+  const advisories = join(dir, 'advisories');
+  await mkdir(advisories, { recursive: true });
+  for (const a of ADVISORIES) await writeFile(join(advisories, `${a.identifier.replace(/[:/]/g, '_')}.json`), JSON.stringify(a));
+  await execa(FIXTURE_DB, ['-in', advisories, '-out', join(dir, 'build')]);
+  const dbDir = join(dir, 'grype-db');
+  await execa(GRYPE, ['db', 'import', join(dir, 'build', 'vulnerability.db')], { env: { GRYPE_DB_CACHE_DIR: dbDir, GRYPE_CHECK_FOR_APP_UPDATE: 'false' } });
+  return dbDir;
+}
+
+/** Vulnerability scanning as a gate: real grype, real registry, a fixture DB built in this run. */
+describe('scanning', () => {
+  let fleet: LocalFleet;
+  let registry: RegistryClient;
+  let dir: string;
+  let dbDir: string;
+  const reports = new Map<string, ScanReport>();
+
+  beforeAll(async () => {
+    await access(GRYPE);
+    await access(FIXTURE_DB);
+    dir = await mkdtemp(join(tmpdir(), 'fleet-scanning-'));
+    dbDir = await buildFixtureDb(dir);
+    const policy = JSON.parse(await readFile(DEFAULT_POLICY_PATH, 'utf8')) as Record<string, unknown>;
+    const future = new Date(Date.now() + 30 * 24 * 3600_000).toISOString();
+    const past = new Date(Date.now() - 24 * 3600_000).toISOString();
+    policy.vulnerabilities = {
+      blockAtOrAbove: 'Critical',
+      countNotFixed: false,
+      unknownAs: 'High',
+      allowlist: [
+        { cve: 'CVE-2099-0001', package: 'zlib', repositories: ['scan/allowed'], reason: 'zlib inflate is never reached in this service (SEC-1)', expires: future, addedBy: 'sec-team' },
+        { cve: 'CVE-2099-0001', repositories: ['scan/expired'], reason: 'accepted until the base was rebuilt (SEC-2)', expires: past, addedBy: 'sec-team' },
+      ],
+    };
+    const policyPath = join(dir, 'gate-policy.json');
+    await writeFile(policyPath, JSON.stringify(policy));
+    fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000 }, gatePolicyPath: policyPath });
+    registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
+    // The admin sees every scan report: the findings themselves, not only the verdict's summary.
+    const sub = fleet.client.nc.subscribe(subjects.scanResultWildcard);
+    void (async () => {
+      for await (const m of sub) {
+        const r = ScanReport.parse(JSON.parse(new TextDecoder().decode(m.data)));
+        reports.set(r.digest, r);
+      }
+    })();
+  }, 600_000);
+  afterAll(async () => {
+    await fleet?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function build(id: string, repository: string): Promise<{ done: BuildView; verdict: Verdict | undefined }> {
+    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+    await fleet.client.submit({ id, context: { digest }, buildArgs: { N: id }, image: { repository, tags: ['1'] } });
+    const done = await fleet.client.follow(id, {});
+    const events = await storedEvents(fleet.client.nc, id);
+    const verdict = events.find((e): e is Extract<BuildEvent, { type: 'verdict' }> => e.type === 'verdict')?.verdict;
+    return { done, verdict };
+  }
+  const gate = (v: Verdict | undefined) => v?.gates.find((g) => g.gate === 'vulnerabilities');
+
+  it('blocks a Critical with a fix before promotion, naming it; a High without a fix and an advisory already fixed do not block', async () => {
+    const { done, verdict } = await build('scan-blocked', 'scan/blocked');
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_GATE_BLOCKED' } });
+    expect(await fetchManifestDigest(registry.endpoint, 'scan/blocked', '1')).toBeNull();
+    expect(await fetchManifestDigest(registry.endpoint, 'quarantine/scan/blocked', 'scan-blocked')).toMatch(/^sha256:/);
+    expect(verdict?.promoted).toBe(false);
+    const g = gate(verdict);
+    expect(g).toMatchObject({ outcome: 'block', code: 'VULNERABILITIES_FOUND' });
+    expect(g?.reason).toContain('CVE-2099-0001 Critical in zlib 1:1.2.13.dfsg-1 (fixed in 1:1.2.13.dfsg-1+deb12u1)');
+    expect(g?.scan?.blocking.map((f) => f.id)).toEqual(['CVE-2099-0001']);
+    expect(g?.scan?.scanner).toMatchObject({ name: 'grype', version: 'v0.121.2' });
+    // The scan's findings: gzip's High (no fix) is there but does not block; glibc's is fixed already.
+    const report = reports.get(verdict?.digest ?? '');
+    expect(report?.ok).toBe(true);
+    if (report?.ok === true) {
+      expect(report.findings.map((f) => [f.id, f.package, f.fixState])).toEqual([
+        ['CVE-2099-0001', 'zlib', 'fixed'],
+        ['CVE-2099-0002', 'gzip', 'not-fixed'],
+      ]);
+      console.log(`scan of ${report.digest.slice(0, 19)}… (official/base + one layer) took ${report.durationMs} ms`);
+    }
+  });
+
+  it('promotes an image whose Critical is allowlisted for its repository, naming the entry', async () => {
+    const { done, verdict } = await build('scan-allowed', 'scan/allowed/app');
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    expect(await fetchManifestDigest(registry.endpoint, 'scan/allowed/app', '1')).toMatch(/^sha256:/);
+    const g = gate(verdict);
+    expect(g).toMatchObject({ outcome: 'pass', code: 'VULNERABILITIES_OK' });
+    expect(g?.reason).toMatch(/CVE-2099-0001 in zlib allowlisted until .* by sec-team: zlib inflate is never reached/);
+    expect(g?.scan?.allowlisted).toMatchObject([{ cve: 'CVE-2099-0001', package: 'zlib', addedBy: 'sec-team', expired: false }]);
+  });
+
+  it('an expired allowlist entry no longer applies: blocked, and the verdict says it expired', async () => {
+    const { done, verdict } = await build('scan-expired', 'scan/expired');
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_GATE_BLOCKED' } });
+    expect(await fetchManifestDigest(registry.endpoint, 'scan/expired', '1')).toBeNull();
+    const g = gate(verdict);
+    expect(g).toMatchObject({ outcome: 'block' });
+    expect(g?.reason).toMatch(/allowlist entry for CVE-2099-0001 in zlib expired/);
+    expect(g?.scan?.allowlisted).toMatchObject([{ expired: true }]);
+  });
+
+  it('fails closed: with the DB missing the build fails with E_SCAN_UNAVAILABLE and nothing is promoted', async () => {
+    await rename(dbDir, `${dbDir}.away`);
+    try {
+      const { done } = await build('scan-no-db', 'scan/allowed/no-db');
+      expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_SCAN_UNAVAILABLE' } });
+      expect(await fetchManifestDigest(registry.endpoint, 'scan/allowed/no-db', '1')).toBeNull();
+      expect(await fetchManifestDigest(registry.endpoint, 'quarantine/scan/allowed/no-db', 'scan-no-db')).toMatch(/^sha256:/);
+    } finally {
+      await rename(`${dbDir}.away`, dbDir);
+    }
+  });
+
+  it('scans the Java runtime images in reasonable time (measured, printed)', async () => {
+    for (const ref of ['official/jre17:1', 'official/jdk17:1']) {
+      const digest = fleet.officialImages[`${fleet.registry.host}/${ref}`] ?? fleet.officialImages[ref];
+      const source = digest === undefined ? `registry:${fleet.registry.host}/${ref}` : `registry:${fleet.registry.host}/${ref.split(':')[0]}@${digest}`;
+      const started = Date.now();
+      const { findings } = await scanWithGrype({ grypeBin: GRYPE, dbDir, source, insecureRegistry: true, signal: AbortSignal.timeout(300_000) });
+      console.log(`grype scan of ${ref}: ${Date.now() - started} ms, ${findings.length} findings`);
+      expect(findings.map((f) => f.id)).toContain('CVE-2099-0001');
+    }
+  }, 600_000);
+});
