@@ -16,11 +16,14 @@ export const NatsCredentials = z.strictObject({
   seedFile: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path'),
   /** the permission set's user name (see protocol/nats-permissions.ts); replies come to `_INBOX_<user>` */
   user: z.string().regex(/^[a-z][a-z0-9_-]{0,80}$/),
+  /** CA bundle the server's TLS certificate must chain to; required for a server not on loopback */
+  tlsCaFile: z.string().refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
 });
 export type NatsCredentials = z.infer<typeof NatsCredentials>;
 
 /** Connects authenticated, with reconnect forever; a fleet component outlives any one nats-server restart. */
 export async function connectNats(servers: string, name: string, credentials: NatsCredentials, log: Logger): Promise<NatsConnection> {
+  requireTlsOffLoopback(servers, credentials);
   const seed = await readFile(credentials.seedFile, 'utf8').catch((e: unknown) => {
     throw new FleetError(ErrorCode.E_UNAVAILABLE, `cannot read the NATS credentials ${credentials.seedFile}: ${e instanceof Error ? e.message : String(e)}`);
   });
@@ -29,6 +32,7 @@ export async function connectNats(servers: string, name: string, credentials: Na
     name,
     authenticator: nkeyAuthenticator(new TextEncoder().encode(seed.trim())),
     inboxPrefix: `_INBOX_${credentials.user}`,
+    ...(credentials.tlsCaFile === undefined ? {} : { tls: { caFile: credentials.tlsCaFile } }),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
@@ -41,4 +45,20 @@ export async function connectNats(servers: string, name: string, credentials: Na
     }
   })();
   return nc;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+
+/**
+ * Seeds and everything the fleet says travel over this connection: off loopback they must be
+ * encrypted and the server proven, so a server elsewhere without a CA to check it by is refused.
+ */
+export function requireTlsOffLoopback(servers: string, credentials: Pick<NatsCredentials, 'tlsCaFile'>): void {
+  if (credentials.tlsCaFile !== undefined) return;
+  for (const server of servers.split(',')) {
+    const host = new URL(server.includes('://') ? server : `nats://${server}`).hostname;
+    if (!LOOPBACK.test(host)) {
+      throw new FleetError(ErrorCode.E_INVALID_REQUEST, `NATS server ${host} is not on loopback: give its CA (tlsCaFile) so the connection is TLS and the server verified`);
+    }
+  }
 }

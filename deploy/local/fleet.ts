@@ -15,6 +15,7 @@ import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 import { startScanner } from '../../scanner/scanner.ts';
 import { issueNatsUsers, renderAuthorization } from '../../node/nats-authorization.ts';
+import { makeNatsTls } from './nats-tls.ts';
 import type { NatsCredentials } from '../../adapters/nats.ts';
 import { PLATFORM_TENANT } from '../../protocol/index.ts';
 import type { TenancyConfig } from '../../coordinator/index.ts';
@@ -39,6 +40,8 @@ export interface LocalFleetOptions {
   tenants?: TenancyConfig['tenants'];
   /** OIDC issuers the HTTP API accepts (see coordinator/auth/oidc.ts), written where the coordinator reads them */
   oidc?: unknown;
+  /** run NATS with TLS (a throwaway CA), as any server off loopback must be; every component verifies it */
+  natsTls?: boolean;
   /**
    * Vulnerability scanners (scanner/), each on the fleet's `scanner` NATS user. 0, the default,
    * means no scanner pool: the coordinator reports the vulnerabilities gate as skipped.
@@ -106,7 +109,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       ...(opts.tenants ?? []).map((t) => ({ kind: 'tenant' as const, tenant: t.name })),
       ...(scanners > 0 ? [{ kind: 'scanner' as const }] : []),
     ]);
-    const natsCredentials = Object.fromEntries(users.map((u) => [u.credentials.user, u.credentials]));
+    const tls = opts.natsTls === true ? await makeNatsTls(join(stateDir, 'nats-tls')) : undefined;
+    const natsCredentials = Object.fromEntries(users.map((u) => [u.credentials.user, tls === undefined ? u.credentials : { ...u.credentials, tlsCaFile: tls.caFile }]));
     const credentialsOf = (user: string): NatsCredentials => {
       const found = natsCredentials[user];
       if (found === undefined) throw new Error(`no NATS user ${user} in this fleet (a worker's pool must be one of the coordinator's pools)`);
@@ -116,7 +120,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const runAs = await buildUser();
     await chmod(join(stateDir, 'nats-credentials'), 0o711);
     if (runAs.switchUser) for (const p of pools) await chown(credentialsOf(`worker-${p}`).seedFile, runAs.uid, runAs.gid);
-    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users) });
+    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users), ...(tls === undefined ? {} : { tls }) });
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'), { auth: opts.registryAuth === true });
     cleanups.push(() => registry.stop());

@@ -16,10 +16,12 @@ export interface NatsServer {
  * A real nats-server with JetStream (file storage) on a free loopback port, admitting only the
  * users of `authorization` (a rendered `authorization { … }` block: see node/nats-authorization.ts).
  */
-export async function startNatsServer(dir: string, opts: { authorization: string }): Promise<NatsServer> {
+export async function startNatsServer(dir: string, opts: { authorization: string; tls?: { certFile: string; keyFile: string } }): Promise<NatsServer> {
   await mkdir(dir, { recursive: true });
   const configFile = join(dir, 'nats-server.conf');
-  await writeFile(configFile, opts.authorization, { mode: 0o600 });
+  // With TLS every client must speak it (the server refuses plain connections): no downgrade.
+  const tls = opts.tls === undefined ? '' : `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n}\n`;
+  await writeFile(configFile, `${opts.authorization}${tls}`, { mode: 0o600 });
   let port = -1;
   let child: ResultPromise | null = null;
 
