@@ -162,6 +162,20 @@ describe('scanning', () => {
     }
   });
 
+  it('fails closed on a corrupt DB too: E_SCAN_UNAVAILABLE, nothing promoted', async () => {
+    await rename(dbDir, `${dbDir}.good`);
+    try {
+      await mkdir(join(dbDir, '6'), { recursive: true });
+      await writeFile(join(dbDir, '6', 'vulnerability.db'), 'not a sqlite database');
+      const { done } = await build('scan-corrupt-db', 'scan/allowed/corrupt-db');
+      expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_SCAN_UNAVAILABLE' } });
+      expect(await fetchManifestDigest(registry.endpoint, 'scan/allowed/corrupt-db', '1')).toBeNull();
+    } finally {
+      await rm(dbDir, { recursive: true, force: true });
+      await rename(`${dbDir}.good`, dbDir);
+    }
+  });
+
   it('scans the Java runtime images in reasonable time (measured, printed)', async () => {
     for (const ref of ['official/jre17:1', 'official/jdk17:1']) {
       const digest = fleet.officialImages[`${fleet.registry.host}/${ref}`] ?? fleet.officialImages[ref];
