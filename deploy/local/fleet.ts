@@ -47,7 +47,7 @@ export interface LocalFleetOptions {
    * means no scanner pool: the coordinator reports the vulnerabilities gate as skipped.
    */
   scanners?: number;
-  /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report */
+  /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report; given without scanners, no scanner answers */
   scan?: { dbDir: string; timeoutMs?: number };
   /** a gate policy file in place of images/platform/gate-policy.json */
   gatePolicyPath?: string;
@@ -133,7 +133,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       natsUrl: nats.url,
       natsCredentials: credentialsOf('coordinator'),
       platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }), ...(opts.gatePolicyPath === undefined ? {} : { policyPath: opts.gatePolicyPath }) },
-      ...(scanners > 0 ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000 } } : {}),
+      // `scan` without scanners: the coordinator expects a scanner pool that never answers (a fault to test)
+      ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000 } } : {}),
       http: { host: '127.0.0.1', port: 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,

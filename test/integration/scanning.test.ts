@@ -187,3 +187,22 @@ describe('scanning', () => {
     }
   }, 600_000);
 });
+
+describe('scanning without a scanner answering', () => {
+  let fleet: LocalFleet;
+  beforeAll(async () => {
+    fleet = await startTestFleet({ scanners: 0, scan: { dbDir: '/nonexistent', timeoutMs: 3_000 } });
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('fails closed: no report within the timeout is E_SCAN_UNAVAILABLE, nothing promoted', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+    await fleet.client.submit({ id: 'scan-timeout', context: { digest }, image: { repository: 'scan/timeout', tags: ['1'] } });
+    const done = await fleet.client.follow('scan-timeout', {});
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_SCAN_UNAVAILABLE', message: expect.stringMatching(/no vulnerability scan report within 3 s/) } });
+    const registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
+    expect(await fetchManifestDigest(registry.endpoint, 'scan/timeout', '1')).toBeNull();
+  });
+});
