@@ -22,6 +22,7 @@ import { ensureTopology } from './topology.ts';
 import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenBucket } from './auth/index.ts';
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
+import { ActiveBuilds } from './tenancy/active-builds.ts';
 
 export interface Coordinator {
   httpUrl: string;
@@ -47,7 +48,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     ...(config.scan === undefined ? {} : { scan: new ScanClient(nc, js, config.scan.timeoutMs, log.child({ component: 'scan-client' })) }),
   };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
-  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), tenancy.current);
+  const active = await ActiveBuilds.watch(topology.builds, log);
+  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), { current: tenancy.current, activeBuilds: (t) => active.count(t) });
   const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(nc)));
   const oidc = config.platform.oidcPath === undefined ? undefined : await OidcVerifier.create(JSON.parse(await readFile(config.platform.oidcPath, 'utf8')));
   const authenticator = new Authenticator(oidc === undefined ? { tokens } : { tokens, oidc });
@@ -83,6 +85,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       stop.abort();
       expiry.stop();
       tenancy.close();
+      active.close();
       await Promise.all([reportLoop, deadLetterLoop]);
       // Phase 2: flush and close the connection.
       await nc.drain();

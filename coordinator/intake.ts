@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import {
   BuildRequest,
   ErrorCode,
+  PLATFORM_TENANT,
   FleetError,
   encode,
   parseWith,
@@ -51,14 +52,15 @@ export class Intake {
     private readonly log: Logger,
     /** told of every accepted build, so its queue clock starts */
     private readonly onQueued: (record: BuildRecord) => void,
-    /** the tenancy in force now (the platform config is reloadable) */
-    private readonly tenancy: () => Tenancy,
+    /** the tenancy in force now (the platform config is reloadable), and each tenant's active builds */
+    private readonly tenancy: { current: () => Tenancy; activeBuilds: (tenant: string) => number },
   ) {}
 
   /** `caller` is who asks, as authenticated by the API it came through; nothing is recorded for a refused request. */
   async submit(raw: unknown, caller: Caller): Promise<Accepted> {
     const request = parseWith(BuildRequest, raw, 'build request');
-    authorizeSubmit(caller, request, this.tenancy());
+    const tenancy = this.tenancy.current();
+    authorizeSubmit(caller, request, tenancy);
     if (!this.config.pools.includes(request.pool)) {
       throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: pool: unknown pool "${request.pool}"`, {
         issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],
@@ -98,6 +100,7 @@ export class Intake {
       updatedAt: now,
       state: { phase: 'queued' },
     };
+    await this.checkActiveLimit(caller, request.id, tenancy);
     await this.sameTurn();
     const result = await this.store.create(record);
     if (!result.created) {
@@ -134,6 +137,17 @@ export class Intake {
       }),
     );
     return this.turn;
+  }
+
+  /** A tenant at its limit of queued and running builds gets no new one (a resubmitted id is not new). */
+  private async checkActiveLimit(caller: Caller, id: string, tenancy: Tenancy): Promise<void> {
+    if (caller.role === 'admin' && caller.tenant === PLATFORM_TENANT) return;
+    const limit = tenancy.tenant(caller.tenant)?.limits.maxActiveBuilds;
+    if (limit === undefined || this.tenancy.activeBuilds(caller.tenant) < limit) return;
+    if ((await this.store.get(id)) !== null) return;
+    throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: limits.maxActiveBuilds: tenant ${caller.tenant} has ${limit} builds queued or running, its limit; submit again when one ends`, {
+      issues: [{ path: 'limits.maxActiveBuilds', message: `at most ${limit} active builds for tenant ${caller.tenant}` }],
+    });
   }
 
   private async enqueue(record: BuildRecord): Promise<void> {

@@ -586,6 +586,46 @@ describe('tenancy file reload', () => {
   });
 });
 
+describe('tenant limits', () => {
+  it('refuses a tenant a new build past its limit of active builds, and accepts one again once a build ends', async () => {
+    // search may now also use `other`, where no worker runs: its builds stay queued, so they stay active.
+    const limited = { ...SEARCH, pools: ['default', 'other'], limits: { maxActiveBuilds: 2 } };
+    await writeFile(fleet.tenancyPath, JSON.stringify({ tenants: [{ ...PAYMENTS, repositories: [...PAYMENTS.repositories, 'app/payments2/*'] }, limited] }));
+    const onOther = (id: string) => search.submit({ ...request(id, 'app/search/limited'), pool: 'other' });
+    await eventuallyValue(
+      async () => onOther('limit-1').catch((e: unknown) => (isFleetError(e, ErrorCode.E_FORBIDDEN) ? undefined : Promise.reject(e))),
+      20_000,
+      'the tenancy with the limit to apply',
+    );
+    await onOther('limit-2');
+    // The coordinator counts from a watch of the records: submit until it has seen both (a build
+    // it let through meanwhile is cancelled, so it does not count).
+    let n = 0;
+    const refused = await eventuallyValue(
+      async () => {
+        const id = `limit-extra-${++n}`;
+        const out = await onOther(id).catch((e: unknown) => e);
+        if (isFleetError(out, ErrorCode.E_FORBIDDEN)) return out;
+        await fleet.client.cancel(id);
+        return undefined;
+      },
+      20_000,
+      'the active-builds limit to refuse',
+    );
+    expect(refused.details?.issues?.map((i) => i.path)).toEqual(['limits.maxActiveBuilds']);
+    // a resubmission of an active build is not a new build: answered, not refused
+    expect(await onOther('limit-1')).toMatchObject({ created: false });
+    await fleet.client.cancel('limit-1');
+    const again = await eventuallyValue(
+      async () => onOther('limit-3').catch((e: unknown) => (isFleetError(e, ErrorCode.E_FORBIDDEN) ? undefined : Promise.reject(e))),
+      20_000,
+      'a slot to free up',
+    );
+    expect(again).toMatchObject({ created: true });
+    for (const id of ['limit-2', 'limit-3']) await fleet.client.cancel(id);
+  });
+});
+
 describe('fleet CLI and identity', () => {
   const cli = (args: string[], env: Record<string, string> = cliEnv(fleet)) => execa(process.execPath, [FLEET_BIN, ...args], { reject: false, env });
 
