@@ -7,7 +7,7 @@ import { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../dep
 import { BUILDER_KINDS, Role, ErrorCode, ExitCode, exitCodeForError, FleetError, isFleetError, toFleetError, type BuildEvent, type BuildView, type LogLine, type StandardSpecInput } from '../protocol/index.ts';
 import { fleetEnvironment } from '../adapters/environment.ts';
 import { createLogger } from '../adapters/logger.ts';
-import { FleetClient, auditTrail } from '../client/index.ts';
+import { FleetClient, auditTrail, storedEvents } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
@@ -24,6 +24,7 @@ const USAGE = `usage:
       standard:    --standard RUNTIME --env ENV [--option ID...] [--service ID=ENV[,ENV]...]
                    [--base bases/NAME:TAG]        (the platform renders the Dockerfile)
   fleet status ID
+  fleet scan ID                                   the vulnerabilities gate's result: scanner, DB build time, findings, allowlist
   fleet logs [-f] ID
   fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
   fleet workers                                   live workers: pool, builder, state, current build
@@ -66,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
       return tokens(rest);
     case 'audit':
       return audit(rest);
+    case 'scan':
+      return scan(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -313,6 +316,34 @@ async function tokens(args: string[]): Promise<number> {
     const out = await client.tokens(values.tenant === undefined ? { op: 'list' } : { op: 'list', tenant: values.tenant });
     if (values.json) process.stdout.write(`${JSON.stringify(out.tokens)}\n`);
     else for (const t of out.tokens) process.stdout.write(`${t.id}  ${t.tenant}  ${t.role}  ${t.name}  ${t.createdAt}${t.revokedAt === undefined ? '' : `  revoked ${t.revokedAt}`}${t.expiresAt === undefined ? '' : `  expires ${t.expiresAt}`}\n`);
+    return 0;
+  });
+}
+
+/** The vulnerabilities gate of a build's latest verdict (the scan report's summary the coordinator kept). */
+async function scan(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const id = positionals[0];
+  if (id === undefined) throw new UsageError('scan needs a build ID');
+  return withClient(values.nats, async (client) => {
+    await client.status(id);
+    const verdicts = (await storedEvents(client.nc, id)).filter((e): e is Extract<BuildEvent, { type: 'verdict' }> => e.type === 'verdict');
+    const gate = verdicts.at(-1)?.verdict.gates.find((g) => g.gate === 'vulnerabilities');
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(gate ?? null)}\n`);
+      return gate === undefined ? ExitCode.NOT_FOUND : 0;
+    }
+    if (gate === undefined) {
+      process.stderr.write(`${id}: no vulnerabilities verdict (not gated yet, or the scan was unavailable: see fleet status ${id})\n`);
+      return ExitCode.NOT_FOUND;
+    }
+    process.stdout.write(`${gate.outcome} ${gate.code}: ${gate.reason}\n`);
+    if (gate.scan !== undefined) {
+      const s = gate.scan;
+      process.stdout.write(`scanner ${s.scanner.name} ${s.scanner.version}, DB built ${s.scanner.dbBuilt}, ${s.total} findings\n`);
+      for (const f of s.blocking) process.stdout.write(`  BLOCKS  ${f.id}  ${f.severity}  ${f.package} ${f.installed}  ${f.fixed === undefined ? f.fixState : `fixed in ${f.fixed}`}\n`);
+      for (const a of s.allowlisted) process.stdout.write(`  ${a.expired ? 'EXPIRED' : 'ALLOWED'} ${a.cve}  ${a.package}  until ${a.expires}  by ${a.addedBy}: ${a.reason}\n`);
+    }
     return 0;
   });
 }

@@ -9,7 +9,7 @@ import { cacheBin } from '../../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
 import { ScanReport, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
 import { storedEvents } from '../../client/index.ts';
-import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { FLEET_BIN, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { scanWithGrype } from '../../scanner/grype.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
@@ -148,6 +148,18 @@ describe('scanning', () => {
     expect(g).toMatchObject({ outcome: 'block' });
     expect(g?.reason).toMatch(/allowlist entry for CVE-2099-0001 in zlib expired/);
     expect(g?.scan?.allowlisted).toMatchObject([{ expired: true }]);
+  });
+
+  it('`fleet scan ID` shows what blocked and which allowlist entries applied or expired', async () => {
+    const blocked = await execa(process.execPath, [FLEET_BIN, 'scan', 'scan-blocked'], { reject: false, env: cliEnv(fleet) });
+    expect(blocked.exitCode).toBe(0);
+    expect(blocked.stdout).toMatch(/^block VULNERABILITIES_FOUND/);
+    expect(blocked.stdout).toMatch(/scanner grype v0\.121\.2, DB built \S+, 2 findings/);
+    expect(blocked.stdout).toMatch(/BLOCKS {2}CVE-2099-0001 {2}Critical {2}zlib 1:1\.2\.13\.dfsg-1 {2}fixed in 1:1\.2\.13\.dfsg-1\+deb12u1/);
+    const expired = await execa(process.execPath, [FLEET_BIN, 'scan', 'scan-expired'], { reject: false, env: cliEnv(fleet) });
+    expect(expired.stdout).toMatch(/EXPIRED CVE-2099-0001 {2}zlib {2}until \S+ {2}by sec-team/);
+    const allowed = await execa(process.execPath, [FLEET_BIN, 'scan', 'scan-allowed', '--json'], { reject: false, env: cliEnv(fleet) });
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ outcome: 'pass', scan: { allowlisted: [{ cve: 'CVE-2099-0001', expired: false }] } });
   });
 
   it('fails closed: with the DB missing the build fails with E_SCAN_UNAVAILABLE and nothing is promoted', async () => {
