@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { consumers, streams } from '../../protocol/index.ts';
+import { requireTlsOffLoopback } from '../../adapters/nats.ts';
+import { CoordinatorOptions } from '../../coordinator/config.ts';
+import { WorkerOptions } from '../../worker/config.ts';
 
 /**
  * deploy/kubernetes without a cluster: every overlay builds with kustomize and every object it
@@ -118,6 +121,21 @@ describe('deploy/kubernetes', () => {
         if (namespace === 'fleet-builds') expect(spec.hostUsers, where).toBe(false);
         if (spec.securityContext?.seccompProfile?.type === 'Unconfined') expect(namespace, where).toBe('fleet-buildkit');
         expect(spec.securityContext?.runAsUser ?? 0, `${where}: workers never run as root`).not.toBe(0);
+      }
+    }
+  });
+
+  it('configures the coordinator and every worker with options their schemas accept, NATS over verified TLS', async () => {
+    for (const overlay of await overlays()) {
+      const objects = await parse(await build(overlay));
+      const configs = objects.flatMap((o) => (o.kind === 'ConfigMap' ? Object.entries(o.data ?? {}).map(([k, v]) => ({ where: `${overlay} ${o.metadata.name}/${k}`, k, v })) : []));
+      const checked = configs.filter((c) => c.k === 'coordinator.json' || c.k === 'worker.json');
+      expect(checked.map((c) => c.k).sort()).toEqual(['coordinator.json', 'worker.json', 'worker.json', 'worker.json']);
+      for (const c of checked) {
+        const parsed = (c.k === 'coordinator.json' ? CoordinatorOptions : WorkerOptions).safeParse(JSON.parse(c.v));
+        expect(parsed.success ? [] : parsed.error.issues, c.where).toEqual([]);
+        const options = JSON.parse(c.v) as { natsUrl: string; natsCredentials: { tlsCaFile?: string } };
+        expect(() => requireTlsOffLoopback(options.natsUrl, options.natsCredentials), c.where).not.toThrow();
       }
     }
   });
