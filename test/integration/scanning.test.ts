@@ -140,6 +140,17 @@ describe('scanning', () => {
     expect(g?.scan?.allowlisted).toMatchObject([{ cve: 'CVE-2099-0001', package: 'zlib', addedBy: 'sec-team', expired: false }]);
   });
 
+  it('gates a Java standard build the same way (scan time printed)', async () => {
+    const { digest } = await fleet.client.uploadContext(fixture('java-plain'), null);
+    await fleet.client.submit({ id: 'scan-java', kind: 'standard', standard: { runtime: 'java17', environment: 'prod' }, context: { digest }, image: { repository: 'scan/allowed/java', tags: ['1'] } });
+    const done = await fleet.client.follow('scan-java', {});
+    expect(done.state).toMatchObject({ phase: 'pushed' });
+    if (done.state.phase !== 'pushed') return;
+    const report = reports.get(done.state.digest);
+    expect(report?.ok).toBe(true);
+    if (report?.ok === true) console.log(`scan of the Java standard image ${report.digest.slice(0, 19)}…: ${report.durationMs} ms, ${report.findings.length} findings`);
+  }, 600_000);
+
   it('an expired allowlist entry no longer applies: blocked, and the verdict says it expired', async () => {
     const { done, verdict } = await build('scan-expired', 'scan/expired');
     expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_GATE_BLOCKED' } });
