@@ -3,6 +3,13 @@ import { readFile } from 'node:fs/promises';
 /** Grace between SIGTERM and SIGKILL for every child process we start. */
 export const KILL_GRACE_MS = 5_000;
 
+/** What the fleet keeps of a long-running child (a server, a daemon): whatever options started it. */
+export interface ChildHandle extends PromiseLike<unknown> {
+  readonly pid?: number | undefined;
+  readonly exitCode: number | null;
+  kill(signal?: NodeJS.Signals | number): boolean;
+}
+
 /**
  * FILE ARGS as a command that gets SIGNAL from the kernel when the process spawning it dies,
  * however it dies (kill -9 included), so nothing it started lives on as an orphan:

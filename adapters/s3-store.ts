@@ -32,14 +32,6 @@ export type S3Options = z.input<typeof S3Options>;
 const MULTIPART_THRESHOLD = 16 * 1024 ** 2;
 const PART_SIZE = 8 * 1024 ** 2;
 
-/**
- * The pinned SDK prints a notice about Node 20's end of support with the first client it makes:
- * noise in every CLI run. Called before making a client; set the variable to "false" to see it.
- */
-export function quietSdkNodeNotice(): void {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-}
-
 export const contextKey = (digest: string): string => `contexts/sha256/${digest.replace(/^sha256:/, '')}.tar.gz`;
 export const logKey = (buildId: string, attempt: number): string => `logs/${buildId}/attempt-${String(attempt).padStart(3, '0')}.log.gz`;
 
@@ -49,7 +41,6 @@ export class S3Store {
 
   constructor(options: S3Options) {
     const o = parseWith(S3Options, options, 's3 options');
-    quietSdkNodeNotice();
     this.bucket = o.bucket;
     this.client = new S3Client({
       region: o.region,

@@ -119,7 +119,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
     workDir: dir,
   };
   if (runAs) await chownTree(dir, user.uid, user.gid);
-  const opts: Options = { env, extendEnv: false, cwd: dir, uid: runAs ? user.uid : undefined, gid: runAs ? user.gid : undefined, stdin: 'ignore', stdout: 'ignore' };
+  const opts: Options = { env, extendEnv: false, cwd: dir, ...(runAs ? { uid: user.uid, gid: user.gid } : {}), stdin: 'ignore', stdout: 'ignore' };
   const stopSampling = rssSampler();
   const t0 = performance.now();
   switch (builder) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { packContext } from '../client/index.ts';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { buildUser, chownTree } from '../node/host.ts';
+import { buildUser, chownTree, runAsOptions } from '../node/host.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
@@ -34,7 +34,7 @@ try {
   const containers = await writeContainersConfig(join(scratch, 'raw'), [fleet.registry.host], { owner: user.switchUser ? user : undefined });
   const env = containers.env;
   if (user.switchUser) await chownTree(scratch, user.uid, user.gid);
-  const asUser = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, extendEnv: false, uid: user.switchUser ? user.uid : undefined, gid: user.switchUser ? user.gid : undefined, cwd: scratch };
+  const asUser = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, extendEnv: false, ...runAsOptions(user), cwd: scratch } as const;
   const raw: number[] = [];
   for (let i = 0; i <= N; i++) {
     const t0 = performance.now();

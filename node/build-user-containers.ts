@@ -1,9 +1,9 @@
 import { writeContainersConfig } from './containers-config.ts';
-import { buildUser, chownTree } from './host.ts';
+import { buildUser, chownTree, runAsOptions } from './host.ts';
 
 export interface BuildUserContainers {
   /** execa options that run buildah/podman as the build user in this private containers runtime */
-  opts: { env: Record<string, string>; extendEnv: false; cwd: string; uid: number | undefined; gid: number | undefined };
+  opts: { env: Record<string, string>; extendEnv: false; cwd: string; uid?: number; gid?: number };
   /** stops its pause process and removes its runtime dir (the caller removes DIR) */
   close(): Promise<void>;
 }
@@ -21,8 +21,7 @@ export async function buildUserContainers(dir: string, insecureRegistries: reado
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...containers.env, ...extraEnv },
       extendEnv: false,
       cwd: dir,
-      uid: user.switchUser ? user.uid : undefined,
-      gid: user.switchUser ? user.gid : undefined,
+      ...runAsOptions(user),
     },
     close: () => containers.close(),
   };

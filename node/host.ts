@@ -1,10 +1,8 @@
 import { chown, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { fleetEnvironment } from '../adapters/environment.ts';
 
-/** Where the bootstrap put pinned binaries, and which unprivileged user builds. */
-export const CACHE_BIN = `${process.env.FLEET_CACHE_DIR ?? '/var/cache/fleet'}/bin`;
-export const BUILD_USER = process.env.FLEET_BUILD_USER ?? 'fleetbuild';
 
 export interface RunAs {
   uid: number;
@@ -13,15 +11,21 @@ export interface RunAs {
   switchUser: boolean;
 }
 
+/** execa's uid/gid for running as `user`: none at all when no switch is needed. */
+export function runAsOptions(user: RunAs): { uid?: number; gid?: number } {
+  return user.switchUser ? { uid: user.uid, gid: user.gid } : {};
+}
+
 /** Root launches workers as the build user; anyone else launches them as themselves. */
 export async function buildUser(): Promise<RunAs> {
   const me = process.getuid?.() ?? 0;
   if (me !== 0) return { uid: me, gid: process.getgid?.() ?? me, switchUser: false };
   const passwd = await readFile('/etc/passwd', 'utf8');
-  const line = passwd.split('\n').find((l) => l.startsWith(`${BUILD_USER}:`));
+  const name = fleetEnvironment().FLEET_BUILD_USER;
+  const line = passwd.split('\n').find((l) => l.startsWith(`${name}:`));
   const [, , uid, gid] = line?.split(':') ?? [];
   if (uid === undefined || gid === undefined) {
-    throw new Error(`build user ${BUILD_USER} does not exist: run scripts/bootstrap as root first`);
+    throw new Error(`build user ${name} does not exist: run scripts/bootstrap as root first`);
   }
   return { uid: Number(uid), gid: Number(gid), switchUser: true };
 }

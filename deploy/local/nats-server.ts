@@ -1,8 +1,9 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
-import { CACHE_BIN, waitFor } from '../../node/host.ts';
+import { execa } from 'execa';
+import { cacheBin } from '../../adapters/environment.ts';
+import { diesWithParent, KILL_GRACE_MS, type ChildHandle } from '../../adapters/child-process.ts';
+import { waitFor } from '../../node/host.ts';
 
 export interface NatsServer {
   url: string;
@@ -23,7 +24,7 @@ export async function startNatsServer(dir: string, opts: { authorization: string
   const tls = opts.tls === undefined ? '' : `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n}\n`;
   await writeFile(configFile, `${opts.authorization}${tls}`, { mode: 0o600 });
   let port = -1;
-  let child: ResultPromise | null = null;
+  let child: ChildHandle | null = null;
 
   const launch = async (): Promise<void> => {
     const portsDir = join(dir, `ports-${Date.now()}`);
@@ -32,7 +33,7 @@ export async function startNatsServer(dir: string, opts: { authorization: string
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
     const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
     // Dies with the fleet's process, even a kill -9'd one: no server left holding the port and store.
-    const proc = execa(...diesWithParent(join(CACHE_BIN, 'nats-server'), args), { stdin: 'ignore', stdout: serverLog, stderr: serverLog, reject: false, forceKillAfterDelay: KILL_GRACE_MS });
+    const proc = execa(...diesWithParent(join(cacheBin(), 'nats-server'), args), { stdin: 'ignore', stdout: serverLog, stderr: serverLog, reject: false, forceKillAfterDelay: KILL_GRACE_MS });
     child = proc;
     const url = await waitFor('nats-server', async () => {
       if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}`);

@@ -2,8 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { execa, type ResultPromise } from 'execa';
-import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
+import { execa } from 'execa';
+import { diesWithParent, KILL_GRACE_MS, type ChildHandle } from '../../adapters/child-process.ts';
 import type { RegistryCredentials } from '../../adapters/docker-config.ts';
 import { freePort, waitFor } from '../../node/host.ts';
 
@@ -44,7 +44,7 @@ export async function startRegistry(dir: string, opts: { auth?: boolean } = {}):
     ].join('\n'),
   );
   const host = `127.0.0.1:${port}`;
-  let child: ResultPromise | null = null;
+  let child: ChildHandle | null = null;
   const registry: Registry = {
     host,
     ...(credentials === undefined ? {} : { credentials }),

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { execa, type ResultPromise } from 'execa';
-import { diesWithParent, KILL_GRACE_MS } from '../../adapters/child-process.ts';
-import { quietSdkNodeNotice, type S3Options } from '../../adapters/s3-store.ts';
-import { CACHE_BIN, freePort, waitFor } from '../../node/host.ts';
+import { execa } from 'execa';
+import { cacheBin } from '../../adapters/environment.ts';
+import { diesWithParent, KILL_GRACE_MS, type ChildHandle } from '../../adapters/child-process.ts';
+import type { S3Options } from '../../adapters/s3-store.ts';
+import { freePort, waitFor } from '../../node/host.ts';
 
 export interface S3Server {
   options: S3Options & { endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } };
@@ -19,7 +20,7 @@ export async function startS3Server(dir: string, bucket = 'fleet'): Promise<S3Se
   const port = await freePort();
   const credentials = { accessKeyId: `fleet${randomBytes(6).toString('hex')}`, secretAccessKey: randomBytes(24).toString('hex') };
   // Dies with the fleet's process, even a kill -9'd one.
-  const child: ResultPromise = execa(...diesWithParent(join(CACHE_BIN, 'versitygw'), ['--port', `127.0.0.1:${port}`, 'posix', data]), {
+  const child: ChildHandle = execa(...diesWithParent(join(cacheBin(), 'versitygw'), ['--port', `127.0.0.1:${port}`, 'posix', data]), {
     env: { ROOT_ACCESS_KEY: credentials.accessKeyId, ROOT_SECRET_KEY: credentials.secretAccessKey },
     stdio: ['ignore', 'ignore', 'pipe'],
     reject: false,
@@ -27,7 +28,6 @@ export async function startS3Server(dir: string, bucket = 'fleet'): Promise<S3Se
   });
   const endpoint = `http://127.0.0.1:${port}`;
   // A copy: the SDK tags the credentials object it is given.
-  quietSdkNodeNotice();
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...credentials } });
   try {
     await waitFor('versitygw', async () => {

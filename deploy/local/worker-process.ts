@@ -1,10 +1,11 @@
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fleetEnvironment } from '../../adapters/environment.ts';
 import { execa } from 'execa';
 import { diesWithParent } from '../../adapters/child-process.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
-import { buildUser, type RunAs } from '../../node/host.ts';
+import { buildUser, type RunAs, runAsOptions } from '../../node/host.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -46,9 +47,8 @@ export async function spawnWorker(
   // by their own pdeathsig.
   const child = execa(...diesWithParent(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), '--config', configFile], 'KILL'), {
     cwd: PROJECT_ROOT,
-    uid: user.switchUser ? user.uid : undefined,
-    gid: user.switchUser ? user.gid : undefined,
-    env: { HOME: stateDir, FLEET_LOG_JSON: '1', FLEET_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'info' },
+    ...runAsOptions(user),
+    env: { HOME: stateDir, FLEET_LOG_JSON: '1', FLEET_LOG_LEVEL: fleetEnvironment().FLEET_LOG_LEVEL ?? 'info' },
     extendEnv: true,
     stdin: 'ignore',
     stdout: { file: logFile, append: true },

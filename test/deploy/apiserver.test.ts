@@ -6,9 +6,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diesWithParent } from '../../adapters/child-process.ts';
+import { diesWithParent, type ChildHandle } from '../../adapters/child-process.ts';
 import { eventuallyValue } from '../helpers/eventually.ts';
 
 /**
@@ -43,7 +43,7 @@ async function yamlToObjects(text: string): Promise<Obj[]> {
 describe.skipIf(process.env.K8S_APISERVER_CHECK !== '1')('deploy/kubernetes against a real API server', () => {
   let dir: string;
   let port: number;
-  const children: ResultPromise[] = [];
+  const children: ChildHandle[] = [];
   let tools: Record<string, string>;
 
   function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {

@@ -1,6 +1,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
+import type { ChildHandle } from '../../adapters/child-process.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
@@ -11,7 +12,7 @@ import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
  * restarted (and said so) when found dead; dies with the worker (pdeathsig).
  */
 export class BuildkitDaemon {
-  private child: ResultPromise | null = null;
+  private child: ChildHandle | null = null;
   private exited = true;
   readonly socket: string;
 

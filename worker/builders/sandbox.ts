@@ -9,13 +9,13 @@ import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
  */
 export interface BuildLimits {
   /** RLIMIT_DATA of each builder and RUN process (heap and private writable mappings) */
-  memoryBytes?: number;
+  memoryBytes?: number | undefined;
   /** RLIMIT_NPROC of RUN steps: tasks (threads too) of the step's user in the builder's user namespace */
-  pids?: number;
+  pids?: number | undefined;
   /** growth of the worker's state dir (scratch and builder storage) during the build; also RLIMIT_FSIZE */
-  scratchBytes?: number;
+  scratchBytes?: number | undefined;
   /** bytes of build output (after masking) */
-  logBytes?: number;
+  logBytes?: number | undefined;
 }
 
 export type LimitName = 'memory' | 'pids' | 'scratch' | 'log';
