@@ -32,7 +32,9 @@ export const BUILDER_TASKS = 256;
 
 /** What a step prints (or its shell says for it) when an rlimit refused it something. */
 const SIGNS: readonly { limit: LimitName; re: RegExp }[] = [
-  { limit: 'pids', re: /fork: (?:retry: )?Resource temporarily unavailable|Cannot fork|can't fork|fork failed|pthread_create failed|newosproc|failed to create new OS thread/i },
+  // shells (`bash: fork: retry: …`, `timeout: fork system call failed: …`), Go (`fork/exec /bin/sh: resource
+  // temporarily unavailable`: kaniko's executor starting a step), C runtimes and threads
+  { limit: 'pids', re: /fork(?: system call failed|\/exec [^:]*)?: (?:retry: )?Resource temporarily unavailable|Cannot fork|can't fork|fork failed|pthread_create failed|newosproc|failed to create new OS thread|clone(?:3)?(?: failed)?: Resource temporarily unavailable/i },
   { limit: 'scratch', re: /File size limit exceeded|File too large|exit (?:status|code):? 153\b/i },
   { limit: 'memory', re: /memory exhausted|Cannot allocate memory|out of memory|bad_alloc|MemoryError|fatal error: runtime: cannot allocate/i },
 ];
