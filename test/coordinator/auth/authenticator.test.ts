@@ -1,17 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator, CachedTokenStore, MemoryTokenStore, OidcVerifier, createToken, type TokenRecord } from '../../../coordinator/auth/index.ts';
-import { ErrorCode, FleetError } from '../../../protocol/index.ts';
+import { ErrorCode } from '../../../protocol/index.ts';
+import { refusal } from '../../helpers/refusal.ts';
 import { AUDIENCE, ISSUER, idToken, jwksFile, signingKey, type SigningKey } from './oidc-fixtures.ts';
-
-async function refusal(p: Promise<unknown>): Promise<FleetError> {
-  const e: unknown = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof FleetError)) throw new Error(`expected a FleetError, got ${String(e)}`);
-  return e;
-}
 
 class CountingStore extends MemoryTokenStore {
   reads = 0;

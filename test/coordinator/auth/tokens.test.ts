@@ -10,19 +10,11 @@ import {
   type TokenRecord,
   type TokenStore,
 } from '../../../coordinator/auth/index.ts';
-import { ErrorCode, FleetError, buckets } from '../../../protocol/index.ts';
+import { ErrorCode, buckets } from '../../../protocol/index.ts';
+import { refusal } from '../../helpers/refusal.ts';
 
 const T0 = new Date('2030-01-01T00:00:00.000Z');
 const ADMIN = 'token:00000000';
-
-async function refusal(p: Promise<unknown>): Promise<FleetError> {
-  const e: unknown = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (!(e instanceof FleetError)) throw new Error(`expected a FleetError, got ${String(e)}`);
-  return e;
-}
 
 function tamper(token: string): string {
   const last = token.at(-1);
