@@ -88,18 +88,17 @@ export function serveNatsApi(
 
   const apiError = (e: FleetError): ApiReply => ({ ok: false, error: e.toBody() });
 
-  const checkClaimant = async (claim: ClaimRequest, pool: string): Promise<void> => {
-    const found = await store.get(claim.buildId);
-    if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
-    if (found.record.request.pool !== pool) {
-      log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from another pool');
-      throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: pool: build ${claim.buildId} is not on pool ${pool}`);
-    }
+  /**
+   * The claimant must be a registered worker of the pool its NATS user proves. Only a refusal
+   * reads the record here (an unknown build is still answered as unknown); an accepted claim's
+   * record is read once, by the transition.
+   */
+  const checkRegistered = async (claim: ClaimRequest, pool: string): Promise<void> => {
     const registered = await workers.get(workerKey(pool, claim.workerId)).catch(() => null);
-    if (registered === null || registered.operation !== 'PUT') {
-      log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from an unregistered worker');
-      throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: workerId: ${claim.workerId} is not a registered worker of pool ${pool}`);
-    }
+    if (registered !== null && registered.operation === 'PUT') return;
+    if ((await store.get(claim.buildId)) === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
+    log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from an unregistered worker');
+    throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: workerId: ${claim.workerId} is not a registered worker of pool ${pool}`);
   };
 
   return [
@@ -205,9 +204,16 @@ export function serveNatsApi(
       (s) => ({ kind: 'worker', pool: subjects.callerOf(s) }),
       async (data, subject) => {
         const claim = decodeWith(ClaimRequest, data, 'claim', ErrorCode.E_INVALID_JOB);
-        // The subject's pool is proven by the sender's NATS user; the worker must be registered in it.
-        await checkClaimant(claim, subjects.callerOf(subject));
-        const record = await store.transition(claim.buildId, (r) => claimState(r, claim, expiredState(r, config)));
+        const pool = subjects.callerOf(subject);
+        await checkRegistered(claim, pool);
+        // The pool check reads the record the claim transition reads anyway: one KV read, not two.
+        const record = await store.transition(claim.buildId, (r) => {
+          if (r.request.pool !== pool) {
+            log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from another pool');
+            throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: pool: build ${claim.buildId} is not on pool ${pool}`);
+          }
+          return claimState(r, claim, expiredState(r, config));
+        });
         if (record.state.phase !== 'running') {
           throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${claim.buildId} ${record.state.phase} before a worker started it`);
         }

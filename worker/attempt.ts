@@ -29,9 +29,4 @@ export class Attempt {
       }
     }
   }
-
-  /** what is still held, oldest first (for tests and diagnostics) */
-  holding(): string[] {
-    return this.held.map((r) => r.what);
-  }
 }
