@@ -34,6 +34,18 @@ export const ErrorCode = {
   E_FORBIDDEN: 'E_FORBIDDEN',
   /** the build went over one of its pool's caps (memory, processes, scratch storage, log size) */
   E_RESOURCE_LIMIT: 'E_RESOURCE_LIMIT',
+  /** the Dockerfile does not parse: unknown instruction, bad syntax, a frontend the platform does not allow */
+  E_DOCKERFILE_INVALID: 'E_DOCKERFILE_INVALID',
+  /** a COPY or ADD names a source the context (or the stage it copies from) does not have */
+  E_COPY_SOURCE_MISSING: 'E_COPY_SOURCE_MISSING',
+  /** the requested --target, or a stage a COPY --from names, is not in the Dockerfile */
+  E_TARGET_NOT_FOUND: 'E_TARGET_NOT_FOUND',
+  /** a FROM names an image that does not exist: no such manifest, or a registry host that does not resolve */
+  E_BASE_NOT_FOUND: 'E_BASE_NOT_FOUND',
+  /** a FROM names an image its registry will not serve to the platform's credentials (401/403) */
+  E_BASE_UNAUTHORIZED: 'E_BASE_UNAUTHORIZED',
+  /** a FROM names a registry or repository the platform policy does not allow for this tenant */
+  E_BASE_NOT_ALLOWED: 'E_BASE_NOT_ALLOWED',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -102,6 +114,14 @@ export const ERROR_TABLE = {
   E_UNAUTHENTICATED: { retryable: false, httpStatus: 401, exitCode: ExitCode.UNAUTHENTICATED },
   E_FORBIDDEN: { retryable: false, httpStatus: 403, exitCode: ExitCode.FORBIDDEN },
   E_RESOURCE_LIMIT: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  // The author's mistakes (or a registry's refusal): another attempt gives the same answer, so
+  // none is retried; an unreachable or failing registry stays E_REGISTRY_UNAVAILABLE (retried).
+  E_DOCKERFILE_INVALID: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_COPY_SOURCE_MISSING: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_TARGET_NOT_FOUND: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_BASE_NOT_FOUND: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_BASE_UNAUTHORIZED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  E_BASE_NOT_ALLOWED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },
 } as const satisfies Record<ErrorCode, ErrorAnswers>;
 

@@ -28,6 +28,12 @@ const EXPECTED: Record<ErrorCode, [retryable: boolean, http: number, exit: numbe
   E_UNAUTHENTICATED: [false, 401, ExitCode.UNAUTHENTICATED],
   E_FORBIDDEN: [false, 403, ExitCode.FORBIDDEN],
   E_RESOURCE_LIMIT: [false, 422, ExitCode.FAILED],
+  E_DOCKERFILE_INVALID: [false, 422, ExitCode.FAILED],
+  E_COPY_SOURCE_MISSING: [false, 422, ExitCode.FAILED],
+  E_TARGET_NOT_FOUND: [false, 422, ExitCode.FAILED],
+  E_BASE_NOT_FOUND: [false, 422, ExitCode.FAILED],
+  E_BASE_UNAUTHORIZED: [false, 422, ExitCode.FAILED],
+  E_BASE_NOT_ALLOWED: [false, 422, ExitCode.FAILED],
   E_INTERNAL: [true, 500, ExitCode.FAILED],
 };
 
