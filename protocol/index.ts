@@ -14,3 +14,4 @@ export * from './secret-patterns.ts';
 export * from './nats-permissions.ts';
 export * from './tokens-api.ts';
 export * from './audit.ts';
+export * from './notification.ts';

@@ -52,6 +52,14 @@ export const subjects = {
   /** a scanner's report on one scan job; the coordinator that asked listens for it */
   scanResult: (scanId: string) => `${root}.scanner.result.${scanId}`,
   scanResultWildcard: `${root}.scanner.result.*`,
+  /** durable work queue of notifications to deliver to a tenant's webhook (coordinator/notifications) */
+  notifyQueue: (tenant: string) => `${root}.notify.queue.${tenant}`,
+  notifyQueueWildcard: `${root}.notify.queue.>`,
+  /** one record per webhook delivery attempt, per tenant: what `fleet notifications` lists */
+  notifyDelivery: (tenant: string) => `${root}.notify.delivery.${tenant}`,
+  notifyDeliveryWildcard: `${root}.notify.delivery.>`,
+  /** request-reply (admin): rescan every released image now (coordinator/rescans.ts) */
+  rescanApi: `${root}.api.rescan`,
   /** JetStream's word that a job used up its deliveries (kept in a stream: see streams.advisories) */
   maxDeliveriesAdvisory: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${JOBS_STREAM}.*`,
 } as const;
@@ -66,6 +74,10 @@ export const streams = {
   audit: 'FLEET_AUDIT_V1',
   /** JetStream advisories the coordinator must not miss while none runs (max deliveries) */
   advisories: 'FLEET_ADVISORIES_V1',
+  /** notifications waiting for delivery (work queue: survives a coordinator restart) */
+  notify: 'FLEET_NOTIFY_V1',
+  /** webhook delivery attempts, kept as long as build events */
+  notifyDeliveries: 'FLEET_NOTIFY_DELIVERIES_V1',
 } as const;
 
 export const buckets = {
@@ -73,6 +85,8 @@ export const buckets = {
   /** live workers; an entry expires when its worker stops announcing itself */
   workers: 'fleet_workers_v1',
   tokens: 'fleet_tokens_v1',
+  /** the scanner DB build time last seen, and what each released image's last rescan found */
+  scanState: 'fleet_scan_state_v1',
 } as const;
 
 export const consumers = {
@@ -80,6 +94,10 @@ export const consumers = {
   reports: 'coordinator_reports',
   deadLetters: 'coordinator_dead_letters',
   scanner: 'scanner',
+  /** delivers the notification queue */
+  notifier: 'coordinator_notifier',
+  /** turns build events (blocked verdicts, vulnerable images) into notifications */
+  notifyEvents: 'coordinator_notify_events',
 } as const;
 
 /** A worker's key in the workers bucket: under its pool, which its NATS user may write and no other. */
