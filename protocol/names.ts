@@ -60,6 +60,8 @@ export const subjects = {
   notifyDeliveryWildcard: `${root}.notify.delivery.>`,
   /** request-reply (admin): rescan every released image now (coordinator/rescans.ts) */
   rescanApi: `${root}.api.rescan`,
+  /** request-reply (admin): rebuild waves (`fleet rebuilds`) */
+  rebuildsApi: `${root}.api.rebuilds`,
   /** JetStream's word that a job used up its deliveries (kept in a stream: see streams.advisories) */
   maxDeliveriesAdvisory: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${JOBS_STREAM}.*`,
 } as const;
@@ -85,6 +87,10 @@ export const buckets = {
   /** live workers; an entry expires when its worker stops announcing itself */
   workers: 'fleet_workers_v1',
   tokens: 'fleet_tokens_v1',
+  /** dependency index: base name → the latest promoted build of each (repository, tag stream) on it (coordinator/rebuilds) */
+  dependents: 'fleet_dependents_v1',
+  /** rebuild waves: one per (base, new digest) */
+  rebuilds: 'fleet_rebuilds_v1',
   /** the scanner DB build time last seen, and what each released image's last rescan found */
   scanState: 'fleet_scan_state_v1',
 } as const;
@@ -93,6 +99,8 @@ export const consumers = {
   pool: (pool: string) => `pool_${pool}`,
   reports: 'coordinator_reports',
   deadLetters: 'coordinator_dead_letters',
+  /** reads build events: promotions feed the dependency index, rebuilds' endings move their waves */
+  rebuilds: 'coordinator_rebuilds',
   scanner: 'scanner',
   /** delivers the notification queue */
   notifier: 'coordinator_notifier',

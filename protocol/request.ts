@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RebuildOf } from './rebuild.ts';
 import { BuildArgName, BuildId, CatalogId, ContextPath, Digest, EnvironmentName, LabelKey, PoolName, Repository, S3Url, SecretId, StageName, Tag } from './fields.ts';
 
 /** Where custom bases live; standard builds may only name a base from here (or an official one). */
@@ -59,6 +60,8 @@ export const BuildRequest = z
       repository: Repository,
       tags: z.array(Tag).min(1).max(16),
     }),
+    /** set by the platform only: this build repeats a dependent's last request because its base moved */
+    rebuildOf: RebuildOf.optional(),
   })
   .superRefine((r, ctx) => {
     const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: 'custom', path, message });
