@@ -7,6 +7,7 @@ import {
   encode,
   isFleetError,
   subjects,
+  type BaseImage,
   type BuildRecord,
   type ScanRequest,
 } from '../protocol/index.ts';
@@ -104,7 +105,7 @@ export class ReportProcessor {
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
         ? null // a redelivered report: the gates run again on the same quarantined digest
         : holdsClaim(r, report.attempt, report.workerId)
-          ? { phase: 'verifying', attempt: report.attempt, workerId: report.workerId, digest: report.digest, quarantine: quarantineRef, startedAt }
+          ? { phase: 'verifying', attempt: report.attempt, workerId: report.workerId, digest: report.digest, quarantine: quarantineRef, ...basesOf(report), startedAt }
           : null,
     );
     if (verifying.state.phase !== 'verifying' || verifying.state.attempt !== report.attempt) return;
@@ -143,7 +144,7 @@ export class ReportProcessor {
     const finishedAt = new Date().toISOString();
     const updated = await this.store.transition(report.buildId, (r) =>
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
-        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, finishedAt }
+        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, ...basesOf(report), finishedAt }
         : null,
     );
     if (updated.state.phase === 'pushed') {
@@ -174,4 +175,9 @@ export class ReportProcessor {
     };
     await this.js.publish(subjects.scanRequest, encode(scan), { msgID: `${record.id}.scan` });
   }
+}
+
+/** The report's resolved bases for the record; nothing from a worker older than the field. */
+function basesOf(report: WorkerReport & { type: 'pushed' }): { bases?: BaseImage[] } {
+  return report.bases === undefined ? {} : { bases: report.bases };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
+import { BaseImage } from './provenance.ts';
 import { BuildView, type Phase } from './state.ts';
 import { Verdict } from './verdict.ts';
 
@@ -62,6 +63,8 @@ export const WorkerReport = z.discriminatedUnion('type', [
     workerId: z.string(),
     digest: Digest,
     references: z.array(z.string()).min(1),
+    /** every FROM image resolved to its digest (absent from workers older than this field) */
+    bases: z.array(BaseImage).max(64).optional(),
   }),
   z.object({
     ...base,

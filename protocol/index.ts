@@ -14,4 +14,5 @@ export * from './secret-patterns.ts';
 export * from './nats-permissions.ts';
 export * from './tokens-api.ts';
 export * from './audit.ts';
+export * from './provenance.ts';
 export * from './notification.ts';

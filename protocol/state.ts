@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PLATFORM_TENANT, TenantName } from './identity.ts';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
+import { BaseImage } from './provenance.ts';
 import { BuildRequest } from './request.ts';
 import { Verdict } from './verdict.ts';
 
@@ -35,6 +36,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     workerId: z.string().optional(),
     digest: Digest,
     quarantine: z.string(),
+    /** the FROM images the worker resolved, carried on to `pushed` */
+    bases: z.array(BaseImage).optional(),
     startedAt: Timestamp,
   }),
   z.object({
@@ -43,6 +46,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     digest: Digest,
     references: z.array(z.string()).min(1),
     verdict: Verdict.optional(),
+    /** every FROM image as `name` (after build args) and the manifest digest built on; absent on records older than this field */
+    bases: z.array(BaseImage).optional(),
     finishedAt: Timestamp,
   }),
   z.object({

@@ -6,9 +6,10 @@ import type { Logger } from '../adapters/logger.ts';
 import type { WorkerConfig } from './config.ts';
 import { Attempt } from './attempt.ts';
 import { LogMasker } from './log-masker.ts';
+import { resolveBases } from './base-digests.ts';
 import { verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
-import { RETRY_BASE_MS, settle, type Outcome, type Settlement } from './settle.ts';
+import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
 /** The part of a JetStream message the runner uses. */
 export type JobMessage = Pick<JsMsg, 'data' | 'subject' | 'ack' | 'nak' | 'term' | 'working'> & { info: { deliveryCount: number } };
@@ -139,7 +140,7 @@ export class JobRunner {
     }
   }
 
-  private async build(job: Job, scratch: string, logs: AttemptLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger) {
+  private async build(job: Job, scratch: string, logs: AttemptLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger): Promise<PushedResult> {
     const contextDir = join(scratch, 'context');
     await logs.line('system', `worker ${this.config.workerId} building with ${this.ports.builder.name} (attempt ${logs.attempt})`);
     await this.ports.fetchContext(job, join(scratch, 'context.tar.gz'), contextDir, signal);
@@ -159,7 +160,10 @@ export class JobRunner {
       signal,
     );
     for (const v of verified) await logs.line('system', `verified platform signature: ${v}`);
-    return this.ports.builder.build(
+    // Resolved before the build, so the digests are the ones the builder pulls (the official ones pinned).
+    const bases = await resolveBases(text, { ...job.buildArgs, FLEET_REGISTRY: job.image.registry }, buildArgs, (host) => this.ports.registry(host), signal);
+    for (const b of bases) await logs.line('system', `base image: ${b.name}@${b.digest}`);
+    const result = await this.ports.builder.build(
       {
         buildId: job.buildId,
         contextDir,
@@ -176,6 +180,7 @@ export class JobRunner {
       logs,
       signal,
     );
+    return { ...result, bases };
   }
 
   /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */

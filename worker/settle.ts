@@ -1,5 +1,8 @@
-import { ErrorCode, isRetryable, type FleetError } from '../protocol/index.ts';
+import { ErrorCode, isRetryable, type BaseImage, type FleetError } from '../protocol/index.ts';
 import type { BuildResult } from './builders/index.ts';
+
+/** A pushed build as reported: the builder's result and the base images it was built on. */
+export type PushedResult = BuildResult & { readonly bases: BaseImage[] };
 
 /** How one delivery of a job ended, as the runner saw it. */
 export type Outcome =
@@ -7,7 +10,7 @@ export type Outcome =
   | { readonly type: 'claim-refused'; readonly error: FleetError }
   /** something the attempt needs before building could not be set up (e.g. the cancel watch) */
   | { readonly type: 'not-started'; readonly error: FleetError }
-  | { readonly type: 'pushed'; readonly result: BuildResult }
+  | { readonly type: 'pushed'; readonly result: PushedResult }
   /** cancelled by request: the coordinator has recorded it already */
   | { readonly type: 'cancelled' }
   /** the worker is stopping: another worker takes the job */
@@ -20,7 +23,7 @@ export type Settlement =
   | { readonly action: 'nak'; readonly delayMs?: number }
   | { readonly action: 'term'; readonly reason: string }
   /** store the report, then ack; a report that cannot be stored hands the job back instead */
-  | { readonly action: 'report-pushed'; readonly result: BuildResult }
+  | { readonly action: 'report-pushed'; readonly result: PushedResult }
   | { readonly action: 'report-failed'; readonly error: FleetError };
 
 export const RETRY_BASE_MS = 1_000;

@@ -160,7 +160,7 @@ describe('job runner', () => {
     const msg = new FakeMessage(job);
     await new JobRunner(config, ports, 5, log).handle(msg, new AbortController().signal);
     expect(ports.events).toEqual(['claim', 'watch', 'log-closed', 'report:pushed', 'unwatch']);
-    expect(ports.reports[0]).toMatchObject({ type: 'pushed', buildId: 'job-1', attempt: 1, workerId: 'w1', digest: DIGEST });
+    expect(ports.reports[0]).toMatchObject({ type: 'pushed', buildId: 'job-1', attempt: 1, workerId: 'w1', digest: DIGEST, bases: [] });
     expect(msg.settled).toEqual(['ack']);
     expect(vi.getTimerCount()).toBe(0);
     expect(ports.lifecycle.state).toEqual({ phase: 'idle' });

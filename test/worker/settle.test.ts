@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, FleetError, isRetryable } from '../../protocol/index.ts';
 import { RETRY_MAX_MS, backoff, settle } from '../../worker/settle.ts';
 
-const result = { digest: `sha256:${'a'.repeat(64)}`, references: ['r/x:1'] };
+const result = { digest: `sha256:${'a'.repeat(64)}`, references: ['r/x:1'], bases: [] };
 const fail = (code: ErrorCode) => ({ type: 'failed' as const, error: new FleetError(code, 'boom') });
 
 describe('settle', () => {

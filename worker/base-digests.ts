@@ -1,0 +1,63 @@
+import { ErrorCode, FleetError, type BaseImage } from '../protocol/index.ts';
+import type { RegistryClient } from '../adapters/registry-client.ts';
+import { fromImages } from './official-bases.ts';
+
+/** An image reference split the way the distribution API addresses it. */
+export interface ImageRef {
+  /** the registry's API host (Docker Hub's short names go to registry-1.docker.io) */
+  host: string;
+  repository: string;
+  tag: string;
+  digest?: string;
+}
+
+const DIGEST_SUFFIX = /@(sha256:[a-f0-9]{64})$/;
+
+/**
+ * Splits `host/path:tag@digest` with the Docker rules: the first component is a registry host only
+ * when it has a `.` or `:` or is `localhost`; otherwise the image is on Docker Hub (one-component
+ * names under `library/`).
+ */
+export function parseImageRef(image: string): ImageRef {
+  const digest = DIGEST_SUFFIX.exec(image)?.[1];
+  let rest = digest === undefined ? image : image.slice(0, image.length - digest.length - 1);
+  const slash = rest.indexOf('/');
+  const first = slash < 0 ? '' : rest.slice(0, slash);
+  let host = 'registry-1.docker.io';
+  if (first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    host = first === 'docker.io' || first === 'index.docker.io' ? host : first;
+    rest = rest.slice(slash + 1);
+  }
+  const colon = rest.lastIndexOf(':');
+  let repository = colon > rest.lastIndexOf('/') ? rest.slice(0, colon) : rest;
+  const tag = colon > rest.lastIndexOf('/') ? rest.slice(colon + 1) : 'latest';
+  if (host === 'registry-1.docker.io' && !repository.includes('/')) repository = `library/${repository}`;
+  return { host, repository, tag, ...(digest === undefined ? {} : { digest }) };
+}
+
+/**
+ * Every FROM image of the Dockerfile resolved to the manifest digest the build uses, for the
+ * report (provenance and rebuilds read it). `buildArgs` are the request's args; `pinnedArgs` are
+ * the ones handed to the builder, where verified official bases are already `name@digest`, so
+ * those cost no registry call and name exactly what was verified. The name stays the tag form
+ * the Dockerfile asked for: that is what a base update moves.
+ */
+export async function resolveBases(
+  dockerfile: string,
+  buildArgs: Readonly<Record<string, string>>,
+  pinnedArgs: Readonly<Record<string, string>>,
+  registry: (host: string) => RegistryClient,
+  signal?: AbortSignal,
+): Promise<BaseImage[]> {
+  const named = fromImages(dockerfile, buildArgs);
+  const pinned = fromImages(dockerfile, pinnedArgs);
+  const bases: BaseImage[] = [];
+  for (const [i, from] of named.entries()) {
+    const used = pinned[i]?.image ?? from.image;
+    const ref = parseImageRef(used);
+    const digest = ref.digest ?? (await registry(ref.host).manifest(ref.repository, ref.tag, signal))?.digest;
+    if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${from.image} does not exist in ${ref.host}`);
+    if (!bases.some((b) => b.name === from.image && b.digest === digest)) bases.push({ name: from.image, digest });
+  }
+  return bases;
+}
