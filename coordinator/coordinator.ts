@@ -23,6 +23,9 @@ import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenB
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
 import { ActiveBuilds } from './tenancy/active-builds.ts';
+import { startNotifications } from './notifications/index.ts';
+import { BuildList } from './build-list.ts';
+import { WorkerInfo } from '../protocol/index.ts';
 
 export interface Coordinator {
   httpUrl: string;
@@ -58,10 +61,25 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const jsm = await jetstreamManager(nc);
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
   const audit = new AuditTrail(js, log);
+  const notifications = await startNotifications(nc, store, (tenant) => tenancy.current().hookOf(tenant), config.buildsMaxAgeMs, log);
+  const buildList = await BuildList.watch(topology.builds, topology.workers, log);
   const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, audit, config, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, audit, log, {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     ready: () => readiness.ready,
+  }, {
+    builds: buildList,
+    deadLetters,
+    workers: async () => {
+      const list: WorkerInfo[] = [];
+      for await (const key of await topology.workers.keys()) {
+        const entry = await topology.workers.get(key);
+        if (entry === null || entry.operation !== 'PUT') continue;
+        const parsed = WorkerInfo.safeParse(entry.json());
+        if (parsed.success) list.push(parsed.data);
+      }
+      return list.sort((a, b) => a.workerId.localeCompare(b.workerId));
+    },
   });
 
   const stop = new AbortController();
@@ -86,7 +104,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       expiry.stop();
       tenancy.close();
       active.close();
+      buildList.close();
       await Promise.all([reportLoop, deadLetterLoop]);
+      await notifications.close();
       // Phase 2: flush and close the connection.
       await nc.drain();
       s3.close();

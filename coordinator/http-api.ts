@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, FleetError, decodeWith, httpStatusOf, toFleetError, type ErrorBody } from '../protocol/index.ts';
+import { BuildId, ErrorCode, FleetError, PLATFORM_TENANT, decodeWith, httpStatusOf, parseWith, toFleetError, type ErrorBody, type WorkerInfo } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import type { BuildStore } from './build-store.ts';
 import type { CoordinatorConfig } from './config.ts';
@@ -8,12 +8,23 @@ import { cancelBuild } from './cancel.ts';
 import { toView, type Intake } from './intake.ts';
 import type { Authenticator } from './auth/index.ts';
 import { requestIdOf, type AuditTrail } from './audit.ts';
-import { authorizeAccess } from './tenancy/authorize.ts';
+import { authorizeAccess, mayAccess, type Caller } from './tenancy/authorize.ts';
 import { z } from 'zod';
+import { BuildListQuery, queryOf, type BuildList } from './build-list.ts';
+import type { DeadLetters } from './dead-letters.ts';
+import { serveUi } from './ui-assets.ts';
 
 
 const BUILD_PATH = /^\/v1\/builds\/([^/]+)$/;
 const LOGS_PATH = /^\/v1\/builds\/([^/]+)\/logs$/;
+const LETTER_PATH = /^\/v1\/dead-letters\/([^/]+)(\/retry)?$/;
+
+/** What the web console reads beyond single builds (coordinator wiring; absent: those routes 404). */
+export interface ConsoleSources {
+  builds: BuildList;
+  workers(): Promise<WorkerInfo[]>;
+  deadLetters: Pick<DeadLetters, 'list' | 'retry' | 'drop'>;
+}
 
 /** Streams a build's log as Server-Sent Events (`log`, `event`, then `end`). */
 export type LogStreamer = (id: string, res: ServerResponse, follow: boolean, signal: AbortSignal) => Promise<void>;
@@ -37,6 +48,7 @@ export async function serveHttp(
   audit: AuditTrail,
   log: Logger,
   ops?: OpsEndpoints,
+  consoleSources?: ConsoleSources,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
@@ -59,15 +71,18 @@ export async function serveHttp(
       res.writeHead(200, { 'content-type': m.contentType, 'content-length': Buffer.byteLength(m.body) });
       return void res.end(m.body);
     }
+    // The web console's static files: public (they hold no data; the API calls carry the token).
+    if (await serveUi(req.method ?? 'GET', path, res)) return;
     // Everything else is for authenticated callers only, and each sees only its tenant's builds.
     const caller = await authenticator.authenticate(req.headers.authorization);
+    if (consoleSources !== undefined && (await consoleRoute(req, res, url, caller, consoleSources))) return;
     const readable = async (id: string) => {
       const found = await store.get(id);
       if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
       return found.record;
     };
     if (path === '/v1/builds') {
-      if (req.method !== 'POST') return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'use POST /v1/builds'), 405);
+      if (req.method !== 'POST') return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'use POST /v1/builds (or GET to list)'), 405);
       const type = req.headers['content-type'] ?? '';
       if (!type.startsWith('application/json')) {
         return sendError(res, new FleetError(ErrorCode.E_INVALID_REQUEST, 'content-type must be application/json'), 415);
@@ -103,6 +118,51 @@ export async function serveHttp(
       return send(res, 200, { build: toView(record) });
     }
     sendError(res, new FleetError(ErrorCode.E_NOT_FOUND, `no route ${req.method ?? ''} ${path}`));
+  }
+
+  /** GET /v1/builds, /v1/workers, /v1/dead-letters (+ retry, drop): true when it answered. */
+  async function consoleRoute(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, sources: ConsoleSources): Promise<boolean> {
+    const path = url.pathname;
+    if (path === '/v1/builds' && req.method === 'GET') {
+      const query = decodeWith(BuildListQuery, Buffer.from(JSON.stringify(queryOf(url.searchParams))), 'build list query');
+      send(res, 200, sources.builds.query(caller, query));
+      return true;
+    }
+    if (path === '/v1/workers' && req.method === 'GET') {
+      // Every caller sees the fleet's workers; the build a worker is on only if the caller may read it.
+      const workers = (await sources.workers()).map((w) => {
+        if (w.buildId === undefined) return w;
+        const tenant = sources.builds.tenantOf(w.buildId);
+        if (tenant !== undefined && mayAccess(caller, tenant, 'read')) return w;
+        const rest: WorkerInfo = { ...w };
+        delete rest.buildId;
+        return rest;
+      });
+      send(res, 200, { workers });
+      return true;
+    }
+    const letter = LETTER_PATH.exec(path);
+    if (path !== '/v1/dead-letters' && letter === null) return false;
+    if (caller.role !== 'admin' || caller.tenant !== PLATFORM_TENANT) {
+      throw new FleetError(ErrorCode.E_FORBIDDEN, 'forbidden: role: the dead letter queue is for platform admins');
+    }
+    if (letter === null) {
+      if (req.method !== 'GET') return false;
+      send(res, 200, { letters: await sources.deadLetters.list() });
+      return true;
+    }
+    const id = parseWith(BuildId, decodeURIComponent(letter[1] ?? ''), 'dead letter id');
+    if (letter[2] === '/retry' && req.method === 'POST') {
+      const retriedAs = await audit.around(caller, 'dlq.retry', id, () => sources.deadLetters.retry(id));
+      send(res, 200, { retriedAs });
+      return true;
+    }
+    if (letter[2] === undefined && req.method === 'DELETE') {
+      await audit.around(caller, 'dlq.drop', id, () => sources.deadLetters.drop(id));
+      send(res, 200, { dropped: id });
+      return true;
+    }
+    return false;
   }
 
   await new Promise<void>((resolve, reject) => {
