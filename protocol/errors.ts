@@ -46,6 +46,8 @@ export const ErrorCode = {
   E_BASE_UNAUTHORIZED: 'E_BASE_UNAUTHORIZED',
   /** a FROM names a registry or repository the platform policy does not allow for this tenant */
   E_BASE_NOT_ALLOWED: 'E_BASE_NOT_ALLOWED',
+  /** an image's provenance attestation does not verify: tampered, signed by another key, or not about this image */
+  E_ATTESTATION_INVALID: 'E_ATTESTATION_INVALID',
   E_INTERNAL: 'E_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -122,6 +124,8 @@ export const ERROR_TABLE = {
   E_BASE_NOT_FOUND: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_BASE_UNAUTHORIZED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_BASE_NOT_ALLOWED: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
+  // A bad signature stays bad: never retried, and the image is not to be trusted.
+  E_ATTESTATION_INVALID: { retryable: false, httpStatus: 422, exitCode: ExitCode.FAILED },
   E_INTERNAL: { retryable: true, httpStatus: 500, exitCode: ExitCode.FAILED },
 } as const satisfies Record<ErrorCode, ErrorAnswers>;
 

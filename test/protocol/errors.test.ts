@@ -34,6 +34,7 @@ const EXPECTED: Record<ErrorCode, [retryable: boolean, http: number, exit: numbe
   E_BASE_NOT_FOUND: [false, 422, ExitCode.FAILED],
   E_BASE_UNAUTHORIZED: [false, 422, ExitCode.FAILED],
   E_BASE_NOT_ALLOWED: [false, 422, ExitCode.FAILED],
+  E_ATTESTATION_INVALID: [false, 422, ExitCode.FAILED],
   E_INTERNAL: [true, 500, ExitCode.FAILED],
 };
 
