@@ -3,39 +3,99 @@ import type { RegistryClient } from '../adapters/registry-client.ts';
 import { verifyImageSignature } from '../signing/sigstore.ts';
 
 /** Platform namespaces whose images must carry the platform's signature before a build uses them. */
-const SIGNED_NAMESPACES = ['official/', 'platform/'];
+export const SIGNED_NAMESPACES = ['official/', 'platform/'];
 
-interface FromLine {
+export interface FromLine {
   /** the image text as written, e.g. `${FLEET_BUILD_BASE}` */
   raw: string;
   /** after build-arg expansion */
   image: string;
+  /** 1-based line of the Dockerfile the FROM starts on */
+  line: number;
+}
+
+/** One instruction: its logical text (continuations joined) and the line it starts on. */
+export interface Instruction {
+  text: string;
+  line: number;
 }
 
 /**
- * Reads the images a Dockerfile's FROM lines name, with build args expanded (ARG defaults before
- * the first FROM, overridden by the build's args). Stage names are left out.
+ * The Dockerfile's instructions with `\` continuations joined, comments and blank lines left out,
+ * each with the 1-based line it starts on (what the builders and the user call "line N").
+ */
+export function instructions(dockerfile: string): Instruction[] {
+  const found: Instruction[] = [];
+  let current: Instruction | null = null;
+  for (const [i, physical] of dockerfile.split(/\r?\n/).entries()) {
+    // Comment lines are dropped, also inside a continued instruction, as the builders do.
+    if (/^\s*#/.test(physical)) continue;
+    const continued = /\\\s*$/.test(physical);
+    const part = continued ? physical.replace(/\\\s*$/, '') : physical;
+    if (current === null) {
+      if (part.trim() === '') continue;
+      current = { text: part.trim(), line: i + 1 };
+    } else {
+      current.text = `${current.text} ${part.trim()}`.trim();
+    }
+    if (!continued) {
+      found.push(current);
+      current = null;
+    }
+  }
+  if (current !== null) found.push(current);
+  return found;
+}
+
+/**
+ * Reads the images a Dockerfile's FROM lines name, with build args expanded as the builders do:
+ * only ARGs declared before the first FROM reach a FROM, their defaults (quoted or not)
+ * overridden by the build's args, `${X}`, `$X`, `${X:-default}` and `${X:+alt}` expanded. Flags
+ * (`--platform=…`) are skipped; a FROM naming an earlier stage (`AS`, any case) or `scratch` is no
+ * image.
  */
 export function fromImages(dockerfile: string, buildArgs: Readonly<Record<string, string>>): FromLine[] {
-  const lines = dockerfile.replace(/\\\r?\n/g, ' ').split(/\r?\n/);
   const args: Record<string, string> = {};
   const stages = new Set<string>();
   const found: FromLine[] = [];
   let seenFrom = false;
-  for (const line of lines) {
-    const arg = /^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?/i.exec(line);
-    if (arg?.[1] !== undefined && !seenFrom) {
-      args[arg[1]] = buildArgs[arg[1]] ?? stripQuotes(arg[2] ?? '');
+  for (const { text, line } of instructions(dockerfile)) {
+    const [keyword = '', ...rest] = words(text);
+    if (/^ARG$/i.test(keyword)) {
+      if (seenFrom) continue;
+      for (const decl of rest) {
+        const eq = decl.indexOf('=');
+        const name = eq < 0 ? decl : decl.slice(0, eq);
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+        args[name] = buildArgs[name] ?? (eq < 0 ? '' : expand(stripQuotes(decl.slice(eq + 1)), args));
+      }
       continue;
     }
-    const from = /^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
-    if (from?.[1] === undefined) continue;
+    if (!/^FROM$/i.test(keyword)) continue;
     seenFrom = true;
-    const image = from[1].replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) => args[a ?? b ?? ''] ?? '');
-    if (!stages.has(image.toLowerCase()) && image !== 'scratch') found.push({ raw: from[1], image });
-    if (from[2] !== undefined) stages.add(from[2].toLowerCase());
+    const operands = rest.filter((w) => !w.startsWith('--'));
+    const raw = operands[0];
+    if (raw === undefined) continue;
+    const image = expand(raw, args);
+    if (!stages.has(image.toLowerCase()) && image.toLowerCase() !== 'scratch') found.push({ raw, image, line });
+    if (operands.length >= 3 && operands[1]?.toLowerCase() === 'as' && operands[2] !== undefined) stages.add(operands[2].toLowerCase());
   }
   return found;
+}
+
+/** Words of an instruction, a quoted word kept whole (quotes stay, for stripQuotes). */
+function words(text: string): string[] {
+  return text.match(/(?:[^\s"']+|"[^"]*"|'[^']*')+/g) ?? [];
+}
+
+/** `${X}`, `$X`, `${X:-default}`, `${X:+alt}` with the args known so far; unknown ones are empty. */
+function expand(text: string, args: Readonly<Record<string, string>>): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, braced: string | undefined, op: string | undefined, word: string | undefined, bare: string | undefined) => {
+    const value = args[braced ?? bare ?? ''] ?? '';
+    if (op === '-') return value === '' ? (word ?? '') : value;
+    if (op === '+') return value === '' ? '' : (word ?? '');
+    return value;
+  });
 }
 
 function stripQuotes(v: string): string {

@@ -12,6 +12,31 @@ describe('FROM images a build pulls', () => {
       'FROM scratch',
     ].join('\n');
     expect(fromImages(dockerfile, { FLEET_REGISTRY: 'r:5000' }).map((f) => f.image)).toEqual(['r:5000/official/jdk17:1', 'r:5000/official/base:1']);
-    expect(fromImages(dockerfile, { FLEET_REGISTRY: 'r:5000', BASE: 'official/x:2' })[1]).toEqual({ raw: '$FLEET_REGISTRY/${BASE}', image: 'r:5000/official/x:2' });
+    expect(fromImages(dockerfile, { FLEET_REGISTRY: 'r:5000', BASE: 'official/x:2' })[1]).toEqual({ raw: '$FLEET_REGISTRY/${BASE}', image: 'r:5000/official/x:2', line: 5 });
+  });
+
+  it('reads FROM flags, stage names in any case, quoted ARG defaults, ${X:-default}, continuations and comments', () => {
+    const dockerfile = [
+      '# syntax comment',
+      'ARG REG="r:5000"',
+      "ARG TAG='1' OTHER=x",
+      'ARG UNSET',
+      'FROM --platform=$BUILDPLATFORM ${REG}/official/jdk17:${TAG} AS Build',
+      'RUN make',
+      'FROM build',
+      'FROM BUILD AS again',
+      'FROM \\',
+      '  # a comment inside',
+      '  ${UNSET:-r:5000/official/base}:${TAG:+2}',
+      'ARG LATE=ignored/after/first:from',
+      'FROM ${LATE:-r:5000/late}:1',
+      'from Scratch',
+    ].join('\n');
+    expect(fromImages(dockerfile, {})).toEqual([
+      { raw: '${REG}/official/jdk17:${TAG}', image: 'r:5000/official/jdk17:1', line: 5 },
+      { raw: '${UNSET:-r:5000/official/base}:${TAG:+2}', image: 'r:5000/official/base:2', line: 9 },
+      { raw: '${LATE:-r:5000/late}:1', image: 'r:5000/late:1', line: 13 },
+    ]);
+    expect(fromImages(dockerfile, { REG: 'other:1', UNSET: 'x/y' }).map((f) => f.image)).toEqual(['other:1/official/jdk17:1', 'x/y:2', 'r:5000/late:1']);
   });
 });

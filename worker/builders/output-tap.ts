@@ -1,3 +1,4 @@
+import { RecentLines } from './failure-taxonomy.ts';
 import type { BuildOutput } from './types.ts';
 
 /**
@@ -7,6 +8,8 @@ import type { BuildOutput } from './types.ts';
 export abstract class OutputTap implements BuildOutput {
   readonly masker: BuildOutput['masker'];
   readonly maxLine: number;
+  /** the last lines, for the failure taxonomy */
+  readonly recent = new RecentLines();
 
   constructor(private readonly inner: BuildOutput) {
     this.masker = inner.masker;
@@ -15,6 +18,7 @@ export abstract class OutputTap implements BuildOutput {
 
   line(stream: 'stdout' | 'stderr' | 'system', text: string): Promise<void> {
     const tidy = this.rewrite(text);
+    this.recent.push(tidy);
     this.observe(tidy);
     return this.inner.line(stream, tidy);
   }
