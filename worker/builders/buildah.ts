@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
@@ -29,6 +30,7 @@ export class BuildahBuilder implements Builder {
     const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
     const tracker = new StepTracker(output);
     const bud = await runTool('buildah', buildahBudArgs(plan, localTag, this.network, this.limits), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);
 
     try {

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { BuildkitDaemon } from './buildkitd.ts';
+import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
@@ -39,6 +40,7 @@ export class BuildkitBuilder implements Builder {
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
     const tracker = new VertexTracker(output);
     const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, this.insecureRegistries)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    await throwClassified('buildkit', run, tracker.recent, plan);
     this.throwIfFailed(run, tracker);
     const digest = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
     return { digest, references: [...plan.destinations] };

@@ -3,6 +3,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
@@ -71,6 +72,7 @@ export class KanikoBuilder implements Builder {
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
+      await throwClassified('kaniko', run, tracker.recent, plan);
       this.throwIfFailed(run, tracker);
     } finally {
       // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
