@@ -29,7 +29,7 @@ const zones = Object.entries(ABOVE).map(([target, above]) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bin/**', 'dist/**', 'docs/**'] },
+  { ignores: ['node_modules/**', 'bin/**', 'dist/**', 'docs/**', 'ui/dist/**', 'test-artifacts/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -1,0 +1,225 @@
+/**
+ * The console's only way to the coordinator: the same HTTP API as every other client, with the
+ * bearer token the user pasted. Shapes mirror protocol/ (kept structural here: the browser bundle
+ * does not pull in zod; the server validates everything it is sent).
+ */
+
+const TOKEN_KEY = 'fleet.token';
+
+export const token = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (t: string): void => sessionStorage.setItem(TOKEN_KEY, t),
+  clear: (): void => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+export type Phase = 'queued' | 'running' | 'verifying' | 'pushed' | 'failed' | 'cancelled' | 'expired';
+export const PHASES: readonly Phase[] = ['queued', 'running', 'verifying', 'pushed', 'failed', 'cancelled', 'expired'];
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+export interface BuildSummary {
+  id: string;
+  tenant: string;
+  phase: Phase;
+  pool: string;
+  repository: string;
+  tags: string[];
+  kind: string;
+  createdAt: string;
+  updatedAt: string;
+  attempt?: number;
+  workerId?: string;
+  builder?: string;
+  error?: string;
+}
+
+export interface Finding {
+  id?: string;
+  cve?: string;
+  package?: string;
+  name?: string;
+  version?: string;
+  severity?: string;
+  [k: string]: unknown;
+}
+
+export interface GateResult {
+  gate: string;
+  outcome: 'pass' | 'block' | 'warn' | 'excepted' | 'skipped';
+  code: string;
+  reason: string;
+  scan?: {
+    scanner: { name: string; version: string; dbBuilt?: string };
+    blocking: Finding[];
+    allowlisted: { cve: string; package: string; reason: string; expires: string; addedBy: string; expired: boolean }[];
+    total: number;
+  };
+}
+
+export interface Verdict {
+  digest: string;
+  promoted: boolean;
+  gates: GateResult[];
+  officialBase?: string;
+}
+
+export interface BaseImage {
+  name: string;
+  digest: string;
+}
+
+export interface BuildState {
+  phase: Phase;
+  attempt?: number;
+  workerId?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  digest?: string;
+  references?: string[];
+  verdict?: Verdict;
+  bases?: BaseImage[];
+  error?: ErrorBody;
+  queueTtlSeconds?: number;
+}
+
+export interface BuildView {
+  id: string;
+  tenant: string;
+  createdAt: string;
+  updatedAt: string;
+  request: { pool: string; kind: string; image: { repository: string; tags: string[] }; dockerfile?: string; target?: string };
+  state: BuildState;
+}
+
+export interface BuildEvent {
+  type: 'queued' | 'started' | 'verifying' | 'verdict' | 'pushed' | 'failed' | 'cancelled' | 'expired';
+  buildId: string;
+  at: string;
+  attempt?: number;
+  workerId?: string;
+  digest?: string;
+  references?: string[];
+  verdict?: Verdict;
+  error?: ErrorBody;
+  queueTtlSeconds?: number;
+}
+
+export interface LogLine {
+  attempt: number;
+  n: number;
+  stream: 'stdout' | 'stderr' | 'system';
+  at: string;
+  text: string;
+}
+
+export interface WorkerInfo {
+  workerId: string;
+  pool: string;
+  builder: string;
+  version: string;
+  state: string;
+  buildId?: string;
+  since: string;
+  at: string;
+}
+
+export interface DeadLetter {
+  buildId: string;
+  pool: string;
+  deliveries: number;
+  parkedAt: string;
+  lastError: string;
+}
+
+/** A refusal from the API, with the fleet's error code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Called when the API refuses the token: the app returns to sign-in. */
+let onUnauthenticated: () => void = () => undefined;
+export const setOnUnauthenticated = (f: () => void): void => {
+  onUnauthenticated = f;
+};
+
+function headers(): Record<string, string> {
+  const t = token.get();
+  return t === null ? {} : { authorization: `Bearer ${t}` };
+}
+
+async function refusal(res: Response): Promise<ApiError> {
+  let code = 'E_HTTP';
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { error?: ErrorBody };
+    if (body.error !== undefined) {
+      code = body.error.code;
+      message = body.error.message;
+    }
+  } catch {
+    // not JSON: keep the status line
+  }
+  if (res.status === 401) onUnauthenticated();
+  return new ApiError(res.status, code, message);
+}
+
+export async function api<T>(path: string, init: RequestInit = {}, signal?: AbortSignal): Promise<T> {
+  const res = await fetch(path, { ...init, headers: { ...headers(), ...(init.headers as Record<string, string> | undefined) }, ...(signal === undefined ? {} : { signal }) });
+  if (!res.ok) throw await refusal(res);
+  return (await res.json()) as T;
+}
+
+export interface LogHandlers {
+  lines(batch: LogLine[]): void;
+  event(e: BuildEvent): void;
+  end(build: BuildView): void;
+}
+
+/**
+ * Reads `GET /v1/builds/:id/logs` as Server-Sent Events through fetch (EventSource cannot send an
+ * Authorization header). Log lines are handed over in the batches the network delivered, so a
+ * flood costs one call per chunk, not per line.
+ */
+export async function streamLog(id: string, follow: boolean, handlers: LogHandlers, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`/v1/builds/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { headers: headers(), signal });
+  if (!res.ok || res.body === null) throw await refusal(res);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const batch: LogLine[] = [];
+    let cut: number;
+    let pos = 0;
+    while ((cut = buffer.indexOf('\n\n', pos)) >= 0) {
+      const message = buffer.slice(pos, cut);
+      pos = cut + 2;
+      let event = 'message';
+      let data = '';
+      for (const field of message.split('\n')) {
+        if (field.startsWith('event: ')) event = field.slice(7);
+        else if (field.startsWith('data: ')) data += field.slice(6);
+      }
+      if (event === 'log') batch.push(JSON.parse(data) as LogLine);
+      else {
+        // keep order: lines before an event are delivered before it
+        if (batch.length > 0) handlers.lines(batch.splice(0));
+        if (event === 'event') handlers.event(JSON.parse(data) as BuildEvent);
+        else if (event === 'end') handlers.end(JSON.parse(data) as BuildView);
+      }
+    }
+    buffer = buffer.slice(pos);
+    if (batch.length > 0) handlers.lines(batch);
+  }
+}

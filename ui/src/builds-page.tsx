@@ -1,0 +1,123 @@
+import { useState } from 'preact/hooks';
+import { api, PHASES, type BuildSummary } from './api.ts';
+import { buildHref } from './router.ts';
+import { time } from './format.ts';
+import { usePoll } from './use-poll.ts';
+
+/** How often the list is asked again: new builds appear and states change without a reload. */
+const POLL_MS = 2_000;
+
+interface Filters {
+  state: string;
+  pool: string;
+  repository: string;
+  builder: string;
+  since: string;
+  q: string;
+}
+
+const EMPTY: Filters = { state: '', pool: '', repository: '', builder: '', since: '', q: '' };
+
+function queryOf(f: Filters): string {
+  const p = new URLSearchParams();
+  for (const key of ['state', 'pool', 'repository', 'builder', 'q'] as const) if (f[key].trim() !== '') p.set(key, f[key].trim());
+  if (f.since !== '') {
+    const d = new Date(f.since);
+    if (!Number.isNaN(d.getTime())) p.set('since', d.toISOString());
+  }
+  p.set('limit', '200');
+  return p.toString();
+}
+
+export function PhaseBadge({ phase }: { phase: string }) {
+  return <span class={`badge ph-${phase}`}>{phase}</span>;
+}
+
+export function BuildsPage() {
+  const [filters, setFilters] = useState<Filters>(() => ({ ...EMPTY, ...Object.fromEntries(new URLSearchParams(location.search)) }));
+  const query = queryOf(filters);
+  const { data, error } = usePoll((signal) => api<{ builds: BuildSummary[]; total: number }>(`/v1/builds?${query}`, {}, signal), POLL_MS, query);
+  const set = (key: keyof Filters) => (e: Event) => {
+    const next = { ...filters, [key]: (e.currentTarget as HTMLInputElement | HTMLSelectElement).value };
+    setFilters(next);
+    const q = new URLSearchParams(Object.entries(next).filter(([, v]) => v !== ''));
+    history.replaceState(null, '', `/ui/${q.size > 0 ? `?${q.toString()}` : ''}`);
+  };
+  return (
+    <section aria-labelledby="builds-h">
+      <h1 id="builds-h">Builds</h1>
+      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Build id
+          <input type="search" name="q" value={filters.q} onInput={set('q')} placeholder="search by id" />
+        </label>
+        <label>
+          State
+          <select name="state" value={filters.state} onChange={set('state')}>
+            <option value="">any</option>
+            {PHASES.map((p) => (
+              <option value={p}>{p}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Pool
+          <input name="pool" value={filters.pool} onInput={set('pool')} placeholder="any" />
+        </label>
+        <label>
+          Repository
+          <input name="repository" value={filters.repository} onInput={set('repository')} placeholder="app/x or app/" />
+        </label>
+        <label>
+          Builder
+          <select name="builder" value={filters.builder} onChange={set('builder')}>
+            <option value="">any</option>
+            <option value="buildah">buildah</option>
+            <option value="buildkit">buildkit</option>
+            <option value="kaniko">kaniko</option>
+          </select>
+        </label>
+        <label>
+          Since
+          <input type="datetime-local" name="since" value={filters.since} onInput={set('since')} />
+        </label>
+      </form>
+      {error !== null && <p role="alert" class="error">{error.code}: {error.message}</p>}
+      <p class="muted" aria-live="polite">{data === null ? 'Loading…' : `${data.total} build${data.total === 1 ? '' : 's'}${data.total > data.builds.length ? `, newest ${data.builds.length} shown` : ''}`}</p>
+      <div class="table-wrap">
+        <table class="builds">
+          <thead>
+            <tr>
+              <th scope="col">Build</th>
+              <th scope="col">State</th>
+              <th scope="col" class="wide">Repository</th>
+              <th scope="col" class="wide">Pool</th>
+              <th scope="col" class="wide">Builder</th>
+              <th scope="col">Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {data?.builds.map((b) => (
+              <tr key={b.id} data-build={b.id} data-phase={b.phase}>
+                <td>
+                  <a href={buildHref(b.id)}>{b.id}</a>
+                  {b.error !== undefined && <div class="muted small">{b.error}</div>}
+                </td>
+                <td>
+                  <PhaseBadge phase={b.phase} />
+                  {b.attempt !== undefined && b.attempt > 1 && <span class="muted small"> #{b.attempt}</span>}
+                </td>
+                <td class="wide">
+                  {b.repository}:{b.tags.join(',')}
+                </td>
+                <td class="wide">{b.pool}</td>
+                <td class="wide">{b.builder ?? ''}</td>
+                <td>{time(b.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,317 @@
+import { parseAnsi, stripAnsi } from './ansi.ts';
+import type { LogLine } from './api.ts';
+
+/** Every row is one line high; fixed, so a line's position is arithmetic, not measurement. */
+export const ROW_HEIGHT = 18;
+/** Rows rendered beyond the viewport on each side, so a scroll step never shows a gap. */
+const OVERSCAN = 10;
+/** The step headers of buildah (`STEP 2/5: RUN …`), BuildKit (`#6 [2/3] RUN …`) and kaniko (`INFO[0003] RUN …`). */
+const STEP_HEADER = /^(STEP \d+\/\d+: |#\d+ \[[^\]]*\d+\/\d+\] |INFO\[\d+\] (?:RUN|FROM|COPY|ADD|WORKDIR|USER|ENV|ARG|LABEL|CMD|ENTRYPOINT) )/;
+const STREAM_CODE = { stdout: 0, stderr: 1, system: 2 } as const;
+
+export interface LogViewEvents {
+  /** following changed (the user scrolled away, or back to the end) */
+  follow(on: boolean): void;
+  /** the line count changed (for the toolbar) */
+  count(lines: number): void;
+}
+
+/**
+ * A virtualized log: lines live in compact arrays (text, stream, enclosing step header), and the
+ * DOM holds only the rows the viewport shows plus a small overscan, reused as the user scrolls.
+ * Incoming lines are queued and appended once per animation frame, so a build printing tens of
+ * thousands of lines a second costs one layout per frame. Text goes in as text nodes only.
+ */
+export class LogView {
+  private readonly texts: string[] = [];
+  private readonly streams: number[] = [];
+  /** index of the step header each line belongs to, -1 before the first */
+  private readonly owner: number[] = [];
+  private readonly headers = new Set<number>();
+  private readonly folded = new Set<number>();
+  /** line index per visible row; null while nothing is folded (row = line) */
+  private rows: number[] | null = null;
+  private pending: LogLine[] = [];
+  private frame = 0;
+  private following = true;
+  private programmaticScroll = false;
+  private term = '';
+  private matches: number[] = [];
+  private matchAt = -1;
+  private target = -1;
+  private readonly spacer: HTMLDivElement;
+  private readonly pool: HTMLDivElement[] = [];
+  /** what each pooled row shows: line index and the render generation it was drawn in */
+  private readonly shown: { line: number; gen: number }[] = [];
+  private gen = 0;
+
+  constructor(
+    private readonly scroller: HTMLElement,
+    private readonly events: LogViewEvents,
+  ) {
+    this.spacer = document.createElement('div');
+    this.spacer.className = 'log-spacer';
+    scroller.append(this.spacer);
+    scroller.addEventListener('scroll', this.onScroll, { passive: true });
+    scroller.addEventListener('click', this.onClick);
+  }
+
+  destroy(): void {
+    cancelAnimationFrame(this.frame);
+    this.scroller.removeEventListener('scroll', this.onScroll);
+    this.scroller.removeEventListener('click', this.onClick);
+    this.scroller.replaceChildren();
+  }
+
+  get lineCount(): number {
+    return this.texts.length;
+  }
+
+  /** Queues lines; they are drawn on the next frame. */
+  append(lines: readonly LogLine[]): void {
+    for (const l of lines) this.pending.push(l);
+    this.schedule();
+  }
+
+  /** The whole log as plain text (what "download" saves). */
+  plainText(): string {
+    this.flush();
+    return this.texts.map(stripAnsi).join('\n') + (this.texts.length > 0 ? '\n' : '');
+  }
+
+  setFollow(on: boolean): void {
+    if (this.following === on) return;
+    this.following = on;
+    this.events.follow(on);
+    if (on) this.schedule();
+  }
+
+  /** Highlights `term` (case-insensitive) and returns how many lines contain it. */
+  search(term: string): number {
+    this.flush();
+    this.term = term.toLowerCase();
+    this.matches = [];
+    this.matchAt = -1;
+    if (this.term !== '') {
+      for (let i = 0; i < this.texts.length; i++) if (stripAnsi(this.texts[i] ?? '').toLowerCase().includes(this.term)) this.matches.push(i);
+    }
+    this.gen++;
+    this.render();
+    return this.matches.length;
+  }
+
+  /** Moves to the next (or previous) match; returns its 1-based position among the matches, and its line number. */
+  nextMatch(step: 1 | -1): { at: number; line: number } | null {
+    if (this.matches.length === 0) return null;
+    this.matchAt = (this.matchAt + step + this.matches.length) % this.matches.length;
+    const line = this.matches[this.matchAt] ?? 0;
+    this.scrollToLine(line + 1);
+    return { at: this.matchAt + 1, line: line + 1 };
+  }
+
+  /** Scrolls so that line `n` (1-based) is in the middle and marks it; false if it has not arrived yet. */
+  scrollToLine(n: number): boolean {
+    this.flush();
+    const line = n - 1;
+    if (line < 0 || line >= this.texts.length) return false;
+    const head = this.owner[line] ?? -1;
+    if (head >= 0 && head !== line && this.folded.has(head)) this.toggleFold(head);
+    this.setFollow(false);
+    this.target = line;
+    const row = this.rows === null ? line : this.rows.indexOf(line);
+    this.scrollTo(row * ROW_HEIGHT - this.scroller.clientHeight / 2 + ROW_HEIGHT / 2);
+    this.gen++;
+    this.render();
+    return true;
+  }
+
+  toggleFold(header: number): void {
+    if (!this.headers.has(header)) return;
+    if (this.folded.has(header)) this.folded.delete(header);
+    else this.folded.add(header);
+    this.rebuildRows();
+    this.gen++;
+    this.render();
+  }
+
+  /** Folds or unfolds every step at once. */
+  foldAll(fold: boolean): void {
+    this.flush();
+    this.folded.clear();
+    if (fold) for (const h of this.headers) this.folded.add(h);
+    this.rebuildRows();
+    this.gen++;
+    this.render();
+  }
+
+  private rebuildRows(): void {
+    if (this.folded.size === 0) {
+      this.rows = null;
+      return;
+    }
+    const rows: number[] = [];
+    for (let i = 0; i < this.texts.length; i++) {
+      const head = this.owner[i] ?? -1;
+      if (head === i || head < 0 || !this.folded.has(head)) rows.push(i);
+    }
+    this.rows = rows;
+  }
+
+  private schedule(): void {
+    if (this.frame === 0) this.frame = requestAnimationFrame(this.tick);
+  }
+
+  private readonly tick = (): void => {
+    this.frame = 0;
+    const grew = this.pending.length > 0;
+    this.flush();
+    if (grew) this.events.count(this.texts.length);
+    this.render();
+  };
+
+  /** Moves queued lines into the arrays (no DOM work). */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    let head = this.texts.length > 0 ? (this.owner[this.texts.length - 1] ?? -1) : -1;
+    for (const l of batch) {
+      const i = this.texts.length;
+      this.texts.push(l.text);
+      this.streams.push(STREAM_CODE[l.stream]);
+      if (STEP_HEADER.test(l.text)) {
+        head = i;
+        this.headers.add(i);
+      }
+      this.owner.push(head);
+      if (this.rows !== null && (head === i || head < 0 || !this.folded.has(head))) this.rows.push(i);
+      if (this.term !== '' && stripAnsi(l.text).toLowerCase().includes(this.term)) this.matches.push(i);
+    }
+  }
+
+  /** A scroll of ours, not the user's: it must not switch following off. */
+  private scrollTo(top: number): void {
+    const clamped = Math.max(0, Math.min(top, this.scroller.scrollHeight - this.scroller.clientHeight));
+    if (Math.abs(this.scroller.scrollTop - clamped) < 1) return;
+    this.programmaticScroll = true;
+    this.scroller.scrollTop = clamped;
+  }
+
+  private rowCount(): number {
+    return this.rows === null ? this.texts.length : this.rows.length;
+  }
+
+  private render(): void {
+    const total = this.rowCount();
+    this.spacer.style.height = `${total * ROW_HEIGHT}px`;
+    if (this.following) this.scrollTo(this.scroller.scrollHeight - this.scroller.clientHeight);
+    const viewport = this.scroller.clientHeight;
+    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(total, Math.ceil((this.scroller.scrollTop + viewport) / ROW_HEIGHT) + OVERSCAN);
+    const needed = Math.max(0, last - first);
+    while (this.pool.length < needed) {
+      const row = document.createElement('div');
+      row.className = 'row';
+      this.scroller.append(row);
+      this.pool.push(row);
+      this.shown.push({ line: -1, gen: -1 });
+    }
+    while (this.pool.length > needed) {
+      this.pool.pop()?.remove();
+      this.shown.pop();
+    }
+    for (let k = 0; k < needed; k++) {
+      const r = first + k;
+      const line = this.rows === null ? r : (this.rows[r] ?? 0);
+      const node = this.pool[k];
+      const was = this.shown[k];
+      if (node === undefined || was === undefined) continue;
+      node.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
+      if (was.line === line && was.gen === this.gen) continue;
+      was.line = line;
+      was.gen = this.gen;
+      this.draw(node, line);
+    }
+  }
+
+  private draw(node: HTMLDivElement, line: number): void {
+    const text = this.texts[line] ?? '';
+    const n = line + 1;
+    node.id = `L${n}`;
+    node.dataset.line = String(n);
+    const stream = this.streams[line] ?? 0;
+    const isHeader = this.headers.has(line);
+    node.className = `row${stream === 1 ? ' stderr' : stream === 2 ? ' system' : ''}${isHeader ? ' step' : ''}${line === this.target ? ' target' : ''}`;
+    const parts: Node[] = [];
+    const fold = document.createElement('button');
+    fold.className = 'fold';
+    fold.type = 'button';
+    if (isHeader) {
+      const open = !this.folded.has(line);
+      fold.textContent = open ? '▾' : '▸';
+      fold.setAttribute('aria-expanded', String(open));
+      fold.setAttribute('aria-label', `${open ? 'Fold' : 'Unfold'} step at line ${n}`);
+      fold.dataset.fold = String(line);
+    } else {
+      fold.tabIndex = -1;
+      fold.setAttribute('aria-hidden', 'true');
+      fold.disabled = true;
+    }
+    parts.push(fold);
+    const ln = document.createElement('a');
+    ln.className = 'ln';
+    ln.href = `#L${n}`;
+    ln.textContent = String(n);
+    ln.tabIndex = -1;
+    parts.push(ln);
+    const body = document.createElement('span');
+    body.className = 'txt';
+    for (const run of parseAnsi(text)) this.appendRun(body, run.text, run.cls);
+    parts.push(body);
+    node.replaceChildren(...parts);
+  }
+
+  /** One styled run, with the search term wrapped in <mark> (all as text nodes). */
+  private appendRun(into: HTMLElement, text: string, cls: string): void {
+    const target = cls === '' ? into : into.appendChild(Object.assign(document.createElement('span'), { className: cls }));
+    if (this.term === '') {
+      target.append(text);
+      return;
+    }
+    const lower = text.toLowerCase();
+    let at = 0;
+    for (let hit = lower.indexOf(this.term); hit >= 0; hit = lower.indexOf(this.term, at)) {
+      if (hit > at) target.append(text.slice(at, hit));
+      const mark = document.createElement('mark');
+      mark.textContent = text.slice(hit, hit + this.term.length);
+      target.append(mark);
+      at = hit + this.term.length;
+    }
+    if (at < text.length) target.append(text.slice(at));
+  }
+
+  private readonly onScroll = (): void => {
+    if (this.programmaticScroll) {
+      this.programmaticScroll = false;
+    } else {
+      const atEnd = this.scroller.scrollTop + this.scroller.clientHeight >= this.scroller.scrollHeight - ROW_HEIGHT;
+      this.setFollow(atEnd);
+    }
+    this.render();
+  };
+
+  private readonly onClick = (e: MouseEvent): void => {
+    const el = e.target instanceof Element ? e.target : null;
+    const fold = el?.closest<HTMLElement>('button.fold');
+    if (fold?.dataset.fold !== undefined) {
+      this.toggleFold(Number(fold.dataset.fold));
+      return;
+    }
+    const ln = el?.closest<HTMLAnchorElement>('a.ln');
+    if (ln !== null && ln !== undefined) {
+      e.preventDefault();
+      history.replaceState(history.state, '', ln.hash);
+      this.scrollToLine(Number(ln.hash.slice(2)));
+    }
+  };
+}
