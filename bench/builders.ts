@@ -26,6 +26,8 @@ import { buildahBudArgs } from '../worker/builders/buildah.ts';
 import { buildctlArgs } from '../worker/builders/buildkit.ts';
 import { buildkitdCommand, writeBuildkitdConfig } from '../worker/builders/buildkitd.ts';
 import { kanikoRunArgs } from '../worker/builders/kaniko.ts';
+import { BaseStore, pinFromLines, repositoryOf, type ImportedBase } from '../worker/builders/base-import.ts';
+import { fromImages } from '../worker/official-bases.ts';
 import type { BuildPlan } from '../worker/builders/types.ts';
 import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
@@ -92,6 +94,27 @@ function rssSampler(): () => Promise<number> {
   };
 }
 
+/**
+ * What the worker does around a sandboxed builder (base-import.ts, oci-push.ts), by hand as the
+ * build user: each FROM image copied into an OCI layout under DIR.
+ */
+async function rawBases(plan: BuildPlan, opts: Options): Promise<{ store: BaseStore; bases: ImportedBase[] }> {
+  const store = new BaseStore(join(plan.workDir, 'bases'), {}, [host]);
+  const bases: ImportedBase[] = [];
+  for (const { image } of fromImages(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs)) {
+    const digestFile = join(plan.workDir, `base-${bases.length}`);
+    await execa('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--digestfile', digestFile, `docker://${image}`, `oci:${store.layout}:b${bases.length}`], opts);
+    const digest = (await readFile(digestFile, 'utf8')).trim();
+    bases.push({ image, digest, pinned: `${repositoryOf(image)}@${digest}` });
+  }
+  return { store, bases };
+}
+
+/** The worker's push of a builder's OCI layout, by hand. */
+async function rawPush(layout: string, plan: BuildPlan, opts: Options): Promise<void> {
+  await execa('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}`, `docker://${plan.destinations[0] ?? ''}`], opts);
+}
+
 /** One raw build by hand from empty local state; returns wall ms and peak RSS MiB. */
 async function raw(builder: BuilderName, app: string, tag: string, round: string, mode: 'worker' | 'rootless' | 'rootful' = 'worker'): Promise<{ ms: number; rssMiB: number }> {
   // The worker's default (`private`: RUN steps in their own network namespace); the rootful
@@ -135,17 +158,36 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
       const socket = join(bk, 'buildkitd.sock');
       const daemon = execa(buildkitdCommand(bk, socket)[0] ?? '', buildkitdCommand(bk, socket).slice(1), { ...opts, env: { ...env, XDG_RUNTIME_DIR: join(bk, 'run') }, reject: false });
       await waitFor('buildkitd', async () => ((await execa('buildctl', ['--addr', `unix://${socket}`, 'debug', 'workers'], { ...opts, reject: false })).exitCode === 0 ? true : null));
-      await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), [host])], opts);
+      const { store, bases } = await rawBases(plan, opts);
+      // The app's layer cache is local now: kept per builder and round, as a worker keeps it.
+      const cache = join(scratch, `cache-${builder}-${round}`);
+      await mkdir(cache, { recursive: true });
+      if (runAs) await chownTree(cache, user.uid, user.gid);
+      const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
+      const out = join(dir, 'out');
+      await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
       daemon.kill('SIGTERM');
       await daemon;
+      await rawPush(out, plan, opts);
       break;
     }
     case 'kaniko': {
       const image = `${host}/${KANIKO_IMAGE.split(':')[0] ?? ''}@${fleet.officialImages[KANIKO_IMAGE] ?? ''}`;
       await execa('podman', ['pull', '--quiet', image], opts);
-      const argv = await kanikoRunArgs(plan, image, `bench-${tag}`, [host]);
+      const { store, bases } = await rawBases(plan, opts);
+      const tarballs = join(dir, 'kaniko-bases');
+      await mkdir(tarballs, { recursive: true });
+      for (const base of bases) await store.writeTarball(base.digest, join(tarballs, base.digest), AbortSignal.timeout(600_000));
+      const dockerfile = join(dir, 'kaniko-dockerfile', 'Dockerfile');
+      await mkdir(join(dir, 'kaniko-dockerfile'), { recursive: true });
+      await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, bases));
+      const cache = join(scratch, `cache-${builder}-${round}`);
+      await mkdir(cache, { recursive: true });
+      const argv = await kanikoRunArgs(plan, image, `bench-${tag}`, { dockerfile, bases: tarballs, cache, cacheLayers: true, network: 'private' }, [host]);
       if (runAs) await chownTree(dir, user.uid, user.gid);
+      if (runAs) await chownTree(cache, user.uid, user.gid);
       await execa('podman', argv, opts);
+      await rawPush(join(dir, 'kaniko-out', 'oci'), plan, opts);
       break;
     }
   }

@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import type { BaseStore, ImportedBase } from './base-import.ts';
 import type { BuildkitDaemon } from './buildkitd.ts';
+import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -19,8 +21,11 @@ const REGISTRY_ERROR = /failed to (?:resolve source metadata|do request|authoriz
 const Metadata = z.object({ 'containerimage.digest': z.string() });
 
 /**
- * Rootless BuildKit through `buildctl` and the built-in `dockerfile.v0` frontend, pushing in the
- * same solve; the digest comes from `--metadata-file`.
+ * Rootless BuildKit through `buildctl` and the built-in `dockerfile.v0` frontend. The daemon's
+ * network namespace reaches neither the host's loopback nor (so) the fleet's registry: the
+ * worker brings the FROM images in as an OCI layout handed over as named contexts, the image
+ * comes back as an OCI layout the worker pushes (digest checked), and the layer cache is a local
+ * directory per cache repository under the worker's state dir.
  */
 export class BuildkitBuilder implements Builder {
   readonly name = 'buildkit';
@@ -29,6 +34,10 @@ export class BuildkitBuilder implements Builder {
     private readonly daemon: BuildkitDaemon,
     private readonly env: Record<string, string>,
     private readonly insecureRegistries: readonly string[],
+    private readonly bases: BaseStore,
+    /** where the per-cache-repository layer caches live */
+    private readonly cacheDir: string,
+    private readonly network: 'private' | 'none',
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
@@ -36,14 +45,29 @@ export class BuildkitBuilder implements Builder {
     if (syntax !== undefined && !SYNTAX_ALLOWLIST.includes(syntax)) {
       throw new FleetError(ErrorCode.E_BUILD_FAILED, `the Dockerfile asks for frontend "${syntax}" (# syntax=); only the built-in dockerfile.v0 frontend${SYNTAX_ALLOWLIST.length > 0 ? ` and ${SYNTAX_ALLOWLIST.join(', ')}` : ''} may be used here`);
     }
+    const bases = await this.bases.importBases(plan, output, signal);
     const address = await this.daemon.address((line) => output.line('system', line));
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
+    const layout = join(plan.workDir, 'buildkit-out');
+    await rm(layout, { recursive: true, force: true });
+    let cache: BuildkitSandbox['cache'];
+    if (plan.cacheRepository !== undefined) {
+      const dir = join(this.cacheDir, cacheDirName(plan.cacheRepository));
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      cache = { dir, filled: await access(join(dir, 'index.json')).then(() => true, () => false) };
+    }
+    const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache }) };
     const tracker = new VertexTracker(output);
-    const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, this.insecureRegistries)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, sandbox)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
     await throwClassified('buildkit', run, tracker.recent, plan);
     this.throwIfFailed(run, tracker);
-    const digest = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
-    return { digest, references: [...plan.destinations] };
+    try {
+      const built = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
+      const digest = await pushLayout(layout, plan.destinations, built, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.env.REGISTRY_AUTH_FILE, output, signal, builder: 'buildkit' });
+      return { digest, references: [...plan.destinations] };
+    } finally {
+      await rm(layout, { recursive: true, force: true });
+    }
   }
 
   private throwIfFailed(run: ToolRun, tracker: VertexTracker): void {
@@ -58,26 +82,59 @@ export class BuildkitBuilder implements Builder {
   }
 }
 
+/** What a sandboxed `buildctl build` reads and writes instead of the registry. */
+export interface BuildkitSandbox {
+  /** the image is written here (an OCI layout directory) */
+  layout: string;
+  /** the worker's OCI layout of bases, and the FROM images in it */
+  baseLayout: string;
+  bases: readonly ImportedBase[];
+  network: 'private' | 'none';
+  /** the app's layer cache (a local cache directory); `filled` once a build exported into it */
+  cache?: { dir: string; filled: boolean };
+}
+
+/** The OCI store name buildctl gives the bases layout (`--oci-layout NAME=DIR`). */
+const BASES = 'fleetbases';
+
 /** `buildctl build` argv for a plan (exported so the bench can run the same command by hand). */
-export function buildctlArgs(plan: BuildPlan, metadata: string, insecureRegistries: readonly string[]): string[] {
-  const insecure = plan.destinations.some((d) => insecureRegistries.some((r) => d.startsWith(`${r}/`)));
+export function buildctlArgs(plan: BuildPlan, metadata: string, sandbox: BuildkitSandbox): string[] {
   const args = [
     'build', '--progress', 'plain', '--frontend', 'dockerfile.v0',
     '--local', `context=${plan.contextDir}`, '--local', `dockerfile=${dirname(plan.dockerfile)}`,
     '--opt', `filename=${basename(plan.dockerfile)}`,
-    '--output', `type=image,"name=${plan.destinations.join(',')}",push=true,oci-mediatypes=true${insecure ? ',registry.insecure=true' : ''}`,
+    '--output', `type=oci,dest=${sandbox.layout},tar=false,oci-mediatypes=true`,
     '--metadata-file', metadata,
   ];
   if (plan.target !== undefined) args.push('--opt', `target=${plan.target}`);
-  // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-  if (plan.cacheRepository !== undefined) {
-    const ref = `ref=${plan.cacheRepository}:buildkit${insecureRegistries.some((r) => plan.cacheRepository?.startsWith(`${r}/`)) ? ',registry.insecure=true' : ''}`;
-    args.push('--import-cache', `type=registry,${ref}`, '--export-cache', `type=registry,${ref},mode=max,oci-mediatypes=true`);
+  // Each FROM image resolves to the worker's copy (a named context), so the daemon asks no registry.
+  if (sandbox.bases.length > 0) args.push('--oci-layout', `${BASES}=${sandbox.baseLayout}`);
+  for (const base of sandbox.bases) args.push('--opt', `context:${contextName(base.image)}=oci-layout://${BASES}@${base.digest}`);
+  // `none`: RUN steps get a network namespace of their own with loopback only.
+  if (sandbox.network === 'none') args.push('--opt', 'force-network-mode=none');
+  // Workers keep the app's layer cache locally (the daemon cannot reach the registry's).
+  if (sandbox.cache !== undefined) {
+    if (sandbox.cache.filled) args.push('--import-cache', `type=local,src=${sandbox.cache.dir}`);
+    args.push('--export-cache', `type=local,dest=${sandbox.cache.dir},mode=max,oci-mediatypes=true`);
   }
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);
   for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
   return args;
+}
+
+/**
+ * The name the dockerfile frontend looks a FROM image up by (`context:NAME`): its familiar form
+ * (Docker Hub's `docker.io/library/` dropped) without a `:latest` tag.
+ */
+export function contextName(image: string): string {
+  const familiar = image.replace(/^(?:docker\.io|index\.docker\.io)\/(?:library\/(?=[^/]+$))?/, '');
+  return image.includes('@') ? familiar : familiar.replace(/:latest$/, '');
+}
+
+/** `host/cache/app/x` → a directory name of its own */
+function cacheDirName(repository: string): string {
+  return repository.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 /** Remembers BuildKit's vertices by number so an ERROR line can name its step. */

@@ -88,12 +88,17 @@ export async function writeBuildkitdConfig(dir: string, insecureRegistries: read
 
 /**
  * The rootless daemon's argv, state under DIR (exported so the bench can start the same daemon by
- * hand). `--net=host`: buildkitd must reach the loopback registry; `--otel-socket-path`: it would
+ * hand). The daemon and every RUN step (buildkitd's OCI worker runs steps in the daemon's own
+ * network namespace) live in rootlesskit's network namespace: slirp4netns gives it outbound
+ * access only, `--disable-host-loopback` keeps the host's 127.0.0.1 (and 10.0.2.2, slirp's alias
+ * for it) out of reach, and no port is published (`--port-driver=none`): the daemon is reached by
+ * its unix socket only. The daemon pulls nothing itself: the worker brings the bases in as OCI
+ * layouts (base-import.ts) and pushes the result (oci-push.ts). `--otel-socket-path`: it would
  * otherwise try /run/buildkit, which an unprivileged user cannot create.
  */
 export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}): string[] {
   return [
-    'rootlesskit', '--net=host', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
+    'rootlesskit', '--net=slirp4netns', '--disable-host-loopback', '--port-driver=none', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
     // Inside rootlesskit's user namespace: RUN steps are buildkitd's children and inherit its
     // rlimits (buildctl has none to give per step), and RLIMIT_NPROC counts this namespace only.
     ...prlimitPrefix(limits),

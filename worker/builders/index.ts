@@ -1,5 +1,7 @@
 import type { Logger } from '../../adapters/logger.ts';
+import { join } from 'node:path';
 import type { BuilderKind } from '../../protocol/index.ts';
+import { BaseStore } from './base-import.ts';
 import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon } from './buildkitd.ts';
@@ -18,10 +20,12 @@ export interface BuilderSettings {
   insecureRegistries: readonly string[];
   /** the builder's own image (kaniko's) in that registry, as `host/repo@digest` once its platform signature checks out */
   resolveBuilderImage: (registryHost: string, signal: AbortSignal) => Promise<string>;
-  /** a pull-only docker config for builders that run RUN steps where they read credentials (kaniko) */
+  /** a pull-only docker config the worker pulls kaniko's bases with (kaniko itself gets no credentials) */
   pullAuthFile?: string;
   /** the pool's caps on one build */
   limits?: BuildLimits;
+  /** the platform's public key: buildah also checks official bases against it through a containers policy.json */
+  signingPublicKeyPath?: string;
   log: Logger;
 }
 
@@ -35,13 +39,16 @@ export function createBuilder(settings: BuilderSettings): Builder {
 function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
   switch (settings.kind) {
     case 'buildah':
-      return new BuildahBuilder(settings.env, settings.runNetwork, limits);
+      return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath);
     case 'buildkit': {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits);
-      return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries), { stop: () => daemon.stop() });
+      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);
+      return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork), { stop: () => daemon.stop() });
     }
-    case 'kaniko':
-      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), limits);
+    case 'kaniko': {
+      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile);
+      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork, limits);
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
-import { z } from 'zod';
+import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { pinFromLines, type BaseStore } from './base-import.ts';
+import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -20,24 +21,32 @@ const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected 
 const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
-const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out' } as const;
+const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out', bases: '/fleet/bases', cache: '/fleet/cache' } as const;
 /** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
 const KANIKO_OUT = 'kaniko-out';
-/** where kaniko finds the docker config it is given (its image sets DOCKER_CONFIG there) */
-const KANIKO_DOCKER_CONFIG = '/kaniko/.docker/config.json';
-
-const OciIndex = z.object({ manifests: z.array(z.object({ digest: z.string() })).length(1) });
-
 /**
- * Which registry credentials the kaniko container gets. kaniko runs the Dockerfile's RUN steps in
- * its own container, so whatever it can read, a RUN step can read: never the pool's push
- * credentials when it can be helped.
+ * The registry credentials of a kaniko pool. kaniko runs the Dockerfile's RUN steps in its own
+ * container, so whatever it can read, a RUN step can read: it gets none. The worker pulls the
+ * bases (with the pull-only config when the pool has one) and pushes the result.
  */
 export interface KanikoCredentials {
   /** the pool's push credentials (docker config.json); used by the worker's own push, outside kaniko */
   pushAuthFile?: string;
-  /** a pull-only docker config for base and cache reads; when set, kaniko gets this and nothing else */
+  /** a pull-only docker config for the worker's base pulls */
   pullAuthFile?: string;
+}
+
+/** What a kaniko run reads and writes instead of the registry. */
+export interface KanikoSandbox {
+  /** the Dockerfile with every FROM pinned to a base in `bases` (outside the context) */
+  dockerfile: string;
+  /** kaniko's `--cache-dir`: bases as tarballs named by digest, read-only */
+  bases: string;
+  /** the app's layer cache (an `oci:` cache repository), or a throwaway directory */
+  cache: string;
+  /** whether layers are cached (the plan has a cache repository) */
+  cacheLayers: boolean;
+  network: 'private' | 'none';
 }
 
 /**
@@ -50,15 +59,17 @@ export interface KanikoCredentials {
 export class KanikoBuilder implements Builder {
   readonly name = 'kaniko';
   private readonly pulled = new Set<string>();
-  /** registry host → whether it refuses anonymous reads (asked once per worker) */
-  private readonly readsNeedAuth = new Map<string, boolean>();
 
   constructor(
     private readonly env: Record<string, string>,
     private readonly insecureRegistries: readonly string[],
     /** `host/platform/kaniko@sha256:…` once its platform signature checks out in that registry */
     private readonly resolveImage: (registryHost: string, signal: AbortSignal) => Promise<string>,
-    private readonly credentials: KanikoCredentials = {},
+    private readonly credentials: KanikoCredentials,
+    private readonly bases: BaseStore,
+    /** under the worker's state dir: base tarballs (`bases/`) and layer caches per cache repository (`cache/`) */
+    private readonly dir: string,
+    private readonly network: 'private' | 'none',
     private readonly limits: BuildLimits = {},
   ) {}
 
@@ -67,8 +78,8 @@ export class KanikoBuilder implements Builder {
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const readAuth = await this.readCredentials(first.slice(0, first.indexOf('/')), output, signal);
-    const argv = await kanikoRunArgs(plan, image, name, this.insecureRegistries, readAuth, this.limits);
+    const sandbox = await this.prepare(plan, output, signal);
+    const argv = await kanikoRunArgs(plan, image, name, sandbox, this.insecureRegistries, this.limits);
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -80,54 +91,36 @@ export class KanikoBuilder implements Builder {
     }
     const layout = join(plan.workDir, KANIKO_OUT, 'oci');
     try {
-      return await this.push(plan, layout, output, signal);
+      const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
+      const digest = await pushLayout(layout, plan.destinations, written, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.credentials.pushAuthFile, output, signal, builder: 'kaniko' });
+      return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });
     }
   }
 
   /**
-   * The docker config the kaniko container may read: the pool's pull-only one if it has one;
-   * none when the registry serves anonymous reads; the push credentials (read-only) only when
-   * the registry refuses anonymous reads and no pull-only config exists: then a RUN step can read
-   * them, which the build log says.
+   * Brings the bases in for a run that cannot reach the registry: each FROM image copied by the
+   * worker, written as a tarball into kaniko's base cache (once per digest; touched so kaniko's
+   * cache TTL never expires a base in use), and the Dockerfile's FROMs pinned to those digests
+   * (kaniko resolves a tag through the registry even when its cache holds the image).
    */
-  private async readCredentials(host: string, output: BuildOutput, signal: AbortSignal): Promise<string | undefined> {
-    if (this.credentials.pullAuthFile !== undefined) return this.credentials.pullAuthFile;
-    if (this.credentials.pushAuthFile === undefined) return undefined;
-    let needed = this.readsNeedAuth.get(host);
-    if (needed === undefined) {
-      const scheme = this.insecureRegistries.includes(host) ? 'http' : 'https';
-      const res = await fetch(`${scheme}://${host}/v2/`, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) }).catch(() => null);
-      // Unknown (unreachable): assume reads need credentials, so the pull fails on its own merits.
-      needed = res === null || res.status === 401 || res.status === 403;
-      await res?.body?.cancel();
-      this.readsNeedAuth.set(host, needed);
+  private async prepare(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
+    const imported = await this.bases.importBases(plan, output, signal);
+    const bases = join(this.dir, 'bases');
+    await mkdir(bases, { recursive: true, mode: 0o700 });
+    for (const base of imported) {
+      const tarball = join(bases, base.digest);
+      if (await access(tarball).then(() => true, () => false)) await utimes(tarball, new Date(), new Date());
+      else await this.bases.writeTarball(base.digest, tarball, signal);
     }
-    if (!needed) return undefined;
-    await output.line('system', `warning: ${host} refuses anonymous reads and this pool has no pull-only credentials (registryPullAuthFile): kaniko, and so this build's RUN steps, can read the pool's push credentials`);
-    return this.credentials.pushAuthFile;
-  }
-
-  /**
-   * Pushes kaniko's OCI layout to every destination with the pool's credentials, outside the
-   * container the RUN steps ran in; each push must land the layout's own manifest digest.
-   */
-  private async push(plan: BuildPlan, layout: string, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
-    const index = OciIndex.safeParse(JSON.parse(await readFile(join(layout, 'index.json'), 'utf8').catch(() => '{}')));
-    if (!index.success) throw new FleetError(ErrorCode.E_BUILD_FAILED, 'kaniko wrote no single-image OCI layout');
-    const digest = index.data.manifests[0]?.digest ?? '';
-    const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
-    if (written !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `kaniko reported ${written}, its layout holds ${digest}`);
-    for (const [i, destination] of plan.destinations.entries()) {
-      const digestFile = join(plan.workDir, KANIKO_OUT, `pushed-${i}`);
-      const run = await runTool('skopeo', skopeoCopyArgs(layout, destination, digestFile, this.insecureRegistries, this.credentials.pushAuthFile), { env: this.env, cwd: plan.workDir, output, signal });
-      if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
-      if (run.exitCode !== 0) throw new FleetError(ErrorCode.E_PUSH_FAILED, `push to ${destination} failed (exit ${String(run.exitCode)})`);
-      const pushed = (await readFile(digestFile, 'utf8')).trim();
-      if (pushed !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `${destination} got ${pushed}, kaniko built ${digest}`);
-    }
-    return { digest, references: [...plan.destinations] };
+    const dockerfileDir = join(plan.workDir, 'kaniko-dockerfile');
+    await mkdir(dockerfileDir, { recursive: true });
+    const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
+    await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported));
+    const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
+    await mkdir(cache, { recursive: true, mode: 0o700 });
+    return { dockerfile, bases, cache, cacheLayers: plan.cacheRepository !== undefined, network: this.network };
   }
 
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
@@ -161,56 +154,46 @@ export class KanikoBuilder implements Builder {
  * The whole `podman run` argv for a plan (exported so the bench can run the same command by hand);
  * creates the directory the digest file lands in.
  */
-export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, insecureRegistries: readonly string[], readAuthFile?: string, limits: BuildLimits = {}): Promise<string[]> {
+export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, sandbox: KanikoSandbox, insecureRegistries: readonly string[], limits: BuildLimits = {}): Promise<string[]> {
   const outDir = join(plan.workDir, KANIKO_OUT);
   await rm(join(outDir, 'oci'), { recursive: true, force: true });
   await mkdir(outDir, { recursive: true });
-  const inContext = !relative(plan.contextDir, plan.dockerfile).startsWith('..');
-  const mounts = [`${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`];
-  if (!inContext) mounts.push(`${dirname(plan.dockerfile)}:${IN.dockerfile}:ro`);
-  if (readAuthFile !== undefined) mounts.push(`${readAuthFile}:${KANIKO_DOCKER_CONFIG}:ro`);
+  const mounts = [
+    `${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`, `${dirname(sandbox.dockerfile)}:${IN.dockerfile}:ro`,
+    `${sandbox.bases}:${IN.bases}:ro`, `${sandbox.cache}:${IN.cache}`,
+  ];
   for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
     const file = plan.secrets[id];
     if (file !== undefined) mounts.push(`${file}:${target}:ro`);
   }
   const args = [
     'run', '--rm', '--name', name,
-    // Host network: this machine's registry listens on loopback only, and rootless podman's
-    // private networks (slirp4netns) cannot reach the host's loopback under its own address.
-    '--network', 'host', '--pull', 'never', '--security-opt', 'no-new-privileges',
+    // The executor and its RUN steps get a network namespace of their own: slirp4netns with the
+    // host's loopback out of reach (stated, not left to podman's default), or none at all. kaniko
+    // needs no registry: bases come from the cache dir, the worker pushes the result.
+    '--network', sandbox.network === 'none' ? 'none' : 'slirp4netns:allow_host_loopback=false',
+    '--pull', 'never', '--security-opt', 'no-new-privileges',
     // rlimits of the executor and, through it, every RUN step (set inside the container's namespaces)
     ...ulimitArgs(limits),
     ...mounts.flatMap((m) => ['--volume', m]),
     image,
     '--context', `dir://${IN.context}`,
-    '--dockerfile', inContext ? join(IN.context, relative(plan.contextDir, plan.dockerfile)) : join(IN.dockerfile, basename(plan.dockerfile)),
-    // kaniko only builds: the worker pushes the layout (push), so the container the RUN steps
-    // share needs no push credentials.
+    '--dockerfile', join(IN.dockerfile, basename(sandbox.dockerfile)),
+    // kaniko only builds: the worker pushes the layout, so the container the RUN steps share needs
+    // no credentials at all.
     '--no-push', '--oci-layout-path', join(IN.out, 'oci'), '--digest-file', join(IN.out, 'digest'),
     '--log-format', 'text', '--skip-unused-stages',
+    // --cache=true is what makes kaniko read bases from --cache-dir; with --no-push it needs a
+    // cache repository, here an OCI layout directory (`oci:`) that needs no registry either.
+    '--cache=true', '--cache-dir', IN.bases, '--cache-repo', `oci:${join(IN.cache, 'layers')}`, '--skip-push-permission-check',
+    ...(sandbox.cacheLayers ? ['--cache-copy-layers'] : ['--cache-run-layers=false']),
     ...plan.destinations.flatMap((d) => ['--destination', d]),
     ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
   ];
   if (plan.target !== undefined) args.push('--target', plan.target);
-  // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
-  // Cache layers are pushed by kaniko itself, with whatever it was given: anonymous registries and
-  // pull credentials that may also write cache repositories keep the cache filled; otherwise the
-  // upload fails with a warning only. The push-permission check would fail such builds outright.
-  if (plan.cacheRepository !== undefined) args.push('--cache=true', '--cache-copy-layers', '--cache-repo', plan.cacheRepository, '--skip-push-permission-check');
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
   return args;
-}
-
-/** `skopeo copy` of a single-image OCI layout to one destination, keeping its digest. */
-export function skopeoCopyArgs(layout: string, destination: string, digestFile: string, insecureRegistries: readonly string[], authFile?: string): string[] {
-  const host = destination.slice(0, destination.indexOf('/'));
-  return [
-    'copy', '--quiet', '--preserve-digests', '--retry-times', '3', '--digestfile', digestFile,
-    ...(authFile === undefined ? [] : ['--dest-authfile', authFile]),
-    ...(insecureRegistries.includes(host) ? ['--dest-tls-verify=false'] : []),
-    `oci:${layout}`, `docker://${destination}`,
-  ];
 }
 
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */

@@ -1,0 +1,143 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { fromImages } from '../official-bases.ts';
+import { quietOutput } from './output-tap.ts';
+import { runTool } from './run-tool.ts';
+import type { BuildOutput, BuildPlan } from './types.ts';
+
+/** One FROM image of a build, brought into the worker's local OCI layout. */
+export interface ImportedBase {
+  /** the image as the FROM line names it, build args expanded */
+  image: string;
+  /** manifest digest in the layout (skopeo may have converted the registry's manifest to OCI: not the registry's digest) */
+  digest: string;
+  /** `repository@digest`: a reference a builder resolves from the layout, never from the registry */
+  pinned: string;
+}
+
+const OciManifest = z.object({ config: z.object({ digest: z.string() }), layers: z.array(z.object({ digest: z.string() })) });
+
+/**
+ * The worker's own store of base images (an OCI layout under its state dir). Sandboxed builders
+ * (BuildKit, kaniko) run RUN steps in a network namespace that cannot reach the fleet's registry,
+ * and so cannot pull from it either: the worker, which holds the pull credentials, copies each
+ * FROM image here with skopeo before the build, and the builder reads it from disk. Blobs already
+ * here are not fetched again (skopeo reuses them); a digest-pinned FROM seen before costs no
+ * registry request at all.
+ */
+export class BaseStore {
+  readonly layout: string;
+  /** `image@sha256:…` as written → digest in the layout */
+  private readonly pinned = new Map<string, string>();
+
+  constructor(
+    dir: string,
+    private readonly env: Record<string, string>,
+    private readonly insecureRegistries: readonly string[],
+    /** docker config the copies read with; absent: skopeo's default (REGISTRY_AUTH_FILE in env) */
+    private readonly authFile?: string,
+  ) {
+    this.layout = join(dir, 'oci');
+  }
+
+  /** Brings in every image the Dockerfile's FROM lines name (stages and `scratch` aside). */
+  async importBases(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<ImportedBase[]> {
+    await mkdir(this.layout, { recursive: true, mode: 0o700 });
+    const images = [...new Set(fromImages(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs).map((f) => f.image).filter((i) => i !== ''))];
+    const imported: ImportedBase[] = [];
+    for (const image of images) {
+      const digest = this.pinned.get(image) ?? (await this.copy(image, plan.workDir, output, signal));
+      if (image.includes('@sha256:')) this.pinned.set(image, digest);
+      imported.push({ image, digest, pinned: `${repositoryOf(image)}@${digest}` });
+    }
+    return imported;
+  }
+
+  private async copy(image: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<string> {
+    const digestFile = join(workDir, 'base-digest');
+    const host = image.includes('/') ? image.slice(0, image.indexOf('/')) : '';
+    const run = await runTool(
+      'skopeo',
+      [
+        'copy', '--quiet', '--retry-times', '3', '--digestfile', digestFile,
+        ...(this.insecureRegistries.includes(host) ? ['--src-tls-verify=false'] : []),
+        ...(this.authFile === undefined ? [] : ['--src-authfile', this.authFile]),
+        `docker://${image}`, `oci:${this.layout}:${layoutName(image)}`,
+      ],
+      { env: this.env, cwd: workDir, output: quietOutput(output), signal },
+    );
+    if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
+    if (run.exitCode !== 0) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `could not pull base image ${image} (skopeo exited ${String(run.exitCode)})`);
+    const digest = (await readFile(digestFile, 'utf8')).trim();
+    await rm(digestFile, { force: true });
+    await output.line('system', `base ${image} = ${digest}`);
+    return digest;
+  }
+
+  /** Path of a blob in the layout. */
+  blob(digest: string): string {
+    return join(this.layout, 'blobs', ...digest.split(':'));
+  }
+
+  /** The config and layer digests of an image in the layout. */
+  async manifest(digest: string): Promise<z.infer<typeof OciManifest>> {
+    return OciManifest.parse(JSON.parse(await readFile(this.blob(digest), 'utf8')));
+  }
+
+  /**
+   * Writes the image as a docker-archive tarball (`manifest.json`, config, compressed layers as
+   * they are in the layout): the form kaniko's `--cache-dir` holds a base in, named by digest.
+   */
+  async writeTarball(digest: string, dest: string, signal: AbortSignal): Promise<void> {
+    const manifest = await this.manifest(digest);
+    const staging = `${dest}.staging`;
+    await mkdir(staging, { recursive: true });
+    const file = (d: string): string => ['blobs', ...d.split(':')].join('/');
+    await writeFile(join(staging, 'manifest.json'), JSON.stringify([{ Config: file(manifest.config.digest), RepoTags: [], Layers: manifest.layers.map((l) => file(l.digest)) }]));
+    try {
+      await execa('tar', ['-cf', `${dest}.tmp`, '-C', staging, 'manifest.json', '-C', this.layout, file(manifest.config.digest), ...new Set(manifest.layers.map((l) => file(l.digest)))], { cancelSignal: signal, stdin: 'ignore' });
+      await execa('mv', ['-f', `${dest}.tmp`, dest], { stdin: 'ignore' });
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/** `host/a/b:tag@sha256:…` → `host/a/b` */
+export function repositoryOf(image: string): string {
+  const noDigest = image.replace(/@.*$/, '');
+  const slash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}
+
+/** A name the OCI layout's index may hold (one entry per image as written: a re-copy replaces it). */
+function layoutName(image: string): string {
+  return image.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
+}
+
+/**
+ * The Dockerfile with each FROM image that was imported replaced by its pinned reference, for a
+ * builder that resolves a tag through the registry even when it holds the image (kaniko). Only
+ * single-line FROMs are rewritten; ARGs before the first FROM expand as in `fromImages`.
+ */
+export function pinFromLines(dockerfile: string, buildArgs: Readonly<Record<string, string>>, bases: readonly ImportedBase[]): string {
+  const args: Record<string, string> = {};
+  let seenFrom = false;
+  return dockerfile
+    .split('\n')
+    .map((line) => {
+      const arg = /^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?/i.exec(line);
+      if (arg?.[1] !== undefined && !seenFrom) args[arg[1]] = buildArgs[arg[1]] ?? (arg[2] ?? '').replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
+      const from = /^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)(.*)$/i.exec(line);
+      if (from?.[2] === undefined) return line;
+      seenFrom = true;
+      const image = from[2].replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) => args[a ?? b ?? ''] ?? '');
+      const base = bases.find((b) => b.image === image);
+      return base === undefined ? line : `${from[1] ?? ''}${base.pinned}${from[3] ?? ''}`;
+    })
+    .join('\n');
+}
