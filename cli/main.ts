@@ -11,6 +11,7 @@ import { FleetClient, auditTrail, storedEvents } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
+import { readDeliveries } from '../coordinator/notifications/deliveries-log.ts';
 
 const USAGE = `usage:
   fleet up [--workers N] [--builders LIST] [--state-dir DIR]
@@ -32,6 +33,7 @@ const USAGE = `usage:
   fleet tokens create --tenant T --role submitter|reader|admin --name NAME [--ttl SECONDS]
   fleet tokens ls [--tenant T] | revoke ID        HTTP API tokens (admin); a token is shown once
   fleet audit [--tenant T]                        who asked for what, accepted or refused (admin)
+  fleet notifications [--tenant T]                webhook deliveries: each attempt, its outcome and HTTP status (admin)
 common: --nats URL (default: $FLEET_NATS_URL with $FLEET_NATS_NKEY and $FLEET_NATS_USER, else the fleet started by \`fleet up\`), --json
 exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict,
             9 not authenticated, 10 forbidden`;
@@ -69,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       return audit(rest);
     case 'scan':
       return scan(rest);
+    case 'notifications':
+      return notifications(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -343,6 +347,22 @@ async function scan(args: string[]): Promise<number> {
       process.stdout.write(`scanner ${s.scanner.name} ${s.scanner.version}, DB built ${s.scanner.dbBuilt}, ${s.total} findings\n`);
       for (const f of s.blocking) process.stdout.write(`  BLOCKS  ${f.id}  ${f.severity}  ${f.package} ${f.installed}  ${f.fixed === undefined ? f.fixState : `fixed in ${f.fixed}`}\n`);
       for (const a of s.allowlisted) process.stdout.write(`  ${a.expired ? 'EXPIRED' : 'ALLOWED'} ${a.cve}  ${a.package}  until ${a.expires}  by ${a.addedBy}: ${a.reason}\n`);
+    }
+    return 0;
+  });
+}
+
+/** Every recorded webhook delivery attempt (coordinator/notifications), oldest first. */
+async function notifications(args: string[]): Promise<number> {
+  const { values } = parse(args, { tenant: { type: 'string' } });
+  return withClient(values.nats, async (client) => {
+    const deliveries = await readDeliveries(client.nc, values.tenant);
+    if (values.json) process.stdout.write(`${JSON.stringify(deliveries)}\n`);
+    else {
+      for (const d of deliveries) {
+        const how = [d.httpStatus === undefined ? '' : `HTTP ${d.httpStatus}`, d.error ?? ''].filter((x) => x !== '').join(': ');
+        process.stdout.write(`${d.at}  ${d.tenant}  ${d.type}  ${d.subject}  attempt ${d.attempt}  ${d.outcome}${how === '' ? '' : `  ${how}`}  ${d.id}\n`);
+      }
     }
     return 0;
   });

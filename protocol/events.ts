@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
 import { BaseImage } from './provenance.ts';
+import { Finding, ScannerIdentity } from './scan.ts';
 import { BuildView, type Phase } from './state.ts';
 import { Verdict } from './verdict.ts';
 
@@ -17,6 +18,11 @@ export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('failed'), attempt: z.number().int().nonnegative(), error: ErrorBody }),
   z.object({ ...base, type: z.literal('cancelled'), attempt: z.number().int().nonnegative() }),
   z.object({ ...base, type: z.literal('expired'), queueTtlSeconds: z.number().int().positive() }),
+  /**
+   * a released image (still carrying a release tag) has findings that now block, after the
+   * scanner's DB moved (coordinator/rescans.ts); its tags are left alone: people decide
+   */
+  z.object({ ...base, type: z.literal('vulnerable'), digest: Digest, references: z.array(z.string()), scanner: ScannerIdentity, findings: z.array(Finding) }),
 ]);
 export type BuildEvent = z.infer<typeof BuildEvent>;
 
@@ -30,6 +36,7 @@ export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
   failed: 'failed',
   cancelled: 'cancelled',
   expired: 'expired',
+  vulnerable: 'pushed',
 };
 
 /** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError, PLATFORM_TENANT, PoolName, SecretId, TenantName, parseWith } from '../../protocol/index.ts';
 
@@ -7,6 +8,18 @@ export const PLATFORM_PREFIXES = ['official/', 'platform/', 'quarantine/', 'cach
 
 /** `app/payments/*` owns every repository under app/payments/; `app/payments` owns that one repository. */
 const RepositoryPattern = z.string().regex(/^[a-z0-9][a-z0-9._/-]*(\/\*)?$/, 'must be a repository path, optionally ending in "/*"');
+
+/**
+ * Where a tenant's notifications go (coordinator/notifications): a webhook, each request signed
+ * with HMAC-SHA256 under a secret shared with the receiver. The secret lives in a file (mounted
+ * from the platform's secret store), never in this file, and is read at each delivery, so a
+ * rotated secret applies at once.
+ */
+export const NotificationHook = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  secretFile: z.string().refine(isAbsolute, 'must be an absolute path'),
+});
+export type NotificationHook = z.infer<typeof NotificationHook>;
 
 export const TenantConfig = z.strictObject({
   name: TenantName,
@@ -24,12 +37,18 @@ export const TenantConfig = z.strictObject({
       maxActiveBuilds: z.number().int().positive().optional(),
     })
     .prefault({}),
+  /** absent: the tenant is not notified (deliveries are still recorded, as `no-hook`) */
+  notifications: NotificationHook.optional(),
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 
 /** The platform team's file naming the tenants (teams, projects) and what each owns. */
 export const TenancyConfig = z
-  .strictObject({ tenants: z.array(TenantConfig) })
+  .strictObject({
+    tenants: z.array(TenantConfig),
+    /** the platform's own tenant (official images, builds submitted by platform admins) */
+    platform: z.strictObject({ notifications: NotificationHook.optional() }).optional(),
+  })
   .superRefine((c, ctx) => {
     const seen = new Set<string>();
     c.tenants.forEach((t, i) => {
@@ -91,6 +110,11 @@ export class Tenancy {
 
   tenant(name: string): TenantConfig | undefined {
     return this.byName.get(name);
+  }
+
+  /** The webhook a tenant's notifications go to, if it has one. */
+  hookOf(tenant: string): NotificationHook | undefined {
+    return tenant === PLATFORM_TENANT ? this.config.platform?.notifications : this.byName.get(tenant)?.notifications;
   }
 
   /** The tenant owning a repository: the platform for its own prefixes, else the one whose pattern matches. */

@@ -38,6 +38,8 @@ export interface LocalFleetOptions {
   registryAuth?: boolean;
   /** tenants (see coordinator/tenancy): each gets a NATS user; the fleet's own client is the platform's admin */
   tenants?: TenancyConfig['tenants'];
+  /** the platform tenant's settings in the tenancy file (its notification webhook) */
+  platform?: TenancyConfig['platform'];
   /** OIDC issuers the HTTP API accepts (see coordinator/auth/oidc.ts), written where the coordinator reads them */
   oidc?: unknown;
   /** run NATS with TLS (a throwaway CA), as any server off loopback must be; every component verifies it */
@@ -99,7 +101,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const scanners = opts.scanners ?? 0;
     if (scanners > 0 && opts.scan === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir)');
     const tenancyPath = join(stateDir, 'tenancy.json');
-    await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [] }, null, 2));
+    await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [], ...(opts.platform === undefined ? {} : { platform: opts.platform }) }, null, 2));
     const oidcPath = opts.oidc === undefined ? undefined : join(stateDir, 'oidc.json');
     if (oidcPath !== undefined) await writeFile(oidcPath, JSON.stringify(opts.oidc, null, 2));
     const users = await issueNatsUsers(join(stateDir, 'nats-credentials'), [
