@@ -109,6 +109,17 @@ export class RegistryClient {
     return { digest: sha256(bytes), mediaType: res.headers.get('content-type') ?? '', bytes };
   }
 
+  /**
+   * The status a HEAD of manifest `repository:reference` is answered with, once any challenge was
+   * answered (credentials refused: E_REGISTRY_AUTH; registry unreachable: E_REGISTRY_UNAVAILABLE):
+   * for a caller that must tell a missing image (404) from a refusal (403) or a failing registry (5xx, 429).
+   */
+  async manifestStatus(repository: string, reference: string, signal?: AbortSignal): Promise<number> {
+    const res = await this.call(`HEAD manifest ${repository}:${reference}`, `${repository}/manifests/${reference}`, { method: 'HEAD', headers: { accept: ACCEPT }, signal: signal ?? null });
+    await res.body?.cancel();
+    return res.status;
+  }
+
   /** A blob's bytes, checked against its digest. */
   async blob(repository: string, digest: string, signal?: AbortSignal): Promise<Uint8Array> {
     const res = await this.blobResponse(repository, digest, signal);
