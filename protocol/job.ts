@@ -3,6 +3,16 @@ import { BuildId, ContextPath, ContextRef, PoolName, Repository, SecretId, Stage
 import { BuildKind } from './request.ts';
 
 /**
+ * A registry (host[:port], as written in a FROM; `docker.io` for Docker Hub) a base may come from,
+ * and optionally which repositories there: `library/*` (a prefix) or `app/x` (exactly).
+ */
+export const AllowedBase = z.strictObject({
+  registry: z.string().min(1).regex(/^[^/\s]+$/, 'a registry host, without a path'),
+  repositories: z.array(z.string().regex(/^[a-z0-9][a-z0-9._/-]*(\/\*)?$/, 'a repository path, optionally ending in "/*"')).min(1).optional(),
+});
+export type AllowedBase = z.infer<typeof AllowedBase>;
+
+/**
  * The concrete plan a worker receives. It is rendered by the coordinator from a validated
  * request and names everything the worker needs; the worker still parses it, because the queue
  * is a boundary like any other.
@@ -28,5 +38,11 @@ export const BuildJob = z.strictObject({
   }),
   /** where the worker pushes: gates run there, and only a passing image is promoted to `image` */
   quarantine: z.strictObject({ repository: Repository, tag: Tag }),
+  /**
+   * where every FROM (and COPY --from image) may come from, for this build's tenant: checked by
+   * the worker after build args, before any pull. Absent (a coordinator from before the policy):
+   * only the job's own registry.
+   */
+  allowedBases: z.array(AllowedBase).optional(),
 });
 export type BuildJob = z.infer<typeof BuildJob>;

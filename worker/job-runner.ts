@@ -7,6 +7,7 @@ import type { WorkerConfig } from './config.ts';
 import { Attempt } from './attempt.ts';
 import { LogMasker } from './log-masker.ts';
 import { resolveBases } from './base-digests.ts';
+import { checkBases } from './base-policy.ts';
 import { verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
@@ -152,9 +153,13 @@ export class JobRunner {
       throw new FleetError(ErrorCode.E_CONTEXT_INVALID, `the context has no ${job.dockerfile}`);
     });
     // FLEET_* names are refused in requests, so these values are the platform's own.
+    const platformArgs = { ...job.buildArgs, FLEET_REGISTRY: job.image.registry };
+    // Before any pull, identically for every builder: each base allowed for this tenant, and there.
+    const pullable = await checkBases(text, platformArgs, job.allowedBases ?? [{ registry: job.image.registry }], (host) => this.ports.registry(host), signal);
+    await logs.line('system', `bases allowed and present: ${pullable.map((b) => b.image).join(', ') || 'none (FROM scratch)'}`);
     const { buildArgs, verified } = await verifyOfficialBases(
       text,
-      { ...job.buildArgs, FLEET_REGISTRY: job.image.registry },
+      platformArgs,
       this.ports.registry(job.image.registry),
       await readFile(this.config.signingPublicKeyPath, 'utf8'),
       signal,
