@@ -61,7 +61,11 @@ export function compareEntry(entry: CorpusEntry, facts: ReadonlyMap<BuilderKind,
     ['tree', (i) => i.tree.map(treeLine)],
   ];
   for (const [aspect, pick] of aspects) {
-    for (const [b, odd, reference] of outliers(pushed, pick)) add(b, aspect, aspect === 'tree' ? treeDiff(odd, reference) : odd, aspect === 'tree' ? '(the others\' tree)' : reference);
+    for (const [b, odd, reference] of outliers(pushed, pick)) {
+      if (aspect !== 'tree') add(b, aspect, odd, reference ?? 'no two builders agree');
+      else if (reference === null) add(b, aspect, treeLines(odd), 'no two builders agree');
+      else add(b, aspect, treeDiff(odd, reference), 'the majority\'s tree');
+    }
   }
   return {
     name: entry.name,
@@ -81,6 +85,11 @@ function outliers<T>(values: ReadonlyMap<BuilderKind, ImageFacts>, pick: (i: Ima
   return picked.filter(([, v]) => majority === undefined || !isDeepStrictEqual(v, majority[1])).map(([b, v]) => [b, v, majority?.[1] ?? null]);
 }
 
+function treeLines(tree: unknown): string {
+  return Array.isArray(tree) && tree.length > 0 ? (tree as string[]).join('; ') : '(nothing under the compared paths)';
+}
+
+/** `+` lines only this builder has, `-` lines only the majority has. */
 function treeDiff(odd: unknown, reference: unknown): string {
   const a = new Set(Array.isArray(odd) ? (odd as string[]) : []);
   const b = new Set(Array.isArray(reference) ? (reference as string[]) : []);
