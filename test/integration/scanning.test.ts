@@ -11,6 +11,11 @@ import { ScanReport, subjects, type BuildEvent, type BuildView, type Verdict } f
 import { storedEvents } from '../../client/index.ts';
 import { FLEET_BIN, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { scanWithGrype } from '../../scanner/grype.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
+import { eventuallyValue } from '../helpers/eventually.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
 const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
@@ -54,13 +59,52 @@ async function buildFixtureDb(dir: string): Promise<string> {
   return dbDir;
 }
 
+/**
+ * A webhook receiver as a tenant runs one: keeps every request's raw body and headers. It fails
+ * the first request of each notification (HTTP 503), so every notification is also a retry.
+ */
+async function startReceiver(): Promise<{ server: Server; url: string; received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> }> {
+  const received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> = [];
+  const seen = new Set<string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      received.push({ body, headers: req.headers });
+      const id = String(req.headers['x-fleet-delivery']);
+      res.writeHead(seen.has(id) ? 204 : 503).end();
+      seen.add(id);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/fleet`, received };
+}
+
+const HOOK_SECRET = 'whsec-test-0123456789';
+
 /** Vulnerability scanning as a gate: real grype, real registry, a fixture DB built in this run. */
 describe('scanning', () => {
   let fleet: LocalFleet;
   let registry: RegistryClient;
   let dir: string;
   let dbDir: string;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const reports = new Map<string, ScanReport>();
+  /** the first validly signed notification of `type` about `subject` the receiver got */
+  const notification = (type: string, subject: string) =>
+    eventuallyValue(
+      async () => {
+        for (const r of receiver.received) {
+          const event = CloudEvent.parse(JSON.parse(r.body));
+          const valid = verifyNotification(HOOK_SECRET, r.body, { signature: r.headers[SIGNATURE_HEADER] as string | undefined, timestamp: r.headers[TIMESTAMP_HEADER] as string | undefined });
+          if (valid && event.type === type && event.subject === subject) return event;
+        }
+        return undefined;
+      },
+      60_000,
+      `a signed ${type} notification about ${subject}`,
+    );
 
   beforeAll(async () => {
     await access(GRYPE);
@@ -81,7 +125,10 @@ describe('scanning', () => {
     };
     const policyPath = join(dir, 'gate-policy.json');
     await writeFile(policyPath, JSON.stringify(policy));
-    fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000 }, gatePolicyPath: policyPath });
+    receiver = await startReceiver();
+    const secretFile = join(dir, 'hook-secret');
+    await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
+    fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000 }, gatePolicyPath: policyPath, platform: { notifications: { url: receiver.url, secretFile } } });
     registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
     // The admin sees every scan report: the findings themselves, not only the verdict's summary.
     const sub = fleet.client.nc.subscribe(subjects.scanResultWildcard);
@@ -94,6 +141,7 @@ describe('scanning', () => {
   }, 600_000);
   afterAll(async () => {
     await fleet?.stop();
+    receiver?.server.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
@@ -128,6 +176,26 @@ describe('scanning', () => {
       ]);
       console.log(`scan of ${report.digest.slice(0, 19)}… (official/base + one layer) took ${report.durationMs} ms`);
     }
+  });
+
+  it('tells the tenant\'s webhook about the blocked build: CloudEvent, valid signature, retried after a failure, every attempt listed', async () => {
+    const event = await notification('dev.fleet.build.blocked', 'scan-blocked');
+    expect(event).toMatchObject({ specversion: '1.0', source: '/fleet/coordinator', fleettenant: 'platform', data: { buildId: 'scan-blocked', repository: 'scan/blocked' } });
+    expect(JSON.stringify(event.data)).toContain('CVE-2099-0001');
+    // a body altered in transit, or an old timestamp, does not verify
+    const raw = receiver.received.find((r) => r.body.includes('"subject":"scan-blocked"'));
+    const sig = { signature: raw?.headers[SIGNATURE_HEADER] as string, timestamp: raw?.headers[TIMESTAMP_HEADER] as string };
+    expect(verifyNotification(HOOK_SECRET, raw?.body.replace('scan/blocked', 'scan/blocked2') ?? '', sig)).toBe(false);
+    expect(verifyNotification(HOOK_SECRET, raw?.body ?? '', sig, { now: new Date(Date.now() + 3600_000) })).toBe(false);
+    expect(verifyNotification('another-secret', raw?.body ?? '', sig)).toBe(false);
+    // the receiver refused the first attempt: the second delivered it, both recorded
+    const listed = await eventuallyValue(async () => {
+      const r = await execa(process.execPath, [FLEET_BIN, 'notifications', '--json'], { reject: false, env: cliEnv(fleet) });
+      const all = (JSON.parse(r.stdout) as unknown[]).map((d) => NotificationDelivery.parse(d)).filter((d) => d.id === event.id);
+      return all.some((d) => d.outcome === 'delivered') ? all : undefined;
+    }, 30_000, 'the delivered attempt in fleet notifications');
+    expect(listed.map((d) => [d.attempt, d.outcome, d.httpStatus])).toEqual([[1, 'failed', 503], [2, 'delivered', 204]]);
+    expect(listed[0]?.url).toBe(receiver.url);
   });
 
   it('promotes an image whose Critical is allowlisted for its repository, naming the entry', async () => {
