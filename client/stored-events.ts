@@ -21,9 +21,12 @@ export async function storedEvents(nc: NatsConnection, buildId: string): Promise
   return out;
 }
 
-export async function pendingJobs(nc: NatsConnection): Promise<number> {
+export async function pendingJobs(nc: NatsConnection, pool?: string): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  return (await jsm.streams.info(streams.jobs)).state.messages;
+  if (pool === undefined) return (await jsm.streams.info(streams.jobs)).state.messages;
+  // one subject per queued build: count them all
+  const info = await jsm.streams.info(streams.jobs, { subjects_filter: subjects.poolJobs(pool) });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
 }
 
 /** Scan requests published so far (the stream keeps them for scanners that come later). */

@@ -7,6 +7,7 @@ import {
   canTransition,
   encode,
   parseWith,
+  streams,
   subjects,
   type BuildEvent,
   type BuildState,
@@ -73,9 +74,24 @@ export class BuildStore {
         continue;
       }
       await this.publishEvent(updated);
+      if (from === 'queued' && state.phase !== 'running') await this.withdrawJob(updated);
       return updated;
     }
     throw new FleetError(ErrorCode.E_UNAVAILABLE, `build ${id} is changing too fast to update`);
+  }
+
+  /**
+   * A build that ends while queued (cancelled, expired) takes its job out of the work queue, so
+   * it stops counting as lag (KEDA would start a worker for it) and no worker pulls it. Best
+   * effort: if the purge fails, a worker that pulls the job has its claim refused, as before.
+   */
+  private async withdrawJob(record: BuildRecord): Promise<void> {
+    try {
+      const jsm = await this.js.jetstreamManager();
+      await jsm.streams.purge(streams.jobs, { filter: subjects.job(record.request.pool, record.id) });
+    } catch (e) {
+      this.log.warn({ buildId: record.id, err: e }, 'could not take the job of an ended build out of the queue');
+    }
   }
 
   async publishEvent(record: BuildRecord): Promise<void> {

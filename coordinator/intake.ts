@@ -156,6 +156,6 @@ export class Intake {
 
   /** The build id is the message id: JetStream drops a second publish of the same job. */
   private async publishJob(job: BuildJob): Promise<void> {
-    await this.js.publish(subjects.jobs(job.pool), encode(job), { msgID: job.buildId });
+    await this.js.publish(subjects.job(job.pool, job.buildId), encode(job), { msgID: job.buildId });
   }
 }

@@ -69,7 +69,7 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
   for (const pool of config.pools) {
     await upsertConsumer(jsm, streams.jobs, {
       durable_name: consumers.pool(pool),
-      filter_subject: subjects.jobs(pool),
+      filter_subjects: [subjects.poolJobs(pool), subjects.jobs(pool)],
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(config.jobAckWaitMs),
       max_deliver: config.maxDeliver,

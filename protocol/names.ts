@@ -26,7 +26,15 @@ export const subjects = {
   claim: (pool: string) => `${root}.api.claim.${pool}`,
   /** the token of a per-tenant or per-pool API subject that names who asks */
   callerOf: (subject: string) => subject.slice(subject.lastIndexOf('.') + 1),
-  /** work queue: one subject per worker pool */
+  /**
+   * work queue: one subject per queued build, under its pool, so a build cancelled or expired while
+   * queued can be taken out of the queue (a purge by subject) instead of counting as lag until a
+   * worker pulls it; KEDA's scaler reads that lag
+   */
+  job: (pool: string, buildId: string) => `${root}.jobs.${pool}.${buildId}`,
+  /** every queued build of a pool (a consumer filter) */
+  poolJobs: (pool: string) => `${root}.jobs.${pool}.>`,
+  /** a pool's jobs as coordinators before per-build subjects published them; still consumed */
   jobs: (pool: string) => `${root}.jobs.${pool}`,
   jobsWildcard: `${root}.jobs.>`,
   /** a build's builder output, published by a worker of the build's pool (the last token) */

@@ -7,7 +7,7 @@ import { publishPlatformImages } from '../../images/official/index.ts';
 import type { RegistryCredentials } from '../../adapters/docker-config.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
-import { buildUser } from '../../node/host.ts';
+import { buildUser, freePort } from '../../node/host.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
@@ -26,8 +26,8 @@ export interface LocalFleetOptions {
   workers?: number;
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
-  coordinator?: Partial<Pick<CoordinatorOptions, 'jobAckWaitMs' | 'maxDeliver' | 'pools' | 'workerTtlMs'>>;
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile' | 'metricsPort'>>;
+  coordinator?: Partial<Pick<CoordinatorOptions, 'jobAckWaitMs' | 'maxDeliver' | 'pools' | 'workerTtlMs' | 'rebuilds'>>;
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile' | 'metricsPort' | 'maxBuilds'>>;
   /**
    * Fill a node-wide read-only store with the platform images and give it to every worker, as a
    * real node would (fresh workers then build without pulling the bases). Off by default: it
@@ -44,6 +44,8 @@ export interface LocalFleetOptions {
   oidc?: unknown;
   /** run NATS with TLS (a throwaway CA), as any server off loopback must be; every component verifies it */
   natsTls?: boolean;
+  /** serve nats-server's HTTP monitoring (/jsz: what KEDA's scaler reads) on a loopback port: `nats.monitoringUrl` */
+  natsMonitoring?: boolean;
   /**
    * Vulnerability scanners (scanner/), each on the fleet's `scanner` NATS user. 0, the default,
    * means no scanner pool: the coordinator reports the vulnerabilities gate as skipped.
@@ -51,6 +53,12 @@ export interface LocalFleetOptions {
   scanners?: number;
   /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report; given without scanners, no scanner answers */
   scan?: { dbDir: string; timeoutMs?: number };
+  /**
+   * The registry notifies the coordinator of every push (POST /v1/registry/events with a platform
+   * token of its own), as a production registry would: base changes start rebuild waves at once.
+   * The coordinator's HTTP port is then fixed for the fleet's life (the registry's config names it).
+   */
+  registryNotifications?: boolean;
   /** a gate policy file in place of images/platform/gate-policy.json */
   gatePolicyPath?: string;
 }
@@ -122,7 +130,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const runAs = await buildUser();
     await chmod(join(stateDir, 'nats-credentials'), 0o711);
     if (runAs.switchUser) for (const p of pools) await chown(credentialsOf(`worker-${p}`).seedFile, runAs.uid, runAs.gid);
-    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users), ...(tls === undefined ? {} : { tls }) });
+    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users), monitoring: opts.natsMonitoring === true, ...(tls === undefined ? {} : { tls }) });
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'), { auth: opts.registryAuth === true });
     cleanups.push(() => registry.stop());
@@ -137,7 +145,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }), ...(opts.gatePolicyPath === undefined ? {} : { policyPath: opts.gatePolicyPath }) },
       // `scan` without scanners: the coordinator expects a scanner pool that never answers (a fault to test)
       ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000 } } : {}),
-      http: { host: '127.0.0.1', port: 0 },
+      // The registry's notifications name the coordinator's port, so it must outlive a coordinator restart.
+      http: { host: '127.0.0.1', port: opts.registryNotifications === true ? await freePort() : 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
       ...opts.coordinator,
@@ -184,6 +193,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const client = await FleetClient.connect(nats.url, credentialsOf('admin'), s3.options);
     cleanups.push(() => client.close());
     const adminToken = (await client.tokens({ op: 'create', tenant: PLATFORM_TENANT, role: 'admin', name: 'local admin' })).token ?? '';
+    if (opts.registryNotifications === true) {
+      // A reader of the platform tenant: a notification is only a hint the coordinator checks against the registry.
+      const notifierToken = (await client.tokens({ op: 'create', tenant: PLATFORM_TENANT, role: 'reader', name: 'registry notifier' })).token ?? '';
+      await registry.notifyTo(`${coordinator.httpUrl}/v1/registry/events`, notifierToken);
+    }
     return {
       stateDir, nats, registry, s3, workers, officialImages, client, natsCredentials, tenancyPath, adminToken, addWorker, addCoordinator, restartCoordinator, stop,
       get coordinator(): Coordinator {

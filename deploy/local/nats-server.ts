@@ -8,6 +8,8 @@ import { waitFor } from '../../node/host.ts';
 export interface NatsServer {
   url: string;
   port: number;
+  /** `http://127.0.0.1:PORT` of the monitoring endpoints (/jsz, /varz) when started with `monitoring` */
+  monitoringUrl: string | undefined;
   /** SIGKILL (or TERM) and start again on the same port and store: a restart under load */
   restart(opts?: { kill?: boolean; downMs?: number }): Promise<void>;
   stop(): Promise<void>;
@@ -17,19 +19,21 @@ export interface NatsServer {
  * A real nats-server with JetStream (file storage) on a free loopback port, admitting only the
  * users of `authorization` (a rendered `authorization { … }` block: see node/nats-authorization.ts).
  */
-export async function startNatsServer(dir: string, opts: { authorization: string; tls?: { certFile: string; keyFile: string } }): Promise<NatsServer> {
+export async function startNatsServer(dir: string, opts: { authorization: string; tls?: { certFile: string; keyFile: string }; monitoring?: boolean }): Promise<NatsServer> {
   await mkdir(dir, { recursive: true });
   const configFile = join(dir, 'nats-server.conf');
   // With TLS every client must speak it (the server refuses plain connections): no downgrade.
   const tls = opts.tls === undefined ? '' : `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n}\n`;
   await writeFile(configFile, `${opts.authorization}${tls}`, { mode: 0o600 });
   let port = -1;
+  // The HTTP monitoring port (/jsz, what KEDA's nats-jetstream scaler reads), on loopback, only when asked for.
+  let monitorPort = -1;
   let child: ChildHandle | null = null;
 
   const launch = async (): Promise<void> => {
     const portsDir = join(dir, `ports-${Date.now()}`);
     await mkdir(portsDir);
-    const args = ['-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir];
+    const args = ['-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir, ...(opts.monitoring === true ? ['-m', String(monitorPort)] : [])];
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
     const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
     // Dies with the fleet's process, even a kill -9'd one: no server left holding the port and store.
@@ -40,7 +44,10 @@ export async function startNatsServer(dir: string, opts: { authorization: string
       const files = await readdir(portsDir);
       const f = files.find((n) => n.endsWith('.ports'));
       if (f === undefined) return null;
-      const ports = JSON.parse(await readFile(join(portsDir, f), 'utf8')) as { nats?: string[] };
+      const ports = JSON.parse(await readFile(join(portsDir, f), 'utf8')) as { nats?: string[]; monitoring?: string[] };
+      const monitoring = ports.monitoring?.[0];
+      if (opts.monitoring === true && monitoring === undefined) return null;
+      if (monitoring !== undefined) monitorPort = Number(new URL(monitoring).port);
       return ports.nats?.[0] ?? null;
     });
     port = Number(new URL(url).port);
@@ -61,6 +68,9 @@ export async function startNatsServer(dir: string, opts: { authorization: string
     },
     get port() {
       return port;
+    },
+    get monitoringUrl() {
+      return opts.monitoring === true ? `http://127.0.0.1:${monitorPort}` : undefined;
     },
     async restart(opts = {}) {
       await kill(opts.kill === true ? 'SIGKILL' : 'SIGTERM');

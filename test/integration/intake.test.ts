@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { fetchManifestDigest } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { Kvm } from '@nats-io/kv';
-import { ClaimReply, ErrorCode, buckets, encode, isFleetError, streams, subjects, workerKey, type WorkerReport } from '../../protocol/index.ts';
+import { ClaimReply, ErrorCode, buckets, encode, isFleetError, subjects, workerKey, type WorkerReport } from '../../protocol/index.ts';
 import { fixture, startTestFleet, adminFetch } from '../helpers/fleet.ts';
 import { pendingJobs, storedEvents } from '../../client/index.ts';
 
@@ -190,8 +190,7 @@ describe('accepting build requests', () => {
 
   it('builds each id once when 40 ids arrive 5 times each at once, over NATS and HTTP, through two coordinators', async () => {
     const replica = await fleet.addCoordinator();
-    const jsm = await jetstreamManager(fleet.client.nc);
-    const idleJobs = async (): Promise<number> => (await jsm.streams.info(streams.jobs, { subjects_filter: subjects.jobs('idle') })).state.subjects?.[subjects.jobs('idle')] ?? 0;
+    const idleJobs = () => pendingJobs(fleet.client.nc, 'idle');
     const before = await idleJobs();
     const ids = Array.from({ length: 40 }, (_, i) => `load-${i}`);
     const request = (id: string) => ({ id, pool: 'idle', context: { digest: context }, image: { repository: 'app/load', tags: [id] } });
@@ -222,8 +221,7 @@ describe('accepting build requests', () => {
   });
 
   it('records and queues each id once when 20 ids arrive 64 times each at once (half HTTP, half NATS), and refuses another body for them', async () => {
-    const jsm = await jetstreamManager(fleet.client.nc);
-    const idleJobs = async (): Promise<number> => (await jsm.streams.info(streams.jobs, { subjects_filter: subjects.jobs('idle') })).state.subjects?.[subjects.jobs('idle')] ?? 0;
+    const idleJobs = () => pendingJobs(fleet.client.nc, 'idle');
     const before = await idleJobs();
     const ids = Array.from({ length: 20 }, (_, i) => `burst-${i}`);
     const request = (id: string, tag = id) => ({ id, pool: 'idle', context: { digest: context }, image: { repository: 'app/burst', tags: [tag] } });
