@@ -61,6 +61,11 @@ export const WorkerOptions = z.strictObject({
   announceMs: z.number().int().min(100).default(5_000),
   /** how often the worker tells JetStream it is still working on a job */
   heartbeatMs: z.number().int().min(100).default(10_000),
+  /**
+   * stop (drained, exit 0) after this many builds: 1 gives one fresh pod per build under a KEDA
+   * ScaledJob; absent, the worker takes builds until it is told to stop
+   */
+  maxBuilds: z.number().int().positive().optional(),
   /** how long SIGTERM waits for the current build before handing it back */
   drainGraceMs: z.number().int().min(0).default(120_000),
   /** serve GET /metrics (Prometheus) and /healthz on this port, all interfaces; 0 picks a free one; absent: no server */

@@ -62,7 +62,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     const maxDeliver = (await consumer.info(true)).config.max_deliver ?? 1;
     const builder = createBuilder({
       kind: config.builder,
-      // The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl).
+      // The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl, buildah).
       env: { PATH: `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...containersEnv },
       runNetwork: config.runNetwork,
       stateDir: config.stateDir,
@@ -70,6 +70,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),
       ...(config.registryPullAuthFile === undefined ? {} : { pullAuthFile: config.registryPullAuthFile }),
       limits: config.limits,
+      signingPublicKeyPath: config.signingPublicKeyPath,
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();
@@ -82,6 +83,12 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     lifecycle.ready();
     const ports = meteredPorts(natsPorts({ config, nc, js, s3, builds, builder, registry: (host) => registries.client(host), lifecycle, log: wlog }), metrics);
     const runner = new JobRunner(config, ports, maxDeliver, wlog);
+    // Counted when a build starts, not per message: a claim refused (a duplicate delivery, another
+    // worker's build) is not one of this worker's builds.
+    let started = 0;
+    lifecycle.onChange((state) => {
+      if (state.phase === 'building') started += 1;
+    });
     wlog.info({ builder: builder.name, maxDeliver }, 'worker ready');
     while (!lifecycle.pulling.aborted) {
       let msg;
@@ -99,6 +106,10 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
         wlog.error({ err: e, subject: msg.subject }, 'job handling failed; handing it back');
         msg.nak(1_000);
       });
+      if (config.maxBuilds !== undefined && started >= config.maxBuilds) {
+        wlog.info({ maxBuilds: config.maxBuilds }, 'build budget spent; stopping');
+        lifecycle.drain();
+      }
     }
   };
 

@@ -16,7 +16,7 @@ function workersWhen(fleet: LocalFleet, ok: (ws: WorkerInfo[]) => boolean, what:
 describe('worker registry', () => {
   let fleet: LocalFleet;
   beforeAll(async () => {
-    fleet = await startTestFleet({ coordinator: { workerTtlMs: 2_000 }, worker: { announceMs: 400 } });
+    fleet = await startTestFleet({ coordinator: { workerTtlMs: 2_000, pools: ['once'] }, worker: { announceMs: 400 } });
   });
   afterAll(async () => {
     await fleet?.stop();
@@ -36,6 +36,19 @@ describe('worker registry', () => {
     await fleet.client.follow('registry-1', {});
     const idle = await workersWhen(fleet, (ws) => ws[0]?.state === 'idle', 'the worker idle again', 10_000);
     expect(idle[0]?.buildId).toBeUndefined();
+  });
+
+  it('a worker with maxBuilds 1 (one pod per build) takes one build, then exits 0 and leaves the next one queued', async () => {
+    const once = await fleet.addWorker({ pool: 'once', maxBuilds: 1 });
+    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+    for (const id of ['once-1', 'once-2']) await fleet.client.submit({ id, pool: 'once', context: { digest }, image: { repository: 'app/once', tags: [id] } });
+    expect((await once.exited).exitCode).toBe(0);
+    // exactly one of the two ran to its end on the worker (verified after it left); the other waits for the next pod
+    const states = await eventuallyValue(async () => {
+      const now = await Promise.all(['once-1', 'once-2'].map(async (id) => (await fleet.client.status(id)).state.phase));
+      return now.includes('pushed') ? now : undefined;
+    }, 30_000, 'the one build pushed');
+    expect(states.toSorted()).toEqual(['pushed', 'queued']);
   });
 
   it('forgets a worker that was killed (kill -9) once its entry expires', async () => {
