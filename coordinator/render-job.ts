@@ -1,4 +1,4 @@
-import type { BuildJob, BuildRequest } from '../protocol/index.ts';
+import type { AllowedBase, BuildJob, BuildRequest } from '../protocol/index.ts';
 import type { CoordinatorConfig } from './config.ts';
 import { contextKeyOf } from './context-ref.ts';
 import type { LoadedCatalog } from './platform/catalog.ts';
@@ -16,7 +16,7 @@ export function quarantineOf(request: BuildRequest): { repository: string; tag: 
  * (with field paths) for a standard build naming ids the catalog does not have, so intake calls
  * it before accepting.
  */
-export function renderJob(request: BuildRequest, config: CoordinatorConfig, catalog: LoadedCatalog): BuildJob {
+export function renderJob(request: BuildRequest, config: CoordinatorConfig, catalog: LoadedCatalog, allowedBases?: readonly AllowedBase[]): BuildJob {
   const standard = request.standard === undefined ? null : renderStandard(request.standard, catalog, config.registry.host);
   return {
     v: 1,
@@ -33,5 +33,6 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig, cata
     timeoutSeconds: request.timeoutSeconds ?? config.defaultRunTimeoutSeconds,
     image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },
     quarantine: quarantineOf(request),
+    ...(allowedBases === undefined ? {} : { allowedBases: [...allowedBases] }),
   };
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { BuildKind, GateId, Severity, parseWith, type GateResult } from '../../protocol/index.ts';
+import { AllowedBase, BuildKind, GateId, Severity, TenantName, parseWith, type GateResult } from '../../protocol/index.ts';
 
 const Enforcement = z.enum(['block', 'report']);
 
@@ -53,6 +53,24 @@ export const GatePolicy = z.strictObject({
     )
     .default([]),
   vulnerabilities: VulnerabilityPolicy.prefault({}),
+  /**
+   * Where a FROM may pull from. Always allowed: the platform's official images (`official/*` in the
+   * fleet's registry) and the tenant's own repositories there (the platform tenant: the whole
+   * registry). Anything else must be listed here; the worker refuses the rest with E_BASE_NOT_ALLOWED
+   * before any pull.
+   */
+  bases: z
+    .strictObject({
+      allowed: z
+        .array(
+          AllowedBase.extend({
+            /** only these tenants; absent: every tenant */
+            tenants: z.array(TenantName).min(1).optional(),
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
 });
 export type GatePolicy = z.infer<typeof GatePolicy>;
 
