@@ -23,6 +23,7 @@ import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenB
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
 import { ActiveBuilds } from './tenancy/active-builds.ts';
+import { allowedBasesFor } from './tenancy/allowed-bases.ts';
 import { startNotifications } from './notifications/index.ts';
 import { BuildList } from './build-list.ts';
 import { WorkerInfo } from '../protocol/index.ts';
@@ -52,7 +53,11 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
   const active = await ActiveBuilds.watch(topology.builds, log);
-  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), { current: tenancy.current, activeBuilds: (t) => active.count(t) });
+  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), {
+    current: tenancy.current,
+    activeBuilds: (t) => active.count(t),
+    bases: (t) => allowedBasesFor(t, tenancy.current(), gates.policy.bases, config.registry.host),
+  });
   const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(nc)));
   const oidc = config.platform.oidcPath === undefined ? undefined : await OidcVerifier.create(JSON.parse(await readFile(config.platform.oidcPath, 'utf8')));
   const authenticator = new Authenticator(oidc === undefined ? { tokens } : { tokens, oidc });

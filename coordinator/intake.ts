@@ -8,6 +8,7 @@ import {
   parseWith,
   subjects,
   BuildView,
+  type AllowedBase,
   type BuildJob,
   type BuildRecord,
 } from '../protocol/index.ts';
@@ -52,8 +53,11 @@ export class Intake {
     private readonly log: Logger,
     /** told of every accepted build, so its queue clock starts */
     private readonly onQueued: (record: BuildRecord) => void,
-    /** the tenancy in force now (the platform config is reloadable), and each tenant's active builds */
-    private readonly tenancy: { current: () => Tenancy; activeBuilds: (tenant: string) => number },
+    /**
+     * the tenancy in force now (the platform config is reloadable), each tenant's active builds, and
+     * the bases its builds may use (put in the job: the worker checks every FROM against them)
+     */
+    private readonly tenancy: { current: () => Tenancy; activeBuilds: (tenant: string) => number; bases?: (tenant: string) => AllowedBase[] },
   ) {}
 
   /** `caller` is who asks, as authenticated by the API it came through; nothing is recorded for a refused request. */
@@ -77,7 +81,7 @@ export class Intake {
       });
     }
     // A standard build naming ids the catalog lacks is refused here, before it is recorded.
-    const job = renderJob(request, this.config, this.catalog);
+    const job = renderJob(request, this.config, this.catalog, this.tenancy.bases?.(caller.tenant));
     const key = contextKeyOf(request, this.s3.bucket);
     const context = await this.contexts.lookup(key, key === contextKey(request.context.digest));
     if (context === null) {
@@ -151,7 +155,7 @@ export class Intake {
   }
 
   private async enqueue(record: BuildRecord): Promise<void> {
-    await this.publishJob(renderJob(record.request, this.config, this.catalog));
+    await this.publishJob(renderJob(record.request, this.config, this.catalog, this.tenancy.bases?.(record.tenant)));
   }
 
   /** The build id is the message id: JetStream drops a second publish of the same job. */
