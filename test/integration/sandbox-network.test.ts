@@ -70,7 +70,7 @@ afterAll(async () => {
 async function probe(builder: BuilderKind, pool: string, id: string): Promise<{ verdicts: { label: string; target: string; verdict: string }[]; log: string }> {
   await fleet.client.submit({ id, context: { digest: context }, pool, image: { repository: 'sandbox/probe', tags: [id] } });
   const done = await fleet.client.follow(id, {});
-  expect(done.state, `${builder} build ${id}`).toMatchObject({ phase: 'pushed' });
+  expect(done.state, `${builder} build ${id}: ${JSON.stringify(done.state)}`).toMatchObject({ phase: 'pushed' });
   const log = await archivedLog(fleet, id);
   expect(log).toContain('PROBE-DONE');
   const verdicts = [...log.matchAll(VERDICT)].map((m) => ({ label: m[1] ?? '', target: `${m[2] ?? ''}:${m[3] ?? ''}`, verdict: m[4] ?? '' }));
