@@ -30,6 +30,8 @@ export const FleetEnvironment = z.object({
   FLEET_S3_ENDPOINT: z.url().optional(),
   FLEET_S3_REGION: z.string().min(1).optional(),
   FLEET_S3_PATH_STYLE: flag.optional(),
+  /** the worker's `maxBuilds`, over its config file: one image's config serves a Deployment and a one-build-per-pod ScaledJob */
+  FLEET_WORKER_MAX_BUILDS: z.coerce.number().int().positive().optional(),
 });
 export type FleetEnvironment = z.infer<typeof FleetEnvironment>;
 

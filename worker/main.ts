@@ -5,6 +5,7 @@
  */
 import { ErrorCode, isFleetError, parseWith } from '../protocol/index.ts';
 import { createLogger } from '../adapters/logger.ts';
+import { fleetEnvironment } from '../adapters/environment.ts';
 import { onStopSignals, runProcess } from '../adapters/process-entry.ts';
 import { assertNotRoot } from './not-root.ts';
 import { WorkerOptions } from './config.ts';
@@ -17,7 +18,8 @@ runProcess(
   log,
   async (options) => {
     assertNotRoot();
-    const worker = await startWorker(parseWith(WorkerOptions, options, 'worker options'), log);
+    const maxBuilds = fleetEnvironment().FLEET_WORKER_MAX_BUILDS;
+    const worker = await startWorker(parseWith(WorkerOptions, maxBuilds === undefined ? options : { ...(options as object), maxBuilds }, 'worker options'), log);
     onStopSignals(() => void worker.drain(), log);
     await worker.done;
     return worker.handedBack ? 75 : 0;
