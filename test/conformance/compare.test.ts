@@ -25,7 +25,13 @@ describe('conformance compare', () => {
   it('file trees are compared line by line', () => {
     const file = { path: '/d/a', type: 'file' as const, mode: '0644', owner: '0:0', sha256: 'aa' };
     const c = compareEntry(entry(), facts({ buildah: image({}, [file]), buildkit: image({}, [file]), kaniko: image({}, [{ ...file, owner: '1000:1000' }]) }));
-    expect(c.cells[2]?.differences[0]).toMatchObject({ aspect: 'tree', got: '+ /d/a file 0644 1000:1000 aa; - /d/a file 0644 0:0 aa' });
+    expect(c.cells[2]?.differences[0]).toMatchObject({ aspect: 'tree', got: '/d/a file 0644 1000:1000 aa (majority: /d/a file 0644 0:0 aa)' });
+  });
+
+  it('a compared path missing from an image differs even when every builder agrees on it', () => {
+    const c = compareEntry(entry({ files: ['/made'] }), facts({ buildah: image({}), buildkit: image({}), kaniko: image({}) }));
+    expect(verdicts(c)).toEqual({ buildah: 'differs', buildkit: 'differs', kaniko: 'differs' });
+    expect(c.cells[0]?.differences).toEqual([{ aspect: 'missing', got: '/made', wanted: 'present' }]);
   });
 
   it('a failure is held against the expected outcome, code and exit code, even when all builders agree', () => {
@@ -35,8 +41,14 @@ describe('conformance compare', () => {
     expect(c.cells[2]?.differences.map((d) => d.aspect)).toEqual(['outcome']);
   });
 
-  it('with no two builders agreeing, every pushed builder differs', () => {
+  it('with no two builders agreeing, BuildKit (Docker\'s builder) is the reference', () => {
     const c = compareEntry(entry(), facts({ buildah: failed('E_DOCKERFILE_INVALID'), buildkit: image({ Cmd: ['a'] }), kaniko: image({}) }));
-    expect(verdicts(c)).toEqual({ buildah: 'differs', buildkit: 'differs', kaniko: 'differs' });
+    expect(verdicts(c)).toEqual({ buildah: 'differs', buildkit: 'agrees', kaniko: 'differs' });
+    expect(c.cells[2]?.differences).toEqual([{ aspect: 'config.Cmd', got: '(not set)', wanted: '["a"]' }]);
+  });
+
+  it('with no majority and no BuildKit image, every pushed builder differs', () => {
+    const c = compareEntry(entry(), facts({ buildah: image({ Cmd: ['b'] }), kaniko: image({}) }));
+    expect(verdicts(c)).toEqual({ buildah: 'differs', kaniko: 'differs' });
   });
 });

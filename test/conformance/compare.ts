@@ -7,11 +7,11 @@ import { COMPARED_FIELDS, treeLine, type ImageFacts } from './image-facts.ts';
 /** What one builder did with one corpus Dockerfile. */
 export type BuildFacts =
   | { outcome: 'pushed'; seconds: number; attempt: number; image: ImageFacts }
-  | { outcome: 'failed'; seconds: number; attempt: number; code: string; message: string; exitCode?: number; step?: string }
+  | { outcome: 'failed'; seconds: number; attempt: number; code: string; message: string; exitCode?: number; step?: string; logTail?: string[] }
   | { outcome: 'other'; seconds: number; phase: string };
 
 export interface AspectDifference {
-  /** `outcome`, `code`, `exitCode`, `tree` or `config.<Field>` */
+  /** `outcome`, `code`, `exitCode`, `tree`, `missing` (a compared path absent) or `config.<Field>` */
   aspect: string;
   /** this builder's value and what the others (or the expectation) had, as short text */
   got: string;
@@ -56,16 +56,23 @@ export function compareEntry(entry: CorpusEntry, facts: ReadonlyMap<BuilderKind,
   }
   const pushed = new Map<BuilderKind, ImageFacts>();
   for (const [b, f] of facts) if (f.outcome === 'pushed') pushed.set(b, f.image);
-  const aspects: [string, (i: ImageFacts) => unknown][] = [
-    ...COMPARED_FIELDS.map((field): [string, (i: ImageFacts) => unknown] => [`config.${field}`, (i) => i.config[field]]),
-    ['tree', (i) => i.tree.map(treeLine)],
-  ];
-  for (const [aspect, pick] of aspects) {
-    for (const [b, odd, reference] of outliers(pushed, pick)) {
-      if (aspect !== 'tree') add(b, aspect, odd, reference ?? 'no two builders agree');
-      else if (reference === null) add(b, aspect, treeLines(odd), 'no two builders agree');
-      else add(b, aspect, treeDiff(odd, reference), 'the majority\'s tree');
+  for (const field of COMPARED_FIELDS) {
+    for (const [b, odd, reference] of outliers(pushed, (i) => i.config[field])) add(b, `config.${field}`, odd, reference ?? 'no two builders agree');
+  }
+  // The tree path by path: each path's entry (or its absence) against the majority's.
+  const paths = [...new Set([...pushed.values()].flatMap((i) => i.tree.map((e) => e.path)))].sort();
+  const treeDiffs = new Map<BuilderKind, string[]>();
+  for (const path of paths) {
+    for (const [b, odd, reference] of outliers(pushed, (i) => lineAt(i, path))) {
+      treeDiffs.set(b, [...(treeDiffs.get(b) ?? []), `${odd ?? `${path} absent`} (majority: ${reference ?? 'none'})`]);
     }
+  }
+  for (const [b, lines] of treeDiffs) add(b, 'tree', lines.join('; '), 'the majority\'s tree');
+  // A compared path every pushed image must have: a builder that silently skipped the step that
+  // makes it (and a corpus entry that tests nothing) shows here even when the others agree.
+  for (const [b, i] of pushed) {
+    const missing = entry.expect.files.filter((p) => !i.tree.some((e) => e.path === p || e.path.startsWith(`${p}/`)));
+    if (missing.length > 0) add(b, 'missing', missing.join(', '), 'present');
   }
   return {
     name: entry.name,
@@ -77,25 +84,22 @@ export function compareEntry(entry: CorpusEntry, facts: ReadonlyMap<BuilderKind,
   };
 }
 
-/** Builders whose value differs from the majority's, with their value and the majority's (null if none). */
+/**
+ * Builders whose value differs from the majority's, with their value and the reference value.
+ * With no majority (two builders pushed and disagree, or three disagree) BuildKit's value is the
+ * reference when it pushed: it is Docker's own builder, so its behaviour is the Dockerfile
+ * reference's; otherwise every builder differs (reference null).
+ */
 function outliers<T>(values: ReadonlyMap<BuilderKind, ImageFacts>, pick: (i: ImageFacts) => T): [BuilderKind, T, T | null][] {
   const picked = [...values].map(([b, i]) => [b, pick(i)] as const);
   if (picked.length < 2) return [];
-  const majority = picked.find(([, v]) => picked.filter(([, w]) => isDeepStrictEqual(v, w)).length * 2 > picked.length);
+  const majority = picked.find(([, v]) => picked.filter(([, w]) => isDeepStrictEqual(v, w)).length * 2 > picked.length) ?? picked.find(([b]) => b === 'buildkit');
   return picked.filter(([, v]) => majority === undefined || !isDeepStrictEqual(v, majority[1])).map(([b, v]) => [b, v, majority?.[1] ?? null]);
 }
 
-function treeLines(tree: unknown): string {
-  return Array.isArray(tree) && tree.length > 0 ? (tree as string[]).join('; ') : '(nothing under the compared paths)';
-}
-
-/** `+` lines only this builder has, `-` lines only the majority has. */
-function treeDiff(odd: unknown, reference: unknown): string {
-  const a = new Set(Array.isArray(odd) ? (odd as string[]) : []);
-  const b = new Set(Array.isArray(reference) ? (reference as string[]) : []);
-  const only = [...a].filter((l) => !b.has(l)).map((l) => `+ ${l}`);
-  const missing = [...b].filter((l) => !a.has(l)).map((l) => `- ${l}`);
-  return [...only, ...missing].join('; ') || '(same lines, other order)';
+function lineAt(image: ImageFacts, path: string): string | undefined {
+  const e = image.tree.find((x) => x.path === path);
+  return e === undefined ? undefined : treeLine(e);
 }
 
 function show(v: unknown): string {

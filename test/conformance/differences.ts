@@ -10,7 +10,7 @@ export interface DocumentedDifference {
   corpus: string;
   builder: BuilderKind;
   /**
-   * Which aspects differ: `outcome`, `code`, `exitCode`, `tree`, or `config.<Field>`; an aspect
+   * Which aspects differ: `outcome`, `code`, `exitCode`, `tree`, `missing`, or `config.<Field>`; an aspect
    * matches an entry when it equals one of these or starts with it followed by a dot.
    */
   aspects: readonly string[];

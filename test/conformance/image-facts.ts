@@ -85,6 +85,8 @@ function normaliseConfig(c: z.infer<typeof RunConfig>): ConfigFacts {
       value = Object.fromEntries(Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== 0 && v !== null && v !== undefined));
     }
     if ((field === 'ExposedPorts' || field === 'Volumes') && value !== null && value !== undefined) value = Object.keys(value as Record<string, unknown>).sort();
+    // "/" is where a process starts when no WorkingDir is set; BuildKit writes it for a scratch stage.
+    if (field === 'WorkingDir' && value === '/') value = undefined;
     if (!isEmpty(value)) out[field] = value;
   }
   return out;

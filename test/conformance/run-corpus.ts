@@ -147,6 +147,7 @@ async function buildOne(fleet: LocalFleet, registry: RegistryClient, runId: stri
       message: state.error.message,
       ...(typeof d?.exitCode === 'number' ? { exitCode: d.exitCode } : {}),
       ...(typeof d?.step === 'string' ? { step: d.step } : {}),
+      ...(Array.isArray(d?.logTail) ? { logTail: d.logTail.slice(-8).map(String) } : {}),
     };
   }
   return { outcome: 'other', seconds: secs(performance.now() - t0), phase: state.phase };

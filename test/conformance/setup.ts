@@ -17,9 +17,9 @@ RUN chmod 1777 /tmp && rm /tmp/.keep
 `;
 
 /**
- * Builds the images the corpus starts FROM, once per run, with buildah through the fleet: the
- * busybox base, and an image with ONBUILD triggers (for onbuild-trigger). Both are pushed by
- * buildah for every builder to pull, so no builder's own output is compared against itself.
+ * Builds the images the corpus starts FROM, once per run, through the fleet: the busybox base
+ * (buildah) and an image with ONBUILD triggers (BuildKit), for onbuild-trigger. Every builder
+ * pulls the same two images.
  */
 export async function buildSetupImages(fleet: LocalFleet, runId: string, signal?: AbortSignal): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-corpus-base-'));
@@ -35,16 +35,18 @@ export async function buildSetupImages(fleet: LocalFleet, runId: string, signal?
     // The context carries files only; a placeholder keeps /tmp.
     await writeFile(join(root, 'tmp', '.keep'), '');
     await writeFile(join(dir, 'Dockerfile'), BASE_DOCKERFILE);
-    await buildWithBuildah(fleet, dir, `${runId}-setup-base`, CORPUS_BASE, signal);
+    await buildOn(fleet, 'default', dir, `${runId}-setup-base`, CORPUS_BASE, signal);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  await buildWithBuildah(fleet, join(SETUP_DIR, 'onbuild-parent'), `${runId}-setup-onbuild`, ONBUILD_PARENT, signal);
+  // BuildKit: buildah writes OCI images, whose config has no OnBuild (buildah#2388), so a parent
+  // it built would carry no triggers and onbuild-trigger would test nothing.
+  await buildOn(fleet, 'buildkit', join(SETUP_DIR, 'onbuild-parent'), `${runId}-setup-onbuild`, ONBUILD_PARENT, signal);
 }
 
-async function buildWithBuildah(fleet: LocalFleet, dir: string, id: string, image: { repository: string; tag: string }, signal?: AbortSignal): Promise<void> {
+async function buildOn(fleet: LocalFleet, pool: string, dir: string, id: string, image: { repository: string; tag: string }, signal?: AbortSignal): Promise<void> {
   const { digest } = await fleet.client.uploadContext(dir);
-  await fleet.client.submit({ id, context: { digest }, pool: 'default', image: { repository: image.repository, tags: [image.tag] } });
+  await fleet.client.submit({ id, context: { digest }, pool, image: { repository: image.repository, tags: [image.tag] } });
   const done = await fleet.client.follow(id, {}, signal);
   if (done.state.phase !== 'pushed') throw new Error(`corpus set-up image ${image.repository}:${image.tag} did not build: ${JSON.stringify(done.state)}`);
 }
