@@ -9,7 +9,7 @@ import { cacheBin } from '../../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
 import { ScanReport, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
 import { storedEvents } from '../../client/index.ts';
-import { FLEET_BIN, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { FLEET_BIN, adminFetch, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { scanWithGrype } from '../../scanner/grype.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -196,6 +196,15 @@ describe('scanning', () => {
     }, 30_000, 'the delivered attempt in fleet notifications');
     expect(listed.map((d) => [d.attempt, d.outcome, d.httpStatus])).toEqual([[1, 'failed', 503], [2, 'delivered', 204]]);
     expect(listed[0]?.url).toBe(receiver.url);
+    // over HTTP: the platform admin sees them; another tenant's reader sees none of them
+    const asAdmin = (await (await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/notifications`)).json()) as { deliveries: Array<{ id: string }> };
+    expect(asAdmin.deliveries.filter((d) => d.id === event.id)).toHaveLength(2);
+    const token = (await fleet.client.tokens({ op: 'create', tenant: 'payments', role: 'reader', name: 'notifications test' })).token ?? '';
+    const asTenant = await fetch(`${fleet.coordinator.httpUrl}/v1/notifications`, { headers: { authorization: `Bearer ${token}` } });
+    expect(asTenant.status).toBe(200);
+    expect(((await asTenant.json()) as { deliveries: unknown[] }).deliveries).toEqual([]);
+    const snooping = await fetch(`${fleet.coordinator.httpUrl}/v1/notifications?tenant=platform`, { headers: { authorization: `Bearer ${token}` } });
+    expect(snooping.status).toBe(403);
   });
 
   it('promotes an image whose Critical is allowlisted for its repository, naming the entry', async () => {
