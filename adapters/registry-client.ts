@@ -120,6 +120,20 @@ export class RegistryClient {
     return res.status;
   }
 
+  /**
+   * The registry's `Docker-Content-Digest` for `repository:reference` (a HEAD: no bytes move, and
+   * Docker Hub does not count it against pull limits), or null when it has none. The registry's
+   * word, not computed: good enough to notice that a tag moved, never to trust an image by.
+   */
+  async headDigest(repository: string, reference: string, signal?: AbortSignal): Promise<string | null> {
+    const what = `HEAD manifest ${repository}:${reference}`;
+    const res = await this.call(what, `${repository}/manifests/${reference}`, { method: 'HEAD', headers: { accept: ACCEPT }, signal: signal ?? null });
+    if (res.status === 404) return null;
+    await res.body?.cancel();
+    if (!res.ok) this.fail(what, res);
+    return res.headers.get('docker-content-digest');
+  }
+
   /** A blob's bytes, checked against its digest. */
   async blob(repository: string, digest: string, signal?: AbortSignal): Promise<Uint8Array> {
     const res = await this.blobResponse(repository, digest, signal);

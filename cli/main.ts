@@ -11,6 +11,7 @@ import { FleetClient, auditTrail, storedEvents } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
+import { publishBaseCommand, rebuildsCommand } from './rebuilds.ts';
 import { readDeliveries } from '../coordinator/notifications/deliveries-log.ts';
 
 const USAGE = `usage:
@@ -33,6 +34,9 @@ const USAGE = `usage:
   fleet tokens create --tenant T --role submitter|reader|admin --name NAME [--ttl SECONDS]
   fleet tokens ls [--tenant T] | revoke ID        HTTP API tokens (admin); a token is shown once
   fleet audit [--tenant T]                        who asked for what, accepted or refused (admin)
+  fleet rebuilds [--base REF]                     rebuild waves after a base moved: the change, each dependent and its state (admin)
+  fleet publish-base [--ref official/base:1] [--release TEXT] [--registry HOST]
+                                                  republish an official image with a small real change, signed (starts a wave)
   fleet notifications [--tenant T]                webhook deliveries: each attempt, its outcome and HTTP status (admin)
 common: --nats URL (default: $FLEET_NATS_URL with $FLEET_NATS_NKEY and $FLEET_NATS_USER, else the fleet started by \`fleet up\`), --json
 exit codes: 0 pushed, 1 failed, 2 invalid, 3 cancelled, 4 expired, 5 in progress, 6 unavailable, 7 not found, 8 conflict,
@@ -71,6 +75,17 @@ async function main(argv: string[]): Promise<number> {
       return audit(rest);
     case 'scan':
       return scan(rest);
+    case 'rebuilds': {
+      const { values } = parse(rest, { base: { type: 'string' } });
+      return withClient(values.nats, (client) => rebuildsCommand(client, { ...(values.base === undefined ? {} : { base: values.base }), json: values.json }));
+    }
+    case 'publish-base': {
+      const { values } = parse(rest, { ref: { type: 'string' }, release: { type: 'string' }, registry: { type: 'string' } });
+      const host = values.registry ?? (await readLocalFleet())?.registry;
+      if (host === undefined) throw new UsageError('no local fleet: name the registry with --registry HOST');
+      const loopback = /^(127\.0\.0\.1|localhost)(:\d+)?$/.test(host);
+      return publishBaseCommand({ host, insecure: loopback }, { ref: values.ref ?? 'official/base:1', release: values.release ?? new Date().toISOString(), json: values.json });
+    }
     case 'notifications':
       return notifications(rest);
     case undefined:

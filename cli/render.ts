@@ -48,6 +48,9 @@ export class Renderer {
       case 'expired':
         this.out.write(`${mark} ${this.paint('35', 'expired')}: no worker started it within ${e.queueTtlSeconds}s\n`);
         break;
+      case 'rebuild':
+        this.out.write(`${mark} rebuild of ${e.rebuildOf.buildId}: ${e.rebuildOf.reason}\n`);
+        break;
     }
   }
 

@@ -6,6 +6,7 @@ import { NatsCredentials } from '../adapters/nats.ts';
 import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
 import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
+import { RebuildOptions } from './rebuilds/options.ts';
 
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
@@ -64,6 +65,8 @@ export const CoordinatorOptions = z.strictObject({
   scan: z.strictObject({ timeoutMs: z.number().int().min(1000).default(10 * 60_000) }).optional(),
   /** how long the audit trail is kept */
   auditMaxAgeMs: z.number().int().positive().default(365 * 24 * 3600 * 1000),
+  /** rebuild on base update: notice base changes (registry notifications, a poller), rebuild dependents in waves */
+  rebuilds: RebuildOptions.prefault({}),
   /** how long build logs and events stay in JetStream */
   buildsMaxAgeMs: z.number().int().positive().default(7 * 24 * 3600 * 1000),
 });

@@ -23,8 +23,9 @@ import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenB
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
 import { ActiveBuilds } from './tenancy/active-builds.ts';
+import { startRebuilds } from './rebuilds/index.ts';
 import { allowedBasesFor } from './tenancy/allowed-bases.ts';
-import { readDeliveries, startNotifications } from './notifications/index.ts';
+import { startNotifications } from './notifications/index.ts';
 import { BuildList } from './build-list.ts';
 import { WorkerInfo } from '../protocol/index.ts';
 
@@ -68,6 +69,14 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const audit = new AuditTrail(js, log);
   const notifications = await startNotifications(nc, store, (tenant) => tenancy.current().hookOf(tenant), config.buildsMaxAgeMs, log);
   const buildList = await BuildList.watch(topology.builds, topology.workers, log);
+  const rebuilds = await startRebuilds(nc, config.rebuilds, {
+    submit: (raw, caller) => intake.submit(raw, caller),
+    record: async (id) => (await store.get(id))?.record ?? null,
+    publish: (event) => store.publish(event),
+    registry: new RegistryClient({ ...config.registry, credentials: config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host) }),
+    registryHost: config.registry.host,
+    notify: async (tenant, subject, data, id) => void (await notifications.notifier.notify(tenant, 'dev.fleet.image.rebuilt', subject, data, { id })),
+  }, log);
   const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, audit, config, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, audit, log, {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
@@ -75,7 +84,6 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   }, {
     builds: buildList,
     deadLetters,
-    notifications: (tenant) => readDeliveries(nc, tenant),
     workers: async () => {
       const list: WorkerInfo[] = [];
       for await (const key of await topology.workers.keys()) {
@@ -86,7 +94,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       }
       return list.sort((a, b) => a.workerId.localeCompare(b.workerId));
     },
-  });
+  }, rebuilds);
 
   const stop = new AbortController();
   const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
@@ -112,6 +120,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       active.close();
       buildList.close();
       await Promise.all([reportLoop, deadLetterLoop]);
+      await rebuilds?.close();
       await notifications.close();
       // Phase 2: flush and close the connection.
       await nc.drain();

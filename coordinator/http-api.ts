@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { BuildListQuery, queryOf, type BuildList } from './build-list.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import { serveUi } from './ui-assets.ts';
-import type { NotificationDelivery } from '../protocol/notification.ts';
+import { authorizeNotifier, type Rebuilds } from './rebuilds/index.ts';
 
 
 const BUILD_PATH = /^\/v1\/builds\/([^/]+)$/;
@@ -25,8 +25,6 @@ export interface ConsoleSources {
   builds: BuildList;
   workers(): Promise<WorkerInfo[]>;
   deadLetters: Pick<DeadLetters, 'list' | 'retry' | 'drop'>;
-  /** webhook delivery attempts (coordinator/notifications), one tenant's or (undefined) every tenant's */
-  notifications?: (tenant: string | undefined) => Promise<NotificationDelivery[]>;
 }
 
 /** Streams a build's log as Server-Sent Events (`log`, `event`, then `end`). */
@@ -52,6 +50,8 @@ export async function serveHttp(
   log: Logger,
   ops?: OpsEndpoints,
   consoleSources?: ConsoleSources,
+  /** rebuild on base update (coordinator/rebuilds): registry notifications in, waves out; absent: those routes 404 */
+  rebuilds?: Rebuilds | null,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
@@ -79,13 +79,7 @@ export async function serveHttp(
     // Everything else is for authenticated callers only, and each sees only its tenant's builds.
     const caller = await authenticator.authenticate(req.headers.authorization);
     if (consoleSources !== undefined && (await consoleRoute(req, res, url, caller, consoleSources))) return;
-    if (path === '/v1/notifications' && req.method === 'GET' && consoleSources?.notifications !== undefined) {
-      // A tenant's callers see its deliveries; a platform admin every tenant's, or one with ?tenant=.
-      const asked = url.searchParams.get('tenant') ?? undefined;
-      const admin = caller.role === 'admin' && caller.tenant === PLATFORM_TENANT;
-      if (asked !== undefined && !admin && asked !== caller.tenant) throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: tenant: ${caller.tenant} may not read ${asked}'s notifications`);
-      return send(res, 200, { deliveries: await consoleSources.notifications(admin ? asked : caller.tenant) });
-    }
+    if (rebuilds !== undefined && rebuilds !== null && (await rebuildRoute(req, res, url, caller, rebuilds))) return;
     const readable = async (id: string) => {
       const found = await store.get(id);
       if (found === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
@@ -128,6 +122,24 @@ export async function serveHttp(
       return send(res, 200, { build: toView(record) });
     }
     sendError(res, new FleetError(ErrorCode.E_NOT_FOUND, `no route ${req.method ?? ''} ${path}`));
+  }
+
+  /**
+   * POST /v1/registry/events: a registry's push notifications (distribution's envelope, Harbor's
+   * webhook), from a platform token; GET /v1/rebuilds[?base=REF]: the waves. True when it answered.
+   */
+  async function rebuildRoute(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, r: Rebuilds): Promise<boolean> {
+    if (url.pathname === '/v1/registry/events' && req.method === 'POST') {
+      authorizeNotifier(caller);
+      const body = decodeWith(z.unknown(), await readBody(req, config.http.maxBodyBytes), 'registry notification');
+      send(res, 200, { noticed: r.notification(body) });
+      return true;
+    }
+    if (url.pathname === '/v1/rebuilds' && req.method === 'GET') {
+      send(res, 200, { waves: await r.list(caller, url.searchParams.get('base') ?? undefined), looks: r.looks() });
+      return true;
+    }
+    return false;
   }
 
   /** GET /v1/builds, /v1/workers, /v1/dead-letters (+ retry, drop): true when it answered. */

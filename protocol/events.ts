@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
 import { BaseImage } from './provenance.ts';
+import { RebuildOf } from './rebuild.ts';
 import { Finding, ScannerIdentity } from './scan.ts';
 import { BuildView, type Phase } from './state.ts';
 import { Verdict } from './verdict.ts';
@@ -23,6 +24,8 @@ export const BuildEvent = z.discriminatedUnion('type', [
    * scanner's DB moved (coordinator/rescans.ts); its tags are left alone: people decide
    */
   z.object({ ...base, type: z.literal('vulnerable'), digest: Digest, references: z.array(z.string()), scanner: ScannerIdentity, findings: z.array(Finding) }),
+  /** this build rebuilds a dependent because its base moved (published right after `queued`) */
+  z.object({ ...base, type: z.literal('rebuild'), rebuildOf: RebuildOf }),
 ]);
 export type BuildEvent = z.infer<typeof BuildEvent>;
 
@@ -37,6 +40,7 @@ export const PHASE_OF_EVENT: Readonly<Record<BuildEvent['type'], Phase>> = {
   cancelled: 'cancelled',
   expired: 'expired',
   vulnerable: 'pushed',
+  rebuild: 'queued',
 };
 
 /** One line of builder output. `n` counts from 1 per attempt, so a reader can spot gaps. */

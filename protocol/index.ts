@@ -16,3 +16,4 @@ export * from './tokens-api.ts';
 export * from './audit.ts';
 export * from './provenance.ts';
 export * from './notification.ts';
+export * from './rebuild.ts';

@@ -66,6 +66,8 @@ export const WaveMember = z.strictObject({
   status: z.enum(['pending', 'submitted', 'refused']),
   submittedAt: Timestamp.optional(),
   error: ErrorBody.optional(),
+  /** the phase its build ended in, once it has (the tenant is told then, once) */
+  ended: z.string().optional(),
 });
 export type WaveMember = z.infer<typeof WaveMember>;
 
@@ -90,7 +92,7 @@ export type RebuildWave = z.infer<typeof RebuildWave>;
 
 /** A wave as listed: each member with its build's phase now (`pending`/`refused` before it has one). */
 export const RebuildWaveView = RebuildWave.extend({
-  members: z.array(WaveMember.extend({ phase: z.string() })),
+  members: z.array(WaveMember.extend({ phase: z.string(), digest: Digest.optional() })),
 });
 export type RebuildWaveView = z.infer<typeof RebuildWaveView>;
 

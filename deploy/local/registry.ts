@@ -14,6 +14,18 @@ export interface Registry {
   credentials?: RegistryCredentials;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * Has the registry tell `url` of every push (distribution's `notifications.endpoints`, with
+   * `Authorization: Bearer <token>`), as a production registry tells the coordinator; restarts it
+   * to read the new config (the storage stays).
+   */
+  notifyTo(url: string, token: string): Promise<void>;
+}
+
+/** Where and how the registry sends its notifications. */
+interface NotificationEndpoint {
+  url: string;
+  token: string;
 }
 
 /**
@@ -26,8 +38,7 @@ export async function startRegistry(dir: string, opts: { auth?: boolean } = {}):
   const config = join(dir, 'config.yml');
   const credentials = opts.auth === true ? { username: 'fleet', password: randomBytes(18).toString('base64url') } : undefined;
   if (credentials !== undefined) await writeFile(join(dir, 'htpasswd'), `${credentials.username}:${await bcrypt.hash(credentials.password, 10)}\n`, { mode: 0o600 });
-  await writeFile(
-    config,
+  const render = (notify: NotificationEndpoint | null): string =>
     [
       'version: 0.1',
       'log:',
@@ -40,9 +51,14 @@ export async function startRegistry(dir: string, opts: { auth?: boolean } = {}):
       'http:',
       `  addr: 127.0.0.1:${port}`,
       ...(credentials === undefined ? [] : ['auth:', '  htpasswd:', '    realm: fleet', `    path: ${join(dir, 'htpasswd')}`]),
+      // Best effort, like any registry's: a few quick retries, then a short backoff; the coordinator's poller covers the rest.
+      ...(notify === null
+        ? []
+        : ['notifications:', '  endpoints:', '    - name: fleet', `      url: ${notify.url}`, '      headers:', `        Authorization: [${JSON.stringify(`Bearer ${notify.token}`)}]`, '      timeout: 2s', '      threshold: 3', '      backoff: 1s']),
       '',
-    ].join('\n'),
-  );
+    ].join('\n');
+  // 0600: once notifications are on, it holds the notifier's token.
+  await writeFile(config, render(null), { mode: 0o600 });
   const host = `127.0.0.1:${port}`;
   let child: ChildHandle | null = null;
   const registry: Registry = {
@@ -57,6 +73,11 @@ export async function startRegistry(dir: string, opts: { auth?: boolean } = {}):
         const res = await fetch(`http://${host}/v2/`);
         return res.ok || (credentials !== undefined && res.status === 401) ? true : null;
       });
+    },
+    async notifyTo(url, token) {
+      await writeFile(config, render({ url, token }), { mode: 0o600 });
+      await registry.stop();
+      await registry.start();
     },
     async stop() {
       const c = child;

@@ -1,0 +1,56 @@
+import { AckPolicy, DeliverPolicy, type JetStreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
+import { z } from 'zod';
+import { ErrorCode, consumers, decodeWith, streams, subjects, type BuildRecord } from '../../protocol/index.ts';
+import type { Logger } from '../../adapters/logger.ts';
+import { consume } from '../consume.ts';
+
+const EVENTS_FILTER = subjects.event('*');
+/** Only these are read; any other event type (added later by another part of the fleet) is skipped, not refused. */
+const Ending = z.object({ type: z.enum(['pushed', 'failed', 'cancelled', 'expired']), buildId: z.string() });
+const TypeOnly = z.object({ type: z.string() });
+
+/** The durable consumer of build events the rebuilds read (new events only: history was indexed by whoever ran then). */
+export async function rebuildEventsConsumer(jsm: JetStreamManager, js: JetStreamClient): Promise<Consumer> {
+  const config = { durable_name: consumers.rebuilds, filter_subject: EVENTS_FILTER, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, max_deliver: 20, ack_wait: 30_000_000_000 };
+  try {
+    await jsm.consumers.info(streams.builds, consumers.rebuilds);
+  } catch {
+    await jsm.consumers.add(streams.builds, config);
+  }
+  return js.consumers.get(streams.builds, consumers.rebuilds);
+}
+
+/**
+ * Reads the durable event stream rather than hooking promotion: a coordinator that dies after
+ * promoting still indexes the build (the event is redelivered to the next one), and all of it is
+ * idempotent. A promotion updates the dependency index and is a notice that its own tags moved
+ * (so a rebuilt custom base starts its dependents' wave); any ending of a rebuild moves its wave.
+ */
+export function followBuildEvents(
+  consumer: Consumer,
+  handlers: { record(id: string): Promise<BuildRecord | null>; promoted(record: BuildRecord): Promise<void>; ended(record: BuildRecord): void },
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  return consume(
+    consumer,
+    {
+      what: 'build event (for rebuilds)',
+      decode: (msg) => {
+        const { type } = decodeWith(TypeOnly, msg.data, 'build event', ErrorCode.E_INTERNAL);
+        return Ending.safeParse({ ...decodeWith(z.record(z.string(), z.unknown()), msg.data, 'build event', ErrorCode.E_INTERNAL), type }).data ?? null;
+      },
+      handle: async (event) => {
+        if (event === null) return;
+        const record = await handlers.record(event.buildId);
+        if (record === null) return;
+        if (record.state.phase === 'pushed') await handlers.promoted(record);
+        if (record.request.rebuildOf !== undefined) handlers.ended(record);
+      },
+      log,
+      maxMessages: 64,
+      maxDeliveries: 20,
+    },
+    signal,
+  );
+}
