@@ -25,7 +25,7 @@ import { AuditTrail } from './audit.ts';
 import { ActiveBuilds } from './tenancy/active-builds.ts';
 import { startRebuilds } from './rebuilds/index.ts';
 import { allowedBasesFor } from './tenancy/allowed-bases.ts';
-import { startNotifications } from './notifications/index.ts';
+import { readDeliveries, startNotifications } from './notifications/index.ts';
 import { BuildList } from './build-list.ts';
 import { WorkerInfo } from '../protocol/index.ts';
 
@@ -84,6 +84,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   }, {
     builds: buildList,
     deadLetters,
+    notifications: (tenant) => readDeliveries(nc, tenant),
     workers: async () => {
       const list: WorkerInfo[] = [];
       for await (const key of await topology.workers.keys()) {

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { BuildListQuery, queryOf, type BuildList } from './build-list.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import { serveUi } from './ui-assets.ts';
+import type { NotificationDelivery } from '../protocol/notification.ts';
 import { authorizeNotifier, type Rebuilds } from './rebuilds/index.ts';
 
 
@@ -25,6 +26,8 @@ export interface ConsoleSources {
   builds: BuildList;
   workers(): Promise<WorkerInfo[]>;
   deadLetters: Pick<DeadLetters, 'list' | 'retry' | 'drop'>;
+  /** webhook delivery attempts (coordinator/notifications), one tenant's or (undefined) every tenant's */
+  notifications?: (tenant: string | undefined) => Promise<NotificationDelivery[]>;
 }
 
 /** Streams a build's log as Server-Sent Events (`log`, `event`, then `end`). */
@@ -79,6 +82,13 @@ export async function serveHttp(
     // Everything else is for authenticated callers only, and each sees only its tenant's builds.
     const caller = await authenticator.authenticate(req.headers.authorization);
     if (consoleSources !== undefined && (await consoleRoute(req, res, url, caller, consoleSources))) return;
+    if (path === '/v1/notifications' && req.method === 'GET' && consoleSources?.notifications !== undefined) {
+      // A tenant's callers see its deliveries; a platform admin every tenant's, or one with ?tenant=.
+      const asked = url.searchParams.get('tenant') ?? undefined;
+      const admin = caller.role === 'admin' && caller.tenant === PLATFORM_TENANT;
+      if (asked !== undefined && !admin && asked !== caller.tenant) throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: tenant: ${caller.tenant} may not read ${asked}'s notifications`);
+      return send(res, 200, { deliveries: await consoleSources.notifications(admin ? asked : caller.tenant) });
+    }
     if (rebuilds !== undefined && rebuilds !== null && (await rebuildRoute(req, res, url, caller, rebuilds))) return;
     const readable = async (id: string) => {
       const found = await store.get(id);
