@@ -1,9 +1,10 @@
-import { access, mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { BaseStore, ImportedBase } from './base-import.ts';
 import type { BuildkitDaemon } from './buildkitd.ts';
+import { pullLayerCache, pushLayerCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
@@ -25,7 +26,7 @@ const Metadata = z.object({ 'containerimage.digest': z.string() });
  * network namespace reaches neither the host's loopback nor (so) the fleet's registry: the
  * worker brings the FROM images in as an OCI layout handed over as named contexts, the image
  * comes back as an OCI layout the worker pushes (digest checked), and the layer cache is a local
- * directory per cache repository under the worker's state dir.
+ * directory per cache repository that the worker fills from the registry and pushes back.
  */
 export class BuildkitBuilder implements Builder {
   readonly name = 'buildkit';
@@ -50,11 +51,13 @@ export class BuildkitBuilder implements Builder {
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
     const layout = join(plan.workDir, 'buildkit-out');
     await rm(layout, { recursive: true, force: true });
+    const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal };
+    const cacheRef = plan.cacheRepository === undefined ? undefined : `${plan.cacheRepository}:buildkit`;
     let cache: BuildkitSandbox['cache'];
-    if (plan.cacheRepository !== undefined) {
+    if (plan.cacheRepository !== undefined && cacheRef !== undefined) {
       const dir = join(this.cacheDir, cacheDirName(plan.cacheRepository));
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      cache = { dir, filled: await access(join(dir, 'index.json')).then(() => true, () => false) };
+      await mkdir(this.cacheDir, { recursive: true, mode: 0o700 });
+      cache = { dir, filled: await pullLayerCache(cacheRef, dir, copy) };
     }
     const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache }) };
     const tracker = new VertexTracker(output);
@@ -63,7 +66,8 @@ export class BuildkitBuilder implements Builder {
     this.throwIfFailed(run, tracker);
     try {
       const built = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
-      const digest = await pushLayout(layout, plan.destinations, built, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.env.REGISTRY_AUTH_FILE, output, signal, builder: 'buildkit' });
+      const digest = await pushLayout(layout, plan.destinations, built, { ...copy, authFile: this.env.REGISTRY_AUTH_FILE, builder: 'buildkit' });
+      if (cache !== undefined && cacheRef !== undefined) await pushLayerCache(cache.dir, cacheRef, { ...copy, authFile: this.env.REGISTRY_AUTH_FILE });
       return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });
@@ -90,7 +94,7 @@ export interface BuildkitSandbox {
   baseLayout: string;
   bases: readonly ImportedBase[];
   network: 'private' | 'none';
-  /** the app's layer cache (a local cache directory); `filled` once a build exported into it */
+  /** the app's layer cache (a local OCI layout the worker syncs with the registry); `filled` when one came in */
   cache?: { dir: string; filled: boolean };
 }
 
@@ -112,10 +116,12 @@ export function buildctlArgs(plan: BuildPlan, metadata: string, sandbox: Buildki
   for (const base of sandbox.bases) args.push('--opt', `context:${contextName(base.image)}=oci-layout://${BASES}@${base.digest}`);
   // `none`: RUN steps get a network namespace of their own with loopback only.
   if (sandbox.network === 'none') args.push('--opt', 'force-network-mode=none');
-  // Workers keep the app's layer cache locally (the daemon cannot reach the registry's).
+  // The app's layer cache, as a local directory (the daemon cannot reach the registry): the
+  // worker copies it from and back to the registry (layer-cache.ts), so a fresh worker builds
+  // warm. image-manifest=true: a plain OCI image manifest, which skopeo copies as it is.
   if (sandbox.cache !== undefined) {
     if (sandbox.cache.filled) args.push('--import-cache', `type=local,src=${sandbox.cache.dir}`);
-    args.push('--export-cache', `type=local,dest=${sandbox.cache.dir},mode=max,oci-mediatypes=true`);
+    args.push('--export-cache', `type=local,dest=${sandbox.cache.dir},mode=max,image-manifest=true,oci-mediatypes=true`);
   }
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);

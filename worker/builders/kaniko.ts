@@ -3,6 +3,7 @@ import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises
 import { basename, dirname, join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { pinFromLines, type BaseStore } from './base-import.ts';
+import { pullKanikoCache, pushKanikoCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
@@ -46,6 +47,8 @@ export interface KanikoSandbox {
   cache: string;
   /** whether layers are cached (the plan has a cache repository) */
   cacheLayers: boolean;
+  /** the cache keys the registry held before the build (pushed back: only the new ones) */
+  knownKeys?: ReadonlySet<string>;
   network: 'private' | 'none';
 }
 
@@ -92,7 +95,9 @@ export class KanikoBuilder implements Builder {
     const layout = join(plan.workDir, KANIKO_OUT, 'oci');
     try {
       const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
-      const digest = await pushLayout(layout, plan.destinations, written, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.credentials.pushAuthFile, output, signal, builder: 'kaniko' });
+      const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.credentials.pushAuthFile, output, signal };
+      const digest = await pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' });
+      if (plan.cacheRepository !== undefined && sandbox.knownKeys !== undefined) await pushKanikoCache(sandbox.cache, plan.cacheRepository, sandbox.knownKeys, copy);
       return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });
@@ -120,7 +125,11 @@ export class KanikoBuilder implements Builder {
     await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported));
     const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
     await mkdir(cache, { recursive: true, mode: 0o700 });
-    return { dockerfile, bases, cache, cacheLayers: plan.cacheRepository !== undefined, network: this.network };
+    if (plan.cacheRepository === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network };
+    // The app's layer cache lives in the registry (a fresh worker builds warm): the worker copies
+    // it in, kaniko reads and writes the local `oci:` copy, the worker pushes the new keys back.
+    const knownKeys = await pullKanikoCache(plan.cacheRepository, cache, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal });
+    return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network };
   }
 
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
