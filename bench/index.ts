@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   intake: () => import('./intake.ts'),
   gates: () => import('./gates.ts'),
   extract: () => import('./extract.ts'),
+  ui: () => import('./ui.ts'),
 };
 const run = benches[which];
 if (run === undefined) {
