@@ -48,7 +48,13 @@ export async function writeContainersConfig(
     `[storage]\ndriver = "overlay"\ngraphroot = ${toml(join(stateDir, 'storage'))}\nrunroot = ${toml(join(runDir, 'storage'))}\nrootless_storage_path = ${toml(join(stateDir, 'storage'))}\n` +
       (opts.sharedImageStore === undefined ? '' : `\n[storage.options]\nadditionalimagestores = [${toml(opts.sharedImageStore)}]\n`),
   );
-  await writeFile(containers, '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
+  // default_rootless_network_cmd: the buildah the bootstrap builds (1.43) would give rootless RUN
+  // steps pasta, and Debian 12's passt is too old for it; Debian's podman 4.3 predates the key
+  // and ignores it (slirp4netns is its only choice).
+  await writeFile(
+    containers,
+    '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n\n[network]\ndefault_rootless_network_cmd = "slirp4netns"\n',
+  );
   await writeFile(
     registries,
     ['short-name-mode = "enforcing"', ...insecureRegistries.map((r) => `[[registry]]\nlocation = ${toml(r)}\ninsecure = true`)].join('\n\n') + '\n',

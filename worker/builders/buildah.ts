@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { writeSignaturePolicy, type SignaturePolicyFiles } from '../../node/signature-policy.ts';
+import { SIGNED_NAMESPACES } from '../official-bases.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -10,12 +12,24 @@ import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 /** Recognises the step buildah names when a RUN fails. */
 const STEP_HEADER = /^(?:\[\d+\/\d+\] )?STEP \d+\/\d+: /;
 const STEP_ERROR = /building at STEP "(.*)": .*exit status (\d+)/;
+/** containers/image refusing a base under the signature policy (unsigned, or not by the platform key). */
+const POLICY_REFUSAL = /(?:docker:\/\/(\S+?):\s.*)?Source image rejected: (.*)$/;
 /** A pull that failed on the registry, not on the Dockerfile: worth another attempt. */
 const REGISTRY_ERROR = /pinging container registry|initializing source docker:|reading manifest .*(?:connection refused|EOF|timeout)|dial tcp .*connect: connection refused/;
 
 /**
+ * The buildah command, found on the worker's PATH: the worker puts the bootstrap's cache bin dir
+ * first, where `buildah` links the version scripts/versions.env pins (BUILDAH_VERSION, built from
+ * its Go module), ahead of Debian's /usr/bin/buildah 1.28. Found the same way as buildctl.
+ */
+export const BUILDAH = 'buildah';
+
+/**
  * Rootless Buildah. Runs as the worker's unprivileged user with the worker's private
  * containers configuration; RUN steps get their own network namespace (or none).
+ * With `signingPublicKeyPath`, every pull from the signed namespaces of the build's registry goes
+ * through a containers `policy.json` requiring the platform's sigstore signature
+ * (`sigstoreSigned`), beside the worker's own check before the build (worker/official-bases.ts).
  */
 export class BuildahBuilder implements Builder {
   readonly name = 'buildah';
@@ -24,12 +38,17 @@ export class BuildahBuilder implements Builder {
     private readonly env: Record<string, string>,
     private readonly network: 'private' | 'none',
     private readonly limits: BuildLimits = {},
+    private readonly signingPublicKeyPath?: string,
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
     const tracker = new StepTracker(output);
-    const bud = await runTool('buildah', buildahBudArgs(plan, localTag, this.network, this.limits), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const host = registryHost(plan.destinations[0]);
+    const policy = this.signingPublicKeyPath === undefined || host === null
+      ? undefined
+      : await writeSignaturePolicy(join(plan.workDir, 'signature-policy'), host, SIGNED_NAMESPACES, this.signingPublicKeyPath);
+    const bud = await runTool(BUILDAH, buildahBudArgs(plan, localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
     await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);
 
@@ -39,7 +58,7 @@ export class BuildahBuilder implements Builder {
       for (const [i, destination] of plan.destinations.entries()) {
         const digestFile = join(plan.workDir, `digest-${i}`);
         const push = await runTool(
-          'buildah',
+          BUILDAH,
           ['push', '--digestfile', digestFile, '--retry', '3', localTag, `docker://${destination}`],
           { env: this.env, cwd: plan.workDir, output, signal },
         );
@@ -61,14 +80,19 @@ export class BuildahBuilder implements Builder {
       // removing the last tag of an image also removes its intermediate layer images, and with
       // them the layer cache of every stage the final image descends from.
       const clean = { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) };
-      await runTool('buildah', ['tag', localTag, cacheTag(plan.destinations[0] ?? plan.buildId)], clean);
-      await runTool('buildah', ['rmi', localTag], clean);
+      await runTool(BUILDAH, ['tag', localTag, cacheTag(plan.destinations[0] ?? plan.buildId)], clean);
+      await runTool(BUILDAH, ['rmi', localTag], clean);
     }
   }
 
   private throwIfFailed(run: ToolRun, tracker: StepTracker): void {
     if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
     if (run.exitCode === 0) return;
+    if (tracker.policyRefusal !== null) {
+      // Worded as the worker's own check words it (worker/official-bases.ts), naming the policy.
+      const { image, reason } = tracker.policyRefusal;
+      throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `refusing to use ${image ?? 'a platform base'}: ${reason} (signature policy)`);
+    }
     if (tracker.failedStep === null && tracker.registryError !== null) {
       throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `pulling a base image failed: ${tracker.registryError}`);
     }
@@ -82,11 +106,17 @@ export class BuildahBuilder implements Builder {
 }
 
 
-/** `buildah bud` argv for a plan (exported so the bench can run the same command by hand). */
-export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none', limits: BuildLimits = {}): string[] {
+/**
+ * `buildah bud` argv for a plan (exported so the bench can run the same command by hand). With a
+ * signature policy: `--registries-conf-dir` (a global flag; it sets the registries.d directory,
+ * where use-sigstore-attachments is turned on) and `--signature-policy`.
+ */
+export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none', limits: BuildLimits = {}, policy?: SignaturePolicyFiles): string[] {
   // --ulimit: set by the OCI runtime inside the step's namespaces, so RLIMIT_NPROC counts the
   // step's own tasks, not every task of the node's build user.
-  const args = ['bud', '--layers', '--pull=true', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
+  const global = policy === undefined ? [] : ['--registries-conf-dir', policy.registriesDir];
+  const signed = policy === undefined ? [] : ['--signature-policy', policy.policyPath];
+  const args = [...global, 'bud', ...signed, '--layers', '--pull=true', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
   if (plan.target !== undefined) args.push('--target', plan.target);
   // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
   if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
@@ -102,15 +132,24 @@ class StepTracker extends OutputTap {
   lastStep: { step: string; exitCode?: number } | null = null;
   failedStep: { step: string; exitCode: number } | null = null;
   registryError: string | null = null;
+  policyRefusal: { image: string | undefined; reason: string } | null = null;
 
   protected observe(text: string): void {
     if (STEP_HEADER.test(text)) this.lastStep = { step: text };
+    const refused = POLICY_REFUSAL.exec(text);
+    if (refused?.[2] !== undefined) this.policyRefusal ??= { image: refused[1], reason: refused[2] };
     if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
     const failed = STEP_ERROR.exec(text);
     if (failed !== null && this.lastStep !== null) {
       this.failedStep = { step: this.lastStep.step, exitCode: Number(failed[2]) };
     }
   }
+}
+
+/** `host:port/repo:tag` → `host:port` (null for a reference without a registry host). */
+function registryHost(destination: string | undefined): string | null {
+  const first = destination?.split('/')[0];
+  return first !== undefined && destination !== first && /[.:]|^localhost$/.test(first) ? first : null;
 }
 
 /** `registry/quarantine/app/x:build-1` → `localhost/fleet-cache/quarantine/app/x:latest`, one per repository. */
