@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheBin } from '../../adapters/environment.ts';
 import { buildUserContainers, type BuildUserContainers } from '../../node/build-user-containers.ts';
 import { eventually } from '../helpers/eventually.ts';
 
@@ -28,11 +29,14 @@ describe('containers runtime of a worker with a deep state dir', () => {
     await chmod(root, 0o755);
     runtime = await buildUserContainers(stateDir, []);
     opts = runtime.opts;
-    // An image from nothing but static busybox, committed into this runtime's own store.
-    const ctr = (await execa('buildah', ['from', 'scratch'], opts)).stdout.trim();
-    await execa('buildah', ['copy', ctr, '/bin/busybox', '/bin/busybox'], opts);
-    await execa('buildah', ['commit', '--quiet', ctr, 'localhost/fleet-test-busybox:1'], opts);
-    await execa('buildah', ['rm', ctr], opts);
+    // An image from nothing but static busybox, committed into this runtime's own store by the
+    // buildah the buildah pools run (the bootstrap's, 1.43) and run below by Debian's podman 4.3
+    // (the kaniko pools'): both read one store.
+    const buildah = join(cacheBin(), 'buildah');
+    const ctr = (await execa(buildah, ['from', 'scratch'], opts)).stdout.trim();
+    await execa(buildah, ['copy', ctr, '/bin/busybox', '/bin/busybox'], opts);
+    await execa(buildah, ['commit', '--quiet', ctr, 'localhost/fleet-test-busybox:1'], opts);
+    await execa(buildah, ['rm', ctr], opts);
   }, 120_000);
 
   afterAll(async () => {
