@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { pinFromLines, repositoryOf, type ImportedBase } from '../../../worker/builders/base-import.ts';
+import { buildctlArgs, contextName } from '../../../worker/builders/buildkit.ts';
+import type { BuildPlan } from '../../../worker/builders/types.ts';
+
+const D = 'sha256:1111111111111111111111111111111111111111111111111111111111111111';
+const base = (image: string): ImportedBase => ({ image, digest: D, pinned: `${repositoryOf(image)}@${D}` });
+
+describe('base import', () => {
+  it('repositoryOf drops a tag and a digest, keeping a registry port', () => {
+    expect(repositoryOf('127.0.0.1:5000/official/base:1')).toBe('127.0.0.1:5000/official/base');
+    expect(repositoryOf(`127.0.0.1:5000/official/base@${D}`)).toBe('127.0.0.1:5000/official/base');
+    expect(repositoryOf('127.0.0.1:5000/official/base')).toBe('127.0.0.1:5000/official/base');
+  });
+
+  it('pinFromLines pins each imported FROM (build args expanded, --platform and AS kept) and leaves stages alone', () => {
+    const dockerfile = 'ARG FLEET_REGISTRY\nARG TAG=1\nFROM --platform=linux/amd64 ${FLEET_REGISTRY}/official/base:$TAG AS build\nRUN true\nFROM build\nFROM r:5000/other/img:2\n';
+    const pinned = pinFromLines(dockerfile, { FLEET_REGISTRY: 'r:5000' }, [base('r:5000/official/base:1')]);
+    expect(pinned.split('\n')).toEqual([
+      'ARG FLEET_REGISTRY', 'ARG TAG=1', `FROM --platform=linux/amd64 r:5000/official/base@${D} AS build`, 'RUN true', 'FROM build', 'FROM r:5000/other/img:2', '',
+    ]);
+  });
+
+  it('names BuildKit contexts as the dockerfile frontend looks them up (familiar form, no :latest)', () => {
+    expect(contextName('r:5000/official/base:1')).toBe('r:5000/official/base:1');
+    expect(contextName('r:5000/official/base:latest')).toBe('r:5000/official/base');
+    expect(contextName('docker.io/library/debian:12')).toBe('debian:12');
+    expect(contextName('docker.io/acme/tool:latest')).toBe('acme/tool');
+    expect(contextName(`r:5000/x@${D}`)).toBe(`r:5000/x@${D}`);
+  });
+
+  it('buildctl reads bases from the layout, writes an OCI layout, keeps the cache local, and forces network none when asked', () => {
+    const plan: BuildPlan = { buildId: 'b', contextDir: '/c', dockerfile: '/c/Dockerfile', buildArgs: {}, secrets: {}, labels: {}, destinations: ['r:5000/a/b:1'], workDir: '/w' };
+    const args = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/bases/oci', bases: [base('r:5000/official/base:1')], network: 'none', cache: { dir: '/s/cache/x', filled: true } }).join(' ');
+    expect(args).toContain('--oci-layout fleetbases=/s/bases/oci');
+    expect(args).toContain(`--opt context:r:5000/official/base:1=oci-layout://fleetbases@${D}`);
+    expect(args).toContain('--output type=oci,dest=/w/out,tar=false');
+    expect(args).toContain('--import-cache type=local,src=/s/cache/x');
+    expect(args).toContain('--export-cache type=local,dest=/s/cache/x');
+    expect(args).toContain('--opt force-network-mode=none');
+    expect(args).not.toMatch(/type=registry|push=true/);
+    expect(buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [], network: 'private' }).join(' ')).not.toContain('force-network-mode');
+  });
+});
