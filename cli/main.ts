@@ -11,6 +11,7 @@ import { FleetClient, auditTrail, storedEvents } from '../client/index.ts';
 import { exitCodeForPhase } from './exit-codes.ts';
 import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.ts';
 import { Renderer } from './render.ts';
+import { RescanReply, decodeWith, encode, subjects } from '../protocol/index.ts';
 import { publishBaseCommand, rebuildsCommand } from './rebuilds.ts';
 import { readDeliveries } from '../coordinator/notifications/deliveries-log.ts';
 
@@ -27,6 +28,7 @@ const USAGE = `usage:
                    [--base bases/NAME:TAG]        (the platform renders the Dockerfile)
   fleet status ID
   fleet scan ID                                   the vulnerabilities gate's result: scanner, DB build time, findings, allowlist
+  fleet scan --rescan-released                    rescan every released image now (admin; also automatic when the DB moves)
   fleet logs [-f] ID
   fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
   fleet workers                                   live workers: pool, builder, state, current build
@@ -341,7 +343,15 @@ async function tokens(args: string[]): Promise<number> {
 
 /** The vulnerabilities gate of a build's latest verdict (the scan report's summary the coordinator kept). */
 async function scan(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {});
+  const { values, positionals } = parse(args, { 'rescan-released': { type: 'boolean', default: false } });
+  if (values['rescan-released']) {
+    return withClient(values.nats, async (client) => {
+      const reply = decodeWith(RescanReply, (await client.nc.request(subjects.rescanApi, encode({ reason: 'fleet scan --rescan-released' }), { timeout: 10_000 })).data, 'rescan reply');
+      if (!reply.ok) throw FleetError.fromBody(reply.error);
+      process.stdout.write(values.json ? `${JSON.stringify(reply)}\n` : reply.started ? 'rescanning every released image (each new blocking finding: a vulnerable event and a notification)\n' : 'a rescan is running; it runs once more when it ends\n');
+      return 0;
+    });
+  }
   const id = positionals[0];
   if (id === undefined) throw new UsageError('scan needs a build ID');
   return withClient(values.nats, async (client) => {

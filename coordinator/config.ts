@@ -62,7 +62,13 @@ export const CoordinatorOptions = z.strictObject({
    * scanner pool and the gate is reported as skipped. Present: no report within `timeoutMs` fails
    * the build with E_SCAN_UNAVAILABLE, never promotes it.
    */
-  scan: z.strictObject({ timeoutMs: z.number().int().min(1000).default(10 * 60_000) }).optional(),
+  scan: z
+    .strictObject({
+      timeoutMs: z.number().int().min(1000).default(10 * 60_000),
+      /** when the scanners' DB moves, released images are rescanned, at most this many starting per minute (coordinator/rescans.ts) */
+      rescanPerMinute: z.number().int().min(1).default(30),
+    })
+    .optional(),
   /** how long the audit trail is kept */
   auditMaxAgeMs: z.number().int().positive().default(365 * 24 * 3600 * 1000),
   /** rebuild on base update: notice base changes (registry notifications, a poller), rebuild dependents in waves */

@@ -26,6 +26,7 @@ import { ActiveBuilds } from './tenancy/active-builds.ts';
 import { startRebuilds } from './rebuilds/index.ts';
 import { allowedBasesFor } from './tenancy/allowed-bases.ts';
 import { readDeliveries, startNotifications } from './notifications/index.ts';
+import { Rescans } from './rescans.ts';
 import { BuildList } from './build-list.ts';
 import { WorkerInfo } from '../protocol/index.ts';
 
@@ -99,6 +100,11 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
 
   const stop = new AbortController();
   const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
+  // Released images are rescanned when the scanners' DB moves (only where there is a scanner pool).
+  const scanClient = gates.scan;
+  const rescans = scanClient === undefined ? undefined : await Rescans.open(nc, { buildsKv: topology.builds, store, registry: new RegistryClient({ ...config.registry, credentials }), scan: scanClient, policy: gates.policy, js, metrics: metrics.registry }, { registryHost: config.registry.host, insecure: config.registry.insecure, perMinute: config.scan?.rescanPerMinute ?? 30 }, log);
+  if (scanClient !== undefined && rescans !== undefined) scanClient.onDbBuilt = (dbBuilt) => rescans.observeDb(dbBuilt);
+  const rescanApi = rescans?.serve(nc);
   const reports = new ReportProcessor(config, new RegistryClient({ ...config.registry, credentials }), gates, store, js, log);
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
@@ -115,6 +121,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       readiness.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await Promise.all(subs.map((s) => s.drain()));
+      await rescanApi?.drain();
+      await rescans?.close();
       stop.abort();
       expiry.stop();
       tenancy.close();

@@ -21,6 +21,9 @@ export interface ScanTarget {
  * E_SCAN_UNAVAILABLE, never a pass.
  */
 export class ScanClient {
+  /** told the DB build time of each gate scan's report (coordinator/rescans.ts watches for a newer DB) */
+  onDbBuilt: ((dbBuilt: string) => void) | undefined;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
@@ -28,7 +31,8 @@ export class ScanClient {
     private readonly log: Logger,
   ) {}
 
-  async scan(target: ScanTarget, signal?: AbortSignal): Promise<ScanSuccess> {
+  /** `observeDb: false` for scans that must not start a rescan themselves (the rescans' own). */
+  async scan(target: ScanTarget, signal?: AbortSignal, options: { observeDb?: boolean } = {}): Promise<ScanSuccess> {
     // A fresh id per gate run: a redelivered worker report gates (and scans) again, and its
     // answer must not be taken for an older run's.
     const scanId = `${target.buildId}-${target.attempt}-${randomBytes(6).toString('hex')}`;
@@ -60,6 +64,7 @@ export class ScanClient {
           throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability scan failed: ${report.error.message}`);
         }
         log.info({ findings: report.findings.length, durationMs: report.durationMs, dbBuilt: report.scanner.dbBuilt }, 'scan report received');
+        if (options.observeDb !== false) this.onDbBuilt?.(report.scanner.dbBuilt);
         return report;
       }
       if (signal?.aborted === true) throw new FleetError(ErrorCode.E_CANCELLED, 'scan wait aborted');

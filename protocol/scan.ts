@@ -68,3 +68,14 @@ export const ScanReport = z.discriminatedUnion('ok', [
   }),
 ]);
 export type ScanReport = z.infer<typeof ScanReport>;
+
+/** `fleet scan --rescan-released` (admin, request-reply on subjects.rescanApi): rescan every released image now. */
+export const RescanRequest = z.strictObject({ reason: z.string().max(200).default('asked by an admin') });
+export type RescanRequest = z.infer<typeof RescanRequest>;
+
+export const RescanReply = z.discriminatedUnion('ok', [
+  /** `started: false`: a rescan was running already; it runs once more when it ends */
+  z.strictObject({ ok: z.literal(true), started: z.boolean() }),
+  z.strictObject({ ok: z.literal(false), error: ErrorBody }),
+]);
+export type RescanReply = z.infer<typeof RescanReply>;

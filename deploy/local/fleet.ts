@@ -52,7 +52,7 @@ export interface LocalFleetOptions {
    */
   scanners?: number;
   /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report; given without scanners, no scanner answers */
-  scan?: { dbDir: string; timeoutMs?: number };
+  scan?: { dbDir: string; timeoutMs?: number; rescanPerMinute?: number };
   /**
    * The registry notifies the coordinator of every push (POST /v1/registry/events with a platform
    * token of its own), as a production registry would: base changes start rebuild waves at once.
@@ -144,7 +144,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       natsCredentials: credentialsOf('coordinator'),
       platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }), ...(opts.gatePolicyPath === undefined ? {} : { policyPath: opts.gatePolicyPath }) },
       // `scan` without scanners: the coordinator expects a scanner pool that never answers (a fault to test)
-      ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000 } } : {}),
+      ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000, ...(opts.scan?.rescanPerMinute === undefined ? {} : { rescanPerMinute: opts.scan.rescanPerMinute }) } } : {}),
       // The registry's notifications name the coordinator's port, so it must outlive a coordinator restart.
       http: { host: '127.0.0.1', port: opts.registryNotifications === true ? await freePort() : 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },

@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
-import { eventuallyValue } from '../helpers/eventually.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
 const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
@@ -48,14 +48,14 @@ const ADVISORIES = [
   advisory('CVE-2099-0003', 'Critical', 'glibc', '2.36-9+deb12u10'),
 ];
 
-/** A fresh grype DB (grype refuses one older than 120 h), imported into a grype cache dir. */
-async function buildFixtureDb(dir: string): Promise<string> {
-  const advisories = join(dir, 'advisories');
+/** A fresh grype DB (grype refuses one older than 120 h), imported into a grype cache dir (`name` under `dir`). */
+async function buildFixtureDb(dir: string, advisoryList = ADVISORIES, name = 'v1'): Promise<string> {
+  const advisories = join(dir, `advisories-${name}`);
   await mkdir(advisories, { recursive: true });
-  for (const a of ADVISORIES) await writeFile(join(advisories, `${a.identifier.replace(/[:/]/g, '_')}.json`), JSON.stringify(a));
-  await execa(FIXTURE_DB, ['-in', advisories, '-out', join(dir, 'build')]);
+  for (const a of advisoryList) await writeFile(join(advisories, `${a.identifier.replace(/[:/]/g, '_')}.json`), JSON.stringify(a));
+  await execa(FIXTURE_DB, ['-in', advisories, '-out', join(dir, `build-${name}`)]);
   const dbDir = join(dir, 'grype-db');
-  await execa(GRYPE, ['db', 'import', join(dir, 'build', 'vulnerability.db')], { env: { GRYPE_DB_CACHE_DIR: dbDir, GRYPE_CHECK_FOR_APP_UPDATE: 'false' } });
+  await execa(GRYPE, ['db', 'import', join(dir, `build-${name}`, 'vulnerability.db')], { env: { GRYPE_DB_CACHE_DIR: dbDir, GRYPE_CHECK_FOR_APP_UPDATE: 'false' } });
   return dbDir;
 }
 
@@ -128,7 +128,7 @@ describe('scanning', () => {
     receiver = await startReceiver();
     const secretFile = join(dir, 'hook-secret');
     await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
-    fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000 }, gatePolicyPath: policyPath, platform: { notifications: { url: receiver.url, secretFile } } });
+    fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000, rescanPerMinute: 600 }, gatePolicyPath: policyPath, platform: { notifications: { url: receiver.url, secretFile } } });
     registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
     // The admin sees every scan report: the findings themselves, not only the verdict's summary.
     const sub = fleet.client.nc.subscribe(subjects.scanResultWildcard);
@@ -249,6 +249,44 @@ describe('scanning', () => {
     const allowed = await execa(process.execPath, [FLEET_BIN, 'scan', 'scan-allowed', '--json'], { reject: false, env: cliEnv(fleet) });
     expect(JSON.parse(allowed.stdout)).toMatchObject({ outcome: 'pass', scan: { allowlisted: [{ cve: 'CVE-2099-0001', expired: false }] } });
   });
+
+  it('the DB updated with a new Critical against a released image: a vulnerable event and a notification, the release tag untouched', async () => {
+    const released = await fetchManifestDigest(registry.endpoint, 'scan/allowed/app', '1');
+    expect(released).toMatch(/^sha256:/);
+    // the images released in this file (scan-java only when its test ran): each is rescanned once
+    const releasedIds: string[] = [];
+    for (const id of ['scan-allowed', 'scan-java']) if ((await fleet.client.status(id).catch(() => null))?.state.phase === 'pushed') releasedIds.push(id);
+    // a newer DB: the same advisories, and a new Critical with a fix in gzip, which every image has
+    await buildFixtureDb(dir, [...ADVISORIES, advisory('CVE-2099-0004', 'Critical', 'gzip', '1.12-1+deb12u1')], 'v2');
+    const started = Date.now();
+    const cli = await execa(process.execPath, [FLEET_BIN, 'scan', '--rescan-released'], { reject: false, env: cliEnv(fleet) });
+    expect(cli.exitCode).toBe(0);
+    const rescansDone = async () => {
+      const text = await (await fetch(`${fleet.coordinator.httpUrl}/metrics`)).text();
+      return [...text.matchAll(/^fleet_rescans_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const vulnerable = await eventuallyValue(
+      async () => (await storedEvents(fleet.client.nc, 'scan-allowed')).find((e): e is Extract<BuildEvent, { type: 'vulnerable' }> => e.type === 'vulnerable'),
+      180_000,
+      'a vulnerable event for the released scan/allowed/app:1',
+    );
+    expect(vulnerable.findings.map((f) => [f.id, f.package, f.severity])).toEqual([['CVE-2099-0004', 'gzip', 'Critical']]);
+    expect(vulnerable.references).toEqual([`${fleet.registry.host}/scan/allowed/app:1`]);
+    expect(vulnerable.digest).toBe(released);
+    const told = await notification('dev.fleet.image.vulnerable', `scan/allowed/app@${released ?? ''}`);
+    expect(told.data).toMatchObject({ buildId: 'scan-allowed', findings: [{ id: 'CVE-2099-0004' }] });
+    // nothing untagged
+    expect(await fetchManifestDigest(registry.endpoint, 'scan/allowed/app', '1')).toBe(released);
+    // never released (blocked): not rescanned, no vulnerable event
+    expect((await storedEvents(fleet.client.nc, 'scan-blocked')).some((e) => e.type === 'vulnerable')).toBe(false);
+    await eventually(async () => (await rescansDone()) >= releasedIds.length, 180_000, 'every released image rescanned');
+    const seconds = (Date.now() - started) / 1000;
+    console.log(`rescan of ${releasedIds.length} released image(s) (${releasedIds.join(', ')}): ${seconds.toFixed(1)} s, ${((releasedIds.length / seconds) * 60).toFixed(1)} images/minute`);
+    // the DB build time is a metric
+    const metrics = await (await fetch(`${fleet.coordinator.httpUrl}/metrics`)).text();
+    const built = Number(/^fleet_scanner_db_built_timestamp_seconds (\S+)/m.exec(metrics)?.[1]);
+    expect(Math.abs(built * 1000 - Date.now())).toBeLessThan(3600_000);
+  }, 400_000);
 
   it('fails closed: with the DB missing the build fails with E_SCAN_UNAVAILABLE and nothing is promoted', async () => {
     await rename(dbDir, `${dbDir}.away`);

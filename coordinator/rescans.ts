@@ -1,0 +1,252 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { StorageType } from '@nats-io/jetstream';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { z } from 'zod';
+import {
+  COORDINATOR_QUEUE,
+  RescanRequest,
+  buckets,
+  decodeWith,
+  encode,
+  subjects,
+  toFleetError,
+  type BuildEvent,
+  type BuildRecord,
+  type Finding,
+  type RescanReply,
+} from '../protocol/index.ts';
+import type { Logger } from '../adapters/logger.ts';
+import type { RegistryClient } from '../adapters/registry-client.ts';
+import type { BuildStore } from './build-store.ts';
+import type { GatePolicy } from './gates/policy.ts';
+import { vulnerabilitiesResult } from './gates/vulnerabilities.ts';
+import type { ScanClient } from './scan-client.ts';
+
+const DB_KEY = 'db';
+const releasedKey = (buildId: string): string => `released.${buildId}`;
+const findingKey = (f: Finding): string => `${f.id}\0${f.package}\0${f.installed}`;
+
+const KnownDb = z.object({ dbBuilt: z.string() });
+const ReleasedState = z.object({ dbBuilt: z.string(), blocking: z.array(z.string()) });
+
+/** A promoted image that still carries at least one of its release tags. */
+export interface ReleasedImage {
+  record: BuildRecord;
+  digest: string;
+  /** the release references still pointing at the digest */
+  references: string[];
+}
+
+export interface RescanSettings {
+  registryHost: string;
+  insecure: boolean;
+  /** at most this many rescans start per minute: a DB update must not swamp the scanner pool the gates need */
+  perMinute: number;
+}
+
+/**
+ * Rescans of released images when the vulnerability DB moves. The scanners report their DB's
+ * build time with every report; a gate scan showing a newer one than the fleet last saw (kept
+ * in KV, so replicas agree and a restart remembers) starts a rescan of every promoted image still
+ * carrying a release tag, one at a time at a bounded rate. A finding that blocks under today's
+ * policy and did not block before is a `vulnerable` event on the build's event stream (which
+ * the notifications turn into a webhook call); nothing is untagged: a release is people's call.
+ */
+export class Rescans {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly stopping = new AbortController();
+  private readonly dbBuilt: Gauge;
+  private readonly rescanned: Counter<'outcome'>;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly buildsKv: KV,
+    private readonly store: Pick<BuildStore, 'get'>,
+    private readonly registry: Pick<RegistryClient, 'manifest'>,
+    private readonly scan: ScanClient,
+    private readonly policy: GatePolicy,
+    private readonly js: JetStreamClient,
+    private readonly settings: RescanSettings,
+    private readonly log: Logger,
+    metrics: Registry,
+  ) {
+    this.dbBuilt = new Gauge({ name: 'fleet_scanner_db_built_timestamp_seconds', help: 'Build time of the newest vulnerability DB a scanner reported (Unix seconds); alert when it gets old', registers: [metrics] });
+    this.rescanned = new Counter({ name: 'fleet_rescans_total', help: 'Rescans of released images, by outcome (clean, vulnerable: new blocking findings, unchanged, failed)', labelNames: ['outcome'] as const, registers: [metrics] });
+  }
+
+  static async open(
+    nc: NatsConnection,
+    deps: { buildsKv: KV; store: Pick<BuildStore, 'get'>; registry: Pick<RegistryClient, 'manifest'>; scan: ScanClient; policy: GatePolicy; js: JetStreamClient; metrics: Registry },
+    settings: RescanSettings,
+    log: Logger,
+  ): Promise<Rescans> {
+    const kv = await new Kvm(nc).create(buckets.scanState, { history: 1, storage: StorageType.File });
+    const r = new Rescans(kv, deps.buildsKv, deps.store, deps.registry, deps.scan, deps.policy, deps.js, settings, log.child({ component: 'rescans' }), deps.metrics);
+    const known = await r.knownDb();
+    if (known !== null) r.dbBuilt.set(Date.parse(known.value) / 1000);
+    return r;
+  }
+
+  /** Serves `fleet scan --rescan-released` (admins only: no other NATS user may publish the subject). */
+  serve(nc: NatsConnection): Subscription {
+    return nc.subscribe(subjects.rescanApi, {
+      queue: COORDINATOR_QUEUE,
+      callback: (err, msg) => {
+        if (err !== null) return;
+        let reply: RescanReply;
+        try {
+          const req = decodeWith(RescanRequest, msg.data, 'rescan request');
+          reply = { ok: true, started: this.trigger(req.reason) };
+        } catch (e) {
+          reply = { ok: false, error: toFleetError(e).toBody() };
+        }
+        msg.respond(encode(reply));
+      },
+    });
+  }
+
+  /**
+   * Told the DB build time of every gate scan's report. A newer one than the fleet last saw
+   * starts a rescan; the compare-and-set makes one replica (and one report) win.
+   */
+  observeDb(dbBuilt: string): void {
+    void (async () => {
+      const known = await this.knownDb();
+      if (known !== null && Date.parse(known.value) >= Date.parse(dbBuilt)) return;
+      try {
+        if (known === null) await this.kv.create(DB_KEY, encode({ dbBuilt }));
+        else await this.kv.update(DB_KEY, encode({ dbBuilt }), known.revision);
+      } catch {
+        return; // another report or replica stored it first: that one rescans
+      }
+      this.dbBuilt.set(Date.parse(dbBuilt) / 1000);
+      // The first DB the fleet ever sees is no news: images were gated against it.
+      if (known !== null) this.trigger(`vulnerability DB moved from ${known.value} to ${dbBuilt}`);
+    })().catch((e: unknown) => this.log.error({ err: e }, 'could not record the scanner DB build time'));
+  }
+
+  /** Starts a rescan of every released image; true if it started now, false if one runs (it runs again after). */
+  trigger(reason: string): boolean {
+    if (this.running !== null) {
+      this.again = true;
+      return false;
+    }
+    this.log.info({ reason }, 'rescanning released images');
+    this.running = this.runAll()
+      .catch((e: unknown) => this.log.error({ err: e }, 'rescan of released images stopped'))
+      .finally(() => {
+        this.running = null;
+        if (this.again && !this.stopping.signal.aborted) {
+          this.again = false;
+          this.trigger('asked again while the last rescan ran');
+        }
+      });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.stopping.abort();
+    await this.running;
+  }
+
+  /** Every build whose image still carries a release tag, the newest build per digest and repository. */
+  async released(): Promise<ReleasedImage[]> {
+    const byImage = new Map<string, ReleasedImage>();
+    for await (const id of await this.buildsKv.keys()) {
+      const found = await this.store.get(id);
+      const s = found?.record.state;
+      if (found === null || s?.phase !== 'pushed') continue;
+      const { repository, tags } = found.record.request.image;
+      const references: string[] = [];
+      for (const tag of tags) {
+        // the tag may have moved on to a newer build: then this digest is no longer released under it
+        if ((await this.registry.manifest(repository, tag, this.stopping.signal))?.digest === s.digest) references.push(`${this.settings.registryHost}/${repository}:${tag}`);
+      }
+      if (references.length === 0) continue;
+      const key = `${repository}@${s.digest}`;
+      const seen = byImage.get(key);
+      if (seen === undefined || seen.record.updatedAt < found.record.updatedAt) byImage.set(key, { record: found.record, digest: s.digest, references });
+    }
+    return [...byImage.values()];
+  }
+
+  private async runAll(): Promise<void> {
+    const started = Date.now();
+    const images = await this.released();
+    const gapMs = 60_000 / this.settings.perMinute;
+    let done = 0;
+    for (const image of images) {
+      if (this.stopping.signal.aborted) return;
+      const t0 = Date.now();
+      await this.rescan(image).catch((e: unknown) => {
+        this.rescanned.inc({ outcome: 'failed' });
+        this.log.warn({ err: e, buildId: image.record.id }, 'rescan failed; the next DB move or trigger tries again');
+      });
+      done++;
+      const wait = gapMs - (Date.now() - t0);
+      if (wait > 0 && done < images.length) await new Promise((r) => setTimeout(r, wait));
+    }
+    const seconds = (Date.now() - started) / 1000;
+    this.log.info({ images: done, seconds, perMinute: seconds > 0 ? Math.round((done / seconds) * 60) : null }, 'rescan of released images done');
+  }
+
+  private async rescan(image: ReleasedImage): Promise<void> {
+    const { record } = image;
+    const repository = record.request.image.repository;
+    const report = await this.scan.scan(
+      { buildId: record.id, attempt: 0, registry: this.settings.registryHost, insecure: this.settings.insecure, repository, digest: image.digest },
+      this.stopping.signal,
+      { observeDb: false },
+    );
+    await this.noteDb(report.scanner.dbBuilt);
+    const result = vulnerabilitiesResult(report, this.policy, record.request.kind, repository);
+    const blocking = result.scan?.blocking ?? [];
+    const before = await this.knownBlocking(record);
+    const fresh = blocking.filter((f) => !before.has(findingKey(f)));
+    await this.kv.put(releasedKey(record.id), encode({ dbBuilt: report.scanner.dbBuilt, blocking: blocking.map(findingKey) }));
+    if (fresh.length === 0) {
+      this.rescanned.inc({ outcome: blocking.length === 0 ? 'clean' : 'unchanged' });
+      return;
+    }
+    const event: BuildEvent = { type: 'vulnerable', buildId: record.id, at: new Date().toISOString(), digest: image.digest, references: image.references, scanner: report.scanner, findings: fresh };
+    await this.js.publish(subjects.event(record.id), encode(event), { msgID: `${record.id}.vulnerable.${report.scanner.dbBuilt}` });
+    this.rescanned.inc({ outcome: 'vulnerable' });
+    this.log.warn({ buildId: record.id, digest: image.digest, findings: fresh.map((f) => f.id) }, 'released image has new blocking findings (left tagged)');
+  }
+
+  /** What blocked this image when it was last judged: the last rescan's, else its promotion verdict's (a warn or an exception). */
+  private async knownBlocking(record: BuildRecord): Promise<Set<string>> {
+    const entry = await this.kv.get(releasedKey(record.id));
+    if (entry !== null && entry.operation === 'PUT') {
+      const parsed = ReleasedState.safeParse(entry.json());
+      if (parsed.success) return new Set(parsed.data.blocking);
+    }
+    const s = record.state;
+    const gate = s.phase === 'pushed' ? s.verdict?.gates.find((g) => g.gate === 'vulnerabilities') : undefined;
+    return new Set((gate?.scan?.blocking ?? []).map(findingKey));
+  }
+
+  /** Records a DB build time seen by a rescan as known, without starting another rescan over it. */
+  private async noteDb(dbBuilt: string): Promise<void> {
+    const known = await this.knownDb();
+    if (known !== null && Date.parse(known.value) >= Date.parse(dbBuilt)) return;
+    try {
+      if (known === null) await this.kv.create(DB_KEY, encode({ dbBuilt }));
+      else await this.kv.update(DB_KEY, encode({ dbBuilt }), known.revision);
+      this.dbBuilt.set(Date.parse(dbBuilt) / 1000);
+    } catch {
+      // a gate scan's report stored it first
+    }
+  }
+
+  private async knownDb(): Promise<{ value: string; revision: number } | null> {
+    const entry = await this.kv.get(DB_KEY);
+    if (entry === null || entry.operation !== 'PUT') return null;
+    const parsed = KnownDb.safeParse(entry.json());
+    return parsed.success ? { value: parsed.data.dbBuilt, revision: entry.revision } : null;
+  }
+}
+
