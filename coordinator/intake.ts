@@ -21,6 +21,7 @@ import type { LoadedCatalog } from './platform/catalog.ts';
 import { renderJob } from './render-job.ts';
 import { requestHash } from './request-hash.ts';
 import { authorizeSubmit, type Caller } from './tenancy/authorize.ts';
+import { REBUILDS_SUBJECT } from './rebuilds/waves.ts';
 import type { Tenancy } from './tenancy/tenants.ts';
 
 export interface Accepted {
@@ -65,6 +66,10 @@ export class Intake {
     const request = parseWith(BuildRequest, raw, 'build request');
     const tenancy = this.tenancy.current();
     authorizeSubmit(caller, request, tenancy);
+    // rebuildOf says the platform rebuilt this after a base moved: a tenant must not be able to claim it.
+    if (request.rebuildOf !== undefined && caller.subject !== REBUILDS_SUBJECT && !(caller.role === 'admin' && caller.tenant === PLATFORM_TENANT)) {
+      throw new FleetError(ErrorCode.E_FORBIDDEN, 'forbidden: rebuildOf: set by the platform\'s rebuilds only', { issues: [{ path: 'rebuildOf', message: 'set by the platform only' }] });
+    }
     if (!this.config.pools.includes(request.pool)) {
       throw new FleetError(ErrorCode.E_INVALID_REQUEST, `invalid build request: pool: unknown pool "${request.pool}"`, {
         issues: [{ path: 'pool', message: `unknown pool; known: ${this.config.pools.join(', ')}` }],

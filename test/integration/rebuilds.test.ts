@@ -41,6 +41,7 @@ describe('rebuilds', () => {
     fleet = await startTestFleet({
       workers: 2,
       registryNotifications: true,
+      tenants: [{ name: 'shop', repositories: ['app/shop/*'], pools: ['default'], secrets: {}, limits: {} }],
       // The poller runs often here, so the test sees it notice the same change as the notifications.
       coordinator: { rebuilds: { debounceMs: 300, pollIntervalMs: 1_500, pollJitter: 0.2, maxInFlightPerPool: 2, pumpIntervalMs: 1_000 } },
     });
@@ -134,10 +135,21 @@ describe('rebuilds', () => {
     expect((await fleet.client.status(leaky.id)).state.phase).toBe('failed');
   }, 1_200_000);
 
-  it('registry notifications need a platform credential and a notification body', async () => {
+  it("registry notifications need a platform credential and a notification body; a tenant can neither notify nor claim a build is a rebuild", async () => {
     const res = await fetch(`${fleet.coordinator.httpUrl}/v1/registry/events`, { method: 'POST', body: '{"events":[]}' });
     expect(res.status).toBe(401);
     const bad = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/registry/events`, { method: 'POST', body: '{"hello":1}' });
     expect(bad.status).toBe(400);
+    const token = (await fleet.client.tokens({ op: 'create', tenant: 'shop', role: 'submitter', name: 'shop ci' })).token ?? '';
+    const asShop = (path: string, body: unknown) =>
+      fetch(`${fleet.coordinator.httpUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await asShop('/v1/registry/events', { events: [] })).status).toBe(403);
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const forged = await asShop('/v1/builds', {
+      id: 'shop-forged', context: { digest }, image: { repository: 'app/shop/api', tags: ['1'] },
+      rebuildOf: { buildId: 'rb-tiny-0', base: baseRef, from: digest, to: digest, reason: 'forged' },
+    });
+    expect(forged.status).toBe(403);
+    expect(await forged.text()).toContain('rebuildOf');
   });
 });
