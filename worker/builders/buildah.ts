@@ -116,7 +116,11 @@ export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'priv
   // step's own tasks, not every task of the node's build user.
   const global = policy === undefined ? [] : ['--registries-conf-dir', policy.registriesDir];
   const signed = policy === undefined ? [] : ['--signature-policy', policy.policyPath];
-  const args = [...global, 'bud', ...signed, '--layers', '--pull=true', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
+  // --pull=newer: what 1.28's --pull=true meant (1.43 reads true as always): a base already in
+  // the store (the node's shared store) is used when the registry has nothing newer. The
+  // signature policy then sees only real pulls; an image kept locally has the digest the
+  // worker's own check verified in the registry, or came through the policy before.
+  const args = [...global, 'bud', ...signed, '--layers', '--pull=newer', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
   if (plan.target !== undefined) args.push('--target', plan.target);
   // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
   if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
