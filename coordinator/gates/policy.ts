@@ -54,8 +54,8 @@ export const GatePolicy = z.strictObject({
     .default([]),
   vulnerabilities: VulnerabilityPolicy.prefault({}),
   /**
-   * Where a FROM may pull from. Always allowed: the platform's official images (`official/*` in the
-   * fleet's registry) and the tenant's own repositories there (the platform tenant: the whole
+   * Where a FROM may pull from. Always allowed: the platform's images (`official/*` and `platform/*`
+   * in the fleet's registry) and the tenant's own repositories there (the platform tenant: the whole
    * registry). Anything else must be listed here; the worker refuses the rest with E_BASE_NOT_ALLOWED
    * before any pull.
    */

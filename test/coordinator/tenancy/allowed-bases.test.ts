@@ -14,11 +14,11 @@ const policy = (bases: unknown): GatePolicy =>
   GatePolicy.parse({ officialBases: ['official/base:1'], gates: {}, ...(bases === undefined ? {} : { bases }) });
 
 describe('the bases a tenant may build on', () => {
-  it('by default: the official images and its own repositories in the fleet\'s registry; the platform the whole registry', () => {
+  it('by default: the official and platform images and its own repositories in the fleet\'s registry; the platform the whole registry', () => {
     const none = policy(undefined).bases;
     expect(none).toEqual({ allowed: [] });
-    expect(allowedBasesFor('payments', tenancy, none, 'r:5000')).toEqual([{ registry: 'r:5000', repositories: ['official/*', 'app/payments/*', 'bases/payments/*'] }]);
-    expect(allowedBasesFor('search', tenancy, none, 'r:5000')).toEqual([{ registry: 'r:5000', repositories: ['official/*', 'app/search'] }]);
+    expect(allowedBasesFor('payments', tenancy, none, 'r:5000')).toEqual([{ registry: 'r:5000', repositories: ['official/*', 'platform/*', 'app/payments/*', 'bases/payments/*'] }]);
+    expect(allowedBasesFor('search', tenancy, none, 'r:5000')).toEqual([{ registry: 'r:5000', repositories: ['official/*', 'platform/*', 'app/search'] }]);
     expect(allowedBasesFor('platform', tenancy, none, 'r:5000')).toEqual([{ registry: 'r:5000' }]);
   });
 
