@@ -16,15 +16,27 @@ export const REFERENCE_NAME = /_(file|path|dir|url|name|id)$/i;
  */
 export const SECRET_VALUE_PATTERNS: readonly { kind: string; re: RegExp }[] = [
   { kind: 'private key', re: /-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----/ },
-  { kind: 'AWS access key id', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
+  // AWS's documented example ids (AKIAIOSFODNN7EXAMPLE…) fill SDK docs and type files: not secrets
+  { kind: 'AWS access key id', re: /\b(?:AKIA|ASIA)(?![0-9A-Z]{9}EXAMPLE\b)[0-9A-Z]{16}\b/ },
   { kind: 'GitHub token', re: /\bgh[pousr]_[A-Za-z0-9]{36,}\b/ },
   { kind: 'npm token', re: /\bnpm_[A-Za-z0-9]{36}\b/ },
   { kind: 'Slack token', re: /\bxox[abprs]-[A-Za-z0-9-]{10,}\b/ },
 ];
 
-/** The kind of secret a text contains, or null. */
+/**
+ * A private key block: the PEM header followed by key material (after optional RFC 1421 header
+ * lines such as `Proc-Type:`), in a file or escaped in a string (`\n`). The header alone is how
+ * every PEM parser recognises a key (`indexOf("-----BEGIN PRIVATE KEY-----")` in jose, openssl
+ * bindings…): flagging it would block any image with a crypto library. The log masker keeps the
+ * bare header pattern: hiding a header line costs nothing.
+ */
+const PRIVATE_KEY_BLOCK = /-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----(?:\\[rn]|\s)+(?:[A-Za-z-]+:[^\n]*(?:\\[rn]|\s)+)*[A-Za-z0-9+/]{40}/;
+
+/** The kind of secret a text contains (in an image's files, history, config), or null. */
 export function secretInText(text: string): string | null {
-  for (const { kind, re } of SECRET_VALUE_PATTERNS) if (re.test(text)) return kind;
+  for (const { kind, re } of SECRET_VALUE_PATTERNS) {
+    if (re.test(text) && (kind !== 'private key' || PRIVATE_KEY_BLOCK.test(text))) return kind;
+  }
   return null;
 }
 

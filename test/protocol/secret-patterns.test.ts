@@ -21,8 +21,14 @@ describe('secret patterns', () => {
     expect(secretInAssignment('NOTE', 'AKIAABCDEFGHIJKLMNOP')).toBe('holds a AWS access key id');
     expect(secretInAssignment('X', `ghp_${'a'.repeat(36)}`)).toBe('holds a GitHub token');
     expect(secretInText(`//registry.npmjs.org/:_authToken=npm_${'A1'.repeat(18)}`)).toBe('npm token');
-    expect(secretInText('-----BEGIN OPENSSH PRIVATE KEY-----')).toBe('private key');
+    expect(secretInText('-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n')).toBe('private key');
+    expect(secretInText('-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n')).toBe('private key');
     expect(secretInText('-----BEGIN CERTIFICATE-----')).toBeNull();
+    // code that recognises a PEM header is not a key (jose, every TLS library)
+    expect(secretInText('if (pkcs8.indexOf("-----BEGIN PRIVATE KEY-----") !== 0) throw new TypeError()')).toBeNull();
+    // AWS's documented example credentials, in every SDK's docs and type files
+    expect(secretInText(' *     AccessKeyId: "AKIAIOSFODNN7EXAMPLE",')).toBeNull();
+    expect(secretInText('AKIAI44QH8DHBEXAMPLE')).toBeNull();
   });
 
   it('picks out the build args the gate would flag, by name and by value, and only those', () => {

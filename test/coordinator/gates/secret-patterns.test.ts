@@ -13,7 +13,9 @@ describe('secret patterns in images', () => {
     expect(secretInFile('/app/.npmrc', Buffer.from('//registry.npmjs.org/:_authToken=abc'))).toBe('/app/.npmrc is a npm auth file');
     expect(secretInFile('/app/.npmrc', Buffer.from('save-exact=true'))).toBeNull();
     expect(secretInFile('/home/a/.docker/config.json', Buffer.from('{"auths":{"r":{"auth":"eDp5"}}}'))).toBe('/home/a/.docker/config.json is a registry auth file');
-    expect(secretInFile('/etc/tls/server.pem', Buffer.from('-----BEGIN EC PRIVATE KEY-----\nMHc...'))).toBe('/etc/tls/server.pem holds a private key');
+    expect(secretInFile('/etc/tls/server.pem', Buffer.from('-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oIHRtEMQjxvMoAoGCCqGSM49\n'))).toBe('/etc/tls/server.pem holds a private key');
+    // a key escaped in a JSON or JS string is still a key
+    expect(secretInFile('/app/config.json', Buffer.from('{"key":"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"}'))).toBe('/app/config.json holds a private key');
     expect(secretInFile('/etc/tls/ca.pem', Buffer.from('-----BEGIN CERTIFICATE-----'))).toBeNull();
   });
 });
