@@ -21,13 +21,21 @@ export interface Instruction {
 }
 
 /**
- * The Dockerfile's instructions with `\` continuations joined, comments and blank lines left out,
- * each with the 1-based line it starts on (what the builders and the user call "line N").
+ * The Dockerfile's instructions with `\` continuations joined, comments, blank lines and heredoc
+ * bodies (`RUN <<EOF` … `EOF`) left out, each with the 1-based line it starts on (what the
+ * builders and the user call "line N").
  */
 export function instructions(dockerfile: string): Instruction[] {
   const found: Instruction[] = [];
   let current: Instruction | null = null;
+  /** heredoc terminators still to come, in order */
+  const heredocs: string[] = [];
   for (const [i, physical] of dockerfile.split(/\r?\n/).entries()) {
+    if (heredocs.length > 0) {
+      const [end] = heredocs;
+      if (physical.replace(/^\t+/, '') === end) heredocs.shift();
+      continue;
+    }
     // Comment lines are dropped, also inside a continued instruction, as the builders do.
     if (/^\s*#/.test(physical)) continue;
     const continued = /\\\s*$/.test(physical);
@@ -40,6 +48,7 @@ export function instructions(dockerfile: string): Instruction[] {
     }
     if (!continued) {
       found.push(current);
+      for (const m of current.text.matchAll(/<<-?(["']?)([A-Za-z_][A-Za-z0-9_]*)\1/g)) if (m[2] !== undefined) heredocs.push(m[2]);
       current = null;
     }
   }

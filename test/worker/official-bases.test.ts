@@ -39,4 +39,12 @@ describe('FROM images a build pulls', () => {
     ]);
     expect(fromImages(dockerfile, { REG: 'other:1', UNSET: 'x/y' }).map((f) => f.image)).toEqual(['other:1/official/jdk17:1', 'x/y:2', 'r:5000/late:1']);
   });
+
+  it('skips heredoc bodies, which may hold anything', () => {
+    const dockerfile = ['FROM r/a:1 AS one', 'RUN <<EOF', 'FROM r/not-an-image:1', 'EOF', 'COPY <<-"A" /a <<B /b', '\tFROM r/nor-this:1', '\tA', 'FROM r/still-not:1', 'B', 'FROM r/b:2'].join('\n');
+    expect(fromImages(dockerfile, {})).toEqual([
+      { raw: 'r/a:1', image: 'r/a:1', line: 1 },
+      { raw: 'r/b:2', image: 'r/b:2', line: 10 },
+    ]);
+  });
 });
