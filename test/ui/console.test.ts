@@ -146,6 +146,8 @@ describe('web console', () => {
     await failure.waitFor();
     expect(await failure.textContent()).toMatch(/E_BUILD_STEP_FAILED.*exit.*42|E_BUILD_STEP_FAILED.*about to fail/s);
     await alphaPage.getByRole('log').getByText('about to fail').first().waitFor();
+    // the step the build stopped in is marked on its header
+    await alphaPage.locator('.log .row.failed-step', { hasText: 'STEP 3/4: RUN echo "about to fail"' }).waitFor();
     await shot(alphaPage, 'build-failed-step');
     await alphaPage.goto(`${base}/ui/builds/ui-root-1`);
     await alphaPage.locator('tr[data-gate="non-root"][data-outcome="block"]').waitFor();
@@ -171,6 +173,7 @@ describe('web console', () => {
     await alphaPage.getByText(/ lines$/).and(alphaPage.getByTestId('line-count')).waitFor({ timeout: 240_000 });
     const maxRows = Number(await alphaPage.evaluate('window.__maxRows'));
     const count = Number((await alphaPage.getByTestId('line-count').textContent())?.split(' ')[0]);
+    console.log(`200,000-line build: ${count} lines drawn, at most ${maxRows} row nodes in the DOM`);
     expect(count).toBeGreaterThan(BIG_LINES);
     expect(maxRows).toBeGreaterThan(10);
     expect(maxRows).toBeLessThan(MAX_ROWS);
@@ -196,8 +199,10 @@ describe('web console', () => {
     const url = alphaPage.url();
     expect(url).toMatch(/#L\d+$/);
     await shot(alphaPage, 'log-search');
+    // A new tab: the token lives in one tab's sessionStorage, so it signs in first, and the
+    // address (with its #L…) survives the sign-in.
     const fresh = await alphaContext.newPage();
-    await fresh.goto(url);
+    await signIn(fresh, base, alphaToken, url.slice(base.length));
     const line = url.slice(url.lastIndexOf('#L') + 2);
     const row = fresh.locator(`.log .row#L${line}`);
     await row.waitFor({ timeout: 60_000 });

@@ -127,6 +127,11 @@ function CopyButton({ text }: { text: string }) {
 }
 
 function LogPanel({ id, follow, onEvent, onEnd }: { id: string; follow: boolean; onEvent: (e: BuildEvent) => void; onEnd: (b: BuildView) => void }) {
+  const ended = (b: BuildView): void => {
+    // A step that failed is the last one the builder started: mark its header.
+    if (b.state.phase === 'failed' && b.state.error?.code === 'E_BUILD_STEP_FAILED') view.current?.markFailedStep();
+    onEnd(b);
+  };
   const scroller = useRef<HTMLDivElement>(null);
   const view = useRef<LogView | null>(null);
   const [following, setFollowing] = useState(true);
@@ -163,7 +168,7 @@ function LogPanel({ id, follow, onEvent, onEnd }: { id: string; follow: boolean;
           lv.append(batch);
         },
         event: onEvent,
-        end: onEnd,
+        end: ended,
       },
       ac.signal,
     )

@@ -77,7 +77,7 @@ export function BuildsPage() {
             <option value="kaniko">kaniko</option>
           </select>
         </label>
-        <label>
+        <label class="since">
           Since
           <input type="datetime-local" name="since" value={filters.since} onInput={set('since')} />
         </label>

@@ -33,12 +33,16 @@ export class LogView {
   private rows: number[] | null = null;
   private pending: LogLine[] = [];
   private frame = 0;
+  /** the line count last told to `events.count` */
+  private reported = 0;
   private following = true;
   private programmaticScroll = false;
   private term = '';
   private matches: number[] = [];
   private matchAt = -1;
   private target = -1;
+  /** the step header of the step a failed build stopped in, -1 if none */
+  private failedStep = -1;
   private readonly spacer: HTMLDivElement;
   private readonly pool: HTMLDivElement[] = [];
   /** what each pooled row shows: line index and the render generation it was drawn in */
@@ -119,6 +123,7 @@ export class LogView {
     this.setFollow(false);
     this.target = line;
     const row = this.rows === null ? line : this.rows.indexOf(line);
+    this.spacer.style.height = `${this.rowCount() * ROW_HEIGHT}px`;
     this.scrollTo(row * ROW_HEIGHT - this.scroller.clientHeight / 2 + ROW_HEIGHT / 2);
     this.gen++;
     this.render();
@@ -130,6 +135,16 @@ export class LogView {
     if (this.folded.has(header)) this.folded.delete(header);
     else this.folded.add(header);
     this.rebuildRows();
+    this.gen++;
+    this.render();
+  }
+
+  /** Marks the last step header as the one the build failed in (the builder stops at the failing step). */
+  markFailedStep(): void {
+    this.flush();
+    let last = -1;
+    for (const h of this.headers) last = Math.max(last, h);
+    this.failedStep = last;
     this.gen++;
     this.render();
   }
@@ -163,15 +178,19 @@ export class LogView {
 
   private readonly tick = (): void => {
     this.frame = 0;
-    const grew = this.pending.length > 0;
     this.flush();
-    if (grew) this.events.count(this.texts.length);
     this.render();
+    // lines may also have been moved in by search or a jump (flush outside a frame): compare counts
+    if (this.reported !== this.texts.length) {
+      this.reported = this.texts.length;
+      this.events.count(this.reported);
+    }
   };
 
   /** Moves queued lines into the arrays (no DOM work). */
   private flush(): void {
     if (this.pending.length === 0) return;
+    this.schedule();
     const batch = this.pending;
     this.pending = [];
     let head = this.texts.length > 0 ? (this.owner[this.texts.length - 1] ?? -1) : -1;
@@ -241,7 +260,7 @@ export class LogView {
     node.dataset.line = String(n);
     const stream = this.streams[line] ?? 0;
     const isHeader = this.headers.has(line);
-    node.className = `row${stream === 1 ? ' stderr' : stream === 2 ? ' system' : ''}${isHeader ? ' step' : ''}${line === this.target ? ' target' : ''}`;
+    node.className = `row${stream === 1 ? ' stderr' : stream === 2 ? ' system' : ''}${isHeader ? ' step' : ''}${line === this.failedStep ? ' failed-step' : ''}${line === this.target ? ' target' : ''}`;
     const parts: Node[] = [];
     const fold = document.createElement('button');
     fold.className = 'fold';
@@ -250,7 +269,7 @@ export class LogView {
       const open = !this.folded.has(line);
       fold.textContent = open ? '▾' : '▸';
       fold.setAttribute('aria-expanded', String(open));
-      fold.setAttribute('aria-label', `${open ? 'Fold' : 'Unfold'} step at line ${n}`);
+      fold.setAttribute('aria-label', `${open ? 'Fold' : 'Unfold'} step at line ${n}${line === this.failedStep ? ' (the step that failed)' : ''}`);
       fold.dataset.fold = String(line);
     } else {
       fold.tabIndex = -1;
