@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../../adapters/registry-client.ts';
 import { ErrorCode, FleetError, type AllowedBase } from '../../protocol/index.ts';
-import { baseUses, checkBasePolicy, isAllowed, parseImageRef, probeVerdict, type BaseUse } from '../../worker/base-policy.ts';
+import { baseUses, checkBasePolicy, checkBases, isAllowed, parseImageRef, probeVerdict, type BaseUse } from '../../worker/base-policy.ts';
 
 describe('image references as the builders resolve them', () => {
   it.each([
@@ -86,5 +89,42 @@ describe('what a probe of a base means', () => {
     expect(verdict({ error: dns('EAI_AGAIN') })).toBe(ErrorCode.E_REGISTRY_UNAVAILABLE);
     expect(verdict({ error: dns('ECONNREFUSED') })).toBe(ErrorCode.E_REGISTRY_UNAVAILABLE);
     expect(probeVerdict(use, ref, { status: 404 })?.message).toBe('base image not found at Dockerfile line 1 (FROM r/x:1): r/x:1: r has no such manifest (404)');
+  });
+});
+
+describe('the check over real sockets', () => {
+  // A registry answering each repository with the status its name asks for (the fleet's own
+  // registry answers 404 and 401: test/integration/base-policy.test.ts).
+  let server: Server;
+  let host: string;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const status = Number(/^\/v2\/s(\d{3})\//.exec(req.url ?? '')?.[1] ?? 404);
+      res.writeHead(status, status === 200 ? { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } : {}).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const check = (from: string, allowed: AllowedBase[] = [{ registry: host }, { registry: 'nonexistent.invalid' }, { registry: '127.0.0.1:1' }]) =>
+    checkBases(`FROM ${from}\nRUN true\n`, {}, allowed, (h) => new RegistryClient({ host: h, insecure: h === host }), AbortSignal.timeout(20_000)).then(
+      () => null,
+      (e: unknown) => (e instanceof FleetError ? e.code : String(e)),
+    );
+
+  it('present, missing, throttled, failing, unresolvable, down', async () => {
+    expect(await check(`${host}/s200/x:1`)).toBeNull();
+    expect(await check(`${host}/s404/x:1`)).toBe(ErrorCode.E_BASE_NOT_FOUND);
+    expect(await check(`${host}/s403/x:1`)).toBe(ErrorCode.E_BASE_UNAUTHORIZED);
+    expect(await check(`${host}/s429/x:1`)).toBe(ErrorCode.E_REGISTRY_UNAVAILABLE);
+    expect(await check(`${host}/s503/x:1`)).toBe(ErrorCode.E_REGISTRY_UNAVAILABLE);
+    // RFC 6761: .invalid never resolves
+    expect(await check('nonexistent.invalid/x:1')).toBe(ErrorCode.E_BASE_NOT_FOUND);
+    expect(await check('127.0.0.1:1/x:1')).toBe(ErrorCode.E_REGISTRY_UNAVAILABLE);
+  });
+
+  it('refuses by policy before asking any registry', async () => {
+    expect(await check('nonexistent.invalid/x:1', [{ registry: host }])).toBe(ErrorCode.E_BASE_NOT_ALLOWED);
   });
 });
