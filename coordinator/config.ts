@@ -67,6 +67,8 @@ export const CoordinatorOptions = z.strictObject({
       timeoutMs: z.number().int().min(1000).default(10 * 60_000),
       /** when the scanners' DB moves, released images are rescanned, at most this many starting per minute (coordinator/rescans.ts) */
       rescanPerMinute: z.number().int().min(1).default(30),
+      /** a scan job no scanner marks in progress for this long goes to another scanner (a scanner killed mid-scan) */
+      ackWaitMs: z.number().int().min(1000).default(60_000),
     })
     .optional(),
   /** how long the audit trail is kept */

@@ -86,8 +86,8 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
   await upsertConsumer(jsm, streams.scanJobs, {
     durable_name: consumers.scanner,
     ack_policy: AckPolicy.Explicit,
-    // a scanner marks the job in progress while grype runs; silence this long means it died
-    ack_wait: nanos(60_000),
+    // a scanner marks the job in progress while it scans; silence this long means it died
+    ack_wait: nanos(config.scan?.ackWaitMs ?? 60_000),
     max_deliver: 3,
     deliver_policy: DeliverPolicy.All,
   });

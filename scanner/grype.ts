@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError, Severity, parseWith, type Finding, type ScannerIdentity } from '../protocol/index.ts';
 import { KILL_GRACE_MS, diesWithParent } from '../adapters/child-process.ts';
+import type { BackendResult, ImageToScan, ScanBackend } from './backend.ts';
 
 /** What one grype run needs: the binary, its vulnerability DB (a grype cache dir) and the image. */
 export interface GrypeRun {
@@ -180,4 +181,19 @@ async function grypeVersion(grypeBin: string, signal: AbortSignal): Promise<stri
   if (!parsed.success) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `${grypeBin} does not say its version (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr)}`);
   knownVersion = { bin: grypeBin, version: parsed.data.version };
   return parsed.data.version;
+}
+
+/** grype as the pool's scan backend: one binary, one DB dir, results cached per (image, DB build). */
+export class GrypeBackend implements ScanBackend {
+  readonly kind = 'grype' as const;
+  private readonly cache = new ScanCache();
+  constructor(
+    private readonly grypeBin: string,
+    private readonly dbDir: string,
+  ) {}
+
+  scan(image: ImageToScan, signal: AbortSignal): Promise<BackendResult> {
+    const source = `registry:${image.registry}/${image.repository}@${image.digest}`;
+    return scanWithGrype({ grypeBin: this.grypeBin, dbDir: this.dbDir, source, insecureRegistry: image.insecure, signal, cache: this.cache });
+  }
 }

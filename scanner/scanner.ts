@@ -5,7 +5,9 @@ import { ErrorCode, ScanJob, consumers, decodeWith, encode, parseWith, streams, 
 import { NatsCredentials, connectNats } from '../adapters/nats.ts';
 import { cacheBin } from '../adapters/environment.ts';
 import type { Logger } from '../adapters/logger.ts';
-import { ScanCache, scanWithGrype } from './grype.ts';
+import { GrypeBackend } from './grype.ts';
+import { HarborBackend, HarborOptions } from './harbor.ts';
+import type { ScanBackend } from './backend.ts';
 
 export const ScannerOptions = z.strictObject({
   natsUrl: z.string().min(1),
@@ -13,11 +15,18 @@ export const ScannerOptions = z.strictObject({
   natsCredentials: NatsCredentials,
   scannerId: z.string().min(1).default('scanner'),
   /** grype's DB cache dir (GRYPE_DB_CACHE_DIR), filled by `grype db import`; never updated by the scanner */
-  dbDir: z.string().refine(isAbsolute, 'must be an absolute path'),
+  dbDir: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   grypeBin: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** scan through a Harbor scanner adapter (Pluggable Scanner API v1.1) instead of grype: set this or dbDir */
+  harbor: HarborOptions.optional(),
   /** a scan running longer is killed and reported as failed */
   scanTimeoutMs: z.number().int().min(1000).default(10 * 60_000),
-});
+  /**
+   * how often a running scan tells JetStream it is still in progress; must stay well below the scan
+   * job consumer's ack wait (coordinator scan.ackWaitMs), or a long scan is handed to a second scanner
+   */
+  workingEveryMs: z.number().int().min(100).default(20_000),
+}).refine((o) => (o.dbDir === undefined) !== (o.harbor === undefined), { message: 'set dbDir (grype) or harbor (a Harbor scanner adapter), not both', path: ['dbDir'] });
 export type ScannerOptions = z.input<typeof ScannerOptions>;
 
 export interface Scanner {
@@ -26,8 +35,6 @@ export interface Scanner {
 }
 
 const PULL_EXPIRES_MS = 5_000;
-// Below the consumer's ack wait (60 s, coordinator/topology.ts): a long scan is not redelivered.
-const WORKING_EVERY_MS = 20_000;
 
 /**
  * A scanner of the pool: takes scan jobs from the work queue one at a time, runs grype on the
@@ -39,11 +46,11 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
   const config = parseWith(ScannerOptions, options, 'scanner options');
   const slog = log.child({ scannerId: config.scannerId });
   const grypeBin = config.grypeBin ?? join(cacheBin(), 'grype');
+  const backend: ScanBackend = config.harbor !== undefined ? new HarborBackend(config.harbor) : new GrypeBackend(grypeBin, config.dbDir ?? '');
   const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
   const js = jetstream(nc);
   const stopping = new AbortController();
-  // A redelivered worker report gates (and asks for a scan) again: the same digest against the same DB needs no second grype run.
-  const cache = new ScanCache();
+  // (each backend caches per (digest, DB build): a redelivered worker report gates and asks again)
 
   const handle = async (msg: JsMsg): Promise<void> => {
     let job: ScanJob;
@@ -55,14 +62,13 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
       return;
     }
     const jlog = slog.child({ scanId: job.scanId, buildId: job.buildId, digest: job.digest });
-    const source = `registry:${job.registry}/${job.repository}@${job.digest}`;
     const timeout = AbortSignal.timeout(config.scanTimeoutMs);
     const signal = AbortSignal.any([timeout, stopping.signal]);
-    const beat = setInterval(() => msg.working(), WORKING_EVERY_MS);
+    const beat = setInterval(() => msg.working(), config.workingEveryMs);
     const started = Date.now();
     let report: ScanReport;
     try {
-      const { findings, scanner, cached } = await scanWithGrype({ grypeBin, dbDir: config.dbDir, source, insecureRegistry: job.insecure, signal, cache });
+      const { findings, scanner, cached } = await backend.scan({ registry: job.registry, insecure: job.insecure, repository: job.repository, digest: job.digest }, signal);
       report = { ok: true, scanId: job.scanId, digest: job.digest, scanner, findings, durationMs: Date.now() - started, at: new Date().toISOString() };
       jlog.info({ findings: findings.length, durationMs: report.durationMs, dbBuilt: scanner.dbBuilt, cached }, 'scanned');
     } catch (e) {
@@ -95,7 +101,7 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
       }
     }
     if (consumer === null) return;
-    slog.info({ dbDir: config.dbDir, grypeBin }, 'scanner ready');
+    slog.info(backend.kind === 'harbor' ? { backend: 'harbor', url: config.harbor?.url } : { backend: 'grype', dbDir: config.dbDir, grypeBin }, 'scanner ready');
     while (!stopping.signal.aborted) {
       let msg: JsMsg | null;
       try {

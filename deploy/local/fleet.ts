@@ -13,7 +13,8 @@ import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
 import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
-import { startScanner } from '../../scanner/scanner.ts';
+import { startScanner, type ScannerOptions } from '../../scanner/scanner.ts';
+import type { HarborOptions } from '../../scanner/harbor.ts';
 import { issueNatsUsers, renderAuthorization } from '../../node/nats-authorization.ts';
 import { makeNatsTls } from './nats-tls.ts';
 import type { NatsCredentials } from '../../adapters/nats.ts';
@@ -52,7 +53,16 @@ export interface LocalFleetOptions {
    */
   scanners?: number;
   /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report; given without scanners, no scanner answers */
-  scan?: { dbDir: string; timeoutMs?: number; rescanPerMinute?: number };
+  scan?: {
+    dbDir?: string;
+    /** scan through a Harbor scanner adapter instead of grype */
+    harbor?: HarborOptions;
+    timeoutMs?: number;
+    rescanPerMinute?: number;
+    /** the scan job consumer's ack wait, and how often a scanner says a scan is in progress */
+    ackWaitMs?: number;
+    workingEveryMs?: number;
+  };
   /**
    * The registry notifies the coordinator of every push (POST /v1/registry/events with a platform
    * token of its own), as a production registry would: base changes start rebuild waves at once.
@@ -107,7 +117,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
   try {
     const pools = [...new Set([pool, ...(opts.coordinator?.pools ?? [])])];
     const scanners = opts.scanners ?? 0;
-    if (scanners > 0 && opts.scan === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir)');
+    if (scanners > 0 && opts.scan?.dbDir === undefined && opts.scan?.harbor === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir) or scan.harbor');
     const tenancyPath = join(stateDir, 'tenancy.json');
     await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [], ...(opts.platform === undefined ? {} : { platform: opts.platform }) }, null, 2));
     const oidcPath = opts.oidc === undefined ? undefined : join(stateDir, 'oidc.json');
@@ -144,7 +154,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       natsCredentials: credentialsOf('coordinator'),
       platform: { tenancyPath, ...(oidcPath === undefined ? {} : { oidcPath }), ...(opts.gatePolicyPath === undefined ? {} : { policyPath: opts.gatePolicyPath }) },
       // `scan` without scanners: the coordinator expects a scanner pool that never answers (a fault to test)
-      ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000, ...(opts.scan?.rescanPerMinute === undefined ? {} : { rescanPerMinute: opts.scan.rescanPerMinute }) } } : {}),
+      ...(scanners > 0 || opts.scan !== undefined ? { scan: { timeoutMs: opts.scan?.timeoutMs ?? 5 * 60_000, ...(opts.scan?.rescanPerMinute === undefined ? {} : { rescanPerMinute: opts.scan.rescanPerMinute }), ...(opts.scan?.ackWaitMs === undefined ? {} : { ackWaitMs: opts.scan.ackWaitMs }) } } : {}),
       // The registry's notifications name the coordinator's port, so it must outlive a coordinator restart.
       http: { host: '127.0.0.1', port: opts.registryNotifications === true ? await freePort() : 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
@@ -167,7 +177,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     };
     for (let i = 0; i < scanners; i++) {
       const scanner = await startScanner(
-        { natsUrl: nats.url, natsCredentials: credentialsOf('scanner'), scannerId: `s${i + 1}-${process.pid}`, dbDir: opts.scan?.dbDir ?? '' },
+        { natsUrl: nats.url, natsCredentials: credentialsOf('scanner'), scannerId: `s${i + 1}-${process.pid}`, ...scannerBackend(opts.scan), ...(opts.scan?.workingEveryMs === undefined ? {} : { workingEveryMs: opts.scan.workingEveryMs }) },
         log.child({ component: 'scanner' }),
       );
       cleanups.push(() => scanner.stop());
@@ -209,6 +219,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     await stop();
     throw e;
   }
+}
+
+/** A scanner's backend from the fleet's scan options: a Harbor adapter, else grype on dbDir. */
+function scannerBackend(scan: LocalFleetOptions['scan']): Pick<ScannerOptions, 'dbDir'> | Pick<ScannerOptions, 'harbor'> {
+  return scan?.harbor !== undefined ? { harbor: scan.harbor } : { dbDir: scan?.dbDir ?? '' };
 }
 
 /** A docker config.json holding one registry's credentials, readable by the build user only. */

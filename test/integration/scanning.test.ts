@@ -14,6 +14,7 @@ import { scanWithGrype } from '../../scanner/grype.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
+import { DB_UPDATED_PROPERTY, REPORT_MIME } from '../../scanner/harbor.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 
@@ -83,6 +84,38 @@ async function startReceiver(): Promise<{ server: Server; url: string; received:
 
 const HOOK_SECRET = 'whsec-test-0123456789';
 
+/** The gate policy of these tests: block Critical with a fix; CVE-2099-0001 allowlisted for scan/allowed, expired for scan/expired. */
+async function writeScanPolicy(dir: string): Promise<string> {
+  const policy = JSON.parse(await readFile(DEFAULT_POLICY_PATH, 'utf8')) as Record<string, unknown>;
+  const future = new Date(Date.now() + 30 * 24 * 3600_000).toISOString();
+  const past = new Date(Date.now() - 24 * 3600_000).toISOString();
+  policy.vulnerabilities = {
+    blockAtOrAbove: 'Critical',
+    countNotFixed: false,
+    unknownAs: 'High',
+    allowlist: [
+      { cve: 'CVE-2099-0001', package: 'zlib', repositories: ['scan/allowed'], reason: 'zlib inflate is never reached in this service (SEC-1)', expires: future, addedBy: 'sec-team' },
+      { cve: 'CVE-2099-0001', repositories: ['scan/expired'], reason: 'accepted until the base was rebuilt (SEC-2)', expires: past, addedBy: 'sec-team' },
+    ],
+  };
+  const policyPath = join(dir, 'gate-policy.json');
+  await writeFile(policyPath, JSON.stringify(policy));
+  return policyPath;
+}
+
+/** The tiny fixture built into `repository`:1; its final state and its verdict. */
+async function buildTiny(fleet: LocalFleet, id: string, repository: string): Promise<{ done: BuildView; verdict: Verdict | undefined }> {
+  const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+  await fleet.client.submit({ id, context: { digest }, buildArgs: { N: id }, image: { repository, tags: ['1'] } });
+  const done = await fleet.client.follow(id, {});
+  const events = await storedEvents(fleet.client.nc, id);
+  const verdict = events.find((e): e is Extract<BuildEvent, { type: 'verdict' }> => e.type === 'verdict')?.verdict;
+  return { done, verdict };
+}
+const vulnerabilityGate = (v: Verdict | undefined) => v?.gates.find((g) => g.gate === 'vulnerabilities');
+/** grype's gate results by build id, for the Harbor adapter's to be compared with */
+const grypeGates = new Map<string, ReturnType<typeof vulnerabilityGate>>();
+
 /** Vulnerability scanning as a gate: real grype, real registry, a fixture DB built in this run. */
 describe('scanning', () => {
   let fleet: LocalFleet;
@@ -111,20 +144,7 @@ describe('scanning', () => {
     await access(FIXTURE_DB);
     dir = await mkdtemp(join(tmpdir(), 'fleet-scanning-'));
     dbDir = await buildFixtureDb(dir);
-    const policy = JSON.parse(await readFile(DEFAULT_POLICY_PATH, 'utf8')) as Record<string, unknown>;
-    const future = new Date(Date.now() + 30 * 24 * 3600_000).toISOString();
-    const past = new Date(Date.now() - 24 * 3600_000).toISOString();
-    policy.vulnerabilities = {
-      blockAtOrAbove: 'Critical',
-      countNotFixed: false,
-      unknownAs: 'High',
-      allowlist: [
-        { cve: 'CVE-2099-0001', package: 'zlib', repositories: ['scan/allowed'], reason: 'zlib inflate is never reached in this service (SEC-1)', expires: future, addedBy: 'sec-team' },
-        { cve: 'CVE-2099-0001', repositories: ['scan/expired'], reason: 'accepted until the base was rebuilt (SEC-2)', expires: past, addedBy: 'sec-team' },
-      ],
-    };
-    const policyPath = join(dir, 'gate-policy.json');
-    await writeFile(policyPath, JSON.stringify(policy));
+    const policyPath = await writeScanPolicy(dir);
     receiver = await startReceiver();
     const secretFile = join(dir, 'hook-secret');
     await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
@@ -145,15 +165,8 @@ describe('scanning', () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  async function build(id: string, repository: string): Promise<{ done: BuildView; verdict: Verdict | undefined }> {
-    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
-    await fleet.client.submit({ id, context: { digest }, buildArgs: { N: id }, image: { repository, tags: ['1'] } });
-    const done = await fleet.client.follow(id, {});
-    const events = await storedEvents(fleet.client.nc, id);
-    const verdict = events.find((e): e is Extract<BuildEvent, { type: 'verdict' }> => e.type === 'verdict')?.verdict;
-    return { done, verdict };
-  }
-  const gate = (v: Verdict | undefined) => v?.gates.find((g) => g.gate === 'vulnerabilities');
+  const build = (id: string, repository: string) => buildTiny(fleet, id, repository);
+  const gate = vulnerabilityGate;
 
   it('blocks a Critical with a fix before promotion, naming it; a High without a fix and an advisory already fixed do not block', async () => {
     const { done, verdict } = await build('scan-blocked', 'scan/blocked');
@@ -166,6 +179,7 @@ describe('scanning', () => {
     expect(g?.reason).toContain('CVE-2099-0001 Critical in zlib 1:1.2.13.dfsg-1 (fixed in 1:1.2.13.dfsg-1+deb12u1)');
     expect(g?.scan?.blocking.map((f) => f.id)).toEqual(['CVE-2099-0001']);
     expect(g?.scan?.scanner).toMatchObject({ name: 'grype', version: 'v0.121.2' });
+    grypeGates.set('scan/blocked', g);
     // The scan's findings: gzip's High (no fix) is there but does not block; glibc's is fixed already.
     const report = reports.get(verdict?.digest ?? '');
     expect(report?.ok).toBe(true);
@@ -215,6 +229,7 @@ describe('scanning', () => {
     expect(g).toMatchObject({ outcome: 'pass', code: 'VULNERABILITIES_OK' });
     expect(g?.reason).toMatch(/CVE-2099-0001 in zlib allowlisted until .* by sec-team: zlib inflate is never reached/);
     expect(g?.scan?.allowlisted).toMatchObject([{ cve: 'CVE-2099-0001', package: 'zlib', addedBy: 'sec-team', expired: false }]);
+    grypeGates.set('scan/allowed/app', g);
   });
 
   it('gates a Java standard build the same way (scan time printed)', async () => {
@@ -324,6 +339,105 @@ describe('scanning', () => {
       expect(findings.map((f) => f.id)).toContain('CVE-2099-0001');
     }
   }, 600_000);
+});
+
+/**
+ * A Harbor scanner adapter as a site runs one (Trivy's, Clair's), here a small real HTTP server
+ * speaking the Pluggable Scanner API v1.1 and serving a fixed report with the findings grype
+ * makes of the tiny image under the fixture DB (zlib's Critical twice, as two binaries report it).
+ */
+async function startHarborAdapter(): Promise<{ server: Server; url: string; scans: Array<{ registry: { url: string }; artifact: { repository: string; digest: string } }>; pending: number }> {
+  const state = { scans: [] as Array<{ registry: { url: string }; artifact: { repository: string; digest: string } }>, pending: 0 };
+  const polled = new Set<string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const json = (status: number, value: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+      const report = /^\/api\/v1\/scan\/([^/]+)\/report$/.exec(req.url ?? '');
+      if (req.method === 'GET' && req.url === '/api/v1/metadata') {
+        return json(200, {
+          scanner: { name: 'Fixture Adapter', vendor: 'fleet tests', version: '1.1.0' },
+          capabilities: [{ consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'], produces_mime_types: [REPORT_MIME] }],
+          properties: { [DB_UPDATED_PROPERTY]: new Date(Date.now() - 3600_000).toISOString() },
+        });
+      }
+      if (req.method === 'POST' && req.url === '/api/v1/scan') {
+        if (!(req.headers['content-type'] ?? '').startsWith('application/vnd.scanner.adapter.scan.request+json')) return json(415, { error: { message: 'unsupported content type' } });
+        const scan = JSON.parse(body) as { registry: { url: string }; artifact: { repository: string; digest: string } };
+        state.scans.push(scan);
+        return json(202, { id: `scan-${state.scans.length}` });
+      }
+      if (req.method === 'GET' && report !== null) {
+        if (req.headers.accept !== REPORT_MIME) return json(400, { error: { message: `unsupported report mime type ${req.headers.accept ?? ''}` } });
+        const id = report[1] ?? '';
+        const index = Number(id.replace('scan-', '')) - 1;
+        const scan = state.scans[index];
+        if (scan === undefined) return json(404, { error: { message: 'no such scan' } });
+        // The first poll of each scan: not ready yet (the spec's 302 + Refresh-After).
+        if (!polled.has(id)) {
+          polled.add(id);
+          state.pending++;
+          return res.writeHead(302, { 'refresh-after': '1', location: req.url ?? '' }).end();
+        }
+        return json(200, {
+          generated_at: new Date().toISOString(),
+          artifact: { repository: scan.artifact.repository, digest: scan.artifact.digest, mime_type: 'application/vnd.oci.image.manifest.v1+json' },
+          scanner: { name: 'Fixture Adapter', vendor: 'fleet tests', version: '1.1.0' },
+          severity: 'Critical',
+          vulnerabilities: [
+            { id: 'CVE-2099-0002', package: 'gzip', version: '1.12-1', fix_version: '', severity: 'High', description: 'fixture', links: [] },
+            { id: 'CVE-2099-0001', package: 'zlib', version: '1:1.2.13.dfsg-1', fix_version: '1:1.2.13.dfsg-1+deb12u1', severity: 'Critical', description: 'fixture', links: [] },
+            { id: 'CVE-2099-0001', package: 'zlib', version: '1:1.2.13.dfsg-1', fix_version: '1:1.2.13.dfsg-1+deb12u1', severity: 'Critical', description: 'fixture (second binary)', links: [] },
+          ],
+        });
+      }
+      json(404, { error: { message: 'no route' } });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return Object.assign(state, { server, url });
+}
+
+describe('scanning through a Harbor scanner adapter (Pluggable Scanner API v1.1)', () => {
+  let fleet: LocalFleet;
+  let adapter: Awaited<ReturnType<typeof startHarborAdapter>>;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-harbor-'));
+    adapter = await startHarborAdapter();
+    fleet = await startTestFleet({ scanners: 1, scan: { harbor: { url: adapter.url }, timeoutMs: 90_000 }, gatePolicyPath: await writeScanPolicy(dir) });
+  }, 600_000);
+  afterAll(async () => {
+    await fleet?.stop();
+    adapter?.server.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives the same verdicts as grype for the same findings: blocked, and allowlisted', async () => {
+    const blocked = await buildTiny(fleet, 'harbor-blocked', 'scan/blocked');
+    expect(blocked.done.state).toMatchObject({ phase: 'failed', error: { code: 'E_GATE_BLOCKED' } });
+    const g = vulnerabilityGate(blocked.verdict);
+    expect(g).toMatchObject({ outcome: 'block', code: 'VULNERABILITIES_FOUND' });
+    expect(g?.reason).toContain('CVE-2099-0001 Critical in zlib 1:1.2.13.dfsg-1 (fixed in 1:1.2.13.dfsg-1+deb12u1)');
+    expect(g?.scan).toMatchObject({ scanner: { name: 'Fixture Adapter', version: '1.1.0' }, total: 2 });
+    expect(g?.scan?.blocking.map((f) => f.id)).toEqual(['CVE-2099-0001']);
+    const allowed = await buildTiny(fleet, 'harbor-allowed', 'scan/allowed/app');
+    expect(allowed.done.state).toMatchObject({ phase: 'pushed' });
+    const a = vulnerabilityGate(allowed.verdict);
+    expect(a).toMatchObject({ outcome: 'pass', code: 'VULNERABILITIES_OK' });
+    expect(a?.scan?.allowlisted).toMatchObject([{ cve: 'CVE-2099-0001', package: 'zlib', addedBy: 'sec-team', expired: false }]);
+    // the same outcome, code, blocking findings and allowlist entries as grype's (when grype's tests ran in this file)
+    const same = (x: ReturnType<typeof vulnerabilityGate>) => ({ outcome: x?.outcome, code: x?.code, blocking: x?.scan?.blocking.map((f) => [f.id, f.package, f.installed, f.fixed, f.severity, f.fixState]), allowlisted: x?.scan?.allowlisted.map((e) => [e.cve, e.package, e.expired]) });
+    for (const [repo, mine] of [['scan/blocked', g], ['scan/allowed/app', a]] as const) {
+      const theirs = grypeGates.get(repo);
+      if (theirs !== undefined) expect(same(mine)).toEqual(same(theirs));
+    }
+    // the adapter was asked for the quarantined digest in the fleet's registry, and was polled past a 302
+    expect(adapter.scans[0]).toMatchObject({ registry: { url: `http://${fleet.registry.host}` }, artifact: { repository: 'quarantine/scan/blocked', digest: blocked.verdict?.digest } });
+    expect(adapter.pending).toBeGreaterThanOrEqual(2);
+  });
 });
 
 describe('scanning without a scanner answering', () => {
