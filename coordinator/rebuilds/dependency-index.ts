@@ -69,6 +69,12 @@ export class DependencyIndex {
     this.log.debug({ buildId: record.id, stream, bases: names }, 'dependency index updated');
   }
 
+  /** The bases the latest promoted build of `(repository, tags)` followed. */
+  async basesOf(repository: string, tags: readonly string[]): Promise<string[]> {
+    const entry = await this.kv.get(`of.${token(streamOf(repository, tags))}`);
+    return entry === null || entry.operation !== 'PUT' ? [] : parseWith(Followed, entry.json(), 'dependency index entry', ErrorCode.E_INTERNAL).bases;
+  }
+
   /** Every stream whose latest build used `base` (a tag name), with the digest it was built on. */
   async dependentsOf(base: string): Promise<Dependent[]> {
     const found: Dependent[] = [];

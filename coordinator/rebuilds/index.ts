@@ -69,7 +69,8 @@ export async function startRebuilds(nc: NatsConnection, options: RebuildOptions,
   const clientFor = (host: string): RegistryClient => {
     if (host === deps.registryHost) return deps.registry;
     let client = foreign.get(host);
-    if (client === undefined) foreign.set(host, (client = new RegistryClient({ host, insecure: false }, 15_000)));
+    // Docker Hub's names say docker.io; its registry API answers at registry-1.docker.io.
+    if (client === undefined) foreign.set(host, (client = new RegistryClient({ host: host === 'docker.io' ? 'registry-1.docker.io' : host, insecure: false }, 15_000)));
     return client;
   };
   const trigger = new RebuildTrigger(
@@ -80,6 +81,7 @@ export async function startRebuilds(nc: NatsConnection, options: RebuildOptions,
       return ref === null ? null : clientFor(ref.host).headDigest(ref.repository, ref.tag, signal);
     },
     options.debounceMs,
+    deps.registryHost,
     stop.signal,
     rlog,
   );
@@ -92,7 +94,8 @@ export async function startRebuilds(nc: NatsConnection, options: RebuildOptions,
       record: deps.record,
       promoted: async (record) => {
         if (record.state.phase !== 'pushed') return;
-        await index.promoted(record, record.state.bases ?? [], deps.registryHost);
+        // A worker older than the bases field says nothing of them: the index keeps what it knew.
+        if (record.state.bases !== undefined) await index.promoted(record, record.state.bases, deps.registryHost);
         for (const tag of record.request.image.tags) trigger.notice(baseNameOf(deps.registryHost, record.request.image.repository, tag), 'promotion');
       },
       ended: () => waves.pump(),

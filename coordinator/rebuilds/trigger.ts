@@ -1,4 +1,5 @@
-import type { NoticedBy } from '../../protocol/index.ts';
+import type { Dependent, NoticedBy } from '../../protocol/index.ts';
+import { baseNameOf } from './base-name.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import type { DependencyIndex } from './dependency-index.ts';
 import type { Waves } from './waves.ts';
@@ -25,6 +26,8 @@ export class RebuildTrigger {
     private readonly waves: Waves,
     private readonly tagDigest: TagDigest,
     private readonly debounceMs: number,
+    /** the fleet's registry: where the dependents' own images are */
+    private readonly registryHost: string,
     private readonly signal: AbortSignal,
     private readonly log: Logger,
   ) {}
@@ -50,12 +53,28 @@ export class RebuildTrigger {
       if (digest === null) return;
       const stale = dependents.filter((d) => d.baseDigest !== digest);
       if (stale.length === 0) return;
-      await this.waves.start(base, digest, stale, noticedBy, noticedAt);
+      await this.waves.start(base, digest, await this.direct(stale), noticedBy, noticedAt);
     } catch (e) {
       if (!this.signal.aborted) this.log.warn({ err: e, base, noticedBy }, 'could not look at a base change; the next notice or poll looks again');
     } finally {
       this.looks++;
     }
+  }
+
+  /**
+   * Bases before dependents: a dependent that also follows another member of this wave (a
+   * multi-stage app on both official/base and a custom base built on it) is left to that member's
+   * own wave, which its new digest starts when its rebuild is promoted; so it is rebuilt once, on
+   * both new bases.
+   */
+  private async direct(stale: readonly Dependent[]): Promise<Dependent[]> {
+    const rebuilt = new Set(stale.flatMap((d) => d.tags.map((t) => baseNameOf(this.registryHost, d.repository, t))));
+    const direct: Dependent[] = [];
+    for (const d of stale) {
+      const follows = await this.index.basesOf(d.repository, d.tags);
+      if (!follows.some((b) => rebuilt.has(b))) direct.push(d);
+    }
+    return direct;
   }
 
   /** Drops pending notices and waits for looks in progress. */

@@ -85,7 +85,9 @@ export class Waves {
     const wave: RebuildWave = { id: key, base, to, noticedBy, noticedAt, createdAt: new Date().toISOString(), members };
     try {
       await this.kv.create(key, encode(wave));
-    } catch {
+    } catch (e) {
+      // `create` refuses an existing key: the same change noticed again (or by another replica).
+      if ((await this.read(key)) === null) throw e;
       this.log.debug({ base, to, noticedBy }, 'this base change already has its wave');
       return false;
     }

@@ -4,7 +4,8 @@ import { DISTRIBUTION_EVENTS_MEDIA_TYPE, RebuildWaveView, type BuildView } from 
 import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { republishBase } from '../../cli/publish-base.ts';
 import { storedEvents } from '../../client/index.ts';
-import { adminFetch, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { execa } from 'execa';
+import { FLEET_BIN, adminFetch, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 import { z } from 'zod';
 
@@ -133,6 +134,15 @@ describe('rebuilds', () => {
     const all = after.waves.flatMap((w) => w.members);
     for (const repo of ['app/tiny', 'app/leaky', 'bases/rebuild-base', 'app/on-custom']) expect(all.filter((m) => m.repository === repo), repo).toHaveLength(1);
     expect((await fleet.client.status(leaky.id)).state.phase).toBe('failed');
+
+    // `fleet rebuilds` shows the same waves, for people and as JSON lines.
+    const json = await execa(process.execPath, [FLEET_BIN, 'rebuilds', '--base', 'official/base:1', '--json'], { env: cliEnv(fleet) });
+    const listed = json.stdout.split('\n').filter((l) => l !== '').map((l) => RebuildWaveView.parse(JSON.parse(l)));
+    expect(listed.map((w) => [w.base, w.to, w.members.length])).toEqual([[baseRef, to, 3]]);
+    const human = await execa(process.execPath, [FLEET_BIN, 'rebuilds'], { env: cliEnv(fleet) });
+    expect(human.stdout).toContain(`${baseRef} → ${to.slice(0, 19)}…`);
+    expect(human.stdout).toMatch(/app\/on-custom:1 +platform +from sha256:[0-9a-f]{12}… +pushed/);
+    process.stderr.write(`${human.stdout}\n`);
   }, 1_200_000);
 
   it("registry notifications need a platform credential and a notification body; a tenant can neither notify nor claim a build is a rebuild", async () => {

@@ -1,0 +1,69 @@
+import { chmod, copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { cacheBin } from '../../adapters/environment.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface ImageRecipe {
+  /** the folder of images/fleet/ holding its Dockerfile */
+  dockerfile: string;
+  buildArgs: Readonly<Record<string, string>>;
+  /** the bootstrap's pinned binaries (in the fleet's cache bin dir) copied into the image's /usr/local/bin */
+  binaries: readonly string[];
+}
+
+/** The fleet's own images: each a custom build on the official base, built by the fleet itself. */
+export const FLEET_IMAGES = {
+  coordinator: { dockerfile: 'coordinator', buildArgs: {}, binaries: [] },
+  scanner: { dockerfile: 'scanner', buildArgs: {}, binaries: ['grype'] },
+  'worker-buildah': { dockerfile: 'worker', buildArgs: { PACKAGES: 'buildah' }, binaries: [] },
+  'worker-buildkit': { dockerfile: 'worker', buildArgs: { PACKAGES: 'rootlesskit' }, binaries: ['buildkitd', 'buildctl'] },
+  // kaniko's executor runs from the platform's signed kaniko image, under rootless podman
+  'worker-kaniko': { dockerfile: 'worker', buildArgs: { PACKAGES: 'podman' }, binaries: [] },
+} as const satisfies Record<string, ImageRecipe>;
+export type FleetImage = keyof typeof FLEET_IMAGES;
+
+/**
+ * Files the compiled code reads beside itself at run time (by paths relative to its module, so
+ * they keep the source layout): the version pins, the platform catalog and gate policy.
+ */
+const RUNTIME_FILES = ['package.json', 'package-lock.json', 'scripts/versions.env', 'images/platform'];
+
+/**
+ * Compiles the sources the images run (tsconfig.build.json) into `out` (the source layout, `.js`,
+ * no TypeScript loader needed) with the data files they read, then installs the production
+ * dependencies there from the lock file (`npm ci --omit=dev`, no install scripts).
+ */
+export async function buildApp(out: string, signal?: AbortSignal): Promise<void> {
+  await rm(out, { recursive: true, force: true });
+  await execa('npx', ['tsc', '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { cwd: ROOT, ...(signal === undefined ? {} : { cancelSignal: signal }) });
+  for (const f of RUNTIME_FILES) {
+    await mkdir(dirname(join(out, f)), { recursive: true });
+    await cp(join(ROOT, f), join(out, f), { recursive: true });
+  }
+  await execa('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: out, ...(signal === undefined ? {} : { cancelSignal: signal }) });
+  // command shims: nothing in the images runs them
+  await rm(join(out, 'node_modules/.bin'), { recursive: true, force: true });
+}
+
+/**
+ * A build context for one of the fleet's images: its Dockerfile (images/fleet/<image>/), the
+ * compiled app under `app/` and the Node.js binary the bootstrap installed (Node 24 LTS, from the
+ * npm registry's node-linux-<arch> package) as `node`. `app` is a buildApp() output, shared by
+ * every image of one run.
+ */
+export async function imageContext(image: FleetImage, app: string, dir: string): Promise<{ dir: string; buildArgs: Readonly<Record<string, string>> }> {
+  const recipe: ImageRecipe = FLEET_IMAGES[image];
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await cp(join(ROOT, 'images/fleet', recipe.dockerfile), dir, { recursive: true });
+  // package-internal symlinks stay relative (the default would make them absolute host paths)
+  await cp(app, join(dir, 'app'), { recursive: true, verbatimSymlinks: true });
+  await copyFile(process.execPath, join(dir, 'node'));
+  await chmod(join(dir, 'node'), 0o755);
+  for (const b of recipe.binaries) await copyFile(join(cacheBin(), b), join(dir, 'bin', b));
+  await writeFile(join(dir, '.dockerignore'), '# everything in this context is the image\n');
+  return { dir, buildArgs: recipe.buildArgs };
+}
