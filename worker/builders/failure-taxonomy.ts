@@ -121,7 +121,10 @@ function locate(kind: Kind, reason: string, input: FailureInput): Instruction | 
     const line = lastMatch(input.lines, BUILDKIT_LINE);
     if (line !== null) return byLine(Number(line)) ?? { line: Number(line), text: lastMatch(input.lines, BUILDKIT_EXCERPT) ?? '' };
   }
-  // The builder named the step: buildah's STEP "…", kaniko's last announced instruction.
+  // The builder named the step: buildah's STEP "…" (its quotes are not escaped: the instruction
+  // whose text the reason starts with wins, the longest), kaniko's last announced instruction.
+  const named = all.filter((i) => reason.startsWith(`building at STEP "${i.text}": `)).sort((x, y) => y.text.length - x.text.length)[0];
+  if (named !== undefined) return named;
   const step = BUILDAH_STEP.exec(reason)?.[1] ?? (input.builder === 'kaniko' && kind === 'step' ? lastKanikoStep(input.lines) : null);
   if (step !== null && step !== undefined && step.trim() !== '') return byText(step) ?? { line: 0, text: step };
   switch (kind) {

@@ -85,6 +85,14 @@ describe('failure taxonomy on real builder output', () => {
     expect(classifyFailure({ builder, lines: ['earlier output', line], dockerfile: 'FROM r/x:1\nRUN true\n' })?.code).toBe(code);
   });
 
+  it('names the right RUN when buildah quotes a step holding quotes (it does not escape them)', () => {
+    const dockerfile = 'FROM r/x:1\nRUN echo "preparing the build"\nRUN echo "about to fail" && exit 42\n';
+    const lines = ['STEP 3/3: RUN echo "about to fail" && exit 42', 'about to fail', 'Error: building at STEP "RUN echo "about to fail" && exit 42": while running runtime: exit status 42'];
+    const error = classifyFailure({ builder: 'buildah', lines, dockerfile });
+    expect(error?.details).toEqual({ step: 'RUN echo "about to fail" && exit 42', exitCode: 42 });
+    expect(error?.message).toContain('at Dockerfile line 3 (RUN echo "about to fail" && exit 42) with exit code 42');
+  });
+
   it('recognises nothing in output without the builder\'s final error line', () => {
     for (const builder of BUILDER_KINDS) expect(classifyFailure({ builder, lines: ['#1 DONE 0.0s', 'STEP 1/2: FROM x'], dockerfile: 'FROM x' })).toBeNull();
   });
