@@ -216,8 +216,12 @@ describe('web console', () => {
     expect(inView).toBe(true);
     await fresh.close();
     // ANSI colours are drawn as classes on text nodes, never as markup.
+    // the first match is the step header (its RUN line spells the escapes out), the second the output
     await alphaPage.getByLabel('Search the log').fill('green bold');
     await alphaPage.getByRole('button', { name: 'Find' }).click();
+    await alphaPage.getByTestId('matches').getByText('1/2').waitFor();
+    await alphaPage.getByRole('button', { name: 'Find' }).click();
+    await alphaPage.getByTestId('matches').getByText('2/2').waitFor();
     const coloured = alphaPage.locator('.log .row.target');
     await coloured.locator('.fg-2.b', { hasText: 'green bold' }).waitFor();
     await coloured.locator('.fg-1', { hasText: 'red' }).waitFor();
