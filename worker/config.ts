@@ -38,8 +38,9 @@ export const WorkerOptions = z.strictObject({
   /** docker config.json with the pool's registry credentials, handed to every builder */
   registryAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /**
-   * docker config.json with pull-only credentials for builders whose RUN steps share a container
-   * with the builder (kaniko): they get this instead of registryAuthFile. `{}` means anonymous.
+   * docker config.json with pull-only credentials the worker pulls a kaniko pool's bases with
+   * (kaniko itself gets no credentials: the worker brings bases in and pushes out). `{}` means
+   * anonymous; absent: registryAuthFile.
    */
   registryPullAuthFile: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** registries reached over plain HTTP: a loopback development registry, nothing else */
@@ -83,7 +84,10 @@ export const WorkerOptions = z.strictObject({
       logBytes: z.number().int().min(1024).optional(),
     })
     .default({}),
-  /** network for RUN steps: `private` (own namespace, no host loopback) or `none` */
+  /**
+   * network for RUN steps on every builder: `private` (own namespace, outbound only through
+   * slirp4netns, the host's loopback unreachable) or `none` (loopback only)
+   */
   runNetwork: z.enum(['private', 'none']).default('private'),
 });
 export type WorkerOptions = z.input<typeof WorkerOptions>;
