@@ -81,6 +81,11 @@ describe('failure taxonomy on real builder output', () => {
     { builder: 'kaniko', line: 'error building image: unable to complete operation after 0 attempts, last error: GET http://r/v2/x/manifests/1: MANIFEST_UNKNOWN: manifest unknown', code: ErrorCode.E_BASE_NOT_FOUND },
     { builder: 'buildkit', line: 'error: failed to solve: r/x:1: failed to resolve source metadata for r/x:1: unexpected status from HEAD request to http://r/v2/x/manifests/1: 503 Service Unavailable', code: ErrorCode.E_REGISTRY_UNAVAILABLE },
     { builder: 'kaniko', line: 'error building image: unable to complete operation after 0 attempts, last error: GET http://r/v2/x/manifests/1: TOOMANYREQUESTS: slow down', code: ErrorCode.E_REGISTRY_UNAVAILABLE },
+    // Refusals the conformance corpus found each builder makes in its own words (test/conformance/differences.ts).
+    { builder: 'buildah', line: 'Error: building at STEP "ENV ": ENV requires at least one argument', code: ErrorCode.E_DOCKERFILE_INVALID },
+    { builder: 'buildkit', line: 'error: failed to solve: variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', code: ErrorCode.E_DOCKERFILE_INVALID },
+    { builder: 'kaniko', line: 'error building image: error building stage: failed to execute command: when specifying multiple sources in a COPY command, destination must be a directory and end in \'/\'', code: ErrorCode.E_DOCKERFILE_INVALID },
+    { builder: 'kaniko', line: 'error building image: could not parse reference: ${FLEET_REGISTRY}/conformance/busybox:1', code: ErrorCode.E_DOCKERFILE_INVALID },
   ] as const)('$builder: $code for "$line"', ({ builder, line, code }) => {
     expect(classifyFailure({ builder, lines: ['earlier output', line], dockerfile: 'FROM r/x:1\nRUN true\n' })?.code).toBe(code);
   });
