@@ -64,8 +64,9 @@ export function renderStandard(spec: StandardSpec, loaded: LoadedCatalog, regist
     'io.fleet.options': [...new Set(spec.options)].sort().join(','),
     'io.fleet.services': enabled.join(','),
   };
-  // Written as a LABEL instruction, not passed as --label: buildah 1.28 loses its layer cache for
-  // every stage after the first when --label is given (containers/buildah#4950). Values are
+  // Written as a LABEL instruction, not passed as --label: the same form on all three builders.
+  // (It began as a workaround: buildah 1.28 lost its layer cache for every stage after the first
+  // with --label, containers/buildah#4950; the 1.43 the pools run no longer does.) Values are
   // catalog ids, so quoting them is safe.
   const labelLine = `LABEL ${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(' ')}`;
   const dockerfile = `${template
