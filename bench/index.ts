@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui|images]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<unknown>> = {
   gates: () => import('./gates.ts'),
   extract: () => import('./extract.ts'),
   ui: () => import('./ui.ts'),
+  images: () => import('./fleet-images.ts'),
 };
 const run = benches[which];
 if (run === undefined) {

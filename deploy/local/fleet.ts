@@ -9,6 +9,7 @@ import type { Logger } from '../../adapters/logger.ts';
 import type { WorkerOptions } from '../../worker/index.ts';
 import { buildUser, freePort } from '../../node/host.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
+import { startNatsCluster } from './nats-cluster.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
 import { fillSharedImageStore } from '../../node/shared-image-store.ts';
@@ -47,6 +48,12 @@ export interface LocalFleetOptions {
   natsTls?: boolean;
   /** serve nats-server's HTTP monitoring (/jsz: what KEDA's scaler reads) on a loopback port: `nats.monitoringUrl` */
   natsMonitoring?: boolean;
+  /**
+   * run NATS as a JetStream cluster of this many servers with the Kubernetes manifests' config
+   * (deploy/local/nats-cluster.ts; `nats` is then a NatsCluster) and every stream and bucket at
+   * that many replicas; not with natsTls
+   */
+  natsCluster?: number;
   /**
    * Vulnerability scanners (scanner/), each on the fleet's `scanner` NATS user. 0, the default,
    * means no scanner pool: the coordinator reports the vulnerabilities gate as skipped.
@@ -93,6 +100,8 @@ export interface LocalFleet {
   addWorker(overrides?: LocalFleetOptions['worker']): Promise<WorkerProcess>;
   /** a second coordinator replica on the same NATS (stopped with the fleet) */
   addCoordinator(): Promise<Coordinator>;
+  /** what the fleet's coordinators run with (a replica started elsewhere, e.g. from an image, takes the same) */
+  coordinatorOptions: CoordinatorOptions;
   /** stops the coordinator, runs `whileDown`, starts a new one (same options, new HTTP port) */
   restartCoordinator(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
@@ -127,7 +136,8 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       { kind: 'coordinator' },
       ...pools.map((p) => ({ kind: 'worker' as const, pool: p })),
       ...(opts.tenants ?? []).map((t) => ({ kind: 'tenant' as const, tenant: t.name })),
-      ...(scanners > 0 ? [{ kind: 'scanner' as const }] : []),
+      // (a `scan` without in-process scanners still gets the user: a test may run scanner processes of its own)
+      ...(scanners > 0 || opts.scan !== undefined ? [{ kind: 'scanner' as const }] : []),
     ]);
     const tls = opts.natsTls === true ? await makeNatsTls(join(stateDir, 'nats-tls')) : undefined;
     const natsCredentials = Object.fromEntries(users.map((u) => [u.credentials.user, tls === undefined ? u.credentials : { ...u.credentials, tlsCaFile: tls.caFile }]));
@@ -140,7 +150,11 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const runAs = await buildUser();
     await chmod(join(stateDir, 'nats-credentials'), 0o711);
     if (runAs.switchUser) for (const p of pools) await chown(credentialsOf(`worker-${p}`).seedFile, runAs.uid, runAs.gid);
-    const nats = await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users), monitoring: opts.natsMonitoring === true, ...(tls === undefined ? {} : { tls }) });
+    if (opts.natsCluster !== undefined && tls !== undefined) throw new Error('natsCluster runs without natsTls');
+    const nats =
+      opts.natsCluster === undefined
+        ? await startNatsServer(join(stateDir, 'nats'), { authorization: renderAuthorization(users), monitoring: opts.natsMonitoring === true, ...(tls === undefined ? {} : { tls }) })
+        : await startNatsCluster(join(stateDir, 'nats'), users, opts.natsCluster);
     cleanups.push(() => nats.stop());
     const registry = await startRegistry(join(stateDir, 'registry'), { auth: opts.registryAuth === true });
     cleanups.push(() => registry.stop());
@@ -159,6 +173,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       http: { host: '127.0.0.1', port: opts.registryNotifications === true ? await freePort() : 0 },
       registry: { host: registry.host, insecure: true, ...(authFile === undefined ? {} : { authFile }) },
       s3: s3.options,
+      ...(opts.natsCluster === undefined ? {} : { jetstreamReplicas: Math.min(opts.natsCluster, 3) }),
       ...opts.coordinator,
       pools,
     };
@@ -209,7 +224,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
       await registry.notifyTo(`${coordinator.httpUrl}/v1/registry/events`, notifierToken);
     }
     return {
-      stateDir, nats, registry, s3, workers, officialImages, client, natsCredentials, tenancyPath, adminToken, addWorker, addCoordinator, restartCoordinator, stop,
+      stateDir, nats, registry, s3, workers, officialImages, client, natsCredentials, tenancyPath, adminToken, addWorker, addCoordinator, coordinatorOptions, restartCoordinator, stop,
       get coordinator(): Coordinator {
         if (coordinator === null) throw new Error('the coordinator is down (restartCoordinator is running)');
         return coordinator;
