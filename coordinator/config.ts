@@ -7,6 +7,7 @@ import { platformPublicKeyPath } from '../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from './gates/policy.ts';
 import { DEFAULT_CATALOG_PATH } from './platform/catalog.ts';
 import { RebuildOptions } from './rebuilds/options.ts';
+import { platformSigningKeyPath, platformSigningPassphrasePath } from './provenance/signing-key.ts';
 
 /** Options are validated once, here, into a compiled config the rest of the coordinator trusts. */
 export const CoordinatorOptions = z.strictObject({
@@ -35,6 +36,10 @@ export const CoordinatorOptions = z.strictObject({
       policyPath: z.string().default(DEFAULT_POLICY_PATH),
       /** public half of the key official images are signed with (made by scripts/bootstrap) */
       signingPublicKeyPath: z.string().default(platformPublicKeyPath),
+      /** private half of that key (encrypted sigstore PEM): the coordinator signs each promoted image's provenance with it. Unreadable: no provenance */
+      signingKeyPath: z.string().default(platformSigningKeyPath),
+      /** the passphrase of signingKeyPath */
+      signingPassphrasePath: z.string().default(platformSigningPassphrasePath),
       /** tenants and what each owns (see coordinator/tenancy); reloaded when the file changes. Absent: only admins submit */
       tenancyPath: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
       /** OIDC issuers whose ID tokens the HTTP API accepts, and the rules mapping them to tenants (coordinator/auth/oidc.ts) */
@@ -73,6 +78,8 @@ export const CoordinatorOptions = z.strictObject({
     .optional(),
   /** how long the audit trail is kept */
   auditMaxAgeMs: z.number().int().positive().default(365 * 24 * 3600 * 1000),
+  /** replicas of every stream and bucket: 1 on a single server, 3 on a 3-node JetStream cluster (deploy/kubernetes) */
+  jetstreamReplicas: z.number().int().min(1).max(5).default(1),
   /** rebuild on base update: notice base changes (registry notifications, a poller), rebuild dependents in waves */
   rebuilds: RebuildOptions.prefault({}),
   /** how long build logs and events stay in JetStream */

@@ -6,6 +6,7 @@ import { diesWithParent, KILL_GRACE_MS, type ChildHandle } from '../../adapters/
 import { waitFor } from '../../node/host.ts';
 
 export interface NatsServer {
+  /** the client URL; for a cluster, every member's, comma-separated (connectNats takes that) */
   url: string;
   port: number;
   /** `http://127.0.0.1:PORT` of the monitoring endpoints (/jsz, /varz) when started with `monitoring` */
@@ -20,20 +21,35 @@ export interface NatsServer {
  * users of `authorization` (a rendered `authorization { … }` block: see node/nats-authorization.ts).
  */
 export async function startNatsServer(dir: string, opts: { authorization: string; tls?: { certFile: string; keyFile: string }; monitoring?: boolean }): Promise<NatsServer> {
-  await mkdir(dir, { recursive: true });
-  const configFile = join(dir, 'nats-server.conf');
   // With TLS every client must speak it (the server refuses plain connections): no downgrade.
   const tls = opts.tls === undefined ? '' : `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n}\n`;
-  await writeFile(configFile, `${opts.authorization}${tls}`, { mode: 0o600 });
-  let port = -1;
+  return runNatsServer(dir, `${opts.authorization}${tls}`, { monitoring: opts.monitoring === true, port: -1, monitorPort: -1, args: [] });
+}
+
+/**
+ * One nats-server process on loopback from a whole config file; `args` override what the file
+ * says (ports, the cluster listen address), as nats-server's command line does. Port -1: a free one.
+ */
+export async function runNatsServer(
+  dir: string,
+  config: string,
+  opts: { monitoring: boolean; port: number; monitorPort: number; args: readonly string[] },
+): Promise<NatsServer> {
+  await mkdir(dir, { recursive: true });
+  const configFile = join(dir, 'nats-server.conf');
+  await writeFile(configFile, config, { mode: 0o600 });
+  let port = opts.port;
   // The HTTP monitoring port (/jsz, what KEDA's nats-jetstream scaler reads), on loopback, only when asked for.
-  let monitorPort = -1;
+  let monitorPort = opts.monitorPort;
   let child: ChildHandle | null = null;
 
   const launch = async (): Promise<void> => {
     const portsDir = join(dir, `ports-${Date.now()}`);
     await mkdir(portsDir);
-    const args = ['-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir, ...(opts.monitoring === true ? ['-m', String(monitorPort)] : [])];
+    const args = [
+      '-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir,
+      ...(opts.monitoring ? ['-m', String(monitorPort)] : []), ...opts.args,
+    ];
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.
     const serverLog = { file: join(dir, 'nats-server.log'), append: true } as const;
     // Dies with the fleet's process, even a kill -9'd one: no server left holding the port and store.
@@ -46,7 +62,7 @@ export async function startNatsServer(dir: string, opts: { authorization: string
       if (f === undefined) return null;
       const ports = JSON.parse(await readFile(join(portsDir, f), 'utf8')) as { nats?: string[]; monitoring?: string[] };
       const monitoring = ports.monitoring?.[0];
-      if (opts.monitoring === true && monitoring === undefined) return null;
+      if (opts.monitoring && monitoring === undefined) return null;
       if (monitoring !== undefined) monitorPort = Number(new URL(monitoring).port);
       return ports.nats?.[0] ?? null;
     });
@@ -70,11 +86,11 @@ export async function startNatsServer(dir: string, opts: { authorization: string
       return port;
     },
     get monitoringUrl() {
-      return opts.monitoring === true ? `http://127.0.0.1:${monitorPort}` : undefined;
+      return opts.monitoring ? `http://127.0.0.1:${monitorPort}` : undefined;
     },
-    async restart(opts = {}) {
-      await kill(opts.kill === true ? 'SIGKILL' : 'SIGTERM');
-      if (opts.downMs !== undefined) await new Promise((r) => setTimeout(r, opts.downMs));
+    async restart(o = {}) {
+      await kill(o.kill === true ? 'SIGKILL' : 'SIGTERM');
+      if (o.downMs !== undefined) await new Promise((r) => setTimeout(r, o.downMs));
       await launch();
     },
     stop: () => kill('SIGTERM'),
