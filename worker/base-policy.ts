@@ -66,17 +66,25 @@ export function parseImageRef(image: string): ImageRef | null {
   return { registry: DOCKER_HUB_ALIASES.has(registry) ? DOCKER_HUB : registry, repository: path, reference };
 }
 
-/** Every image the Dockerfile pulls, with its line: FROMs, and COPY --from=X where X is no stage (nor a stage index). */
+/**
+ * Every image the Dockerfile pulls, with its line: FROMs, and `COPY --from=X` or `RUN
+ * --mount=…,from=X` where X is no stage (nor a stage index). A `$` there stays in the image text:
+ * the policy refuses it (BuildKit does not expand it, buildah would, unchecked).
+ */
 export function baseUses(dockerfile: string, buildArgs: Readonly<Record<string, string>>): BaseUse[] {
   const all = instructions(dockerfile);
   const textOf = (line: number): string => all.find((i) => i.line === line)?.text ?? '';
   const uses: BaseUse[] = fromImages(dockerfile, buildArgs).map((f) => ({ image: f.image, line: f.line, text: textOf(f.line) }));
   const stages = new Set(all.flatMap((i) => /^FROM\s.*\sAS\s+(\S+)\s*$/i.exec(i.text)?.[1]?.toLowerCase() ?? []));
   for (const i of all) {
-    const from = /^COPY\s.*--from=(\S+)/i.exec(i.text)?.[1];
-    // `$` in --from: left to the builder (BuildKit expands it, the others do not).
-    if (from === undefined || /^\d+$/.test(from) || stages.has(from.toLowerCase()) || from.includes('$')) continue;
-    uses.push({ image: from, line: i.line, text: i.text });
+    const froms = [
+      ...(/^COPY\s/i.test(i.text) ? [/\s--from=(\S+)/.exec(i.text)?.[1]] : []),
+      ...(/^RUN\s/i.test(i.text) ? [...i.text.matchAll(/--mount=\S*?\bfrom=([^,\s]+)/g)].map((m) => m[1]) : []),
+    ];
+    for (const from of froms) {
+      if (from === undefined || /^\d+$/.test(from) || stages.has(from.toLowerCase())) continue;
+      uses.push({ image: from, line: i.line, text: i.text });
+    }
   }
   return uses;
 }
@@ -95,12 +103,15 @@ export function checkBasePolicy(uses: readonly BaseUse[], allowed: readonly Allo
   const checked: { use: BaseUse; ref: ImageRef }[] = [];
   for (const use of uses) {
     const at = `at Dockerfile line ${use.line} (${use.text})`;
+    if (use.image.includes('$') && !/^FROM\s/i.test(use.text)) {
+      throw new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `Dockerfile invalid ${at}: variable expansion is not supported for --from (BuildKit refuses it, so the platform does on every builder); name the image in a FROM … AS stage and copy from the stage`, { step: use.text });
+    }
     const ref = parseImageRef(use.image);
     if (ref === null) {
       throw new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `Dockerfile invalid ${at}: "${use.image}" is no image reference${use.image === '' ? ' (a build arg it needs is not set)' : ''}`, { step: use.text });
     }
     if (!isAllowed(ref, allowed)) {
-      const copy = /^COPY\s/i.test(use.text) ? `--from=${use.image} names no stage of this Dockerfile, so it is the image ${describe(ref)}, and ` : '';
+      const copy = !/^FROM\s/i.test(use.text) ? `--from=${use.image} names no stage of this Dockerfile, so it is the image ${describe(ref)}, and ` : '';
       throw new FleetError(ErrorCode.E_BASE_NOT_ALLOWED, `base not allowed ${at}: ${copy}${describe(ref)} is not among the bases this build may use (${allowed.map(describeAllowed).join(', ')})`, { step: use.text });
     }
     checked.push({ use, ref });

@@ -33,6 +33,12 @@ describe('the images a Dockerfile pulls', () => {
       { image: 'alpine:3', line: 7, text: 'COPY --from=alpine:3 /d /d' },
     ]);
   });
+
+  it('RUN --mount=…,from= pulls too; a $ in --from is kept for the policy to refuse', () => {
+    const dockerfile = ['FROM r/a:1 AS tools', 'RUN --mount=type=bind,from=tools,target=/t --mount=type=cache,from=ghcr.io/x/y:1,target=/c true', 'ARG IMG', 'COPY --from=${IMG} /x /x'].join('\n');
+    expect(baseUses(dockerfile, {}).map((u) => u.image)).toEqual(['r/a:1', 'ghcr.io/x/y:1', '${IMG}']);
+    expect(() => checkBasePolicy(baseUses(dockerfile, {}).slice(2), [{ registry: 'r' }])).toThrowError(expect.objectContaining({ code: ErrorCode.E_DOCKERFILE_INVALID, message: expect.stringContaining('variable expansion is not supported for --from') as unknown }));
+  });
 });
 
 describe('allowed bases', () => {
