@@ -1,4 +1,4 @@
-import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -7,7 +7,7 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { cacheBin } from '../../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
-import { ScanReport, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
+import { ScanReport, consumers, streams, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
 import { storedEvents } from '../../client/index.ts';
 import { FLEET_BIN, adminFetch, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { scanWithGrype } from '../../scanner/grype.ts';
@@ -17,6 +17,9 @@ import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
 import { DB_UPDATED_PROPERTY, REPORT_MIME } from '../../scanner/harbor.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { startScanner } from '../../scanner/scanner.ts';
+import { createLogger } from '../../adapters/logger.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
 const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
@@ -438,6 +441,64 @@ describe('scanning through a Harbor scanner adapter (Pluggable Scanner API v1.1)
     expect(adapter.scans[0]).toMatchObject({ registry: { url: `http://${fleet.registry.host}` }, artifact: { repository: 'quarantine/scan/blocked', digest: blocked.verdict?.digest } });
     expect(adapter.pending).toBeGreaterThanOrEqual(2);
   });
+});
+
+/**
+ * A scanner process killed (SIGKILL: no goodbye, its grype dies with it) while it scans: the job
+ * is not acked, JetStream hands it to another scanner after the ack wait, and the build gets its
+ * verdict. The second scanner's own scan outlasts the (short) ack wait, so it must keep telling
+ * JetStream it is working, or the job would be delivered a third time.
+ */
+describe('a scanner killed mid-scan', () => {
+  let fleet: LocalFleet;
+  let dir: string;
+  let dbDir: string;
+  let killVictim: (() => void) | undefined;
+  let rescuer: Awaited<ReturnType<typeof startScanner>> | undefined;
+  const ACK_WAIT_MS = 4_000;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-scan-kill-'));
+    await chmod(dir, 0o755);
+    dbDir = await buildFixtureDb(dir);
+    fleet = await startTestFleet({ scanners: 0, scan: { dbDir, timeoutMs: 180_000, ackWaitMs: ACK_WAIT_MS } });
+  }, 600_000);
+  afterAll(async () => {
+    killVictim?.();
+    await rescuer?.stop();
+    await fleet?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('another scanner finishes the scan (JetStream redelivery), and a long scan is not delivered twice', async () => {
+    const credentials = fleet.natsCredentials.scanner;
+    if (credentials === undefined) throw new Error('no scanner NATS user');
+    const options = { natsUrl: fleet.nats.url, natsCredentials: credentials, dbDir, workingEveryMs: 1_000 };
+    const config = join(dir, 'victim.json');
+    await writeFile(config, JSON.stringify({ ...options, scannerId: 'victim' }));
+    let out = '';
+    const victim = execa(process.execPath, ['--import', 'tsx', new URL('../../scanner/main.ts', import.meta.url).pathname, '--config', config], { reject: false, all: true, env: { FLEET_LOG_LEVEL: 'info' } });
+    killVictim = () => victim.kill('SIGKILL');
+    victim.all.on('data', (c: Buffer) => (out += c.toString()));
+    await eventually(() => out.includes('scanner ready'), 60_000, 'the victim scanner ready');
+    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+    await fleet.client.submit({ id: 'scan-killed', context: { digest }, image: { repository: 'scan/killed', tags: ['1'] } });
+    // the victim holds the job (delivered, not acked): kill it there
+    const jsm = await jetstreamManager(fleet.client.nc);
+    await eventually(async () => (await jsm.consumers.info(streams.scanJobs, consumers.scanner)).num_ack_pending === 1, 300_000, 'the victim scanning');
+    victim.kill('SIGKILL');
+    await victim;
+    expect(out).not.toMatch(/"msg":"scanned"/);
+    rescuer = await startScanner({ ...options, scannerId: 'rescuer' }, createLogger('rescuer', { pretty: false, level: 'warn' }));
+    const done = await fleet.client.follow('scan-killed', {});
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_GATE_BLOCKED' } });
+    const events = await storedEvents(fleet.client.nc, 'scan-killed');
+    const verdict = events.find((e): e is Extract<BuildEvent, { type: 'verdict' }> => e.type === 'verdict')?.verdict;
+    expect(vulnerabilityGate(verdict)?.scan?.blocking.map((f) => f.id)).toEqual(['CVE-2099-0001']);
+    const info = await jsm.consumers.info(streams.scanJobs, consumers.scanner);
+    // two deliveries: the victim's and the rescuer's; a third would mean the rescuer's long scan was not kept alive
+    expect(info.delivered.consumer_seq).toBe(2);
+    expect(info.num_ack_pending).toBe(0);
+  }, 600_000);
 });
 
 describe('scanning without a scanner answering', () => {
