@@ -1,5 +1,4 @@
 import { RegistryClient } from '../../adapters/registry-client.ts';
-import type { Logger } from '../../adapters/logger.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { BUILDER_KINDS, type BuilderKind } from '../../protocol/index.ts';
 import { startTestFleet } from '../helpers/fleet.ts';
@@ -24,7 +23,6 @@ export interface CorpusRunOptions {
   /** progress, one line per finished build */
   progress?: (line: string) => void;
   signal?: AbortSignal;
-  log?: Logger;
 }
 
 export interface CorpusReport {
