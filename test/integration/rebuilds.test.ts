@@ -13,7 +13,7 @@ const RebuildsAnswer = z.object({ waves: z.array(RebuildWaveView), looks: z.numb
 
 /**
  * Rebuild on base update, end to end: a real registry that notifies the coordinator, real builds.
- * official/base ← bases/rebuild-base ← app/on-custom; official/base ← app/tiny, app/leaky;
+ * official/base ← bases/rebuild-base ← app/on-custom; official/base ← app/shop/tiny (tenant shop), app/leaky;
  * official/jre17 ← app/other. Republishing official/base (a real new layer, signed) starts one
  * wave: the custom base and the direct apps are rebuilt once, the app on the custom base once
  * after it (on its new digest), app/other never, and app/leaky's rebuild is blocked and stays so.
@@ -24,9 +24,17 @@ describe('rebuilds', () => {
   let baseRef: string;
   const released: Record<string, string> = {};
 
-  async function build(id: string, app: string, repository: string, kind: 'custom' | 'custom-base' = 'custom'): Promise<BuildView> {
+  let shopToken: string;
+
+  /** Built as the platform's admin, or (`asShop`) by the tenant `shop` through the HTTP API with its own token. */
+  async function build(id: string, app: string, repository: string, kind: 'custom' | 'custom-base' = 'custom', asShop = false): Promise<BuildView> {
     const { digest } = await fleet.client.uploadContext(fixture(app));
-    await fleet.client.submit({ id, kind, context: { digest }, image: { repository, tags: ['1'] } });
+    const request = { id, kind, context: { digest }, image: { repository, tags: ['1'] } };
+    if (!asShop) await fleet.client.submit(request);
+    else {
+      const res = await fetch(`${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { authorization: `Bearer ${shopToken}`, 'content-type': 'application/json' }, body: JSON.stringify(request) });
+      expect(res.status).toBe(202);
+    }
     const done = await fleet.client.follow(id, {});
     expect(done.state.phase, `${id}: ${JSON.stringify(done.state)}`).toBe('pushed');
     return done;
@@ -48,11 +56,12 @@ describe('rebuilds', () => {
     });
     registry = new RegistryClient({ host: fleet.registry.host, insecure: true });
     baseRef = `${fleet.registry.host}/official/base:1`;
+    shopToken = (await fleet.client.tokens({ op: 'create', tenant: 'shop', role: 'submitter', name: 'shop ci' })).token ?? '';
     // The custom base first: the app on it must be built on it.
     await build('rb-base-0', 'rebuild-base', 'bases/rebuild-base', 'custom-base');
     const apps = await Promise.all([
       build('rb-on-custom-0', 'rebuild-on-base', 'app/on-custom'),
-      build('rb-tiny-0', 'tiny', 'app/tiny'),
+      build('rb-tiny-0', 'tiny', 'app/shop/tiny', 'custom', true),
       build('rb-leaky-0', 'rebuild-leaky', 'app/leaky'),
       build('rb-other-0', 'rebuild-other', 'app/other'),
     ]);
@@ -81,22 +90,29 @@ describe('rebuilds', () => {
     // Either path may see it first (the poller runs every 1.5 s here); both end in this one wave.
     expect(['notification', 'poller']).toContain(wave.noticedBy);
     // Direct dependents only: the app on the custom base is not in official/base's wave, app/other is in none.
-    expect(wave.members.map((m) => m.repository).sort()).toEqual(['app/leaky', 'app/tiny', 'bases/rebuild-base']);
+    expect(wave.members.map((m) => m.repository).sort()).toEqual(['app/leaky', 'app/shop/tiny', 'bases/rebuild-base']);
 
     const ended = await eventuallyValue(async () => {
       const w = (await rebuilds(baseRef)).waves.find((x) => x.to === to);
       return w?.closedAt === undefined ? undefined : w;
     }, 600_000, 'the official/base wave to end');
     const phase = (repo: string) => ended.members.find((m) => m.repository === repo);
-    expect(phase('app/tiny')?.phase).toBe('pushed');
+    expect(phase('app/shop/tiny')?.phase).toBe('pushed');
     expect(phase('bases/rebuild-base')?.phase).toBe('pushed');
     expect(phase('app/leaky')?.phase).toBe('failed');
 
-    // The rebuilt app's record says why and names the new base digest.
-    const tinyRebuild = await fleet.client.status(phase('app/tiny')?.rebuildId ?? '');
+    // The rebuilt app's record says why, names the new base digest, and is its tenant's (built on its behalf, its rules applied).
+    const tinyRebuild = await fleet.client.status(phase('app/shop/tiny')?.rebuildId ?? '');
+    expect(tinyRebuild.tenant).toBe('shop');
     expect(tinyRebuild.request.rebuildOf).toMatchObject({ buildId: 'rb-tiny-0', base: baseRef, from, to, reason: expect.stringContaining('official/base:1 sha256:') });
     expect(tinyRebuild.state.phase === 'pushed' ? tinyRebuild.state.bases : null).toEqual([{ name: baseRef, digest: to }]);
     expect((await storedEvents(fleet.client.nc, tinyRebuild.id)).some((e) => e.type === 'rebuild')).toBe(true);
+    // The tenant is told (it has no webhook here: the delivery log records that, so nothing vanishes).
+    await eventually(async () => {
+      const res = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/notifications?tenant=shop`);
+      const body = (await res.json()) as { deliveries?: Array<{ type: string; subject: string }> };
+      return (body.deliveries ?? []).some((d) => d.type === 'dev.fleet.image.rebuilt' && d.subject === tinyRebuild.id);
+    }, 60_000, 'the shop tenant to be told of its rebuild');
 
     // The chain: the custom base's own new digest starts its wave, which rebuilds the app on it once, after it.
     const customRebuild = await fleet.client.status(phase('bases/rebuild-base')?.rebuildId ?? '');
@@ -132,7 +148,7 @@ describe('rebuilds', () => {
     expect(after.waves.filter((w) => w.base === baseRef && w.to === to)).toHaveLength(1);
     expect(after.waves.filter((w) => w.base === customRef)).toHaveLength(1);
     const all = after.waves.flatMap((w) => w.members);
-    for (const repo of ['app/tiny', 'app/leaky', 'bases/rebuild-base', 'app/on-custom']) expect(all.filter((m) => m.repository === repo), repo).toHaveLength(1);
+    for (const repo of ['app/shop/tiny', 'app/leaky', 'bases/rebuild-base', 'app/on-custom']) expect(all.filter((m) => m.repository === repo), repo).toHaveLength(1);
     expect((await fleet.client.status(leaky.id)).state.phase).toBe('failed');
 
     // `fleet rebuilds` shows the same waves, for people and as JSON lines.
@@ -150,9 +166,8 @@ describe('rebuilds', () => {
     expect(res.status).toBe(401);
     const bad = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/registry/events`, { method: 'POST', body: '{"hello":1}' });
     expect(bad.status).toBe(400);
-    const token = (await fleet.client.tokens({ op: 'create', tenant: 'shop', role: 'submitter', name: 'shop ci' })).token ?? '';
     const asShop = (path: string, body: unknown) =>
-      fetch(`${fleet.coordinator.httpUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${fleet.coordinator.httpUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${shopToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await asShop('/v1/registry/events', { events: [] })).status).toBe(403);
     const digest = `sha256:${'c'.repeat(64)}`;
     const forged = await asShop('/v1/builds', {
