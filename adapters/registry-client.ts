@@ -14,6 +14,16 @@ export const MEDIA = {
 } as const;
 const ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(', ');
 
+const ReferrerDescriptor = z.object({
+  mediaType: z.string(),
+  digest: z.string(),
+  size: z.number(),
+  artifactType: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+export type ReferrerDescriptor = z.infer<typeof ReferrerDescriptor>;
+const ReferrersIndex = z.object({ mediaType: z.literal(MEDIA.ociIndex).optional(), manifests: z.array(ReferrerDescriptor) });
+
 export interface RegistryEndpoint {
   host: string;
   insecure: boolean;
@@ -190,6 +200,24 @@ export class RegistryClient {
     });
     if (res.status !== 201) this.fail(what, res);
     return sha256(manifest.bytes);
+  }
+
+  /**
+   * The OCI 1.1 referrers of `repository@digest` (descriptors of manifests whose `subject` is it),
+   * or null when the registry has no referrers API (distribution 2.x answers 404): then attachments
+   * go under the `sha256-<hex>.<kind>` tag scheme instead.
+   */
+  async referrers(repository: string, digest: string, signal?: AbortSignal): Promise<ReferrerDescriptor[] | null> {
+    const what = `GET referrers of ${repository}@${digest}`;
+    const res = await this.call(what, `${repository}/referrers/${digest}`, { headers: { accept: MEDIA.ociIndex }, signal: signal ?? null });
+    if (res.status === 404 || res.status === 405) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) this.fail(what, res);
+    const index = ReferrersIndex.safeParse(await res.json().catch(() => null));
+    // A 200 that is no index is a registry serving something else at that path: no referrers API.
+    return index.success ? index.data.manifests : null;
   }
 
   private uploadUrl(start: Response, digest: string): string {

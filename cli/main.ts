@@ -13,6 +13,7 @@ import { clearLocalFleet, readLocalFleet, writeLocalFleet } from './local-state.
 import { Renderer } from './render.ts';
 import { RescanReply, decodeWith, encode, subjects } from '../protocol/index.ts';
 import { publishBaseCommand, rebuildsCommand } from './rebuilds.ts';
+import { provenanceCommand } from './provenance.ts';
 import { readDeliveries } from '../coordinator/notifications/deliveries-log.ts';
 
 const USAGE = `usage:
@@ -29,6 +30,8 @@ const USAGE = `usage:
   fleet status ID
   fleet scan ID                                   the vulnerabilities gate's result: scanner, DB build time, findings, allowlist
   fleet scan --rescan-released                    rescan every released image now (admin; also automatic when the DB moves)
+  fleet provenance REF|DIGEST|ID [--key PUB] [--repo REPO] [--registry HOST] [--registry-auth FILE] [--insecure]
+                                                  the image's signed provenance, verified with the platform public key
   fleet logs [-f] ID
   fleet dlq ls | show ID | retry ID | drop ID       jobs parked after exhausting their deliveries
   fleet workers                                   live workers: pool, builder, state, current build
@@ -88,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
       const loopback = /^(127\.0\.0\.1|localhost)(:\d+)?$/.test(host);
       return publishBaseCommand({ host, insecure: loopback }, { ref: values.ref ?? 'official/base:1', release: values.release ?? new Date().toISOString(), json: values.json });
     }
+    case 'provenance':
+      return provenance(rest);
     case 'notifications':
       return notifications(rest);
     case undefined:
@@ -391,6 +396,25 @@ async function notifications(args: string[]): Promise<number> {
     }
     return 0;
   });
+}
+
+async function provenance(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    key: { type: 'string' },
+    repo: { type: 'string' },
+    registry: { type: 'string' },
+    'registry-auth': { type: 'string' },
+    insecure: { type: 'boolean', default: false },
+  });
+  const target = positionals[0];
+  if (target === undefined) throw new UsageError('provenance needs an image reference, a digest (with --repo) or a build ID');
+  return provenanceCommand(
+    target,
+    { json: values.json, key: values.key, repo: values.repo, registry: values.registry, registryAuth: values['registry-auth'], insecure: values.insecure },
+    // Only a build id needs the fleet; a reference or digest is verified from the registry alone.
+    { build: (id) => withClient(values.nats, (client) => client.status(id)), localRegistry: async () => (await readLocalFleet())?.registry },
+    process.stdout,
+  );
 }
 
 async function audit(args: string[]): Promise<number> {

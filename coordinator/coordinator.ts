@@ -29,6 +29,7 @@ import { readDeliveries, startNotifications } from './notifications/index.ts';
 import { Rescans } from './rescans.ts';
 import { BuildList } from './build-list.ts';
 import { WorkerInfo } from '../protocol/index.ts';
+import { provenanceSettings } from './provenance/index.ts';
 
 export interface Coordinator {
   httpUrl: string;
@@ -105,7 +106,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const rescans = scanClient === undefined ? undefined : await Rescans.open(nc, { buildsKv: topology.builds, store, registry: new RegistryClient({ ...config.registry, credentials }), scan: scanClient, policy: gates.policy, js, metrics: metrics.registry }, { registryHost: config.registry.host, insecure: config.registry.insecure, perMinute: config.scan?.rescanPerMinute ?? 30 }, log);
   if (scanClient !== undefined && rescans !== undefined) scanClient.onDbBuilt = (dbBuilt) => rescans.observeDb(dbBuilt);
   const rescanApi = rescans?.serve(nc);
-  const reports = new ReportProcessor(config, new RegistryClient({ ...config.registry, credentials }), gates, store, js, log);
+  const registry = new RegistryClient({ ...config.registry, credentials });
+  const reports = new ReportProcessor(config, registry, gates, store, js, log, await provenanceSettings(config, registry, topology.workers, log));
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
     .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));

@@ -9,6 +9,9 @@ import {
   subjects,
   type BaseImage,
   type BuildRecord,
+  type BuildState,
+  type ProvenanceSummary,
+  type Verdict,
   type ScanRequest,
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
@@ -22,6 +25,13 @@ import type { ScanClient } from './scan-client.ts';
 import { promote } from './promotion.ts';
 import { quarantineOf } from './render-job.ts';
 import { consume } from './consume.ts';
+import type { ProvenanceWriter } from './provenance/writer.ts';
+
+/** Provenance at promotion: the writer, and what a worker announced about its builder. */
+export interface ProvenanceSettings {
+  writer: ProvenanceWriter;
+  builderOf(pool: string, workerId: string): Promise<{ kind: string; version: string }>;
+}
 
 /** What the gates need besides the image: the policy and the official images' signing key. */
 export interface GateSettings {
@@ -48,6 +58,8 @@ export class ReportProcessor {
     private readonly store: BuildStore,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
+    /** signs and stores each promoted image's provenance; absent where the coordinator has no platform key */
+    private readonly provenance?: ProvenanceSettings,
   ) {}
 
   run(consumer: Consumer, signal: AbortSignal): Promise<void> {
@@ -101,11 +113,13 @@ export class ReportProcessor {
     }
     const quarantineRef = `${this.config.registry.host}/${quarantine.repository}:${quarantine.tag}`;
     const startedAt = new Date().toISOString();
+    // The attempt's start, for provenance: the running phase's clock, kept through verifying.
+    const buildStartedAt = current.record.state.phase === 'running' ? current.record.state.startedAt : undefined;
     const verifying = await this.store.transition(report.buildId, (r) =>
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
         ? null // a redelivered report: the gates run again on the same quarantined digest
         : holdsClaim(r, report.attempt, report.workerId)
-          ? { phase: 'verifying', attempt: report.attempt, workerId: report.workerId, digest: report.digest, quarantine: quarantineRef, ...basesOf(report), startedAt }
+          ? { phase: 'verifying', attempt: report.attempt, workerId: report.workerId, digest: report.digest, quarantine: quarantineRef, ...basesOf(report), ...(buildStartedAt === undefined ? {} : { buildStartedAt }), startedAt }
           : null,
     );
     if (verifying.state.phase !== 'verifying' || verifying.state.attempt !== report.attempt) return;
@@ -140,17 +154,46 @@ export class ReportProcessor {
       log.warn({ digest: report.digest, gates: blocking.map((g) => g.code) }, 'image blocked by gates; stays in quarantine');
       return;
     }
-    const references = await promote(this.registry, { repository: quarantine.repository, digest: report.digest }, record.request.image);
     const finishedAt = new Date().toISOString();
+    // Signed before the release tags move, so no promoted image is without its attestation.
+    const provenance = await this.writeProvenance(record, report, verifying.state, verdict, finishedAt, quarantine.repository);
+    const references = await promote(this.registry, { repository: quarantine.repository, digest: report.digest }, record.request.image);
     const updated = await this.store.transition(report.buildId, (r) =>
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
-        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, ...basesOf(report), finishedAt }
+        ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, ...basesOf(report), ...(provenance === null ? {} : { provenance }), finishedAt }
         : null,
     );
     if (updated.state.phase === 'pushed') {
       await this.requestScan(updated, report.digest);
       log.info({ digest: report.digest }, 'build verified, gated and promoted');
     }
+  }
+
+  private async writeProvenance(
+    record: BuildRecord,
+    report: WorkerReport & { type: 'pushed' },
+    verifying: BuildState,
+    verdict: Verdict,
+    finishedOn: string,
+    quarantineRepository: string,
+  ): Promise<ProvenanceSummary | null> {
+    if (this.provenance === undefined) return null;
+    const startedOn = verifying.phase === 'verifying' ? verifying.buildStartedAt : undefined;
+    return this.provenance.writer.write(
+      {
+        record,
+        registry: this.config.registry.host,
+        digest: report.digest,
+        attempt: report.attempt,
+        workerId: report.workerId,
+        builder: await this.provenance.builderOf(record.request.pool, report.workerId),
+        bases: report.bases ?? [],
+        startedOn,
+        finishedOn,
+        verdict,
+      },
+      quarantineRepository,
+    );
   }
 
   private async fail(buildId: string, attempt: number, error: FleetError): Promise<void> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PLATFORM_TENANT, TenantName } from './identity.ts';
 import { ErrorBody } from './errors.ts';
 import { BuildId, Digest, Timestamp } from './fields.ts';
-import { BaseImage } from './provenance.ts';
+import { BaseImage, ProvenanceSummary } from './provenance.ts';
 import { BuildRequest } from './request.ts';
 import { Verdict } from './verdict.ts';
 
@@ -38,6 +38,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     quarantine: z.string(),
     /** the FROM images the worker resolved, carried on to `pushed` */
     bases: z.array(BaseImage).optional(),
+    /** when the worker's attempt started (the running phase's startedAt), for provenance */
+    buildStartedAt: Timestamp.optional(),
     startedAt: Timestamp,
   }),
   z.object({
@@ -48,6 +50,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     verdict: Verdict.optional(),
     /** every FROM image as `name` (after build args) and the manifest digest built on; absent on records older than this field */
     bases: z.array(BaseImage).optional(),
+    /** the signed provenance written at promotion (absent where the coordinator has no signing key) */
+    provenance: ProvenanceSummary.optional(),
     finishedAt: Timestamp,
   }),
   z.object({

@@ -6,7 +6,8 @@ import type { Logger } from '../adapters/logger.ts';
 import type { WorkerConfig } from './config.ts';
 import { Attempt } from './attempt.ts';
 import { LogMasker } from './log-masker.ts';
-import { resolveBases } from './base-digests.ts';
+import { finalStageBase, resolveBases } from './base-digests.ts';
+import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts';
 import { checkBases } from './base-policy.ts';
 import { verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
@@ -185,7 +186,13 @@ export class JobRunner {
       logs,
       signal,
     );
-    return { ...result, bases };
+    // The platform's base annotations, the same whichever builder pushed: the manifest is re-put
+    // under the quarantine tag with them, and that digest is the one reported, gated and promoted.
+    const finalBase = finalStageBase(text, { ...job.buildArgs, FLEET_REGISTRY: job.image.registry }, job.target);
+    const annotations = baseAnnotations(finalBase === null ? null : (bases.find((b) => b.name === finalBase) ?? null));
+    const digest = await annotatePushed(this.ports.registry(job.image.registry), job.quarantine.repository, job.quarantine.tag, result.digest, annotations, signal);
+    if (digest !== result.digest) await logs.line('system', `base annotations set: ${Object.entries(annotations).map(([k, v]) => `${k}=${v}`).join(' ')} (${digest})`);
+    return { ...result, digest, bases };
   }
 
   /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */

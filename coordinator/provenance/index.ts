@@ -1,0 +1,31 @@
+import type { KV } from '@nats-io/kv';
+import { WorkerInfo, workerKey } from '../../protocol/index.ts';
+import type { Logger } from '../../adapters/logger.ts';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
+import type { CoordinatorConfig } from '../config.ts';
+import type { ProvenanceSettings } from '../reports.ts';
+import { loadPlatformSigningKey } from './signing-key.ts';
+import { ProvenanceWriter } from './writer.ts';
+
+export { ProvenanceWriter } from './writer.ts';
+export { provenanceStatement, type ProvenanceFacts } from './statement.ts';
+
+/**
+ * Provenance for the report processor: the platform key opened once, and the builder a worker
+ * announced (the workers bucket; a worker gone since its report reads as unknown).
+ */
+export async function provenanceSettings(config: CoordinatorConfig, registry: RegistryClient, workers: KV, log: Logger): Promise<ProvenanceSettings | undefined> {
+  const signing = await loadPlatformSigningKey(
+    { keyPath: config.platform.signingKeyPath, passphrasePath: config.platform.signingPassphrasePath, publicKeyPath: config.platform.signingPublicKeyPath },
+    log.child({ component: 'provenance' }),
+  );
+  if (signing === null) return undefined;
+  return {
+    writer: new ProvenanceWriter(registry, signing),
+    async builderOf(pool, workerId) {
+      const entry = await workers.get(workerKey(pool, workerId)).catch(() => null);
+      const info = entry === null || entry.operation !== 'PUT' ? null : WorkerInfo.safeParse(entry.json());
+      return info?.success === true ? { kind: info.data.builder, version: info.data.version } : { kind: 'unknown', version: 'unknown' };
+    },
+  };
+}
