@@ -228,28 +228,44 @@ export class LogView {
     const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(total, Math.ceil((this.scroller.scrollTop + viewport) / ROW_HEIGHT) + OVERSCAN);
     const needed = Math.max(0, last - first);
-    while (this.pool.length < needed) {
-      const row = document.createElement('div');
-      row.className = 'row';
-      this.scroller.append(row);
-      this.pool.push(row);
-      this.shown.push({ line: -1, gen: -1 });
+    // Rows are recycled by position (row r is always node r mod pool size), so scrolling by k rows
+    // redraws k nodes, not the whole viewport.
+    if (this.pool.length < needed || this.pool.length > needed + 2 * OVERSCAN) {
+      for (const node of this.pool) node.remove();
+      this.pool.length = 0;
+      this.shown.length = 0;
+      const size = needed + OVERSCAN;
+      for (let k = 0; k < size; k++) {
+        const row = document.createElement('div');
+        row.className = 'row';
+        row.hidden = true;
+        this.pool.push(row);
+        this.shown.push({ line: -1, gen: -1 });
+      }
+      this.scroller.append(...this.pool);
     }
-    while (this.pool.length > needed) {
-      this.pool.pop()?.remove();
-      this.shown.pop();
-    }
-    for (let k = 0; k < needed; k++) {
-      const r = first + k;
+    const size = this.pool.length;
+    const used = new Uint8Array(size);
+    for (let r = first; r < last; r++) {
+      const k = r % size;
+      used[k] = 1;
       const line = this.rows === null ? r : (this.rows[r] ?? 0);
       const node = this.pool[k];
       const was = this.shown[k];
       if (node === undefined || was === undefined) continue;
-      node.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
       if (was.line === line && was.gen === this.gen) continue;
       was.line = line;
       was.gen = this.gen;
+      node.hidden = false;
+      node.style.transform = `translateY(${r * ROW_HEIGHT}px)`;
       this.draw(node, line);
+    }
+    for (let k = 0; k < size; k++) {
+      const node = this.pool[k];
+      const was = this.shown[k];
+      if (used[k] === 1 || node === undefined || was === undefined || node.hidden) continue;
+      node.hidden = true;
+      was.line = -1;
     }
   }
 
@@ -311,11 +327,12 @@ export class LogView {
 
   private readonly onScroll = (): void => {
     if (this.programmaticScroll) {
+      // render() scrolled, and drew for the new position already
       this.programmaticScroll = false;
-    } else {
-      const atEnd = this.scroller.scrollTop + this.scroller.clientHeight >= this.scroller.scrollHeight - ROW_HEIGHT;
-      this.setFollow(atEnd);
+      return;
     }
+    const atEnd = this.scroller.scrollTop + this.scroller.clientHeight >= this.scroller.scrollHeight - ROW_HEIGHT;
+    this.setFollow(atEnd);
     this.render();
   };
 
