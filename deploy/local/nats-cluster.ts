@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { natsPermissions } from '../../protocol/index.ts';
 import type { IssuedUser } from '../../node/nats-authorization.ts';
 import { renderNatsConfig } from '../../node/nats-cluster-config.ts';
-import { freePort } from '../../node/host.ts';
+import { freePort, waitFor } from '../../node/host.ts';
 import { runNatsServer, type NatsServer } from './nats-server.ts';
 
 export interface NatsCluster extends NatsServer {
@@ -39,6 +39,12 @@ export async function startNatsCluster(dir: string, users: readonly IssuedUser[]
   );
   const first = members[0];
   if (first === undefined) throw new Error('a cluster needs at least one member');
+  // Routes connect and a meta leader is elected a few seconds after the processes start; until
+  // then every JetStream request times out.
+  await waitFor('the JetStream cluster electing a meta leader', async () => {
+    const jsz = (await fetch(`${first.monitoringUrl ?? ''}/jsz`).then((r) => r.json(), () => null)) as { meta_cluster?: { leader?: string; cluster_size?: number } } | null;
+    return jsz?.meta_cluster?.leader !== undefined && jsz.meta_cluster.cluster_size === size ? true : null;
+  }, 60_000);
   return {
     members,
     indexOf: (name) => Number(/^nats-(\d+)$/.exec(name)?.[1] ?? -1),

@@ -42,12 +42,14 @@ export async function runNatsServer(
   // The HTTP monitoring port (/jsz, what KEDA's nats-jetstream scaler reads), on loopback, only when asked for.
   let monitorPort = opts.monitorPort;
   let child: ChildHandle | null = null;
+  // a config with its own jetstream block (the cluster's) names its store; nats-server refuses both
+  const ownsJetStream = /^jetstream\s*\{/m.test(config);
 
   const launch = async (): Promise<void> => {
     const portsDir = join(dir, `ports-${Date.now()}`);
     await mkdir(portsDir);
     const args = [
-      '-c', configFile, '-js', '-sd', join(dir, 'jetstream'), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir,
+      '-c', configFile, ...(ownsJetStream ? [] : ['-js', '-sd', join(dir, 'jetstream')]), '-a', '127.0.0.1', '-p', String(port), '--ports_file_dir', portsDir,
       ...(opts.monitoring ? ['-m', String(monitorPort)] : []), ...opts.args,
     ];
     // The server's own log, kept across restarts: the first place to look when JetStream misbehaves.

@@ -41,7 +41,7 @@ describe('the fleet on a 3-node JetStream cluster, configured as the Kubernetes 
     const final = await fleet.client.follow('cluster-1', {});
     expect(final.state.phase, JSON.stringify(final.state)).toBe('pushed');
     const types = (await storedEvents(fleet.client.nc, 'cluster-1')).map((e) => e.type);
-    for (const t of ['queued', 'running', 'pushed']) expect(types.filter((x) => x === t), `${t} in ${types.join(',')}`).toHaveLength(1);
+    for (const t of ['queued', 'started', 'verifying', 'verdict', 'pushed']) expect(types.filter((x) => x === t), `${t} in ${types.join(',')}`).toHaveLength(1);
 
     // The member comes back and catches up; a build submitted now is queued and built as usual.
     await victim?.restart();
