@@ -52,7 +52,9 @@ export type Dependent = z.infer<typeof Dependent>;
 /**
  * A dependent's part in a wave: `pending` waits for room in its pool (the in-flight cap),
  * `submitted` has a build (its phase is read from the build record), `refused` never became a
- * build (the intake said no: a missing context, a tenant limit); nothing is retried.
+ * build (the intake said no: a missing context, a tenant limit), `superseded` was still pending
+ * when the same base moved again (the newer wave rebuilds it once, on the newer digest); nothing
+ * is retried.
  */
 export const WaveMember = z.strictObject({
   repository: Repository,
@@ -63,7 +65,7 @@ export const WaveMember = z.strictObject({
   /** derived from (dependent, new base digest): the same pair is always the same build */
   rebuildId: BuildId,
   from: Digest,
-  status: z.enum(['pending', 'submitted', 'refused']),
+  status: z.enum(['pending', 'submitted', 'refused', 'superseded']),
   submittedAt: Timestamp.optional(),
   error: ErrorBody.optional(),
   /** the phase its build ended in, once it has (the tenant is told then, once) */

@@ -160,10 +160,19 @@ export class Waves {
         if (!isTerminal(phase)) inFlight.set(m.pool, (inFlight.get(m.pool) ?? 0) + 1);
       }
     }
+    // A base that moved again while its older wave still had members waiting: those wait for nothing.
+    const newest = new Map<string, string>();
+    for (const { value } of waves) newest.set(value.base, value.createdAt);
     for (const { key, value, revision } of waves) {
       let changed = false;
       const members: WaveMember[] = [];
+      const superseded = (newest.get(value.base) ?? '') > value.createdAt;
       for (const m of value.members) {
+        if (m.status === 'pending' && superseded) {
+          members.push({ ...m, status: 'superseded' });
+          changed = true;
+          continue;
+        }
         if (m.status === 'pending' && (inFlight.get(m.pool) ?? 0) < this.maxInFlightPerPool) {
           const submitted = await this.submit(value, m);
           if (submitted.status === 'submitted') inFlight.set(m.pool, (inFlight.get(m.pool) ?? 0) + 1);
@@ -180,7 +189,7 @@ export class Waves {
         }
         members.push(m);
       }
-      const done = members.every((m) => m.status === 'refused' || m.ended !== undefined);
+      const done = members.every((m) => m.status === 'refused' || m.status === 'superseded' || m.ended !== undefined);
       if (!changed && !done) continue;
       const next: RebuildWave = { ...value, members, ...(done ? { closedAt: new Date().toISOString() } : {}) };
       try {

@@ -114,4 +114,28 @@ describe('rebuild waves (real JetStream KV)', () => {
     expect(fleet.told.map((t) => t.outcome).sort()).toEqual(['failed', 'pushed', 'pushed', 'pushed', 'refused']);
     expect(await waves.start(BASE, NEW, stale, 'poller', new Date().toISOString())).toBe(false);
   });
+
+  it('a base that moves again supersedes what its older wave had not submitted yet: each dependent waits for the newer digest only', async () => {
+    const fleet = new FakeFleet();
+    const waves = await Waves.open(nc, fleet.deps(), 1, log);
+    const base = '127.0.0.1:5000/official/jre17:1';
+    const NEWER = `sha256:${'c'.repeat(64)}`;
+    const stale = [6, 7, 8].map((i) => ({ ...dependent(i), base }));
+    await waves.start(base, NEW, stale, 'notification', new Date().toISOString());
+    await eventually(() => fleet.submitted.length === 1, 10_000, 'the first rebuild of the older wave');
+    await waves.settled();
+    await waves.start(base, NEWER, stale, 'notification', new Date().toISOString());
+    await eventually(async () => (await waves.list({ base })).find((w) => w.to === NEW)?.members.filter((m) => m.status === 'superseded').length === 2, 10_000, 'the older wave to be superseded');
+    // The older wave's one build is still in flight: the cap holds the newer wave back until it ends.
+    await waves.settled();
+    expect(fleet.submitted).toHaveLength(1);
+    fleet.phases.set(fleet.submitted[0]?.id ?? '', 'pushed');
+    waves.pump();
+    await eventually(() => fleet.submitted.length === 2, 10_000, 'the newer wave to start');
+    const [newer, older] = await waves.list({ base });
+    expect(older?.closedAt).toBeDefined();
+    expect(older?.members.map((m) => m.phase)).toEqual(['pushed', 'superseded', 'superseded']);
+    expect(newer?.to).toBe(NEWER);
+    expect(fleet.submitted[1]?.id).toBe(rebuildIdOf(stale[0] ?? dependent(6), NEWER));
+  });
 });
