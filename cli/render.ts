@@ -51,6 +51,10 @@ export class Renderer {
       case 'rebuild':
         this.out.write(`${mark} rebuild of ${e.rebuildOf.buildId}: ${e.rebuildOf.reason}\n`);
         break;
+      case 'vulnerable':
+        // after promotion: a rescan against a newer DB found what would block now (the tags stay)
+        this.out.write(`${mark} ${this.paint('31', 'vulnerable')} ${e.references.join(', ')}: ${e.findings.map((f) => `${f.id} ${f.severity} in ${f.package}`).join(', ')} (${e.scanner.name} DB ${e.scanner.dbBuilt})\n`);
+        break;
     }
   }
 
