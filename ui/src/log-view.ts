@@ -264,7 +264,11 @@ export class LogView {
       const node = this.pool[k];
       const was = this.shown[k];
       if (used[k] === 1 || node === undefined || was === undefined || node.hidden) continue;
+      // out of range: emptied, so no stale id (#L…), mark or target lingers in the document
       node.hidden = true;
+      node.className = 'row';
+      node.removeAttribute('id');
+      node.replaceChildren();
       was.line = -1;
     }
   }
