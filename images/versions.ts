@@ -14,3 +14,5 @@ export const OFFICIAL_IMAGES_VERSION = pinned('OFFICIAL_IMAGES_VERSION');
 export const KANIKO_VERSION = pinned('KANIKO_VERSION');
 /** the kaniko builder's image, published and signed with the platform images */
 export const KANIKO_IMAGE = `platform/kaniko:${KANIKO_VERSION}`;
+/** kube-apiserver of the server-side dry-run check (scripts/k8s-tools --apiserver builds and caches it) */
+export const KUBERNETES_VERSION = pinned('KUBERNETES_VERSION');
