@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { BuildList, BuildListQuery, queryOf } from '../../coordinator/build-list.ts';
+import { decodeWith, type BuildRecord, type BuildState } from '../../protocol/index.ts';
+import { PLATFORM_ADMIN } from '../../coordinator/tenancy/authorize.ts';
+
+/** The console's list route: what each caller sees, and how the query string is read. */
+
+const record = (id: string, tenant: string, repository: string, createdAt: string, state: BuildState = { phase: 'queued' }): BuildRecord => ({
+  id,
+  requestHash: 'h',
+  tenant,
+  createdAt,
+  updatedAt: createdAt,
+  state,
+  request: {
+    id,
+    kind: 'custom',
+    pool: 'default',
+    context: { digest: `sha256:${'a'.repeat(64)}` },
+    dockerfile: 'Dockerfile',
+    buildArgs: {},
+    labels: {},
+    secrets: [],
+    image: { repository, tags: ['1'] },
+  },
+});
+
+const parse = (qs: string): BuildListQuery => decodeWith(BuildListQuery, Buffer.from(JSON.stringify(queryOf(new URLSearchParams(qs)))), 'query');
+const alpha = { subject: 'a', tenant: 'alpha', role: 'reader' as const };
+
+function list(): BuildList {
+  const l = new BuildList();
+  l.apply(record('a-1', 'alpha', 'app/alpha/web', '2026-11-29T10:00:00.000Z'));
+  l.apply(record('a-2', 'alpha', 'app/alpha/api', '2026-11-29T11:00:00.000Z', { phase: 'running', attempt: 2, workerId: 'w1', startedAt: '2026-11-29T11:00:01.000Z' }));
+  l.apply(record('b-1', 'beta', 'app/beta/web', '2026-11-29T12:00:00.000Z'));
+  return l;
+}
+
+describe('BuildList', () => {
+  it("answers only the caller's tenant, newest first; a platform admin sees all", () => {
+    expect(list().query(alpha, parse('')).builds.map((b) => b.id)).toEqual(['a-2', 'a-1']);
+    expect(list().query(PLATFORM_ADMIN, parse('')).builds.map((b) => b.id)).toEqual(['b-1', 'a-2', 'a-1']);
+  });
+
+  it('filters by state (repeated or comma-separated), repository or prefix, since and id', () => {
+    const l = list();
+    expect(l.query(alpha, parse('state=running')).builds.map((b) => b.id)).toEqual(['a-2']);
+    expect(l.query(alpha, parse('state=running,queued')).total).toBe(2);
+    expect(l.query(alpha, parse('state=running&state=queued')).total).toBe(2);
+    expect(l.query(alpha, parse('repository=app/alpha/web')).builds.map((b) => b.id)).toEqual(['a-1']);
+    expect(l.query(alpha, parse('repository=app/alpha/')).total).toBe(2);
+    expect(l.query(alpha, parse('repository=app/alpha')).total).toBe(0);
+    expect(l.query(alpha, parse('since=2026-11-29T10:30:00Z')).builds.map((b) => b.id)).toEqual(['a-2']);
+    expect(l.query(alpha, parse('q=A-1')).builds.map((b) => b.id)).toEqual(['a-1']);
+    expect(l.query(alpha, parse('limit=1'))).toMatchObject({ total: 2, builds: [{ id: 'a-2', attempt: 2, workerId: 'w1' }] });
+  });
+
+  it('keeps the worker of a build after it ends, and follows state changes', () => {
+    const l = list();
+    l.apply(record('a-2', 'alpha', 'app/alpha/api', '2026-11-29T11:00:00.000Z', { phase: 'failed', attempt: 2, error: { code: 'E_BUILD_STEP_FAILED', message: 'x', retryable: false }, finishedAt: '2026-11-29T11:05:00.000Z' }));
+    expect(l.query(alpha, parse('state=failed')).builds).toMatchObject([{ id: 'a-2', workerId: 'w1', error: 'E_BUILD_STEP_FAILED' }]);
+    expect(l.tenantOf('a-2')).toBe('alpha');
+  });
+
+  it('refuses an unknown state, field or a bad limit as an invalid request', () => {
+    for (const qs of ['state=nonsense', 'colour=red', 'limit=0', 'limit=501', 'since=yesterday']) {
+      expect(() => parse(qs), qs).toThrow(/invalid/i);
+    }
+  });
+});
