@@ -1,0 +1,311 @@
+/**
+ * `npm run bench -- scale`: one real coordinator (in this process) against 1,000 queued builds and
+ * N simulated workers, N = 10, 100, 1,000 (`BENCH_SCALE_WORKERS`), over a real nats-server.
+ *
+ * A simulated worker speaks the worker protocol exactly as worker/worker.ts and worker/job-runner.ts
+ * do, with the worker role's NATS user of its pool, but does not build: it announces itself in the
+ * workers bucket (worker/announcer.ts, the real one), pulls from the pool's consumer, claims the
+ * delivery (`subjects.claim`), heartbeats (`msg.working()`), publishes a batch of log lines and
+ * reports. The report is `failed` (E_BUILD_STEP_FAILED): a `pushed` report would make the
+ * coordinator ask the registry for a digest no one pushed, and a failed one still goes the whole
+ * report path (reports consumer, claim holder check, record transition, event).
+ *
+ * The simulated workers run in a child process, so this process's RSS and CPU are the
+ * coordinator's (plus the fleet's admin client, idle here). Each run queues 1,000 fresh builds
+ * (new ids, the same uploaded context) in a pool no real worker serves, and ends when every one of
+ * them has its `failed` event. Printed, not asserted.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NatsCredentials } from '../adapters/nats.ts';
+import type { FleetClient } from '../client/index.ts';
+import { quantile } from './table.ts';
+
+const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
+const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? '10,100,1000').split(',').map(Number);
+const POOL = 'sim';
+const LOG_LINES = 5;
+/** how long a whole run may take before it is reported as stuck */
+const RUN_TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_MS ?? 10 * 60_000);
+const SIM_ROLE = '--scale-simulated-workers';
+
+interface SimSetup {
+  natsUrl: string;
+  worker: NatsCredentials;
+  admin: NatsCredentials;
+}
+/** parent → child: start a run of `workers` over these build ids */
+interface RunOrder {
+  workers: number;
+  buildIds: string[];
+}
+/** child → parent: a run's figures as the workers saw them */
+interface RunSeen {
+  claimMs: number[];
+  recordedMs: number[];
+  /** from the first pull to the last build's `failed` event */
+  wallMs: number;
+  refusedClaims: number;
+  firstRefusal?: string;
+  settled: number;
+}
+
+/** One row of the growth curve. */
+export interface ScaleRow {
+  workers: number;
+  builds: number;
+  settled: number;
+  /** builds settled per second */
+  throughput: number;
+  claimP50Ms: number;
+  claimP99Ms: number;
+  recordedP50Ms: number;
+  recordedP99Ms: number;
+  /** peak RSS of this (the coordinator's) process during the run */
+  peakRssMb: number;
+  /** coordinator process CPU during the run, as a share of one core */
+  cpuCores: number;
+  /** coordinator CPU per settled build */
+  cpuMsPerBuild: number;
+  refusedClaims: number;
+  firstRefusal?: string;
+}
+
+export interface ScaleFigures {
+  rows: ScaleRow[];
+  /** this process's RSS with the fleet up and nothing queued yet (node, the tsx loader, the coordinator at rest) */
+  idleRssMb: number;
+  /** the machine's 1-minute load average at the end (others share it) */
+  load1: number;
+}
+
+if (process.argv.includes(SIM_ROLE)) await simulate();
+
+/** Runs the growth curve and returns its rows. */
+export async function measureScale(workerCounts: number[] = WORKER_COUNTS, builds: number = BUILDS): Promise<ScaleFigures> {
+  const { startLocalFleet } = await import('../deploy/local/fleet.ts');
+  const { createLogger } = await import('../adapters/logger.ts');
+  const fleet = await startLocalFleet({ workers: 0, pool: POOL }, createLogger('bench', { level: 'warn', pretty: false }));
+  const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-scale-'));
+  let child: ChildProcess | null = null;
+  try {
+    await writeFile(join(dir, 'Dockerfile'), 'ARG FLEET_REGISTRY\nFROM ${FLEET_REGISTRY}/official/base:1\nUSER 1000\n');
+    const { digest } = await fleet.client.uploadContext(dir);
+    const worker = fleet.natsCredentials[`worker-${POOL}`];
+    const admin = fleet.natsCredentials.admin;
+    if (worker === undefined || admin === undefined) throw new Error('the local fleet has no worker or admin NATS user');
+    const setup: SimSetup = { natsUrl: fleet.nats.url, worker, admin };
+    // The same node flags (the tsx loader) in the child: it runs this file in its simulator role.
+    const sim = fork(fileURLToPath(import.meta.url), [SIM_ROLE], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child = sim;
+    const answers: Array<(seen: RunSeen) => void> = [];
+    // `ready`: the run's workers are connected and announced, and pull from now on
+    let onReady = (): void => undefined;
+    sim.on('message', (m: RunSeen | { ready: true }) => ('ready' in m ? onReady() : answers.shift()?.(m)));
+    const exited = new Promise<never>((_, reject) => sim.once('exit', (code) => reject(new Error(`the simulated workers exited (${code ?? 'signal'})`))));
+    sim.send(setup);
+
+    const rows: ScaleRow[] = [];
+    const idleRssMb = process.memoryUsage().rss / 2 ** 20;
+    for (const workers of workerCounts) {
+      // Re-queued for each run: fresh ids (a settled build is never queued again), one context.
+      const buildIds = Array.from({ length: builds }, (_, i) => `scale-w${workers}-${Date.now().toString(36)}-${i}`);
+      await queue(fleet.client, buildIds, digest);
+      const connected = new Promise<void>((resolve) => {
+        onReady = resolve;
+      });
+      const done = new Promise<RunSeen>((resolve) => {
+        answers.push(resolve);
+        const order: RunOrder = { workers, buildIds };
+        sim.send(order);
+      });
+      // Measured from the first pull: connecting 1,000 clients is not the coordinator's work.
+      await Promise.race([connected, exited]);
+      const cpu0 = process.cpuUsage();
+      let peakRss = process.memoryUsage().rss;
+      const sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      }, 100);
+      const t0 = performance.now();
+      const seen = await Promise.race([done, exited]);
+      const wallMs = performance.now() - t0;
+      clearInterval(sampler);
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      const cpu = process.cpuUsage(cpu0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      rows.push({
+        workers,
+        builds,
+        settled: seen.settled,
+        throughput: seen.settled / (seen.wallMs / 1000),
+        claimP50Ms: quantile(seen.claimMs, 0.5),
+        claimP99Ms: quantile(seen.claimMs, 0.99),
+        recordedP50Ms: quantile(seen.recordedMs, 0.5),
+        recordedP99Ms: quantile(seen.recordedMs, 0.99),
+        peakRssMb: peakRss / 2 ** 20,
+        cpuCores: cpuMs / wallMs,
+        cpuMsPerBuild: cpuMs / Math.max(1, seen.settled),
+        refusedClaims: seen.refusedClaims,
+        ...(seen.firstRefusal === undefined ? {} : { firstRefusal: seen.firstRefusal }),
+      });
+    }
+    return { rows, idleRssMb, load1: loadavg()[0] ?? NaN };
+  } finally {
+    child?.kill();
+    await rm(dir, { recursive: true, force: true });
+    await fleet.stop();
+  }
+}
+
+/** Submits every id (16 at a time) and checks each became a new queued build. */
+async function queue(client: FleetClient, ids: string[], digest: string): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++] ?? '';
+        const { created } = await client.submit({ id, pool: POOL, context: { digest }, image: { repository: 'bench/scale', tags: ['1'] } });
+        if (!created) throw new Error(`build ${id} was not created`);
+      }
+    }),
+  );
+}
+
+export function scaleTable(figures: ScaleFigures): string {
+  const lines = [
+    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS | coordinator CPU | refused claims |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of figures.rows) {
+    lines.push(
+      `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
+        `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
+        `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The standalone bench: the growth curve as a Markdown table. */
+export async function main(): Promise<void> {
+  const figures = await measureScale();
+  console.log(`\n${scaleTable(figures)}\n\ncoordinator RSS at rest (fleet up, nothing queued): ${figures.idleRssMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child: the simulated workers.
+
+async function simulate(): Promise<void> {
+  const { jetstream } = await import('@nats-io/jetstream');
+  const { Kvm } = await import('@nats-io/kv');
+  const { connectNats } = await import('../adapters/nats.ts');
+  const { createLogger } = await import('../adapters/logger.ts');
+  const { Announcer } = await import('../worker/announcer.ts');
+  const p = await import('../protocol/index.ts');
+  const log = createLogger('scale-sim', { level: 'warn', pretty: false });
+  const setup = await new Promise<SimSetup>((resolve) => process.once('message', (m: SimSetup) => resolve(m)));
+  // The watcher sees each build's authoritative `failed` event (admin user: it may read every build).
+  const watcher = await connectNats(setup.natsUrl, 'scale-watcher', setup.admin, log);
+  const reportedAt = new Map<string, number>();
+  // (a holder: the run installs its own callback)
+  const settled: { on: (buildId: string, at: number) => void } = { on: () => undefined };
+  const events = watcher.subscribe(p.subjects.buildsWildcard);
+  void (async () => {
+    for await (const m of events) {
+      if (!m.subject.endsWith('.event')) continue;
+      const event = p.decodeWith(p.BuildEvent, m.data, 'build event', p.ErrorCode.E_INTERNAL);
+      if (event.type === 'failed') settled.on(event.buildId, performance.now());
+    }
+  })();
+
+  process.on('message', (m: SimSetup | RunOrder) => {
+    if (!('workers' in m)) return;
+    void run(m).then((seen) => process.send?.(seen));
+  });
+
+  async function run(order: RunOrder): Promise<RunSeen> {
+    const wanted = new Set(order.buildIds);
+    const claimMs: number[] = [];
+    const recordedMs: number[] = [];
+    let refusedClaims = 0;
+    let firstRefusal: string | undefined;
+    let count = 0;
+    const stop = new AbortController();
+    let t0 = 0;
+    let tEnd = 0;
+    const allSettled = new Promise<void>((resolve) => {
+      settled.on = (buildId, at) => {
+        if (!wanted.delete(buildId)) return;
+        const sent = reportedAt.get(buildId);
+        if (sent !== undefined) recordedMs.push(at - sent);
+        reportedAt.delete(buildId);
+        count += 1;
+        if (wanted.size === 0) {
+          tEnd = at;
+          resolve();
+        }
+      };
+    });
+    const timeout = setTimeout(() => stop.abort(), RUN_TIMEOUT_MS);
+
+    // One NATS connection per worker, as real workers have; all connected and announced before any pull.
+    const sims = await Promise.all(
+      Array.from({ length: order.workers }, async (_, i) => {
+        const workerId = `sim${order.workers}-${i}-${process.pid}`;
+        const nc = await connectNats(setup.natsUrl, `fleet-worker-${workerId}`, setup.worker, log);
+        const js = jetstream(nc);
+        const kvm = new Kvm(nc);
+        const announcer = new Announcer(await kvm.open(p.buckets.workers), { workerId, pool: POOL, builder: 'simulated', version: '0' }, 5_000, log);
+        await announcer.start();
+        const consumer = await js.consumers.get(p.streams.jobs, p.consumers.pool(POOL));
+        return { workerId, nc, js, announcer, consumer };
+      }),
+    );
+    const aborted = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const ending = Promise.race([allSettled, aborted]).then(() => stop.abort());
+    process.send?.({ ready: true });
+    t0 = performance.now();
+    await Promise.all([
+      ...sims.map(async ({ workerId, nc, js, announcer, consumer }) => {
+        while (!stop.signal.aborted) {
+          const msg = await consumer.next({ expires: 2_000 }).catch(() => null);
+          if (msg === null) continue;
+          const job = p.decodeWith(p.BuildJob, msg.data, 'build job', p.ErrorCode.E_INVALID_JOB);
+          const attempt = msg.info.deliveryCount;
+          const c0 = performance.now();
+          const reply = await nc.request(p.subjects.claim(POOL), p.encode({ buildId: job.buildId, attempt, workerId }), { timeout: 5_000 }).catch((e: unknown) => e);
+          claimMs.push(performance.now() - c0);
+          const answer = reply instanceof Error ? null : p.decodeWith(p.ClaimReply, (reply as { data: Uint8Array }).data, 'claim reply', p.ErrorCode.E_INTERNAL);
+          if (answer === null || !answer.ok) {
+            refusedClaims += 1;
+            firstRefusal ??= answer === null ? String(reply) : answer.error.code;
+            msg.term('claim refused');
+            continue;
+          }
+          announcer.set('building', job.buildId);
+          msg.working();
+          const at = new Date().toISOString();
+          const lines = Array.from({ length: LOG_LINES }, (_, n) => ({ n: n + 1, stream: 'stdout' as const, at, text: `simulated step ${n + 1} of ${LOG_LINES}` }));
+          await js.publish(p.subjects.log(job.buildId, POOL), p.encode({ buildId: job.buildId, attempt, lines }));
+          const error = new p.FleetError(p.ErrorCode.E_BUILD_STEP_FAILED, 'simulated worker: no build ran').toBody();
+          reportedAt.set(job.buildId, performance.now());
+          await js.publish(p.subjects.report(job.buildId, POOL), p.encode({ type: 'failed', buildId: job.buildId, attempt, workerId, at: new Date().toISOString(), error }), {
+            msgID: `${job.buildId}.${attempt}.failed`,
+          });
+          msg.ack();
+          announcer.set('idle');
+        }
+      }),
+      ending,
+    ]);
+    clearTimeout(timeout);
+    await Promise.all(sims.map(async ({ nc, announcer }) => {
+      await announcer.stop();
+      await nc.close();
+    }));
+    return { claimMs, recordedMs, wallMs: (tEnd === 0 ? performance.now() : tEnd) - t0, refusedClaims, ...(firstRefusal === undefined ? {} : { firstRefusal }), settled: count };
+  }
+}
