@@ -57,7 +57,7 @@ describe('BuildList', () => {
 
   it('keeps the worker of a build after it ends, and follows state changes', () => {
     const l = list();
-    l.apply(record('a-2', 'alpha', 'app/alpha/api', '2026-11-29T11:00:00.000Z', { phase: 'failed', attempt: 2, error: { code: 'E_BUILD_STEP_FAILED', message: 'x', retryable: false }, finishedAt: '2026-11-29T11:05:00.000Z' }));
+    l.apply(record('a-2', 'alpha', 'app/alpha/api', '2026-11-29T11:00:00.000Z', { phase: 'failed', attempt: 2, error: { code: 'E_BUILD_STEP_FAILED', message: 'x' }, finishedAt: '2026-11-29T11:05:00.000Z' }));
     expect(l.query(alpha, parse('state=failed')).builds).toMatchObject([{ id: 'a-2', workerId: 'w1', error: 'E_BUILD_STEP_FAILED' }]);
     expect(l.tenantOf('a-2')).toBe('alpha');
   });
