@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { KV } from '@nats-io/kv';
 import { WorkerInfo, workerKey } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
@@ -21,11 +22,17 @@ export async function provenanceSettings(config: CoordinatorConfig, registry: Re
   );
   if (signing === null) return undefined;
   return {
-    writer: new ProvenanceWriter(registry, signing),
+    writer: new ProvenanceWriter(registry, signing, { name: 'fleetbuild-coordinator', version: await packageVersion() }),
     async builderOf(pool, workerId) {
       const entry = await workers.get(workerKey(pool, workerId)).catch(() => null);
       const info = entry === null || entry.operation !== 'PUT' ? null : WorkerInfo.safeParse(entry.json());
       return info?.success === true ? { kind: info.data.builder, version: info.data.version } : { kind: 'unknown', version: 'unknown' };
     },
   };
+}
+
+async function packageVersion(): Promise<string> {
+  const text = await readFile(new URL('../../package.json', import.meta.url), 'utf8').catch(() => '{}');
+  const version: unknown = (JSON.parse(text) as { version?: unknown }).version;
+  return typeof version === 'string' ? version : 'unknown';
 }

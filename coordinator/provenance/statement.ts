@@ -23,6 +23,8 @@ export interface ProvenanceFacts {
   startedOn?: string | undefined;
   finishedOn: string;
   verdict: Verdict;
+  /** the SBOM attached next to the image, named (with its digest) among the byproducts */
+  sbom?: ResourceDescriptor | undefined;
 }
 
 /** `sha256:abc` → `{ sha256: 'abc' }`, the digest set in-toto uses. */
@@ -83,6 +85,7 @@ export function provenanceStatement(f: ProvenanceFacts): ProvenanceStatement {
           finishedOn: f.finishedOn,
         },
         byproducts: [
+          ...(f.sbom === undefined ? [] : [f.sbom]),
           {
             name: 'gate-verdict',
             mediaType: 'application/json',

@@ -1,15 +1,16 @@
-import { ErrorCode, FleetError, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, type ProvenanceSummary } from '../../protocol/index.ts';
-import type { RegistryClient } from '../../adapters/registry-client.ts';
+import { ErrorCode, FleetError, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, type ProvenanceSummary, type ResourceDescriptor } from '../../protocol/index.ts';
+import { sha256, type RegistryClient } from '../../adapters/registry-client.ts';
 import { signDsse, keyFingerprint } from '../../signing/dsse.ts';
 import { putAttachment } from '../../signing/attachments.ts';
 import type { PlatformSigningKey } from './signing-key.ts';
+import { CYCLONEDX_JSON, cycloneDx, imagePackages } from './sbom.ts';
 import { provenanceStatement, type ProvenanceFacts } from './statement.ts';
 
 /** cosign's attestation layers carry an (empty) signature annotation and the predicate type. */
 const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 
 /**
- * Signs a promoted image's provenance with the platform key and stores it in the release
+ * Signs a promoted image's provenance (and attaches its SBOM) with the platform key and stores it in the release
  * repository next to the image. Runs before the release tags move, so a promoted image always
  * has its attestation; a failure here fails the report's processing, which is retried like any
  * registry outage.
@@ -20,6 +21,8 @@ export class ProvenanceWriter {
   constructor(
     private readonly registry: RegistryClient,
     private readonly signing: PlatformSigningKey,
+    /** what the SBOM names as its generator */
+    private readonly tool: { name: string; version: string } = { name: 'fleetbuild-coordinator', version: 'unknown' },
   ) {
     this.signedBy = keyFingerprint(signing.publicKeyPem);
   }
@@ -27,7 +30,9 @@ export class ProvenanceWriter {
   async write(facts: ProvenanceFacts, quarantineRepository: string, signal?: AbortSignal): Promise<ProvenanceSummary> {
     const manifest = await this.registry.manifest(quarantineRepository, facts.digest, signal);
     if (manifest === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `quarantined image ${quarantineRepository}@${facts.digest} is gone`);
-    const statement = provenanceStatement(facts);
+    // The SBOM first: its digest goes into the signed statement, so the signature covers it too.
+    const sbom = await this.writeSbom(facts, quarantineRepository, { digest: facts.digest, mediaType: manifest.mediaType, size: manifest.bytes.length }, signal);
+    const statement = provenanceStatement({ ...facts, sbom: sbom.descriptor });
     const envelope = signDsse(IN_TOTO_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), this.signing.key);
     const stored = await putAttachment(
       this.registry,
@@ -38,6 +43,28 @@ export class ProvenanceWriter {
       { mediaType: DSSE_ENVELOPE_MEDIA_TYPE, bytes: Buffer.from(JSON.stringify(envelope)), annotations: { [COSIGN_SIGNATURE_ANNOTATION]: '', predicateType: SLSA_PROVENANCE_V1 } },
       signal,
     );
-    return { predicateType: SLSA_PROVENANCE_V1, attestation: { reference: stored.reference, storedAs: stored.storedAs }, signedBy: this.signedBy };
+    return {
+      predicateType: SLSA_PROVENANCE_V1,
+      attestation: { reference: stored.reference, storedAs: stored.storedAs },
+      signedBy: this.signedBy,
+      sbom: { ...sbom.stored, format: 'CycloneDX 1.5 JSON' },
+    };
+  }
+
+  /** A CycloneDX SBOM of the image's Debian packages, attached next to it (`.sbom` tag or referrers). */
+  private async writeSbom(
+    facts: ProvenanceFacts,
+    quarantineRepository: string,
+    subject: { digest: string; mediaType: string; size: number },
+    signal?: AbortSignal,
+  ): Promise<{ descriptor: ResourceDescriptor; stored: { reference: string; storedAs: 'referrers' | 'tag' } }> {
+    const packages = await imagePackages(this.registry, quarantineRepository, facts.digest, signal);
+    const name = `${facts.registry}/${facts.record.request.image.repository}`;
+    const bytes = Buffer.from(JSON.stringify(cycloneDx({ name, digest: facts.digest }, packages, this.tool, facts.finishedOn)));
+    const stored = await putAttachment(this.registry, facts.record.request.image.repository, subject, 'sbom', CYCLONEDX_JSON, { mediaType: CYCLONEDX_JSON, bytes }, signal);
+    return {
+      descriptor: { name: 'sbom', uri: `oci://${stored.reference}`, mediaType: CYCLONEDX_JSON, digest: { sha256: sha256(bytes).slice('sha256:'.length) } },
+      stored: { reference: stored.reference, storedAs: stored.storedAs },
+    };
   }
 }

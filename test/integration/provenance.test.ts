@@ -4,7 +4,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { platformPublicKeyPath } from '../../adapters/environment.ts';
-import { RegistryClient } from '../../adapters/registry-client.ts';
+import { RegistryClient, sha256 } from '../../adapters/registry-client.ts';
+import { CYCLONEDX_JSON } from '../../coordinator/provenance/sbom.ts';
 import { BUILDER_KINDS, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, type BuilderKind, type BuildView } from '../../protocol/index.ts';
 import { BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION } from '../../worker/builders/base-annotations.ts';
 import { attachmentTagOf, putAttachment, readAttachment } from '../../signing/attachments.ts';
@@ -121,6 +122,21 @@ describe('provenance', () => {
     // put back, the original verifies again: the refusals were about the bytes, not the image
     await replace(envelope);
     expect((await cli(built.id)).exitCode).toBe(0);
+  });
+});
+
+describe('SBOM', () => {
+  it('a CycloneDX SBOM of the image\'s Debian packages is attached next to it and named, by digest, in the signed provenance', async () => {
+    expect(built.state.provenance?.sbom).toMatchObject({ storedAs: 'tag', format: 'CycloneDX 1.5 JSON' });
+    const sbom = await readAttachment(registry, 'prov/tiny', built.state.digest, 'sbom', CYCLONEDX_JSON);
+    const bytes = Buffer.from(sbom?.layers[0]?.bytes ?? []);
+    const bom = JSON.parse(bytes.toString('utf8')) as { bomFormat: string; metadata: { component: { version: string } }; components: { name: string; purl: string }[] };
+    expect(bom).toMatchObject({ bomFormat: 'CycloneDX', specVersion: '1.5', metadata: { component: { version: built.state.digest } } });
+    // official/base is Debian minbase: dpkg lists itself and base-files
+    expect(bom.components.map((c) => c.name)).toEqual(expect.arrayContaining(['base-files', 'dpkg']));
+    expect(bom.components.find((c) => c.name === 'dpkg')?.purl).toMatch(/^pkg:deb\/debian\/dpkg@[^?]+\?arch=/);
+    const { statement } = await verifyProvenance(registry, 'prov/tiny', built.state.digest, publicKeyPem);
+    expect(statement.predicate.runDetails.byproducts).toContainEqual(expect.objectContaining({ name: 'sbom', digest: { sha256: sha256(bytes).slice(7) } }));
   });
 });
 

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
+import { readImage, scanLayer } from '../gates/image-reader.ts';
+
+export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
+
+/** One Debian package as the image's dpkg database lists it. */
+export interface DebPackage {
+  name: string;
+  version: string;
+  architecture: string;
+  source?: string;
+}
+
+const DPKG_STATUS = '/var/lib/dpkg/status';
+/** distroless-style images keep one status file per package here instead */
+const DPKG_STATUS_D = '/var/lib/dpkg/status.d/';
+
+/**
+ * The installed packages of a dpkg status file: paragraphs separated by blank lines, only those
+ * whose Status says `installed` (a removed package keeps a paragraph with `config-files`).
+ */
+export function parseDpkgStatus(text: string): DebPackage[] {
+  const packages: DebPackage[] = [];
+  for (const paragraph of text.split(/\n\s*\n/)) {
+    const fields = new Map<string, string>();
+    for (const m of paragraph.matchAll(/^([A-Za-z-]+):[ \t]*(.*)$/gm)) fields.set((m[1] ?? '').toLowerCase(), (m[2] ?? '').trim());
+    const name = fields.get('package');
+    const version = fields.get('version');
+    const status = fields.get('status');
+    if (name === undefined || version === undefined || (status !== undefined && !/ installed$/.test(status))) continue;
+    const source = fields.get('source')?.split(' ')[0];
+    packages.push({ name, version, architecture: fields.get('architecture') ?? 'all', ...(source === undefined ? {} : { source }) });
+  }
+  return packages;
+}
+
+/**
+ * Reads the image's dpkg database from its layers, in order (a later layer's file replaces an
+ * earlier one's), straight from the registry by digest: what was gated is what is described.
+ */
+export async function imagePackages(registry: RegistryClient, repository: string, digest: string, signal?: AbortSignal): Promise<DebPackage[]> {
+  const image = await readImage(registry, repository, digest, signal);
+  let status: string | null = null;
+  const perPackage = new Map<string, string>();
+  for (const layer of image.layers) {
+    await scanLayer(
+      registry,
+      repository,
+      layer,
+      (path, size) => size < 64 * 1024 * 1024 && (path === DPKG_STATUS || path.startsWith(DPKG_STATUS_D)),
+      (file) => {
+        if (file.path === DPKG_STATUS) status = file.bytes.toString('utf8');
+        else perPackage.set(file.path, file.bytes.toString('utf8'));
+      },
+      signal,
+    );
+  }
+  const all = [...parseDpkgStatus(status ?? ''), ...[...perPackage.values()].flatMap(parseDpkgStatus)];
+  const seen = new Set<string>();
+  return all.filter((p) => !seen.has(`${p.name}:${p.architecture}`) && seen.add(`${p.name}:${p.architecture}`)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A CycloneDX 1.5 JSON SBOM of a container image's Debian packages (package URLs `pkg:deb/debian/…`). */
+export function cycloneDx(image: { name: string; digest: string }, packages: readonly DebPackage[], tool: { name: string; version: string }, at: string): Record<string, unknown> {
+  const purl = (p: DebPackage): string =>
+    `pkg:deb/debian/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${encodeURIComponent(p.architecture)}${p.source === undefined ? '' : `&upstream=${encodeURIComponent(p.source)}`}`;
+  return {
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    serialNumber: `urn:uuid:${randomUUID()}`,
+    version: 1,
+    metadata: {
+      timestamp: at,
+      tools: { components: [{ type: 'application', name: tool.name, version: tool.version }] },
+      component: { type: 'container', 'bom-ref': `${image.name}@${image.digest}`, name: image.name, version: image.digest },
+    },
+    components: packages.map((p) => ({ type: 'library', 'bom-ref': purl(p), name: p.name, version: p.version, purl: purl(p) })),
+  };
+}
