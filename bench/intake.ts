@@ -45,10 +45,41 @@ interface Outcome {
   firstFailure?: string;
 }
 
-if (isMainThread) await main();
-else await load(workerData as Setup);
+// The load thread runs this file too; in the main thread, importing it only declares the measures.
+if (!isMainThread) await load(workerData as Setup);
 
-async function main(): Promise<void> {
+/** One round's figures. */
+export interface IntakeRound {
+  transport: Transport;
+  concurrency: number;
+  requests: number;
+  ratePerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** coordinator thread CPU per request, where node reports it */
+  cpuUsPerRequest?: number;
+  failures: number;
+  firstFailure?: string;
+}
+
+/** The standalone bench: every round as a Markdown table. */
+export async function main(): Promise<void> {
+  const rounds = await measureIntake();
+  const rows: Array<[string, string]> = [['requests per round', String(REQUESTS)]];
+  for (const r of rounds) {
+    rows.push([
+      `${r.transport.toUpperCase()} c=${r.concurrency}`,
+      `${Math.round(r.ratePerSecond)} req/s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms` +
+        (r.cpuUsPerRequest === undefined ? '' : `, coordinator ${Math.round(r.cpuUsPerRequest)} µs CPU/request`) +
+        (r.failures === 0 ? '' : `, ${r.failures} not created (${r.firstFailure ?? '?'})`),
+    ]);
+  }
+  rows.push(['target', '>= 2000 req/s, p99 <= 50 ms at c=64']);
+  printTable(rows);
+}
+
+/** Every round (BENCH_INTAKE_TRANSPORTS × BENCH_INTAKE_CONCURRENCY, BENCH_INTAKE_N requests each) on a fleet of its own. */
+export async function measureIntake(): Promise<IntakeRound[]> {
   const { startLocalFleet } = await import('../deploy/local/fleet.ts');
   const { createLogger } = await import('../adapters/logger.ts');
   const fleet = await startLocalFleet({ workers: 0 }, createLogger('bench', { level: 'warn', pretty: false }));
@@ -79,7 +110,7 @@ async function main(): Promise<void> {
     // Warm both paths (connections, JIT, the coordinator's caches) before anything is timed.
     for (const transport of TRANSPORTS) await run({ transport, concurrency: 8, prefix: `warm-${transport}` });
 
-    const rows: Array<[string, string]> = [['requests per round', String(REQUESTS)]];
+    const rounds: IntakeRound[] = [];
     // CPU the coordinator's thread spent per request: unlike the rates, unmoved by other load on the machine.
     const threadCpu = (process as { threadCpuUsage?: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process);
     for (const transport of TRANSPORTS) {
@@ -87,17 +118,20 @@ async function main(): Promise<void> {
         const cpu0 = threadCpu?.();
         const o = await run({ transport, concurrency, prefix: `${transport}-c${concurrency}` });
         const cpu = cpu0 === undefined ? undefined : threadCpu?.(cpu0);
-        const rate = (o.latencies.length / o.wallMs) * 1000;
-        rows.push([
-          `${transport.toUpperCase()} c=${concurrency}`,
-          `${Math.round(rate)} req/s, p50 ${quantile(o.latencies, 0.5).toFixed(1)} ms, p99 ${quantile(o.latencies, 0.99).toFixed(1)} ms` +
-            (cpu === undefined ? '' : `, coordinator ${Math.round((cpu.user + cpu.system) / o.latencies.length)} µs CPU/request`) +
-            (o.failures === 0 ? '' : `, ${o.failures} not created (${o.firstFailure ?? '?'})`),
-        ]);
+        rounds.push({
+          transport,
+          concurrency,
+          requests: o.latencies.length,
+          ratePerSecond: (o.latencies.length / o.wallMs) * 1000,
+          p50Ms: quantile(o.latencies, 0.5),
+          p99Ms: quantile(o.latencies, 0.99),
+          ...(cpu === undefined ? {} : { cpuUsPerRequest: (cpu.user + cpu.system) / o.latencies.length }),
+          failures: o.failures,
+          ...(o.firstFailure === undefined ? {} : { firstFailure: o.firstFailure }),
+        });
       }
     }
-    rows.push(['target', '>= 2000 req/s, p99 <= 50 ms at c=64']);
-    printTable(rows);
+    return rounds;
   } finally {
     await loader?.terminate();
     await rm(dir, { recursive: true, force: true });

@@ -30,6 +30,8 @@ const POOL = 'sim';
 const LOG_LINES = 5;
 /** how long a whole run may take before it is reported as stuck */
 const RUN_TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_MS ?? 10 * 60_000);
+/** simulated workers connecting at once */
+const CONNECT_CONCURRENCY = 8;
 const SIM_ROLE = '--scale-simulated-workers';
 
 interface SimSetup {
@@ -53,8 +55,10 @@ interface RunSeen {
   settled: number;
 }
 
-/** One row of the growth curve. */
-export interface ScaleRow {
+/** One row of the growth curve: measured, or why not. */
+export type ScaleRow = MeasuredRow | { workers: number; builds: number; error: string };
+
+export interface MeasuredRow {
   workers: number;
   builds: number;
   settled: number;
@@ -85,7 +89,7 @@ export interface ScaleFigures {
 if (process.argv.includes(SIM_ROLE)) await simulate();
 
 /** Runs the growth curve and returns its rows. */
-export async function measureScale(workerCounts: number[] = WORKER_COUNTS, builds: number = BUILDS): Promise<ScaleFigures> {
+export async function measureScale(workerCounts: number[] = WORKER_COUNTS, builds: number = BUILDS, onRow?: (row: ScaleRow) => void): Promise<ScaleFigures> {
   const { startLocalFleet } = await import('../deploy/local/fleet.ts');
   const { createLogger } = await import('../adapters/logger.ts');
   const fleet = await startLocalFleet({ workers: 0, pool: POOL }, createLogger('bench', { level: 'warn', pretty: false }));
@@ -101,10 +105,10 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
     // The same node flags (the tsx loader) in the child: it runs this file in its simulator role.
     const sim = fork(fileURLToPath(import.meta.url), [SIM_ROLE], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child = sim;
-    const answers: Array<(seen: RunSeen) => void> = [];
+    const answers: Array<(seen: RunSeen | { error: string }) => void> = [];
     // `ready`: the run's workers are connected and announced, and pull from now on
     let onReady = (): void => undefined;
-    sim.on('message', (m: RunSeen | { ready: true }) => ('ready' in m ? onReady() : answers.shift()?.(m)));
+    sim.on('message', (m: RunSeen | { ready: true } | { error: string }) => ('ready' in m ? onReady() : answers.shift()?.(m)));
     const exited = new Promise<never>((_, reject) => sim.once('exit', (code) => reject(new Error(`the simulated workers exited (${code ?? 'signal'})`))));
     sim.send(setup);
 
@@ -117,20 +121,29 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
       const connected = new Promise<void>((resolve) => {
         onReady = resolve;
       });
-      const done = new Promise<RunSeen>((resolve) => {
+      const done = new Promise<RunSeen | { error: string }>((resolve) => {
         answers.push(resolve);
         const order: RunOrder = { workers, buildIds };
         sim.send(order);
       });
       // Measured from the first pull: connecting 1,000 clients is not the coordinator's work.
-      await Promise.race([connected, exited]);
+      const failedEarly = done.then((d) => ('error' in d ? d : null));
+      const early = await Promise.race([connected.then(() => null), failedEarly, exited]);
+      if (early !== null) {
+        // (e.g. could not connect this many clients): the curve stops here, what was measured stays
+        rows.push({ workers, builds, error: early.error });
+        onRow?.(rows.at(-1) as ScaleRow);
+        break;
+      }
       const cpu0 = process.cpuUsage();
       let peakRss = process.memoryUsage().rss;
       const sampler = setInterval(() => {
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
       }, 100);
       const t0 = performance.now();
-      const seen = await Promise.race([done, exited]);
+      const ended = await Promise.race([done, exited]);
+      if ('error' in ended) throw new Error(ended.error);
+      const seen = ended;
       const wallMs = performance.now() - t0;
       clearInterval(sampler);
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -151,6 +164,7 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
         refusedClaims: seen.refusedClaims,
         ...(seen.firstRefusal === undefined ? {} : { firstRefusal: seen.firstRefusal }),
       });
+      onRow?.(rows.at(-1) as ScaleRow);
     }
     return { rows, idleRssMb, load1: loadavg()[0] ?? NaN };
   } finally {
@@ -180,6 +194,10 @@ export function scaleTable(figures: ScaleFigures): string {
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
+    if ('error' in r) {
+      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | |`);
+      continue;
+    }
     lines.push(
       `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
@@ -191,7 +209,7 @@ export function scaleTable(figures: ScaleFigures): string {
 
 /** The standalone bench: the growth curve as a Markdown table. */
 export async function main(): Promise<void> {
-  const figures = await measureScale();
+  const figures = await measureScale(WORKER_COUNTS, BUILDS, (r) => console.error(`scale: ${JSON.stringify(r)}`));
   console.log(`\n${scaleTable(figures)}\n\ncoordinator RSS at rest (fleet up, nothing queued): ${figures.idleRssMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
 }
 
@@ -223,7 +241,10 @@ async function simulate(): Promise<void> {
 
   process.on('message', (m: SimSetup | RunOrder) => {
     if (!('workers' in m)) return;
-    void run(m).then((seen) => process.send?.(seen));
+    void run(m).then(
+      (seen) => process.send?.(seen),
+      (e: unknown) => process.send?.({ error: e instanceof Error ? e.message : String(e) }),
+    );
   });
 
   async function run(order: RunOrder): Promise<RunSeen> {
@@ -251,17 +272,30 @@ async function simulate(): Promise<void> {
     });
     const timeout = setTimeout(() => stop.abort(), RUN_TIMEOUT_MS);
 
-    // One NATS connection per worker, as real workers have; all connected and announced before any pull.
-    const sims = await Promise.all(
-      Array.from({ length: order.workers }, async (_, i) => {
-        const workerId = `sim${order.workers}-${i}-${process.pid}`;
-        const nc = await connectNats(setup.natsUrl, `fleet-worker-${workerId}`, setup.worker, log);
-        const js = jetstream(nc);
-        const kvm = new Kvm(nc);
-        const announcer = new Announcer(await kvm.open(p.buckets.workers), { workerId, pool: POOL, builder: 'simulated', version: '0' }, 5_000, log);
-        await announcer.start();
-        const consumer = await js.consumers.get(p.streams.jobs, p.consumers.pool(POOL));
-        return { workerId, nc, js, announcer, consumer };
+    // One NATS connection per worker, as real workers have; all connected and announced before any
+    // pull. A few at a time, retried: 100 nkey handshakes at once on a loaded 2-core machine run
+    // past nats-server's authentication timeout (a fleet's workers do not all start in one instant).
+    const connectOne = async (i: number) => {
+      const workerId = `sim${order.workers}-${i}-${process.pid}`;
+      for (let tries = 1; ; tries++) {
+        try {
+          const nc = await connectNats(setup.natsUrl, `fleet-worker-${workerId}`, setup.worker, log);
+          const js = jetstream(nc);
+          const kvm = new Kvm(nc);
+          const announcer = new Announcer(await kvm.open(p.buckets.workers), { workerId, pool: POOL, builder: 'simulated', version: '0' }, 5_000, log);
+          await announcer.start();
+          const consumer = await js.consumers.get(p.streams.jobs, p.consumers.pool(POOL));
+          return { workerId, nc, js, announcer, consumer };
+        } catch (e) {
+          if (tries >= 5) throw e;
+        }
+      }
+    };
+    const sims: Array<Awaited<ReturnType<typeof connectOne>>> = [];
+    let nextWorker = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(CONNECT_CONCURRENCY, order.workers) }, async () => {
+        while (nextWorker < order.workers) sims.push(await connectOne(nextWorker++));
       }),
     );
     const aborted = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
