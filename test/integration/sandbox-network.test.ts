@@ -68,7 +68,8 @@ afterAll(async () => {
 
 /** Runs the probe build on a pool; returns its verdicts (label → host → verdict) from the archived log, and the whole log. */
 async function probe(builder: BuilderKind, pool: string, id: string): Promise<{ verdicts: { label: string; target: string; verdict: string }[]; log: string }> {
-  await fleet.client.submit({ id, context: { digest: context }, pool, image: { repository: 'sandbox/probe', tags: [id] } });
+  // A repository (so a layer cache) per build: a cached RUN step would print nothing.
+  await fleet.client.submit({ id, context: { digest: context }, pool, image: { repository: `sandbox/${id}`, tags: ['1'] } });
   const done = await fleet.client.follow(id, {});
   expect(done.state, `${builder} build ${id}: ${JSON.stringify(done.state)}`).toMatchObject({ phase: 'pushed' });
   const log = await archivedLog(fleet, id);

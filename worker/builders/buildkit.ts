@@ -46,19 +46,23 @@ export class BuildkitBuilder implements Builder {
     if (syntax !== undefined && !SYNTAX_ALLOWLIST.includes(syntax)) {
       throw new FleetError(ErrorCode.E_BUILD_FAILED, `the Dockerfile asks for frontend "${syntax}" (# syntax=); only the built-in dockerfile.v0 frontend${SYNTAX_ALLOWLIST.length > 0 ? ` and ${SYNTAX_ALLOWLIST.join(', ')}` : ''} may be used here`);
     }
-    const bases = await this.bases.importBases(plan, output, signal);
-    const address = await this.daemon.address((line) => output.line('system', line));
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
     const layout = join(plan.workDir, 'buildkit-out');
     await rm(layout, { recursive: true, force: true });
     const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal };
     const cacheRef = plan.cacheRepository === undefined ? undefined : `${plan.cacheRepository}:buildkit`;
-    let cache: BuildkitSandbox['cache'];
-    if (plan.cacheRepository !== undefined && cacheRef !== undefined) {
+    const pullCache = async (): Promise<BuildkitSandbox['cache']> => {
+      if (plan.cacheRepository === undefined || cacheRef === undefined) return undefined;
       const dir = join(this.cacheDir, cacheDirName(plan.cacheRepository));
       await mkdir(this.cacheDir, { recursive: true, mode: 0o700 });
-      cache = { dir, filled: await pullLayerCache(cacheRef, dir, copy) };
-    }
+      return { dir, filled: await pullLayerCache(cacheRef, dir, copy) };
+    };
+    // The registry work the daemon no longer does, side by side: it is all waiting on the registry.
+    const [bases, cache, address] = await Promise.all([
+      this.bases.importBases(plan, output, signal),
+      pullCache(),
+      this.daemon.address((line) => output.line('system', line)),
+    ]);
     const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache }) };
     const tracker = new VertexTracker(output);
     const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, sandbox)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -66,8 +70,11 @@ export class BuildkitBuilder implements Builder {
     this.throwIfFailed(run, tracker);
     try {
       const built = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
-      const digest = await pushLayout(layout, plan.destinations, built, { ...copy, authFile: this.env.REGISTRY_AUTH_FILE, builder: 'buildkit' });
-      if (cache !== undefined && cacheRef !== undefined) await pushLayerCache(cache.dir, cacheRef, { ...copy, authFile: this.env.REGISTRY_AUTH_FILE });
+      const auth = { ...copy, authFile: this.env.REGISTRY_AUTH_FILE };
+      const [digest] = await Promise.all([
+        pushLayout(layout, plan.destinations, built, { ...auth, builder: 'buildkit' }),
+        cache === undefined || cacheRef === undefined ? Promise.resolve() : pushLayerCache(cache.dir, cacheRef, auth),
+      ]);
       return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });

@@ -96,8 +96,10 @@ export class KanikoBuilder implements Builder {
     try {
       const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
       const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.credentials.pushAuthFile, output, signal };
-      const digest = await pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' });
-      if (plan.cacheRepository !== undefined && sandbox.knownKeys !== undefined) await pushKanikoCache(sandbox.cache, plan.cacheRepository, sandbox.knownKeys, copy);
+      const [digest] = await Promise.all([
+        pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' }),
+        plan.cacheRepository === undefined || sandbox.knownKeys === undefined ? Promise.resolve() : pushKanikoCache(sandbox.cache, plan.cacheRepository, sandbox.knownKeys, copy),
+      ]);
       return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });
@@ -111,7 +113,15 @@ export class KanikoBuilder implements Builder {
    * (kaniko resolves a tag through the registry even when its cache holds the image).
    */
   private async prepare(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
-    const imported = await this.bases.importBases(plan, output, signal);
+    const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
+    await mkdir(cache, { recursive: true, mode: 0o700 });
+    // The app's layer cache lives in the registry (a fresh worker builds warm): the worker copies
+    // it in (beside the bases: both wait on the registry), kaniko reads and writes the local `oci:`
+    // copy, the worker pushes the new keys back.
+    const [imported, knownKeys] = await Promise.all([
+      this.bases.importBases(plan, output, signal),
+      plan.cacheRepository === undefined ? undefined : pullKanikoCache(plan.cacheRepository, cache, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal }),
+    ]);
     const bases = join(this.dir, 'bases');
     await mkdir(bases, { recursive: true, mode: 0o700 });
     for (const base of imported) {
@@ -123,12 +133,7 @@ export class KanikoBuilder implements Builder {
     await mkdir(dockerfileDir, { recursive: true });
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
     await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported));
-    const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
-    await mkdir(cache, { recursive: true, mode: 0o700 });
-    if (plan.cacheRepository === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network };
-    // The app's layer cache lives in the registry (a fresh worker builds warm): the worker copies
-    // it in, kaniko reads and writes the local `oci:` copy, the worker pushes the new keys back.
-    const knownKeys = await pullKanikoCache(plan.cacheRepository, cache, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal });
+    if (knownKeys === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network };
     return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network };
   }
 
