@@ -281,33 +281,46 @@ export class LogView {
     const stream = this.streams[line] ?? 0;
     const isHeader = this.headers.has(line);
     node.className = `row${stream === 1 ? ' stderr' : stream === 2 ? ' system' : ''}${isHeader ? ' step' : ''}${line === this.failedStep ? ' failed-step' : ''}${line === this.target ? ' target' : ''}`;
-    const parts: Node[] = [];
-    const fold = document.createElement('button');
-    fold.className = 'fold';
-    fold.type = 'button';
+    // Each row keeps its three children across redraws: a flood redraws every row every frame,
+    // and updating text is far cheaper than building elements.
+    if (node.childElementCount !== 3) {
+      const fold = document.createElement('button');
+      fold.className = 'fold';
+      fold.type = 'button';
+      const ln = document.createElement('a');
+      ln.className = 'ln';
+      ln.tabIndex = -1;
+      const body = document.createElement('span');
+      body.className = 'txt';
+      node.replaceChildren(fold, ln, body);
+    }
+    const [fold, ln, body] = node.children as unknown as [HTMLButtonElement, HTMLAnchorElement, HTMLSpanElement];
     if (isHeader) {
       const open = !this.folded.has(line);
       fold.textContent = open ? '▾' : '▸';
+      fold.disabled = false;
+      fold.tabIndex = 0;
+      fold.removeAttribute('aria-hidden');
       fold.setAttribute('aria-expanded', String(open));
       fold.setAttribute('aria-label', `${open ? 'Fold' : 'Unfold'} step at line ${n}${line === this.failedStep ? ' (the step that failed)' : ''}`);
       fold.dataset.fold = String(line);
-    } else {
+    } else if (!fold.disabled) {
+      fold.textContent = '';
+      fold.disabled = true;
       fold.tabIndex = -1;
       fold.setAttribute('aria-hidden', 'true');
-      fold.disabled = true;
+      fold.removeAttribute('aria-expanded');
+      fold.removeAttribute('aria-label');
+      delete fold.dataset.fold;
     }
-    parts.push(fold);
-    const ln = document.createElement('a');
-    ln.className = 'ln';
     ln.href = `#L${n}`;
     ln.textContent = String(n);
-    ln.tabIndex = -1;
-    parts.push(ln);
-    const body = document.createElement('span');
-    body.className = 'txt';
+    if (this.term === '' && !text.includes('\x1b')) {
+      body.textContent = text;
+      return;
+    }
+    body.replaceChildren();
     for (const run of parseAnsi(text)) this.appendRun(body, run.text, run.cls);
-    parts.push(body);
-    node.replaceChildren(...parts);
   }
 
   /** One styled run, with the search term wrapped in <mark> (all as text nodes). */
