@@ -18,7 +18,9 @@ interface ImageRecipe {
 export const FLEET_IMAGES = {
   coordinator: { dockerfile: 'coordinator', buildArgs: {}, binaries: [] },
   scanner: { dockerfile: 'scanner', buildArgs: {}, binaries: ['grype'] },
-  'worker-buildah': { dockerfile: 'worker', buildArgs: { PACKAGES: 'buildah' }, binaries: [] },
+  // the pinned Buildah (scripts/versions.env) in /usr/local/bin, ahead of Debian's; Debian's package
+  // still brings containers-common, libseccomp and the CNI plugins it runs with
+  'worker-buildah': { dockerfile: 'worker', buildArgs: { PACKAGES: 'buildah' }, binaries: ['buildah'] },
   'worker-buildkit': { dockerfile: 'worker', buildArgs: { PACKAGES: 'rootlesskit' }, binaries: ['buildkitd', 'buildctl'] },
   // kaniko's executor runs from the platform's signed kaniko image, under rootless podman
   'worker-kaniko': { dockerfile: 'worker', buildArgs: { PACKAGES: 'podman' }, binaries: [] },
