@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui|images|scale]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui|images|scale|all]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -16,6 +16,8 @@ const benches: Record<string, () => Promise<{ main?: () => Promise<void> }>> = {
   ui: () => import('./ui.ts'),
   images: () => import('./fleet-images.ts'),
   scale: () => import('./scale.ts'),
+  /** every fast bench, one table against the issue's targets */
+  all: () => import('./all.ts'),
 };
 const run = benches[which];
 if (run === undefined) {

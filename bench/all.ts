@@ -1,0 +1,191 @@
+/**
+ * `npm run bench -- all`: every bench that fits in a few minutes, in its fast mode, in one run,
+ * and ONE table of the issue's figures: what, measured, target, pass/miss. The table is written
+ * as JSON to bench/results/<date>-<shortcommit>.json and compared with the newest earlier file.
+ *
+ * Fast mode is each bench's own env vars, shrunk (an env var already set wins). Not run here
+ * (each needs more than 3 minutes of real builds on a 2-core machine): the builders bench (cold
+ * and warm-on-a-fresh-worker ratios of buildah, BuildKit and kaniko, and kaniko vs buildah on a
+ * trivial app) and the chaos run; their rows say so. Printed, not asserted.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { quantile } from './table.ts';
+
+const FAST: Record<string, string> = {
+  BENCH_INTAKE_N: '500',
+  BENCH_INTAKE_CONCURRENCY: '64',
+  BENCH_INTAKE_TRANSPORTS: 'http,nats',
+  BENCH_GATES_BUILDS: '2',
+  BENCH_GATES_RUNS: '5',
+  BENCH_N: '2',
+  BENCH_SCALE_BUILDS: '1000',
+};
+// Before the benches are imported: they read their sizes when loaded.
+for (const [k, v] of Object.entries(FAST)) process.env[k] ??= v;
+
+const RESULTS = new URL('./results/', import.meta.url).pathname;
+
+/** One row of the table. `value` is the figure compared between runs (lower or higher is better per `better`). */
+export interface Row {
+  what: string;
+  measured: string;
+  target: string;
+  /** null: not measured in this run */
+  pass: boolean | null;
+  value?: number;
+  unit?: string;
+  better?: 'lower' | 'higher';
+}
+
+export interface AllResults {
+  date: string;
+  commit: string;
+  machine: { nproc: number; load1: number; load5: number; load15: number };
+  /** bench → how long it ran, in seconds */
+  durations: Record<string, number>;
+  rows: Row[];
+}
+
+const skipped = (what: string, target: string, why: string): Row => ({ what, measured: `not run here: ${why}`, target, pass: null });
+const failed = (what: string, target: string, e: unknown): Row => ({ what, measured: `bench failed: ${e instanceof Error ? e.message.slice(0, 160) : String(e)}`, target, pass: null });
+
+export async function main(): Promise<void> {
+  const durations: Record<string, number> = {};
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    console.error(`bench all: ${name}…`);
+    try {
+      return await f();
+    } finally {
+      durations[name] = Math.round((performance.now() - t0) / 1000);
+    }
+  };
+  const rows: Row[] = [];
+
+  // Intake over HTTP and NATS at concurrency 64.
+  {
+    const target = '>= 2,000 req/s, p99 <= 50 ms at c=64';
+    try {
+      const { measureIntake } = await import('./intake.ts');
+      const rounds = await timed('intake', measureIntake);
+      for (const r of rounds) {
+        rows.push({
+          what: `intake over ${r.transport.toUpperCase()} (c=${r.concurrency}, ${r.requests} requests)`,
+          measured: `${Math.round(r.ratePerSecond)} req/s, p99 ${r.p99Ms.toFixed(0)} ms${r.failures === 0 ? '' : `, ${r.failures} failed`}`,
+          target,
+          pass: r.ratePerSecond >= 2_000 && r.p99Ms <= 50 && r.failures === 0,
+          value: Math.round(r.ratePerSecond),
+          unit: 'req/s',
+          better: 'higher',
+        });
+      }
+    } catch (e) {
+      rows.push(failed('intake over HTTP and NATS (c=64)', target, e));
+    }
+  }
+
+  rows.push(skipped('held-out trivial apps, kaniko vs buildah (submit → promoted)', 'kaniko within 2x of buildah', 'builders bench, > 3 min'));
+  rows.push(skipped('warm rebuild on a fresh worker / cold, every builder', '<= 0.25x', 'builders bench, > 3 min'));
+
+  // Gates on a standard Java build, through the fleet.
+  {
+    const target = '<= 200 ms p50';
+    try {
+      const { measureGates } = await import('./gates.ts');
+      const g = await timed('gates', measureGates);
+      const p50 = quantile(g.viaFleetMs, 0.5);
+      rows.push({ what: `gates on a standard Java build, verifying → verdict (p50 of ${g.viaFleetMs.length} builds)`, measured: `${p50.toFixed(0)} ms`, target, pass: p50 <= 200, value: p50, unit: 'ms', better: 'lower' });
+    } catch (e) {
+      rows.push(failed('gates on a standard Java build', target, e));
+    }
+  }
+
+  // Fleet vs raw buildah (warm; the cold figure for all three builders is the builders bench).
+  {
+    try {
+      const { measureOverhead } = await import('./overhead.ts');
+      const o = await timed('overhead', measureOverhead);
+      rows.push({ what: `fleet / raw buildah, warm, median of ${o.builds} (overhead bench)`, measured: `${o.ratio.toFixed(2)}x`, target: '<= 1.05x', pass: o.ratio <= 1.05, value: o.ratio, unit: 'x', better: 'lower' });
+      rows.push({ what: 'submit → build start p99 (overhead bench)', measured: `${o.startP99Ms.toFixed(0)} ms`, target: '<= 25 ms', pass: o.startP99Ms <= 25, value: o.startP99Ms, unit: 'ms', better: 'lower' });
+    } catch (e) {
+      rows.push(failed('fleet / raw buildah, warm (overhead bench)', '<= 1.05x', e));
+    }
+  }
+  rows.push(skipped('fleet / raw builder, cold, every builder (median of 5)', '<= 1.05x', 'builders bench, > 3 min'));
+
+  // 1,000 queued builds × 100 simulated workers.
+  {
+    const builds = Number(process.env.BENCH_SCALE_BUILDS);
+    try {
+      const { measureScale } = await import('./scale.ts');
+      const s = await timed('scale', () => measureScale([100], builds));
+      const r = s.rows[0];
+      if (r === undefined || 'error' in r) throw new Error(r?.error ?? 'no run');
+      const what = `${builds} queued builds × 100 simulated workers`;
+      rows.push({ what: `${what}: claim p99`, measured: `${r.claimP99Ms.toFixed(0)} ms (p50 ${r.claimP50Ms.toFixed(0)})`, target: '<= 25 ms', pass: r.claimP99Ms <= 25, value: r.claimP99Ms, unit: 'ms', better: 'lower' });
+      rows.push({ what: `${what}: coordinator peak RSS`, measured: `${r.peakRssMb.toFixed(0)} MB (at rest ${s.idleRssMb.toFixed(0)} MB)`, target: '< 200 MB', pass: r.peakRssMb < 200, value: r.peakRssMb, unit: 'MB', better: 'lower' });
+      rows.push({ what: `${what}: throughput`, measured: `${r.throughput.toFixed(0)} builds/s, report → recorded p99 ${r.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: r.throughput, unit: 'builds/s', better: 'higher' });
+    } catch (e) {
+      rows.push(failed(`${builds} queued builds × 100 simulated workers`, 'claim p99 <= 25 ms, RSS < 200 MB', e));
+    }
+  }
+  rows.push(skipped('chaos run end-to-end p50', '<= 60 s with the node store', '`npm run chaos`, > 3 min'));
+
+  const [load1 = NaN, load5 = NaN, load15 = NaN] = loadavg();
+  const results: AllResults = { date: new Date().toISOString(), commit: shortCommit(), machine: { nproc: availableParallelism(), load1, load5, load15 }, durations, rows };
+  const previous = await newestResults();
+  console.log(`\n${renderTable(results, previous)}\n`);
+  console.log(`${results.date}, commit ${results.commit}, nproc ${results.machine.nproc}, load average ${load1.toFixed(1)} / ${load5.toFixed(1)} / ${load15.toFixed(1)} (shared machine: every figure is under that load)`);
+  console.log(`bench durations: ${Object.entries(durations).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
+  await mkdir(RESULTS, { recursive: true });
+  const file = join(RESULTS, `${results.date.slice(0, 10)}-${results.commit}.json`);
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`written ${file}${previous === null ? '' : `; compared with ${previous.file}`}`);
+}
+
+/** The Markdown table; with a previous run, each figure's change since then. */
+export function renderTable(results: AllResults, previous: { file: string; results: AllResults } | null): string {
+  const before = new Map((previous?.results.rows ?? []).map((r) => [r.what, r]));
+  const lines = [`| what | measured | target | pass/miss${previous === null ? '' : ' | change since ' + previous.results.commit} |`, `| --- | --- | --- | ---${previous === null ? '' : ' | ---'} |`];
+  for (const r of results.rows) {
+    const verdict = r.pass === null ? '—' : r.pass ? 'pass' : 'miss';
+    let delta = '';
+    if (previous !== null) {
+      const old = before.get(r.what)?.value;
+      delta = r.value === undefined || old === undefined || old === 0 ? ' | —' : ` | ${r.value >= old ? '+' : ''}${(((r.value - old) / old) * 100).toFixed(0)}% (${fmt(old)} → ${fmt(r.value)} ${r.unit ?? ''})`;
+    }
+    lines.push(`| ${r.what} | ${r.measured} | ${r.target} | ${verdict}${delta} |`);
+  }
+  return lines.join('\n');
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? n.toFixed(0) : n.toFixed(2);
+}
+
+function shortCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The newest earlier results file (file names sort by date; the newest by its recorded date). */
+async function newestResults(): Promise<{ file: string; results: AllResults } | null> {
+  const files = (await readdir(RESULTS).catch(() => [])).filter((f) => f.endsWith('.json'));
+  let best: { file: string; results: AllResults } | null = null;
+  for (const f of files) {
+    const file = join(RESULTS, f);
+    try {
+      const results = JSON.parse(await readFile(file, 'utf8')) as AllResults;
+      if (best === null || results.date > best.results.date) best = { file, results };
+    } catch {
+      // an unreadable file is not a baseline
+    }
+  }
+  return best;
+}
