@@ -56,6 +56,13 @@ export function queryOf(params: URLSearchParams): unknown {
 }
 
 /**
+ * The part of a worker's announcement the list keeps. Built once: a zod object built per
+ * announcement (every worker's every state change) cost its construction and JIT compile each
+ * time, about 3 s of coordinator CPU in the scale bench's 1,000 builds (bench/scale.ts).
+ */
+const AnnouncedBuilder = z.object({ workerId: z.string(), builder: z.string() });
+
+/**
  * Every build's summary, kept from a watch of the builds bucket: the console polls the list every
  * few seconds, and answering from memory keeps that from costing one KV read per build. A summary
  * is a few hundred bytes; the bucket's own history limits how many there are.
@@ -74,8 +81,7 @@ export class BuildList {
     void (async () => {
       for await (const entry of ww) {
         if (entry.operation !== 'PUT') continue;
-        const w = z.object({ workerId: z.string(), builder: z.string() }).safeParse(entry.json());
-        if (w.success) list.builders.set(w.data.workerId, w.data.builder);
+        list.noteWorker(entry.json());
       }
     })().catch((e: unknown) => log.warn({ err: e }, 'build-list workers watch ended'));
     void (async () => {
@@ -89,6 +95,12 @@ export class BuildList {
       }
     })().catch((e: unknown) => log.warn({ err: e }, 'build-list watch ended; the list shows what it last saw'));
     return list;
+  }
+
+  /** a worker's announcement (a workers bucket value): its builder is remembered for the builds it runs */
+  noteWorker(value: unknown): void {
+    const w = AnnouncedBuilder.safeParse(value);
+    if (w.success) this.builders.set(w.data.workerId, w.data.builder);
   }
 
   apply(record: BuildRecord | BuildView): void {

@@ -67,4 +67,16 @@ describe('BuildList', () => {
       expect(() => parse(qs), qs).toThrow(/invalid/i);
     }
   });
+
+  it("keeps the builder a worker announced on the builds it runs, and ignores an announcement that is not one", () => {
+    const l = list();
+    l.noteWorker({ workerId: 'w1', pool: 'default', builder: 'kaniko', version: '1', state: 'building', since: 'x', at: 'x' });
+    l.noteWorker({ workerId: 'w2' });
+    l.noteWorker('not an object');
+    l.apply(record('a-3', 'alpha', 'app/alpha/api', '2026-11-29T12:00:00.000Z', { phase: 'running', attempt: 1, workerId: 'w1', startedAt: '2026-11-29T12:00:01.000Z' }));
+    l.apply(record('a-4', 'alpha', 'app/alpha/api', '2026-11-29T12:30:00.000Z', { phase: 'running', attempt: 1, workerId: 'w2', startedAt: '2026-11-29T12:30:01.000Z' }));
+    const builds = l.query(alpha, parse('')).builds;
+    expect(builds.find((b) => b.id === 'a-3')?.builder).toBe('kaniko');
+    expect(builds.find((b) => b.id === 'a-4')?.builder).toBeUndefined();
+  });
 });
