@@ -52,9 +52,9 @@ export async function buildApp(out: string, signal?: AbortSignal): Promise<void>
 
 /**
  * A build context for one of the fleet's images: its Dockerfile (images/fleet/<image>/), the
- * compiled app under `app/` and the Node.js binary the bootstrap installed (Node 24 LTS, from the
- * npm registry's node-linux-<arch> package) as `node`. `app` is a buildApp() output, shared by
- * every image of one run.
+ * compiled app under `app/`, and under `bin/` the Node.js binary the bootstrap installed (Node 24
+ * LTS, from the npm registry's node-linux-<arch> package) with the image's pinned tools. `app` is
+ * a buildApp() output, shared by every image of one run.
  */
 export async function imageContext(image: FleetImage, app: string, dir: string): Promise<{ dir: string; buildArgs: Readonly<Record<string, string>> }> {
   const recipe: ImageRecipe = FLEET_IMAGES[image];
@@ -63,8 +63,10 @@ export async function imageContext(image: FleetImage, app: string, dir: string):
   await cp(join(ROOT, 'images/fleet', recipe.dockerfile), dir, { recursive: true });
   // package-internal symlinks stay relative (the default would make them absolute host paths)
   await cp(app, join(dir, 'app'), { recursive: true, verbatimSymlinks: true });
-  await copyFile(process.execPath, join(dir, 'node'));
-  await chmod(join(dir, 'node'), 0o755);
+  // bin/ becomes /usr/local/bin: node always (so the directory is never empty, which a context
+  // upload would drop), then the image's pinned tools
+  await copyFile(process.execPath, join(dir, 'bin', 'node'));
+  await chmod(join(dir, 'bin', 'node'), 0o755);
   for (const b of recipe.binaries) await copyFile(join(cacheBin(), b), join(dir, 'bin', b));
   await writeFile(join(dir, '.dockerignore'), '# everything in this context is the image\n');
   return { dir, buildArgs: recipe.buildArgs };
