@@ -70,6 +70,8 @@ export interface MeasuredRow {
   recordedP99Ms: number;
   /** peak RSS of this (the coordinator's) process during the run */
   peakRssMb: number;
+  /** peak V8 heap in use during the run (what the coordinator's objects take, without the process's fixed costs) */
+  peakHeapMb: number;
   /** coordinator process CPU during the run, as a share of one core */
   cpuCores: number;
   /** coordinator CPU per settled build */
@@ -82,6 +84,7 @@ export interface ScaleFigures {
   rows: ScaleRow[];
   /** this process's RSS with the fleet up and nothing queued yet (node, the tsx loader, the coordinator at rest) */
   idleRssMb: number;
+  idleHeapMb: number;
   /** the machine's 1-minute load average at the end (others share it) */
   load1: number;
 }
@@ -114,6 +117,7 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
 
     const rows: ScaleRow[] = [];
     const idleRssMb = process.memoryUsage().rss / 2 ** 20;
+    const idleHeapMb = process.memoryUsage().heapUsed / 2 ** 20;
     for (const workers of workerCounts) {
       // Re-queued for each run: fresh ids (a settled build is never queued again), one context.
       const buildIds = Array.from({ length: builds }, (_, i) => `scale-w${workers}-${Date.now().toString(36)}-${i}`);
@@ -137,8 +141,11 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
       }
       const cpu0 = process.cpuUsage();
       let peakRss = process.memoryUsage().rss;
+      let peakHeap = process.memoryUsage().heapUsed;
       const sampler = setInterval(() => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        const m = process.memoryUsage();
+        peakRss = Math.max(peakRss, m.rss);
+        peakHeap = Math.max(peakHeap, m.heapUsed);
       }, 100);
       const t0 = performance.now();
       const ended = await Promise.race([done, exited]);
@@ -159,6 +166,7 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
         recordedP50Ms: quantile(seen.recordedMs, 0.5),
         recordedP99Ms: quantile(seen.recordedMs, 0.99),
         peakRssMb: peakRss / 2 ** 20,
+        peakHeapMb: peakHeap / 2 ** 20,
         cpuCores: cpuMs / wallMs,
         cpuMsPerBuild: cpuMs / Math.max(1, seen.settled),
         refusedClaims: seen.refusedClaims,
@@ -166,7 +174,7 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
       });
       onRow?.(rows.at(-1) as ScaleRow);
     }
-    return { rows, idleRssMb, load1: loadavg()[0] ?? NaN };
+    return { rows, idleRssMb, idleHeapMb, load1: loadavg()[0] ?? NaN };
   } finally {
     child?.kill();
     await rm(dir, { recursive: true, force: true });
@@ -190,7 +198,7 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
 
 export function scaleTable(figures: ScaleFigures): string {
   const lines = [
-    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS | coordinator CPU | refused claims |',
+    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | refused claims |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
@@ -200,7 +208,7 @@ export function scaleTable(figures: ScaleFigures): string {
     }
     lines.push(
       `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
-        `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
+        `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,
     );
   }
@@ -210,7 +218,7 @@ export function scaleTable(figures: ScaleFigures): string {
 /** The standalone bench: the growth curve as a Markdown table. */
 export async function main(): Promise<void> {
   const figures = await measureScale(WORKER_COUNTS, BUILDS, (r) => console.error(`scale: ${JSON.stringify(r)}`));
-  console.log(`\n${scaleTable(figures)}\n\ncoordinator RSS at rest (fleet up, nothing queued): ${figures.idleRssMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
+  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (fleet up, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
 }
 
 // ---------------------------------------------------------------------------------------------
