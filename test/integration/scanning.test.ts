@@ -10,7 +10,7 @@ import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
 import { ScanReport, consumers, streams, subjects, type BuildEvent, type BuildView, type Verdict } from '../../protocol/index.ts';
 import { storedEvents } from '../../client/index.ts';
 import { FLEET_BIN, adminFetch, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
-import { scanWithGrype } from '../../scanner/grype.ts';
+import { ScanCache, scanWithGrype } from '../../scanner/grype.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
@@ -193,7 +193,7 @@ describe('scanning', () => {
       ]);
       console.log(`scan of ${report.digest.slice(0, 19)}… (official/base + one layer) took ${report.durationMs} ms`);
     }
-  });
+  }, 300_000);
 
   it('tells the tenant\'s webhook about the blocked build: CloudEvent, valid signature, retried after a failure, every attempt listed', async () => {
     const event = await notification('dev.fleet.build.blocked', 'scan-blocked');
@@ -336,10 +336,15 @@ describe('scanning', () => {
     for (const ref of ['official/jre17:1', 'official/jdk17:1']) {
       const digest = fleet.officialImages[`${fleet.registry.host}/${ref}`] ?? fleet.officialImages[ref];
       const source = digest === undefined ? `registry:${fleet.registry.host}/${ref}` : `registry:${fleet.registry.host}/${ref.split(':')[0]}@${digest}`;
+      const cache = new ScanCache();
       const started = Date.now();
-      const { findings } = await scanWithGrype({ grypeBin: GRYPE, dbDir, source, insecureRegistry: true, signal: AbortSignal.timeout(300_000) });
-      console.log(`grype scan of ${ref}: ${Date.now() - started} ms, ${findings.length} findings`);
+      const { findings } = await scanWithGrype({ grypeBin: GRYPE, dbDir, source, insecureRegistry: true, signal: AbortSignal.timeout(300_000), cache });
+      const cold = Date.now() - started;
+      // the same digest against the same DB: answered from the cache (only the DB's status is read)
+      const again = await scanWithGrype({ grypeBin: GRYPE, dbDir, source, insecureRegistry: true, signal: AbortSignal.timeout(300_000), cache });
+      console.log(`grype scan of ${ref}: ${cold} ms cold, ${Date.now() - started - cold} ms cached, ${findings.length} findings`);
       expect(findings.map((f) => f.id)).toContain('CVE-2099-0001');
+      expect(again).toMatchObject({ cached: true, findings });
     }
   }, 600_000);
 });
@@ -349,8 +354,15 @@ describe('scanning', () => {
  * speaking the Pluggable Scanner API v1.1 and serving a fixed report with the findings grype
  * makes of the tiny image under the fixture DB (zlib's Critical twice, as two binaries report it).
  */
-async function startHarborAdapter(): Promise<{ server: Server; url: string; scans: Array<{ registry: { url: string }; artifact: { repository: string; digest: string } }>; pending: number }> {
-  const state = { scans: [] as Array<{ registry: { url: string }; artifact: { repository: string; digest: string } }>, pending: 0 };
+async function startHarborAdapter() {
+  const state = {
+    scans: [] as Array<{ registry: { url: string }; artifact: { repository: string; digest: string } }>,
+    pending: 0,
+    /** when the adapter says its DB was updated (move it to make the fleet rescan) */
+    dbUpdated: new Date(Date.now() - 3600_000).toISOString(),
+    /** findings reported besides the fixed ones (a DB update's new advisories) */
+    extra: [] as Array<{ id: string; package: string; version: string; fix_version: string; severity: string }>,
+  };
   const polled = new Set<string>();
   const server = createServer((req, res) => {
     let body = '';
@@ -362,7 +374,7 @@ async function startHarborAdapter(): Promise<{ server: Server; url: string; scan
         return json(200, {
           scanner: { name: 'Fixture Adapter', vendor: 'fleet tests', version: '1.1.0' },
           capabilities: [{ consumes_mime_types: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'], produces_mime_types: [REPORT_MIME] }],
-          properties: { [DB_UPDATED_PROPERTY]: new Date(Date.now() - 3600_000).toISOString() },
+          properties: { [DB_UPDATED_PROPERTY]: state.dbUpdated },
         });
       }
       if (req.method === 'POST' && req.url === '/api/v1/scan') {
@@ -392,6 +404,7 @@ async function startHarborAdapter(): Promise<{ server: Server; url: string; scan
             { id: 'CVE-2099-0002', package: 'gzip', version: '1.12-1', fix_version: '', severity: 'High', description: 'fixture', links: [] },
             { id: 'CVE-2099-0001', package: 'zlib', version: '1:1.2.13.dfsg-1', fix_version: '1:1.2.13.dfsg-1+deb12u1', severity: 'Critical', description: 'fixture', links: [] },
             { id: 'CVE-2099-0001', package: 'zlib', version: '1:1.2.13.dfsg-1', fix_version: '1:1.2.13.dfsg-1+deb12u1', severity: 'Critical', description: 'fixture (second binary)', links: [] },
+            ...state.extra,
           ],
         });
       }
@@ -440,7 +453,26 @@ describe('scanning through a Harbor scanner adapter (Pluggable Scanner API v1.1)
     // the adapter was asked for the quarantined digest in the fleet's registry, and was polled past a 302
     expect(adapter.scans[0]).toMatchObject({ registry: { url: `http://${fleet.registry.host}` }, artifact: { repository: 'quarantine/scan/blocked', digest: blocked.verdict?.digest } });
     expect(adapter.pending).toBeGreaterThanOrEqual(2);
-  });
+  }, 300_000);
+
+  it('a gate scan reporting a newer DB starts a rescan by itself: the released image gets a vulnerable event, its tag stays', async () => {
+    const released = await fetchManifestDigest(new RegistryClient({ host: fleet.registry.host, insecure: true }).endpoint, 'scan/allowed/app', '1');
+    expect(released).toMatch(/^sha256:/);
+    // the adapter's DB moves on and knows a new Critical (with a fix) in gzip
+    adapter.dbUpdated = new Date().toISOString();
+    adapter.extra = [{ id: 'CVE-2099-0005', package: 'gzip', version: '1.12-1', fix_version: '1.12-1+deb12u1', severity: 'Critical' }];
+    // any build's gate scan now reports the newer DB (this one is blocked by the new Critical; zlib's is allowlisted here)
+    const trigger = await buildTiny(fleet, 'harbor-trigger', 'scan/allowed/trigger');
+    expect(vulnerabilityGate(trigger.verdict)?.scan?.blocking.map((f) => f.id)).toEqual(['CVE-2099-0005']);
+    const vulnerable = await eventuallyValue(
+      async () => (await storedEvents(fleet.client.nc, 'harbor-allowed')).find((e): e is Extract<BuildEvent, { type: 'vulnerable' }> => e.type === 'vulnerable'),
+      120_000,
+      'a vulnerable event for the released scan/allowed/app:1',
+    );
+    expect(vulnerable.findings.map((f) => f.id)).toEqual(['CVE-2099-0005']);
+    expect(vulnerable.scanner.dbBuilt).toBe(adapter.dbUpdated);
+    expect(await fetchManifestDigest(new RegistryClient({ host: fleet.registry.host, insecure: true }).endpoint, 'scan/allowed/app', '1')).toBe(released);
+  }, 300_000);
 });
 
 /**
