@@ -35,26 +35,55 @@ export function parseDpkgStatus(text: string): DebPackage[] {
   return packages;
 }
 
+/** What one layer holds of the dpkg database (remembered by layer digest: base layers are read once). */
+interface LayerDpkg {
+  status: string | null;
+  perPackage: Map<string, string>;
+}
+
+/** Layers already read, by digest; bounded so a long-lived coordinator does not grow without end. */
+export class LayerDpkgCache {
+  private readonly entries = new Map<string, LayerDpkg>();
+  constructor(private readonly max = 512) {}
+  get(digest: string): LayerDpkg | undefined {
+    return this.entries.get(digest);
+  }
+  set(digest: string, value: LayerDpkg): void {
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value ?? '');
+    this.entries.set(digest, value);
+  }
+}
+
 /**
  * Reads the image's dpkg database from its layers, in order (a later layer's file replaces an
  * earlier one's), straight from the registry by digest: what was gated is what is described.
+ * A layer's bytes are checked against its digest while streaming, so what it held is remembered
+ * by that digest.
  */
-export async function imagePackages(registry: RegistryClient, repository: string, digest: string, signal?: AbortSignal): Promise<DebPackage[]> {
+export async function imagePackages(registry: RegistryClient, repository: string, digest: string, cache: LayerDpkgCache, signal?: AbortSignal): Promise<DebPackage[]> {
   const image = await readImage(registry, repository, digest, signal);
   let status: string | null = null;
   const perPackage = new Map<string, string>();
   for (const layer of image.layers) {
-    await scanLayer(
-      registry,
-      repository,
-      layer,
-      (path, size) => size < 64 * 1024 * 1024 && (path === DPKG_STATUS || path.startsWith(DPKG_STATUS_D)),
-      (file) => {
-        if (file.path === DPKG_STATUS) status = file.bytes.toString('utf8');
-        else perPackage.set(file.path, file.bytes.toString('utf8'));
-      },
-      signal,
-    );
+    let found = cache.get(layer.digest);
+    if (found === undefined) {
+      const read: LayerDpkg = { status: null, perPackage: new Map() };
+      await scanLayer(
+        registry,
+        repository,
+        layer,
+        (path, size) => size < 64 * 1024 * 1024 && (path === DPKG_STATUS || path.startsWith(DPKG_STATUS_D)),
+        (file) => {
+          if (file.path === DPKG_STATUS) read.status = file.bytes.toString('utf8');
+          else read.perPackage.set(file.path, file.bytes.toString('utf8'));
+        },
+        signal,
+      );
+      cache.set(layer.digest, read);
+      found = read;
+    }
+    if (found.status !== null) status = found.status;
+    for (const [path, text] of found.perPackage) perPackage.set(path, text);
   }
   const all = [...parseDpkgStatus(status ?? ''), ...[...perPackage.values()].flatMap(parseDpkgStatus)];
   const seen = new Set<string>();

@@ -3,8 +3,10 @@ import { sha256, type RegistryClient } from '../../adapters/registry-client.ts';
 import { signDsse, keyFingerprint } from '../../signing/dsse.ts';
 import { putAttachment } from '../../signing/attachments.ts';
 import type { PlatformSigningKey } from './signing-key.ts';
-import { CYCLONEDX_JSON, cycloneDx, imagePackages } from './sbom.ts';
+import { CYCLONEDX_JSON, LayerDpkgCache, cycloneDx, imagePackages } from './sbom.ts';
 import { provenanceStatement, type ProvenanceFacts } from './statement.ts';
+
+const SBOM_READ_TIMEOUT_MS = 10 * 60_000;
 
 /** cosign's attestation layers carry an (empty) signature annotation and the predicate type. */
 const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -17,6 +19,7 @@ const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
  */
 export class ProvenanceWriter {
   private readonly signedBy: string;
+  private readonly layers = new LayerDpkgCache();
 
   constructor(
     private readonly registry: RegistryClient,
@@ -58,7 +61,8 @@ export class ProvenanceWriter {
     subject: { digest: string; mediaType: string; size: number },
     signal?: AbortSignal,
   ): Promise<{ descriptor: ResourceDescriptor; stored: { reference: string; storedAs: 'referrers' | 'tag' } }> {
-    const packages = await imagePackages(this.registry, quarantineRepository, facts.digest, signal);
+    // Layers are streamed whole: on a busy machine that outlasts the registry client's 30 s default.
+    const packages = await imagePackages(this.registry, quarantineRepository, facts.digest, this.layers, signal ?? AbortSignal.timeout(SBOM_READ_TIMEOUT_MS));
     const name = `${facts.registry}/${facts.record.request.image.repository}`;
     const bytes = Buffer.from(JSON.stringify(cycloneDx({ name, digest: facts.digest }, packages, this.tool, facts.finishedOn)));
     const stored = await putAttachment(this.registry, facts.record.request.image.repository, subject, 'sbom', CYCLONEDX_JSON, { mediaType: CYCLONEDX_JSON, bytes }, signal);
