@@ -35,8 +35,10 @@ export async function packContext(dir: string, dockerfile: string | null, outFil
       const info = await lstat(full);
       const asDir = info.isDirectory() ? `${rel}/` : rel;
       if (!keep.has(rel) && rules.ignores(asDir)) continue;
+      // Directories travel as entries of their own (noDirRecurse): an empty one (`COPY cache/ …`)
+      // and a directory's mode reach the builder as they would from a local context.
+      files.push(rel);
       if (info.isDirectory()) await walk(full);
-      else files.push(rel);
     }
   };
   await walk(dir);

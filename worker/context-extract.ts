@@ -345,7 +345,9 @@ class Extraction {
         await this.makeParents(chain, missing, parts);
         const node = this.place(parent, name, rel, 'dir', 0);
         await this.room();
-        node.ready = this.start(rel, [parent.ready], () => mkdir(dest, { mode: 0o755 }));
+        // the context's own permission bits, as a local `docker build` keeps them (setuid/setgid
+        // were refused above); the owner always keeps what the builder needs to read and walk it
+        node.ready = this.start(rel, [parent.ready], () => mkdir(dest, { mode: (mode & 0o777) | 0o700 }));
         return 0;
       }
       case 'file': {
@@ -353,7 +355,7 @@ class Extraction {
         await this.makeParents(chain, missing, parts);
         const node = this.place(parent, name, rel, 'file', size);
         // 'wx' = O_CREAT|O_EXCL: never follows or overwrites anything already there.
-        const flags = { flag: 'wx', mode: (mode & 0o111) !== 0 ? 0o755 : 0o644 };
+        const flags = { flag: 'wx', mode: (mode & 0o777) | 0o600 };
         if (size <= SMALL_FILE) {
           const body = await this.blocks.all(size);
           await this.room();

@@ -100,6 +100,22 @@ describe('context packing', () => {
     await extractContext(packed.file, join(dir, 'out'));
     expect(await readFile(join(dir, 'out', 'sub', 'link'), 'utf8')).toBe('content');
   });
+
+  it('keeps empty directories and the permission bits of files and directories', async () => {
+    const src = join(dir, 'src-dirs');
+    await mkdir(join(src, 'empty'), { recursive: true });
+    await mkdir(join(src, 'private'), { mode: 0o700 });
+    await writeFile(join(src, 'Dockerfile'), 'FROM scratch\nCOPY empty/ /empty/\n');
+    await writeFile(join(src, 'private', 'f'), 'x', { mode: 0o600 });
+    await writeFile(join(src, 'run.sh'), 'true', { mode: 0o750 });
+    const packed = await packContext(src, 'Dockerfile', join(dir, 'd.tgz'));
+    await extractContext(packed.file, join(dir, 'out-dirs'));
+    const mode = async (p: string): Promise<number> => (await stat(join(dir, 'out-dirs', p))).mode & 0o777;
+    expect((await stat(join(dir, 'out-dirs', 'empty'))).isDirectory()).toBe(true);
+    expect(await mode('private')).toBe(0o700);
+    expect(await mode('private/f')).toBe(0o600);
+    expect(await mode('run.sh')).toBe(0o750);
+  });
 });
 
 describe('context extraction refuses, naming the entry and the rule', () => {
