@@ -1,6 +1,6 @@
 import { ErrorCode, FleetError, type BaseImage } from '../protocol/index.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
-import { fromImages } from './official-bases.ts';
+import { fromImages, instructions } from './official-bases.ts';
 
 /** An image reference split the way the distribution API addresses it. */
 export interface ImageRef {
@@ -65,30 +65,26 @@ export async function resolveBases(
 /**
  * The image the final stage (or `target`) is built on, following `FROM <stage>` back to an image:
  * the base the OCI `org.opencontainers.image.base.*` annotations name. Null for a final stage
- * on `scratch`. Stage names match case-insensitively, as in the Dockerfile frontend.
+ * on `scratch`. Read with the same instruction reader and build-arg expansion as the bases
+ * (heredoc bodies skipped); stage names match case-insensitively, as in the Dockerfile frontend.
  */
 export function finalStageBase(dockerfile: string, buildArgs: Readonly<Record<string, string>>, target?: string): string | null {
-  const lines = dockerfile.replace(/\\\r?\n/g, ' ').split(/\r?\n/);
-  const args: Record<string, string> = {};
-  const stages: { name: string | undefined; from: string }[] = [];
-  for (const line of lines) {
-    const arg = /^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?/i.exec(line);
-    if (arg?.[1] !== undefined && stages.length === 0) {
-      args[arg[1]] = buildArgs[arg[1]] ?? (arg[2] ?? '').replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-      continue;
-    }
-    const from = /^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
-    if (from?.[1] === undefined) continue;
-    const image = from[1].replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) => args[a ?? b ?? ''] ?? '');
-    stages.push({ name: from[2]?.toLowerCase(), from: image });
+  const images = new Map(fromImages(dockerfile, buildArgs).map((f) => [f.line, f.image]));
+  const stages: { name: string | undefined; from: string; image: string | null }[] = [];
+  for (const { text, line } of instructions(dockerfile)) {
+    const [keyword = '', ...rest] = text.split(/\s+/);
+    if (!/^FROM$/i.test(keyword)) continue;
+    const operands = rest.filter((w) => !w.startsWith('--'));
+    const name = operands.length >= 3 && operands[1]?.toLowerCase() === 'as' ? operands[2]?.toLowerCase() : undefined;
+    stages.push({ name, from: (operands[0] ?? '').toLowerCase(), image: images.get(line) ?? null });
   }
   let at = target === undefined ? stages.length - 1 : stages.findIndex((st) => st.name === target.toLowerCase());
   for (let hops = 0; at >= 0 && hops <= stages.length; hops++) {
     const stage = stages[at];
     if (stage === undefined) return null;
-    const parent = stages.slice(0, at).findLastIndex((st) => st.name === stage.from.toLowerCase());
-    if (parent < 0) return stage.from === 'scratch' ? null : stage.from;
-    at = parent;
+    if (stage.image !== null) return stage.image;
+    // not an image: an earlier stage (follow it) or scratch (no base)
+    at = stages.slice(0, at).findLastIndex((st) => st.name === stage.from);
   }
   return null;
 }

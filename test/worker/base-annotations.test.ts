@@ -18,6 +18,10 @@ describe('the final stage base', () => {
     expect(finalStageBase(dockerfile, { FLEET_REGISTRY: 'r:5000' }, 'RUNTIME')).toBe('r:5000/official/jre17:1');
   });
 
+  it('never reads a FROM inside a heredoc body', () => {
+    expect(finalStageBase('FROM r/a:1\nRUN <<EOF\nFROM r/evil:1\nEOF\n', {})).toBe('r/a:1');
+  });
+
   it('is nothing for a final stage on scratch or an unknown target', () => {
     expect(finalStageBase('FROM r/a:1 AS b\nFROM scratch\nCOPY --from=b /x /x', {})).toBeNull();
     expect(finalStageBase(dockerfile, {}, 'nope')).toBeNull();
