@@ -27,7 +27,9 @@ const PRE_SANDBOX_FILES = ['worker/builders/buildkit.ts', 'worker/builders/build
 const N = Number(process.env.BENCH_N ?? 3);
 const BUILDERS = BUILDER_KINDS.filter((b) => (process.env.BENCH_BUILDERS ?? BUILDER_KINDS.join(',')).split(',').includes(b));
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const APP = new URL('../test/fixtures/apps/two-stage', import.meta.url).pathname;
+/** `BENCH_APP=multi-stage BENCH_TARGET=runtime`: the builders bench's Java app instead of the two-stage one */
+const APP = new URL(`../test/fixtures/apps/${process.env.BENCH_APP ?? 'two-stage'}`, import.meta.url).pathname;
+const TARGET = process.env.BENCH_TARGET;
 type Mode = 'sandbox' | 'host';
 
 /**
@@ -65,7 +67,7 @@ try {
   /** One build; returns the worker's part (started → verifying), ms. */
   const build = async (builder: BuilderKind, mode: Mode, round: number): Promise<number> => {
     const id = `sbx-${builder}-${mode}-${round}`;
-    await fleet.client.submit({ id, context: { digest }, pool: poolOf(builder, mode), image: { repository: `bench/sandbox-${builder}-${mode}-r${round}`, tags: ['1'] } });
+    await fleet.client.submit({ id, context: { digest }, pool: poolOf(builder, mode), image: { repository: `bench/sandbox-${builder}-${mode}-r${round}`, tags: ['1'] }, ...(TARGET === undefined ? {} : { target: TARGET }) });
     const done = await fleet.client.follow(id, {});
     if (done.state.phase !== 'pushed') throw new Error(`${id} ended ${JSON.stringify(done.state)}`);
     const events = await storedEvents(fleet.client.nc, id);
