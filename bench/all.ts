@@ -6,7 +6,8 @@
  * Fast mode is each bench's own env vars, shrunk (an env var already set wins). Not run here
  * (each needs more than 3 minutes of real builds on a 2-core machine): the builders bench (cold
  * and warm-on-a-fresh-worker ratios of buildah, BuildKit and kaniko, and kaniko vs buildah on a
- * trivial app) and the chaos run; their rows say so. Printed, not asserted.
+ * trivial app) and the chaos run; their rows say so. The benches with no row in issue 19's table
+ * (logs, context, extract, standard, sandbox, images, ui) are not run either. Printed, not asserted.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
