@@ -34,7 +34,7 @@ describe('a registry that wants credentials', () => {
     expect((await client.manifest(`app/auth-${pool}`, '1'))?.digest).toBe(done.state.phase === 'pushed' ? done.state.digest : '');
   });
 
-  it('fails a build whose pool has no credentials for the registry with E_REGISTRY_AUTH, not a retry', async () => {
+  it('fails a build whose pool has no credentials for the registry at its base check (E_BASE_UNAUTHORIZED, saying none are configured), not a retry', async () => {
     const other = join(fleet.stateDir, 'other-auth.json');
     await writeFile(other, JSON.stringify({ auths: { 'registry.example:5000': { auth: Buffer.from('a:b').toString('base64') } } }), { mode: 0o600 });
     const user = await buildUser();
@@ -43,6 +43,6 @@ describe('a registry that wants credentials', () => {
     const { digest } = await fleet.client.uploadContext(fixture('two-stage'));
     await fleet.client.submit({ id: 'auth-none', pool: 'nocreds', context: { digest }, image: { repository: 'app/auth-none', tags: ['1'] } });
     const done = await fleet.client.follow('auth-none', {});
-    expect(done.state).toMatchObject({ phase: 'failed', attempt: 1, error: { code: 'E_REGISTRY_AUTH', message: expect.stringContaining('none are configured') } });
+    expect(done.state).toMatchObject({ phase: 'failed', attempt: 1, error: { code: 'E_BASE_UNAUTHORIZED', message: expect.stringContaining('none are configured') } });
   });
 });
