@@ -169,7 +169,7 @@ export function renderTable(results: AllResults, previous: { file: string; resul
 }
 
 function fmt(n: number): string {
-  return n >= 100 ? n.toFixed(0) : n.toFixed(2);
+  return n >= 10 ? n.toFixed(0) : n.toFixed(2);
 }
 
 function shortCommit(): string {
