@@ -23,8 +23,8 @@ import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenB
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
 import { ActiveBuilds } from './tenancy/active-builds.ts';
-import { startRebuilds } from './rebuilds/index.ts';
 import { allowedBasesFor } from './tenancy/allowed-bases.ts';
+import { startRebuilds } from './rebuilds/index.ts';
 import { readDeliveries, startNotifications } from './notifications/index.ts';
 import { Rescans } from './rescans.ts';
 import { BuildList } from './build-list.ts';
@@ -61,7 +61,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     activeBuilds: (t) => active.count(t),
     bases: (t) => allowedBasesFor(t, tenancy.current(), gates.policy.bases, config.registry.host),
   });
-  const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(nc)));
+  const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(topology.resources)));
   const oidc = config.platform.oidcPath === undefined ? undefined : await OidcVerifier.create(JSON.parse(await readFile(config.platform.oidcPath, 'utf8')));
   const authenticator = new Authenticator(oidc === undefined ? { tokens } : { tokens, oidc });
   await expiry.rearm(topology.builds);
@@ -69,9 +69,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const jsm = await jetstreamManager(nc);
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
   const audit = new AuditTrail(js, log);
-  const notifications = await startNotifications(nc, store, (tenant) => tenancy.current().hookOf(tenant), config.buildsMaxAgeMs, log);
+  const notifications = await startNotifications(nc, topology.resources, store, (tenant) => tenancy.current().hookOf(tenant), config.buildsMaxAgeMs, log);
   const buildList = await BuildList.watch(topology.builds, topology.workers, log);
-  const rebuilds = await startRebuilds(nc, config.rebuilds, {
+  const rebuilds = await startRebuilds(nc, topology.resources, config.rebuilds, {
     submit: (raw, caller) => intake.submit(raw, caller),
     record: async (id) => (await store.get(id))?.record ?? null,
     publish: (event) => store.publish(event),
@@ -103,7 +103,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const credentials = config.registry.authFile === undefined ? undefined : (await loadRegistryCredentials(config.registry.authFile)).get(config.registry.host);
   // Released images are rescanned when the scanners' DB moves (only where there is a scanner pool).
   const scanClient = gates.scan;
-  const rescans = scanClient === undefined ? undefined : await Rescans.open(nc, { buildsKv: topology.builds, store, registry: new RegistryClient({ ...config.registry, credentials }), scan: scanClient, policy: gates.policy, js, metrics: metrics.registry }, { registryHost: config.registry.host, insecure: config.registry.insecure, perMinute: config.scan?.rescanPerMinute ?? 30 }, log);
+  const rescans = scanClient === undefined ? undefined : await Rescans.open(topology.resources, { buildsKv: topology.builds, store, registry: new RegistryClient({ ...config.registry, credentials }), scan: scanClient, policy: gates.policy, js, metrics: metrics.registry }, { registryHost: config.registry.host, insecure: config.registry.insecure, perMinute: config.scan?.rescanPerMinute ?? 30 }, log);
   if (scanClient !== undefined && rescans !== undefined) scanClient.onDbBuilt = (dbBuilt) => rescans.observeDb(dbBuilt);
   const rescanApi = rescans?.serve(nc);
   const registry = new RegistryClient({ ...config.registry, credentials });

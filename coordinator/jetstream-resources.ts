@@ -34,7 +34,10 @@ export class JetStreamResources {
   async consumer(stream: string, cfg: ConsumerConfig & { durable_name: string }): Promise<void> {
     try {
       await this.jsm.consumers.info(stream, cfg.durable_name);
-      await this.jsm.consumers.update(stream, cfg.durable_name, cfg);
+      // deliver_policy cannot change on an existing consumer (nor needs to): the rest is updated
+      const update: Partial<ConsumerConfig> = { ...cfg };
+      delete update.deliver_policy;
+      await this.jsm.consumers.update(stream, cfg.durable_name, update);
     } catch (e) {
       if (!isNotFound(e)) throw e;
       await this.jsm.consumers.add(stream, cfg);

@@ -1,5 +1,5 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { StorageType } from '@nats-io/jetstream';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -23,6 +23,7 @@ import type { BuildStore } from './build-store.ts';
 import type { GatePolicy } from './gates/policy.ts';
 import { vulnerabilitiesResult } from './gates/vulnerabilities.ts';
 import type { ScanClient } from './scan-client.ts';
+import type { JetStreamResources } from './jetstream-resources.ts';
 
 const DB_KEY = 'db';
 const releasedKey = (buildId: string): string => `released.${buildId}`;
@@ -78,12 +79,12 @@ export class Rescans {
   }
 
   static async open(
-    nc: NatsConnection,
+    resources: JetStreamResources,
     deps: { buildsKv: KV; store: Pick<BuildStore, 'get'>; registry: Pick<RegistryClient, 'manifest'>; scan: ScanClient; policy: GatePolicy; js: JetStreamClient; metrics: Registry },
     settings: RescanSettings,
     log: Logger,
   ): Promise<Rescans> {
-    const kv = await new Kvm(nc).create(buckets.scanState, { history: 1, storage: StorageType.File });
+    const kv = await resources.bucket(buckets.scanState, { history: 1, storage: StorageType.File });
     const r = new Rescans(kv, deps.buildsKv, deps.store, deps.registry, deps.scan, deps.policy, deps.js, settings, log.child({ component: 'rescans' }), deps.metrics);
     const known = await r.knownDb();
     if (known !== null) r.dbBuilt.set(Date.parse(known.value) / 1000);

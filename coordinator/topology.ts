@@ -8,6 +8,8 @@ import { JetStreamResources } from './jetstream-resources.ts';
 export interface Topology {
   builds: KV;
   workers: KV;
+  /** for the streams and buckets of other parts (notifications, rebuilds, rescans, tokens): the same replicas */
+  resources: JetStreamResources;
 }
 
 /** Streams, consumers and buckets the fleet runs on. Idempotent: every coordinator start runs it. */
@@ -103,5 +105,5 @@ export async function ensureTopology(nc: NatsConnection, jsm: JetStreamManager, 
   // File storage although entries live seconds: a memory bucket vanishes with a server restart,
   // and every worker's announcements would fail until a coordinator recreated it.
   const workers = await js.bucket(buckets.workers, { history: 1, storage: StorageType.File, ttl: config.workerTtlMs });
-  return { builds, workers };
+  return { builds, workers, resources: js };
 }

@@ -1,7 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { StorageType } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import {
   ErrorCode,
@@ -16,6 +15,7 @@ import {
   type Identity,
 } from '../../protocol/index.ts';
 import { ExpiringLru } from './lru.ts';
+import type { JetStreamResources } from '../jetstream-resources.ts';
 
 /**
  * Opaque API tokens: `flt_<id>_<secret>`. The id finds the record; the secret (32 random bytes)
@@ -199,8 +199,8 @@ export class KvTokenStore implements TokenStore {
 }
 
 /** Opens (creating if needed) the tokens bucket. History keeps a revoked token's previous record for audit. */
-export async function openTokenBucket(nc: NatsConnection): Promise<KV> {
-  return new Kvm(nc).create(buckets.tokens, { history: 5, storage: StorageType.File });
+export async function openTokenBucket(resources: JetStreamResources): Promise<KV> {
+  return resources.bucket(buckets.tokens, { history: 5, storage: StorageType.File });
 }
 
 export interface TokenCacheOptions {

@@ -3,7 +3,7 @@
  * JSON, HMAC-signed (signature.ts), delivered from a durable queue with bounded retries, every
  * attempt recorded. Other code emits with `Notifier.notify` (notifier.ts).
  */
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { consumers, streams } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
@@ -13,6 +13,7 @@ import { WebhookDelivery } from './delivery.ts';
 import { EventNotifications } from './from-events.ts';
 import { Notifier } from './notifier.ts';
 import { ensureNotificationTopology } from './topology.ts';
+import type { JetStreamResources } from '../jetstream-resources.ts';
 
 export { Notifier, type NotifyOptions } from './notifier.ts';
 export { readDeliveries } from './deliveries-log.ts';
@@ -26,13 +27,14 @@ export interface Notifications {
 
 export async function startNotifications(
   nc: NatsConnection,
+  resources: JetStreamResources,
   store: Pick<BuildStore, 'get'>,
   hookOf: (tenant: string) => NotificationHook | undefined,
   keepMs: number,
   log: Logger,
 ): Promise<Notifications> {
   const js = jetstream(nc);
-  await ensureNotificationTopology(await jetstreamManager(nc), keepMs);
+  await ensureNotificationTopology(resources, keepMs);
   const notifier = new Notifier(js);
   const stop = new AbortController();
   const nlog = log.child({ component: 'notifications' });

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { StorageType } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import { Dependent, ErrorCode, buckets, encode, parseWith, type BaseImage, type BuildRecord } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { followedBases } from './base-name.ts';
+import type { JetStreamResources } from '../jetstream-resources.ts';
 
 /** A KV key token for any string: base64url is inside the key alphabet and has no dots. */
 const token = (s: string): string => Buffer.from(s).toString('base64url');
@@ -39,8 +39,8 @@ export class DependencyIndex {
     private readonly log: Logger,
   ) {}
 
-  static async open(nc: NatsConnection, log: Logger): Promise<DependencyIndex> {
-    return new DependencyIndex(await new Kvm(nc).create(buckets.dependents, { history: 1, storage: StorageType.File }), log);
+  static async open(resources: JetStreamResources, log: Logger): Promise<DependencyIndex> {
+    return new DependencyIndex(await resources.bucket(buckets.dependents, { history: 1, storage: StorageType.File }), log);
   }
 
   /** Records a promoted build as its stream's latest on each base it followed. Idempotent (a redelivered event writes the same). */

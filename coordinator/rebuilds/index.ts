@@ -32,6 +32,7 @@ import { BasePoller } from './poller.ts';
 import { pushedTags } from './registry-events.ts';
 import { RebuildTrigger } from './trigger.ts';
 import { Waves, type WaveDeps } from './waves.ts';
+import type { JetStreamResources } from '../jetstream-resources.ts';
 
 export { RebuildOptions } from './options.ts';
 export { REBUILDS_SUBJECT, rebuildIdOf } from './waves.ts';
@@ -58,13 +59,13 @@ export interface Rebuilds {
   close(): Promise<void>;
 }
 
-export async function startRebuilds(nc: NatsConnection, options: RebuildOptions, deps: RebuildsDeps, log: Logger): Promise<Rebuilds | null> {
+export async function startRebuilds(nc: NatsConnection, resources: JetStreamResources, options: RebuildOptions, deps: RebuildsDeps, log: Logger): Promise<Rebuilds | null> {
   if (!options.enabled) return null;
   const rlog = log.child({ component: 'rebuilds' });
   const js = jetstream(nc);
   const stop = new AbortController();
-  const index = await DependencyIndex.open(nc, rlog);
-  const waves = await Waves.open(nc, { submit: deps.submit, record: deps.record, publish: deps.publish, ...(deps.notify === undefined ? {} : { notify: deps.notify }) }, options.maxInFlightPerPool, rlog);
+  const index = await DependencyIndex.open(resources, rlog);
+  const waves = await Waves.open(resources, { submit: deps.submit, record: deps.record, publish: deps.publish, ...(deps.notify === undefined ? {} : { notify: deps.notify }) }, options.maxInFlightPerPool, rlog);
   const foreign = new Map<string, RegistryClient>();
   const clientFor = (host: string): RegistryClient => {
     if (host === deps.registryHost) return deps.registry;

@@ -1,6 +1,5 @@
 import { StorageType } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { KV } from '@nats-io/kv';
 import {
   ErrorCode,
   FleetError,
@@ -24,6 +23,7 @@ import type { Logger } from '../../adapters/logger.ts';
 import { PLATFORM_ADMIN, type Caller } from '../tenancy/authorize.ts';
 import { rebuildReason } from './base-name.ts';
 import { streamHash, streamOf } from './dependency-index.ts';
+import type { JetStreamResources } from '../jetstream-resources.ts';
 
 /** What the waves need of the rest of the coordinator (the intake, the records, the event stream, notifications). */
 export interface WaveDeps {
@@ -66,8 +66,8 @@ export class Waves {
     private readonly log: Logger,
   ) {}
 
-  static async open(nc: NatsConnection, deps: WaveDeps, maxInFlightPerPool: number, log: Logger): Promise<Waves> {
-    const waves = new Waves(await new Kvm(nc).create(buckets.rebuilds, { history: 1, storage: StorageType.File }), deps, maxInFlightPerPool, log);
+  static async open(resources: JetStreamResources, deps: WaveDeps, maxInFlightPerPool: number, log: Logger): Promise<Waves> {
+    const waves = new Waves(await resources.bucket(buckets.rebuilds, { history: 1, storage: StorageType.File }), deps, maxInFlightPerPool, log);
     for await (const key of await waves.kv.keys()) {
       const wave = await waves.read(key);
       if (wave !== null && wave.value.closedAt === undefined) waves.open.add(key);

@@ -20,7 +20,7 @@ afterAll(async () => {
 describe('the fleet on a 3-node JetStream cluster, configured as the Kubernetes manifests configure it', () => {
   it('keeps every stream and bucket at three replicas', async () => {
     const jsm = await jetstreamManager(fleet.client.nc);
-    for (const name of [streams.jobs, streams.builds, `KV_${buckets.builds}`, `KV_${buckets.workers}`]) {
+    for (const name of [streams.jobs, streams.builds, streams.notify, `KV_${buckets.builds}`, `KV_${buckets.workers}`, `KV_${buckets.tokens}`, `KV_${buckets.dependents}`, `KV_${buckets.rebuilds}`]) {
       const info = await jsm.streams.info(name);
       expect(info.config.num_replicas, name).toBe(3);
       expect(info.cluster?.replicas?.length, name).toBe(2);

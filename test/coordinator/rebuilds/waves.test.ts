@@ -10,6 +10,8 @@ import { ErrorCode, FleetError, type BuildEvent, type BuildRecord, type Dependen
 import { Waves, rebuildIdOf } from '../../../coordinator/rebuilds/waves.ts';
 import type { Caller } from '../../../coordinator/tenancy/authorize.ts';
 import { eventually } from '../../helpers/eventually.ts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamResources } from '../../../coordinator/jetstream-resources.ts';
 
 const log = createLogger('waves-test', { level: 'warn', pretty: false });
 const OLD = `sha256:${'a'.repeat(64)}`;
@@ -56,6 +58,7 @@ describe('rebuild waves (real JetStream KV)', () => {
   let dir: string;
   let nats: NatsServer;
   let nc: NatsConnection;
+  let resources: JetStreamResources;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'waves-'));
     const users = await issueNatsUsers(join(dir, 'creds'), [{ kind: 'coordinator' }]);
@@ -63,6 +66,7 @@ describe('rebuild waves (real JetStream KV)', () => {
     const creds = users[0]?.credentials;
     if (creds === undefined) throw new Error('no coordinator user');
     nc = await connectNats(nats.url, 'waves-test', creds, log);
+    resources = new JetStreamResources(nc, await jetstreamManager(nc), 1);
   });
   afterAll(async () => {
     await nc?.drain();
@@ -72,13 +76,13 @@ describe('rebuild waves (real JetStream KV)', () => {
 
   it('one wave per (base, new digest) however often noticed; at most maxInFlightPerPool rebuilds per pool at once; refused and blocked ones are reported and never retried', async () => {
     const fleet = new FakeFleet();
-    const waves = await Waves.open(nc, fleet.deps(), 2, log);
+    const waves = await Waves.open(resources, fleet.deps(), 2, log);
     const stale = [dependent(1), dependent(2), dependent(3), dependent(4, 'other'), dependent(5)];
     fleet.refuse.add(rebuildIdOf(stale[4] ?? dependent(5), NEW));
     const started = await Promise.all(Array.from({ length: 6 }, (_, i) => waves.start(BASE, NEW, stale, i % 2 === 0 ? 'notification' : 'poller', new Date().toISOString())));
     expect(started.filter(Boolean)).toHaveLength(1);
     // A second coordinator replica noticing the same change makes nothing new.
-    const replica = await Waves.open(nc, fleet.deps(), 2, log);
+    const replica = await Waves.open(resources, fleet.deps(), 2, log);
     expect(await replica.start(BASE, NEW, stale, 'promotion', new Date().toISOString())).toBe(false);
 
     // The cap: two of the default pool's four, and the other pool's one; the refused one reported.
@@ -117,7 +121,7 @@ describe('rebuild waves (real JetStream KV)', () => {
 
   it('a base that moves again supersedes what its older wave had not submitted yet: each dependent waits for the newer digest only', async () => {
     const fleet = new FakeFleet();
-    const waves = await Waves.open(nc, fleet.deps(), 1, log);
+    const waves = await Waves.open(resources, fleet.deps(), 1, log);
     const base = '127.0.0.1:5000/official/jre17:1';
     const NEWER = `sha256:${'c'.repeat(64)}`;
     const stale = [6, 7, 8].map((i) => ({ ...dependent(i), base }));
