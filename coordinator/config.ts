@@ -36,8 +36,14 @@ export const CoordinatorOptions = z.strictObject({
       policyPath: z.string().default(DEFAULT_POLICY_PATH),
       /** public half of the key official images are signed with (made by scripts/bootstrap) */
       signingPublicKeyPath: z.string().default(platformPublicKeyPath),
-      /** private half of that key (encrypted sigstore PEM): the coordinator signs each promoted image's provenance with it. Unreadable: no provenance */
+      /** private half of that key (encrypted sigstore PEM): the coordinator signs each promoted image's provenance with it */
       signingKeyPath: z.string().default(platformSigningKeyPath),
+      /**
+       * `required`: every promoted image carries a signed provenance attestation, and a coordinator
+       * that cannot open the signing key refuses to start (it would otherwise promote unattested
+       * images); `off`: no attestations (a fleet without the platform key, e.g. a laptop)
+       */
+      provenance: z.enum(['required', 'off']).default('required'),
       /** the passphrase of signingKeyPath */
       signingPassphrasePath: z.string().default(platformSigningPassphrasePath),
       /** tenants and what each owns (see coordinator/tenancy); reloaded when the file changes. Absent: only admins submit */

@@ -58,7 +58,7 @@ export class ReportProcessor {
     private readonly store: BuildStore,
     private readonly js: JetStreamClient,
     private readonly log: Logger,
-    /** signs and stores each promoted image's provenance; absent where the coordinator has no platform key */
+    /** signs and stores each promoted image's provenance; absent only when platform.provenance is off */
     private readonly provenance?: ProvenanceSettings,
   ) {}
 

@@ -16,11 +16,11 @@ export { provenanceStatement, type ProvenanceFacts } from './statement.ts';
  * announced (the workers bucket; a worker gone since its report reads as unknown).
  */
 export async function provenanceSettings(config: CoordinatorConfig, registry: RegistryClient, workers: KV, log: Logger): Promise<ProvenanceSettings | undefined> {
-  const signing = await loadPlatformSigningKey(
-    { keyPath: config.platform.signingKeyPath, passphrasePath: config.platform.signingPassphrasePath, publicKeyPath: config.platform.signingPublicKeyPath },
-    log.child({ component: 'provenance' }),
-  );
-  if (signing === null) return undefined;
+  if (config.platform.provenance === 'off') {
+    log.warn('platform.provenance is off: promoted images get no provenance attestation');
+    return undefined;
+  }
+  const signing = await loadPlatformSigningKey({ keyPath: config.platform.signingKeyPath, passphrasePath: config.platform.signingPassphrasePath, publicKeyPath: config.platform.signingPublicKeyPath });
   return {
     writer: new ProvenanceWriter(registry, signing, { name: 'fleetbuild-coordinator', version: await packageVersion() }),
     async builderOf(pool, workerId) {

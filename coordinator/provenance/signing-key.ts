@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../../adapters/logger.ts';
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { cacheDir } from '../../adapters/environment.ts';
 import { openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
 
@@ -15,22 +15,19 @@ export interface PlatformSigningKey {
 }
 
 /**
- * Opens the platform's signing key for provenance, or null (logged) when this coordinator has
- * none: then images are promoted without an attestation rather than not at all, and the build
- * record says so by having no `provenance`. Workers never get this key; only the coordinator.
+ * Opens the platform's signing key for provenance. Fails closed: a coordinator that cannot open
+ * it refuses to start (E_UNAVAILABLE naming the file), since it would promote images without
+ * their attestation; `platform.provenance: off` is the explicit way to run without one. Workers
+ * never get this key; only the coordinator.
  */
-export async function loadPlatformSigningKey(
-  paths: { keyPath: string; passphrasePath: string; publicKeyPath: string },
-  log: Logger,
-): Promise<PlatformSigningKey | null> {
-  const [pem, passphrase, publicKeyPem] = await Promise.all([
-    readFile(paths.keyPath, 'utf8').catch(() => null),
-    readFile(paths.passphrasePath, 'utf8').catch(() => null),
-    readFile(paths.publicKeyPath, 'utf8').catch(() => null),
-  ]);
-  if (pem === null || passphrase === null || publicKeyPem === null) {
-    log.warn({ keyPath: paths.keyPath }, 'no readable platform signing key: promoted images get no provenance attestation');
-    return null;
-  }
+export async function loadPlatformSigningKey(paths: { keyPath: string; passphrasePath: string; publicKeyPath: string }): Promise<PlatformSigningKey> {
+  const read = (what: string, file: string): Promise<string> =>
+    readFile(file, 'utf8').catch((e: unknown) => {
+      throw new FleetError(
+        ErrorCode.E_UNAVAILABLE,
+        `cannot read the platform signing ${what} ${file} (${e instanceof Error ? e.message : String(e)}): every promoted image must carry signed provenance; give the coordinator the key or set platform.provenance to "off"`,
+      );
+    });
+  const [pem, passphrase, publicKeyPem] = await Promise.all([read('key', paths.keyPath), read('key passphrase', paths.passphrasePath), read('public key', paths.publicKeyPath)]);
   return { key: openSigstorePrivateKey(pem, passphrase.trim()), publicKeyPem };
 }
