@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders|intake|gates|extract|ui|images|scale|all]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|sandbox|intake|gates|extract|ui|images|scale|all]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ main?: () => Promise<void> }>> = {
   context: () => import('./context.ts'),
   standard: () => import('./standard.ts'),
   builders: () => import('./builders.ts'),
+  sandbox: () => import('./sandbox.ts'),
   intake: () => import('./intake.ts'),
   gates: () => import('./gates.ts'),
   extract: () => import('./extract.ts'),
