@@ -121,23 +121,19 @@ function layoutName(image: string): string {
 
 /**
  * The Dockerfile with each FROM image that was imported replaced by its pinned reference, for a
- * builder that resolves a tag through the registry even when it holds the image (kaniko). Only
- * single-line FROMs are rewritten; ARGs before the first FROM expand as in `fromImages`.
+ * builder that resolves a tag through the registry even when it holds the image (kaniko). FROMs
+ * are found by the same reader as everywhere (`fromImages`: ARGs in two levels, `${X:-d}`,
+ * flags, continuations); the image token is replaced on the line the FROM starts on.
  */
 export function pinFromLines(dockerfile: string, buildArgs: Readonly<Record<string, string>>, bases: readonly ImportedBase[]): string {
-  const args: Record<string, string> = {};
-  let seenFrom = false;
-  return dockerfile
-    .split('\n')
-    .map((line) => {
-      const arg = /^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?/i.exec(line);
-      if (arg?.[1] !== undefined && !seenFrom) args[arg[1]] = buildArgs[arg[1]] ?? (arg[2] ?? '').replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
-      const from = /^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)(.*)$/i.exec(line);
-      if (from?.[2] === undefined) return line;
-      seenFrom = true;
-      const image = from[2].replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a: string | undefined, b: string | undefined) => args[a ?? b ?? ''] ?? '');
-      const base = bases.find((b) => b.image === image);
-      return base === undefined ? line : `${from[1] ?? ''}${base.pinned}${from[3] ?? ''}`;
-    })
-    .join('\n');
+  const lines = dockerfile.split('\n');
+  for (const from of fromImages(dockerfile, buildArgs)) {
+    const base = bases.find((b) => b.image === from.image);
+    const at = from.line - 1;
+    const text = lines[at];
+    if (base === undefined || text === undefined) continue;
+    // the image is the first operand after FROM and its flags
+    lines[at] = text.replace(/^(\s*FROM\s+(?:--\S+\s+)*)(\S+)/i, (whole, head: string, token: string) => (token === from.raw ? `${head}${base.pinned}` : whole));
+  }
+  return lines.join('\n');
 }

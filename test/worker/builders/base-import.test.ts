@@ -21,6 +21,14 @@ describe('base import', () => {
     ]);
   });
 
+  it('pinFromLines reads FROMs as fromImages does: an ARG whose default names another ARG, ${X:-default}', () => {
+    const dockerfile = 'ARG FLEET_REGISTRY\nARG REPO=conformance/busybox\nARG REF=${REPO}:1\nFROM ${FLEET_REGISTRY}/${REF} AS first\nARG LEVEL=one\nFROM first\nFROM ${MISSING:-r:5000/x/y:2}\n';
+    const pinned = pinFromLines(dockerfile, { FLEET_REGISTRY: 'r:5000' }, [base('r:5000/conformance/busybox:1'), base('r:5000/x/y:2')]);
+    expect(pinned.split('\n')).toEqual([
+      'ARG FLEET_REGISTRY', 'ARG REPO=conformance/busybox', 'ARG REF=${REPO}:1', `FROM r:5000/conformance/busybox@${D} AS first`, 'ARG LEVEL=one', 'FROM first', `FROM r:5000/x/y@${D}`, '',
+    ]);
+  });
+
   it('names BuildKit contexts as the dockerfile frontend looks them up (familiar form, no :latest)', () => {
     expect(contextName('r:5000/official/base:1')).toBe('r:5000/official/base:1');
     expect(contextName('r:5000/official/base:latest')).toBe('r:5000/official/base');
