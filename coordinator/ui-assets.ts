@@ -26,7 +26,7 @@ const TYPES: Readonly<Record<string, string>> = {
 };
 
 /** The console's own page routes (client-side); anything else under /ui/ is a 404. */
-const PAGES = [/^\/ui\/$/, /^\/ui\/builds\/[^/]+$/, /^\/ui\/workers$/, /^\/ui\/dead-letters$/];
+const PAGES = [/^\/ui\/$/, /^\/ui\/builds\/[^/]+$/, /^\/ui\/workers$/, /^\/ui\/dead-letters$/, /^\/ui\/rebuilds$/];
 /** Built assets carry a content hash in their names (ui/build.ts): they never change in place. */
 const ASSET = /^\/ui\/assets\/([A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|map|svg))$/;
 

@@ -91,8 +91,46 @@ export interface BuildView {
   tenant: string;
   createdAt: string;
   updatedAt: string;
-  request: { pool: string; kind: string; image: { repository: string; tags: string[] }; dockerfile?: string; target?: string };
+  request: { pool: string; kind: string; image: { repository: string; tags: string[] }; dockerfile?: string; target?: string; rebuildOf?: RebuildOf };
   state: BuildState;
+}
+
+/** Why a build exists when a rebuild wave submitted it (protocol/rebuild.ts RebuildOf). */
+export interface RebuildOf {
+  buildId: string;
+  base: string;
+  from: string;
+  to: string;
+  reason: string;
+}
+
+/** One dependent in a wave, with its build's phase now (protocol/rebuild.ts RebuildWaveView). */
+export interface WaveMember {
+  repository: string;
+  tags: string[];
+  tenant: string;
+  pool: string;
+  previousBuildId: string;
+  rebuildId: string;
+  from: string;
+  status: 'pending' | 'submitted' | 'refused' | 'superseded';
+  submittedAt?: string;
+  error?: ErrorBody;
+  ended?: string;
+  /** the build's phase, or the member's status before it has a build */
+  phase: string;
+  digest?: string;
+}
+
+export interface RebuildWave {
+  id: string;
+  base: string;
+  to: string;
+  noticedBy: 'notification' | 'poller' | 'promotion';
+  noticedAt: string;
+  createdAt: string;
+  members: WaveMember[];
+  closedAt?: string;
 }
 
 export interface BuildEvent {

@@ -3,6 +3,7 @@ import { api, ApiError, streamLog, type BuildEvent, type BuildView, type GateRes
 import { duration, shortDigest, time } from './format.ts';
 import { LogView } from './log-view.ts';
 import { PhaseBadge } from './builds-page.tsx';
+import { buildHref, rebuildsHref } from './router.ts';
 
 const TERMINAL = new Set(['pushed', 'failed', 'cancelled', 'expired']);
 
@@ -326,6 +327,15 @@ export function BuildPage({ id }: { id: string }) {
           </>
         )}
       </dl>
+      {build.request.rebuildOf !== undefined && (
+        <p class="rebuild-of" data-testid="rebuild-of">
+          Rebuild of <a href={buildHref(build.request.rebuildOf.buildId)}>{build.request.rebuildOf.buildId}</a> because{' '}
+          <a href={rebuildsHref(build.request.rebuildOf.base)}>
+            <code>{build.request.rebuildOf.base}</code>
+          </a>{' '}
+          moved <code title={build.request.rebuildOf.from}>{shortDigest(build.request.rebuildOf.from)}</code> → <code title={build.request.rebuildOf.to}>{shortDigest(build.request.rebuildOf.to)}</code>
+        </p>
+      )}
       {s.phase === 'failed' && s.error !== undefined && (
         <div class="failure" role="status">
           <strong>{s.error.code}</strong>: {s.error.message}

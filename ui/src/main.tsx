@@ -5,6 +5,7 @@ import { useRoute } from './router.ts';
 import { BuildsPage } from './builds-page.tsx';
 import { BuildPage } from './build-page.tsx';
 import { DeadLettersPage, WorkersPage } from './fleet-pages.tsx';
+import { RebuildsPage } from './rebuilds-page.tsx';
 import './style.css';
 
 function SignIn({ onSignedIn, expired }: { onSignedIn: () => void; expired: boolean }) {
@@ -57,6 +58,7 @@ function App() {
         <nav aria-label="Main">
           {nav('/ui/', 'builds', 'Builds')}
           {nav('/ui/workers', 'workers', 'Workers')}
+          {nav('/ui/rebuilds', 'rebuilds', 'Rebuild waves')}
           {nav('/ui/dead-letters', 'dead-letters', 'Dead letters')}
         </nav>
         <button type="button" class="link" onClick={() => { token.clear(); setSignedIn(false); }}>
@@ -67,6 +69,7 @@ function App() {
         {route.page === 'builds' && <BuildsPage />}
         {route.page === 'build' && <BuildPage key={route.id} id={route.id} />}
         {route.page === 'workers' && <WorkersPage />}
+        {route.page === 'rebuilds' && <RebuildsPage />}
         {route.page === 'dead-letters' && <DeadLettersPage />}
         {route.page === 'unknown' && <p>No such page. <a href="/ui/">Builds</a></p>}
       </main>

@@ -1,18 +1,22 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /** The console's pages; the coordinator serves index.html for exactly these paths (coordinator/ui-assets.ts). */
-export type Route = { page: 'builds' } | { page: 'build'; id: string } | { page: 'workers' } | { page: 'dead-letters' } | { page: 'unknown' };
+export type Route = { page: 'builds' } | { page: 'build'; id: string } | { page: 'workers' } | { page: 'dead-letters' } | { page: 'rebuilds' } | { page: 'unknown' };
 
 export function parseRoute(path: string): Route {
   if (path === '/ui/' || path === '/ui') return { page: 'builds' };
   if (path === '/ui/workers') return { page: 'workers' };
   if (path === '/ui/dead-letters') return { page: 'dead-letters' };
+  if (path === '/ui/rebuilds') return { page: 'rebuilds' };
   const build = /^\/ui\/builds\/([^/]+)$/.exec(path);
   if (build?.[1] !== undefined) return { page: 'build', id: decodeURIComponent(build[1]) };
   return { page: 'unknown' };
 }
 
 export const buildHref = (id: string): string => `/ui/builds/${encodeURIComponent(id)}`;
+
+/** The rebuild waves page, filtered to one base when given. */
+export const rebuildsHref = (base?: string): string => `/ui/rebuilds${base === undefined ? '' : `?${new URLSearchParams({ base }).toString()}`}`;
 
 export function navigate(href: string): void {
   history.pushState(null, '', href);

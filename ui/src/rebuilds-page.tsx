@@ -1,0 +1,134 @@
+import { useState } from 'preact/hooks';
+import { api, type RebuildWave, type WaveMember } from './api.ts';
+import { buildHref } from './router.ts';
+import { shortDigest, time } from './format.ts';
+import { usePoll } from './use-poll.ts';
+import { PhaseBadge } from './builds-page.tsx';
+
+/** Asked again as often as the builds list: a wave's rebuilds move through their states while it is open. */
+const POLL_MS = 2_000;
+
+const SOURCE: Readonly<Record<RebuildWave['noticedBy'], string>> = {
+  notification: 'registry notification',
+  poller: 'poller',
+  promotion: 'promotion',
+};
+
+/** A digest shortened for reading, the whole of it on hover and for screen readers. */
+function Digest({ digest }: { digest: string }) {
+  return (
+    <code title={digest} aria-label={digest}>
+      {shortDigest(digest)}
+    </code>
+  );
+}
+
+/** What happened to a dependent: its build's phase once it has one, else why it has none. */
+function MemberState({ m }: { m: WaveMember }) {
+  return (
+    <>
+      <PhaseBadge phase={m.phase} />
+      {m.status === 'refused' && m.error !== undefined && <div class="muted small">{m.error.code}: {m.error.message}</div>}
+      {m.status === 'superseded' && <div class="muted small">the base moved again first</div>}
+    </>
+  );
+}
+
+function Wave({ wave }: { wave: RebuildWave }) {
+  // every member of one base's wave moved from the same digest, as a rule; name each where they differ
+  const from = wave.members[0]?.from;
+  const sameFrom = wave.members.every((m) => m.from === from);
+  return (
+    <section class="wave" data-wave={wave.id} aria-label={`Wave: ${wave.base} moved to ${shortDigest(wave.to)}`}>
+      <h2>
+        <code class="base">{wave.base}</code>
+      </h2>
+      <p class="move">
+        {sameFrom && from !== undefined ? <Digest digest={from} /> : <span class="muted">several digests</span>} → <Digest digest={wave.to} />
+      </p>
+      <p class="muted small">
+        started <time dateTime={wave.createdAt}>{time(wave.createdAt)}</time> · noticed by {SOURCE[wave.noticedBy]}
+        {wave.closedAt !== undefined ? (
+          <>
+            {' '}
+            · ended <time dateTime={wave.closedAt}>{time(wave.closedAt)}</time>
+          </>
+        ) : (
+          ' · in progress'
+        )}
+      </p>
+      {wave.members.length === 0 ? (
+        <p class="muted">None of your images depends on this base.</p>
+      ) : (
+        <div class="table-wrap">
+          <table class="members">
+            <caption class="sr-only">Dependents of {wave.base} rebuilt in this wave</caption>
+            <thead>
+              <tr>
+                <th scope="col">Image</th>
+                <th scope="col">State</th>
+                <th scope="col">Rebuild</th>
+                <th scope="col" class="wide">Previous build</th>
+                <th scope="col" class="wide">Tenant</th>
+              </tr>
+            </thead>
+            <tbody>
+              {wave.members.map((m) => (
+                <tr key={m.rebuildId} data-member={m.rebuildId} data-phase={m.phase}>
+                  <th scope="row">
+                    {m.repository}:{m.tags.join(',')}
+                    {!sameFrom && (
+                      <div class="small">
+                        from <Digest digest={m.from} />
+                      </div>
+                    )}
+                  </th>
+                  <td>
+                    <MemberState m={m} />
+                  </td>
+                  <td>{m.status === 'submitted' ? <a href={buildHref(m.rebuildId)}>{m.rebuildId}</a> : <span class="muted">{m.rebuildId}</span>}</td>
+                  <td class="wide">
+                    <a href={buildHref(m.previousBuildId)}>{m.previousBuildId}</a>
+                  </td>
+                  <td class="wide">{m.tenant}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export function RebuildsPage() {
+  const [base, setBase] = useState(() => new URLSearchParams(location.search).get('base') ?? '');
+  const query = base.trim() === '' ? '' : `?${new URLSearchParams({ base: base.trim() }).toString()}`;
+  const { data, error } = usePoll((signal) => api<{ waves: RebuildWave[] }>(`/v1/rebuilds${query}`, {}, signal), POLL_MS, query);
+  return (
+    <section aria-labelledby="rebuilds-h">
+      <h1 id="rebuilds-h">Rebuild waves</h1>
+      <p class="muted">When a base image moves to a new digest, every image built on it is rebuilt once. Newest first.</p>
+      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Base
+          <input
+            type="search"
+            name="base"
+            value={base}
+            placeholder="official/base:1"
+            spellcheck={false}
+            onInput={(e) => {
+              const next = e.currentTarget.value;
+              setBase(next);
+              history.replaceState(null, '', `/ui/rebuilds${next.trim() === '' ? '' : `?${new URLSearchParams({ base: next.trim() }).toString()}`}`);
+            }}
+          />
+        </label>
+      </form>
+      {error !== null && <p role="alert" class="error">{error.status === 404 ? 'Rebuilds are not enabled on this fleet.' : `${error.code}: ${error.message}`}</p>}
+      <p class="muted" aria-live="polite">{data === null ? 'Loading…' : `${data.waves.length} wave${data.waves.length === 1 ? '' : 's'}`}</p>
+      {data?.waves.map((w) => <Wave key={w.id} wave={w} />)}
+    </section>
+  );
+}
