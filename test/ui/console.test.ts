@@ -4,7 +4,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { FleetClient } from '../../client/index.ts';
 import type { TenancyConfig } from '../../coordinator/index.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { isTerminal, type BuildRequestInput } from '../../protocol/index.ts';
+import { DISTRIBUTION_EVENTS_MEDIA_TYPE, isTerminal, type BuildRequestInput } from '../../protocol/index.ts';
+import { RegistryClient } from '../../adapters/registry-client.ts';
+import { republishBase } from '../../cli/publish-base.ts';
 import { buildUi } from '../../ui/build.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
@@ -52,7 +54,7 @@ beforeAll(async () => {
   const creds = fleet.natsCredentials['tenant-alpha'];
   if (creds === undefined) throw new Error('no NATS user for tenant alpha');
   alpha = await FleetClient.connect(fleet.nats.url, creds, fleet.s3.options);
-  for (const [app, dir] of [['tiny', fixture('tiny')], ['fails-42', fixture('fails-42')], ['runs-as-root', fixture('runs-as-root')], ['big', new URL('./fixtures/prints-200k', import.meta.url).pathname]] as const) {
+  for (const [app, dir] of [['tiny', fixture('tiny')], ['fails-42', fixture('fails-42')], ['runs-as-root', fixture('runs-as-root')], ['big', new URL('./fixtures/prints-200k', import.meta.url).pathname], ['on-jre17', fixture('rebuild-other')]] as const) {
     contexts[app] = (await alpha.uploadContext(dir)).digest;
   }
   browser = await launchChromium();
@@ -80,6 +82,7 @@ describe('web console', () => {
     expect(asset.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect(asset.headers.get('cache-control')).toContain('immutable');
     expect((await fetch(`${base}/ui/builds/any-id`)).status).toBe(200);
+    expect((await fetch(`${base}/ui/rebuilds?base=official%2Fbase%3A1`)).status).toBe(200);
     for (const path of ['/ui/nope', '/ui/assets/app-AAAAAAAA.js', '/ui/assets/..%2F..%2Fpackage.json', '/ui/builds/a/b']) {
       expect((await fetch(`${base}${path}`)).status, path).toBe(404);
     }
@@ -281,4 +284,74 @@ describe('web console', () => {
       await ctx.close();
     }
   });
+
+  it('shows rebuild waves: a republished base, its dependents per tenant, linked both ways with their builds', async () => {
+    // official/jre17:1 has no other dependent in this file, so the wave holds just these two builds
+    // (official/base's would rebuild the 200,000-line build too).
+    await alpha.submit(request('ui-rb-alpha', 'on-jre17', 'app/alpha/on-jre17'));
+    const asBeta = await api('/v1/builds', betaToken, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request('ui-rb-beta', 'on-jre17', 'app/beta/on-jre17')) });
+    expect(asBeta.status).toBe(202);
+    for (const id of ['ui-rb-alpha', 'ui-rb-beta']) {
+      await eventually(async () => (await alpha.status(id).catch(() => fleet.client.status(id))).state.phase === 'pushed', 240_000, `${id} pushed`, { intervalMs: 500 });
+    }
+    // The platform team republishes the base; the registry's notification (posted as the local
+    // registry would, with a platform token) starts the wave.
+    const baseRef = `${fleet.registry.host}/official/jre17:1`;
+    const { to } = await republishBase(new RegistryClient({ host: fleet.registry.host, insecure: true }).endpoint, 'official/jre17:1', 'ui-console');
+    const envelope = { events: [{ action: 'push', target: { repository: 'official/jre17', tag: '1', digest: to, mediaType: 'application/vnd.oci.image.manifest.v1+json' } }] };
+    const noticed = await api('/v1/registry/events', fleet.adminToken, { method: 'POST', headers: { 'content-type': DISTRIBUTION_EVENTS_MEDIA_TYPE }, body: JSON.stringify(envelope) });
+    expect(noticed.status).toBe(200);
+
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const page = await ctx.newPage();
+      await signIn(page, base, alphaToken);
+      await page.getByRole('link', { name: 'Rebuild waves' }).click();
+      await page.getByRole('heading', { name: 'Rebuild waves' }).waitFor();
+      // It appears without a reload (the page polls), once the wave has submitted alpha's rebuild.
+      const wave = page.locator('section[data-wave]', { has: page.locator('code.base', { hasText: baseRef }) });
+      const row = wave.locator('tr[data-member]', { has: page.getByRole('link', { name: 'ui-rb-alpha' }) });
+      const rebuildLink = row.locator('td').nth(1).getByRole('link');
+      await rebuildLink.waitFor({ timeout: 60_000 });
+      expect(await wave.locator('.move code').last().getAttribute('title')).toBe(to);
+      expect(await wave.textContent()).toMatch(/noticed by (registry notification|poller)/);
+      // alpha sees its own dependent only
+      expect(await wave.locator('tr[data-member]').count()).toBe(1);
+      expect(await wave.textContent()).not.toContain('app/beta');
+      await shot(page, 'rebuilds-1280');
+      // the rebuild's build page says why it exists, and links back to the waves of that base
+      const rebuildId = (await rebuildLink.textContent()) ?? '';
+      await rebuildLink.click();
+      await page.getByRole('heading', { name: rebuildId }).waitFor();
+      const why = page.getByTestId('rebuild-of');
+      expect(await why.textContent()).toMatch(new RegExp(`^Rebuild of ui-rb-alpha because ${baseRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} moved sha256:[0-9a-f]{12} → sha256:[0-9a-f]{12}$`));
+      await shot(page, 'build-rebuild-of');
+      await why.getByRole('link', { name: baseRef }).click();
+      await page.getByRole('heading', { name: 'Rebuild waves' }).waitFor();
+      expect(await page.getByLabel('Base').inputValue()).toBe(baseRef);
+      await page.locator('section[data-wave]').first().waitFor();
+      expect(await page.locator('section[data-wave] code.base').allTextContents()).toEqual([baseRef]);
+    } finally {
+      await ctx.close();
+    }
+
+    // beta, on a phone in dark mode: the same wave, with only beta's dependent (page and API)
+    const betaCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
+    try {
+      const page = await betaCtx.newPage();
+      await signIn(page, base, betaToken, '/ui/rebuilds');
+      const wave = page.locator('section[data-wave]', { has: page.locator('code.base', { hasText: baseRef }) });
+      await wave.locator('tr[data-member]').first().waitFor({ timeout: 60_000 });
+      expect(await wave.locator('tr[data-member]').count()).toBe(1);
+      expect(await wave.textContent()).toContain('app/beta/on-jre17');
+      expect(await wave.textContent()).not.toContain('alpha');
+      const width = await page.evaluate('document.documentElement.scrollWidth');
+      expect(width).toBeLessThanOrEqual(390);
+      await shot(page, 'rebuilds-390-dark');
+      const listed = (await (await api(`/v1/rebuilds?base=${encodeURIComponent(baseRef)}`, betaToken)).json()) as { waves: { members: { tenant: string }[] }[] };
+      expect(listed.waves.flatMap((w) => w.members.map((m) => m.tenant))).toEqual(['beta']);
+    } finally {
+      await betaCtx.close();
+    }
+  }, 300_000);
 });
