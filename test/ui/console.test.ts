@@ -325,6 +325,8 @@ describe('web console', () => {
       await page.getByRole('heading', { name: rebuildId }).waitFor();
       const why = page.getByTestId('rebuild-of');
       expect(await why.textContent()).toMatch(new RegExp(`^Rebuild of ui-rb-alpha because ${baseRef.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} moved sha256:[0-9a-f]{12} → sha256:[0-9a-f]{12}$`));
+      // the timeline names the event that says so (published right after queued)
+      await page.getByRole('list', { name: 'Timeline' }).getByText(new RegExp(`^rebuild: .*official/jre17:1 moved to sha256:${to.slice(7, 19)}$`)).waitFor();
       await shot(page, 'build-rebuild-of');
       await why.getByRole('link', { name: baseRef }).click();
       await page.getByRole('heading', { name: 'Rebuild waves' }).waitFor();

@@ -134,7 +134,7 @@ export interface RebuildWave {
 }
 
 export interface BuildEvent {
-  type: 'queued' | 'started' | 'verifying' | 'verdict' | 'pushed' | 'failed' | 'cancelled' | 'expired';
+  type: 'queued' | 'started' | 'verifying' | 'verdict' | 'pushed' | 'failed' | 'cancelled' | 'expired' | 'rebuild' | 'vulnerable';
   buildId: string;
   at: string;
   attempt?: number;
@@ -144,6 +144,8 @@ export interface BuildEvent {
   verdict?: Verdict;
   error?: ErrorBody;
   queueTtlSeconds?: number;
+  rebuildOf?: RebuildOf;
+  findings?: Finding[];
 }
 
 export interface LogLine {

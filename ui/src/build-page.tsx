@@ -32,6 +32,10 @@ function Timeline({ events, build }: { events: BuildEvent[]; build: BuildView })
         return 'cancelled';
       case 'expired':
         return `expired after ${e.queueTtlSeconds ?? '?'} s in the queue`;
+      case 'rebuild':
+        return `rebuild: ${e.rebuildOf?.base ?? 'its base'} moved to ${shortDigest(e.rebuildOf?.to ?? '')}`;
+      case 'vulnerable':
+        return `a rescan found ${e.findings?.length ?? '?'} finding${e.findings?.length === 1 ? '' : 's'} in the pushed image`;
     }
   };
   const list = events.length > 0 ? events : [{ type: 'queued', buildId: build.id, at: build.createdAt } as BuildEvent];
