@@ -56,10 +56,19 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
   const active = await ActiveBuilds.watch(topology.builds, log);
-  const intake = new Intake(config, catalog, store, s3, js, log, (r) => expiry.track(r), {
-    current: tenancy.current,
-    activeBuilds: (t) => active.count(t),
-    bases: (t) => allowedBasesFor(t, tenancy.current(), gates.policy.bases, config.registry.host),
+  const intake = new Intake({
+    config,
+    catalog,
+    store,
+    s3,
+    js,
+    log,
+    onQueued: (r) => expiry.track(r),
+    tenancy: {
+      current: tenancy.current,
+      activeBuilds: (t) => active.count(t),
+      bases: (t) => allowedBasesFor(t, tenancy.current(), gates.policy.bases, config.registry.host),
+    },
   });
   const tokens = new CachedTokenStore(new KvTokenStore(await openTokenBucket(topology.resources)));
   const oidc = config.platform.oidcPath === undefined ? undefined : await OidcVerifier.create(JSON.parse(await readFile(config.platform.oidcPath, 'utf8')));

@@ -37,6 +37,22 @@ export function toView(record: BuildRecord): BuildView {
 // Positive HEADs of content-addressed contexts, remembered far below any lifecycle expiry.
 const CONTEXT_PRESENCE = { ttlMs: 5 * 60_000, maxEntries: 10_000 };
 
+export interface IntakeDeps {
+  config: CoordinatorConfig;
+  catalog: LoadedCatalog;
+  store: BuildStore;
+  s3: S3Store;
+  js: JetStreamClient;
+  log: Logger;
+  /** told of every accepted build, so its queue clock starts */
+  onQueued: (record: BuildRecord) => void;
+  /**
+   * the tenancy in force now (the platform config is reloadable), each tenant's active builds, and
+   * the bases its builds may use (put in the job: the worker checks every FROM against them)
+   */
+  tenancy: { current: () => Tenancy; activeBuilds: (tenant: string) => number; bases?: (tenant: string) => AllowedBase[] };
+}
+
 /**
  * Accepts build requests: validate, record (the id is the idempotency key), enqueue, answer at
  * once. Nothing here waits for a build.
@@ -45,21 +61,18 @@ export class Intake {
   private readonly contexts = new ContextPresence((key) => this.s3.head(key), CONTEXT_PRESENCE);
   private turn: Promise<void> | null = null;
 
-  constructor(
-    private readonly config: CoordinatorConfig,
-    private readonly catalog: LoadedCatalog,
-    private readonly store: BuildStore,
-    private readonly s3: S3Store,
-    private readonly js: JetStreamClient,
-    private readonly log: Logger,
-    /** told of every accepted build, so its queue clock starts */
-    private readonly onQueued: (record: BuildRecord) => void,
-    /**
-     * the tenancy in force now (the platform config is reloadable), each tenant's active builds, and
-     * the bases its builds may use (put in the job: the worker checks every FROM against them)
-     */
-    private readonly tenancy: { current: () => Tenancy; activeBuilds: (tenant: string) => number; bases?: (tenant: string) => AllowedBase[] },
-  ) {}
+  private readonly config: CoordinatorConfig;
+  private readonly catalog: LoadedCatalog;
+  private readonly store: BuildStore;
+  private readonly s3: S3Store;
+  private readonly js: JetStreamClient;
+  private readonly log: Logger;
+  private readonly onQueued: IntakeDeps['onQueued'];
+  private readonly tenancy: IntakeDeps['tenancy'];
+
+  constructor(deps: IntakeDeps) {
+    ({ config: this.config, catalog: this.catalog, store: this.store, s3: this.s3, js: this.js, log: this.log, onQueued: this.onQueued, tenancy: this.tenancy } = deps);
+  }
 
   /** `caller` is who asks, as authenticated by the API it came through; nothing is recorded for a refused request. */
   async submit(raw: unknown, caller: Caller): Promise<Accepted> {
