@@ -94,7 +94,14 @@ export type RebuildWave = z.infer<typeof RebuildWave>;
 
 /** A wave as listed: each member with its build's phase now (`pending`/`refused` before it has one). */
 export const RebuildWaveView = RebuildWave.extend({
-  members: z.array(WaveMember.extend({ phase: z.string(), digest: Digest.optional() })),
+  members: z.array(
+    WaveMember.extend({
+      phase: z.string(),
+      digest: Digest.optional(),
+      /** the error code its build failed with, so a list can tell a gate's block (E_GATE_BLOCKED) from a broken build */
+      failedWith: z.string().optional(),
+    }),
+  ),
 });
 export type RebuildWaveView = z.infer<typeof RebuildWaveView>;
 

@@ -135,7 +135,8 @@ export class Waves {
       for (const m of members) {
         const record = m.status === 'submitted' ? await this.deps.record(m.rebuildId) : null;
         const digest = record?.state.phase === 'pushed' ? record.state.digest : undefined;
-        viewed.push({ ...m, phase: record?.state.phase ?? m.status, ...(digest === undefined ? {} : { digest }) });
+        const failedWith = record?.state.phase === 'failed' ? record.state.error.code : undefined;
+        viewed.push({ ...m, phase: record?.state.phase ?? m.status, ...(digest === undefined ? {} : { digest }), ...(failedWith === undefined ? {} : { failedWith }) });
       }
       views.push({ ...wave, members: viewed });
     }

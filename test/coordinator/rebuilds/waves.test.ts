@@ -110,6 +110,8 @@ describe('rebuild waves (real JetStream KV)', () => {
     expect(view?.members.map((m) => [m.repository, m.phase])).toEqual([
       ['app/shop/a1', 'failed'], ['app/shop/a2', 'pushed'], ['app/shop/a3', 'pushed'], ['app/shop/a4', 'pushed'], ['app/shop/a5', 'refused'],
     ]);
+    // the failure's code, so the console can say a gate blocked it
+    expect(view?.members.map((m) => m.failedWith)).toEqual(['E_GATE_BLOCKED', undefined, undefined, undefined, undefined]);
     expect(new Set(fleet.submitted.map((s) => s.id)).size).toBe(fleet.submitted.length);
     waves.pump();
     await waves.settled();
