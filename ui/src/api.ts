@@ -120,6 +120,8 @@ export interface WaveMember {
   /** the build's phase, or the member's status before it has a build */
   phase: string;
   digest?: string;
+  /** the error code its build failed with (E_GATE_BLOCKED: a gate blocked it) */
+  failedWith?: string;
 }
 
 export interface RebuildWave {

@@ -23,11 +23,12 @@ function Digest({ digest }: { digest: string }) {
   );
 }
 
-/** What happened to a dependent: its build's phase once it has one, else why it has none. */
+/** What happened to a dependent: its build's phase once it has one ("blocked" when a gate stopped it), else why it has none. */
 function MemberState({ m }: { m: WaveMember }) {
   return (
     <>
-      <PhaseBadge phase={m.phase} />
+      {m.failedWith === 'E_GATE_BLOCKED' ? <span class="badge ph-failed">blocked</span> : <PhaseBadge phase={m.phase} />}
+      {m.failedWith !== undefined && m.failedWith !== 'E_GATE_BLOCKED' && <div class="muted small">{m.failedWith}</div>}
       {m.status === 'refused' && m.error !== undefined && <div class="muted small">{m.error.code}: {m.error.message}</div>}
       {m.status === 'superseded' && <div class="muted small">the base moved again first</div>}
     </>
