@@ -12,7 +12,16 @@ import { startCoordinator } from './coordinator.ts';
 const log = createLogger('fleet-coordinator');
 
 runProcess('coordinator', log, async (options) => {
-  const coordinator = await startCoordinator(parseWith(CoordinatorOptions, options, 'coordinator options'), log);
-  await new Promise<void>((resolve) => onStopSignals(() => void coordinator.close().then(resolve), log));
+  const config = parseWith(CoordinatorOptions, options, 'coordinator options');
+  // Signals are taken from the start: one that comes while the coordinator is still starting
+  // (its HTTP port may already answer) closes it once started, instead of killing it mid-start.
+  let stopRequested!: () => void;
+  const stopping = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  onStopSignals(() => stopRequested(), log);
+  const coordinator = await startCoordinator(config, log);
+  await stopping;
+  await coordinator.close();
   return 0;
 });

@@ -49,8 +49,9 @@ describe('masking build args (BuildKit)', () => {
     const live = lines.map((l) => l.text).join('\n');
     const archive = await archivedLog(fleet, 'masked-args');
     for (const text of [live, archive]) {
-      // BuildKit's header for the RUN step, with the args expanded and the secret ones masked.
-      expect(text).toMatch(/#\d+ \[2\/2\] RUN echo \\?"\/\/registry\.npmjs\.org\/:_authToken=\*\*\*\\?" > \/tmp\/npmrc && echo \\?"note \*\*\*\\?"/);
+      // BuildKit's header for the RUN step, with the args expanded and the secret ones masked
+      // (its number depends on whether the base counts as a step: not when it comes in as a context).
+      expect(text).toMatch(/#\d+ \[\d\/\d\] RUN echo \\?"\/\/registry\.npmjs\.org\/:_authToken=\*\*\*\\?" > \/tmp\/npmrc && echo \\?"note \*\*\*\\?"/);
       expect(text).toContain('hello from the build');
       expect(text).not.toContain(NPM_TOKEN);
       expect(text).not.toContain(NOTE);
