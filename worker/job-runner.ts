@@ -181,6 +181,7 @@ export class JobRunner {
         // Only quarantine: the coordinator promotes to the release tags once the gates pass.
         destinations: [`${job.image.registry}/${job.quarantine.repository}:${job.quarantine.tag}`],
         cacheRepository: `${job.image.registry}/cache/${job.image.repository}`,
+        resolvedBases: bases,
         workDir: scratch,
       },
       logs,

@@ -47,10 +47,16 @@ export class BaseStore {
   async importBases(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<ImportedBase[]> {
     await mkdir(this.layout, { recursive: true, mode: 0o700 });
     const images = [...new Set(fromImages(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs).map((f) => f.image).filter((i) => i !== ''))];
+    const resolved = new Map((plan.resolvedBases ?? []).map((b) => [b.name, b.digest]));
     const imported: ImportedBase[] = [];
     for (const image of images) {
-      const digest = this.pinned.get(image) ?? (await this.copy(image, plan.workDir, output, signal));
-      if (image.includes('@sha256:')) this.pinned.set(image, digest);
+      // A tag the worker already resolved is copied by that digest, which cannot move: one this
+      // store holds costs no skopeo run (a warm worker's usual case), and the image copied is the
+      // one resolved (and, for official bases, verified), even if the tag moves meanwhile.
+      const registryDigest = image.includes('@sha256:') ? undefined : resolved.get(image);
+      const source = registryDigest === undefined ? image : `${repositoryOf(image)}@${registryDigest}`;
+      const digest = this.pinned.get(source) ?? (await this.copy(source, plan.workDir, output, signal));
+      if (source.includes('@sha256:')) this.pinned.set(source, digest);
       imported.push({ image, digest, pinned: `${repositoryOf(image)}@${digest}` });
     }
     return imported;

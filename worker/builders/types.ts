@@ -18,6 +18,8 @@ export interface BuildPlan {
   workDir: string;
   /** registry repository (full, `host/cache/app/x`) holding this app's layer cache; per app, never shared across apps */
   cacheRepository?: string;
+  /** each FROM image (as written, build args expanded) and the manifest digest the worker resolved it to before the build */
+  resolvedBases?: ReadonlyArray<{ name: string; digest: string }>;
 }
 
 /** Where builder output goes: already split into lines and masked by the time `line` sees it. */
