@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
-import { BuildRecord, PoolName, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
+import { BuildRecord, PoolName, isTerminal, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { mayAccess, type Caller } from './tenancy/authorize.ts';
 
@@ -65,12 +65,17 @@ const AnnouncedBuilder = z.object({ workerId: z.string(), builder: z.string() })
 /**
  * Every build's summary, kept from a watch of the builds bucket: the console polls the list every
  * few seconds, and answering from memory keeps that from costing one KV read per build. A summary
- * is a few hundred bytes; the bucket's own history limits how many there are.
+ * is a few hundred bytes; the bucket's own history limits how many there are. The same watch
+ * counts each tenant's queued and running builds for intake's `maxActiveBuilds` (every replica
+ * sees every replica's builds; the count trails a write by a moment, so a burst of concurrent
+ * submits can pass a limit by the few that race it, never by more).
  */
 export class BuildList {
   private readonly byId = new Map<string, BuildSummary>();
   /** the builder each worker announced, so a finished build keeps the builder it ran on */
   private readonly builders = new Map<string, string>();
+  /** tenant → ids of its builds not yet ended */
+  private readonly active = new Map<string, Set<string>>();
   private stops: (() => void)[] = [];
 
   static async watch(builds: KV, workers: KV, log: Logger): Promise<BuildList> {
@@ -87,7 +92,7 @@ export class BuildList {
     void (async () => {
       for await (const entry of bw) {
         if (entry.operation !== 'PUT') {
-          list.byId.delete(entry.key);
+          list.forget(entry.key);
           continue;
         }
         const parsed = BuildRecord.safeParse(entry.json());
@@ -108,6 +113,10 @@ export class BuildList {
     const before = this.byId.get(record.id);
     const workerId = 'workerId' in s && s.workerId !== undefined ? s.workerId : before?.workerId;
     const builder = workerId === undefined ? undefined : (this.builders.get(workerId) ?? before?.builder);
+    const ids = this.active.get(record.tenant) ?? new Set<string>();
+    if (isTerminal(s.phase)) ids.delete(record.id);
+    else ids.add(record.id);
+    this.active.set(record.tenant, ids);
     this.byId.set(record.id, {
       id: record.id,
       tenant: record.tenant,
@@ -143,6 +152,17 @@ export class BuildList {
     }
     matched.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id.localeCompare(b.id)));
     return { builds: matched.slice(0, q.limit), total: matched.length };
+  }
+
+  /** How many builds `tenant` has queued, running or verifying. */
+  activeCount(tenant: string): number {
+    return this.active.get(tenant)?.size ?? 0;
+  }
+
+  private forget(id: string): void {
+    const tenant = this.byId.get(id)?.tenant;
+    if (tenant !== undefined) this.active.get(tenant)?.delete(id);
+    this.byId.delete(id);
   }
 
   /** The tenant of a build this replica has seen (the workers route hides other tenants' ids). */

@@ -22,7 +22,6 @@ import { ensureTopology } from './topology.ts';
 import { Authenticator, CachedTokenStore, KvTokenStore, OidcVerifier, openTokenBucket } from './auth/index.ts';
 import { watchedTenancy } from './tenancy/watched.ts';
 import { AuditTrail } from './audit.ts';
-import { ActiveBuilds } from './tenancy/active-builds.ts';
 import { allowedBasesFor } from './tenancy/allowed-bases.ts';
 import { startRebuilds } from './rebuilds/index.ts';
 import { readDeliveries, startNotifications } from './notifications/index.ts';
@@ -55,7 +54,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     ...(config.scan === undefined ? {} : { scan: new ScanClient(nc, js, config.scan.timeoutMs, log.child({ component: 'scan-client' })) }),
   };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
-  const active = await ActiveBuilds.watch(topology.builds, log);
+  // one watch of the builds bucket serves the console's list and intake's per-tenant limit
+  const buildList = await BuildList.watch(topology.builds, topology.workers, log);
   const intake = new Intake({
     config,
     catalog,
@@ -66,7 +66,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     onQueued: (r) => expiry.track(r),
     tenancy: {
       current: tenancy.current,
-      activeBuilds: (t) => active.count(t),
+      activeBuilds: (t) => buildList.activeCount(t),
       bases: (t) => allowedBasesFor(t, tenancy.current(), gates.policy.bases, config.registry.host),
     },
   });
@@ -79,7 +79,6 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const deadLetters = new DeadLetters(jsm, js, store, intake, log);
   const audit = new AuditTrail(js, log);
   const notifications = await startNotifications(nc, topology.resources, store, (tenant) => tenancy.current().hookOf(tenant), config.buildsMaxAgeMs, log);
-  const buildList = await BuildList.watch(topology.builds, topology.workers, log);
   const rebuilds = await startRebuilds(nc, topology.resources, config.rebuilds, {
     submit: (raw, caller) => intake.submit(raw, caller),
     record: async (id) => (await store.get(id))?.record ?? null,
@@ -137,7 +136,6 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
       stop.abort();
       expiry.stop();
       tenancy.close();
-      active.close();
       buildList.close();
       await Promise.all([reportLoop, deadLetterLoop]);
       await rebuilds?.close();

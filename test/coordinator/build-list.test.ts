@@ -80,3 +80,20 @@ describe('BuildList', () => {
     expect(builds.find((b) => b.id === 'a-4')?.builder).toBeUndefined();
   });
 });
+
+describe('active builds per tenant (intake\'s maxActiveBuilds)', () => {
+  const at = '2026-11-29T00:00:00.000Z';
+  it('counts queued, running and verifying builds, and forgets ended ones', () => {
+    const active = new BuildList();
+    active.apply(record('a', 'payments', 'app/x', at));
+    active.apply(record('b', 'payments', 'app/x', at, { phase: 'running', attempt: 1, workerId: 'w', startedAt: at }));
+    active.apply(record('c', 'search', 'app/x', at));
+    expect([active.activeCount('payments'), active.activeCount('search'), active.activeCount('nobody')]).toEqual([2, 1, 0]);
+    active.apply(record('a', 'payments', 'app/x', at, { phase: 'cancelled', attempt: 0, finishedAt: at }));
+    active.apply(record('b', 'payments', 'app/x', at, { phase: 'failed', attempt: 1, error: { code: 'E_INTERNAL', message: 'x' }, finishedAt: at }));
+    expect(active.activeCount('payments')).toBe(0);
+    // the same build seen twice counts once
+    active.apply(record('c', 'search', 'app/x', at));
+    expect(active.activeCount('search')).toBe(1);
+  });
+});
