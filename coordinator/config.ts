@@ -66,6 +66,11 @@ export const CoordinatorOptions = z.strictObject({
   /** how long a worker may stay silent before its job is redelivered */
   jobAckWaitMs: z.number().int().min(1000).default(30_000),
   maxDeliver: z.number().int().min(1).default(5),
+  /**
+   * workers' reports applied at once (gates, promotion), each build's in order; past this the
+   * coordinator stops pulling reports until one is done
+   */
+  reportConcurrency: z.number().int().min(1).max(1024).default(64),
   /** a worker that has not announced itself for this long is gone from `fleet workers` */
   workerTtlMs: z.number().int().min(1000).default(15_000),
   /**

@@ -74,6 +74,10 @@ export class ReportProcessor {
         log: this.log,
         maxMessages: 32,
         maxDeliveries: MAX_DELIVERIES,
+        // Reports of different builds are independent (gates, registry calls): applied side by
+        // side; one build's stay in order, so a redelivered report never overtakes a later one.
+        concurrency: this.config.reportConcurrency,
+        keyOf: ({ report }) => report.buildId,
       },
       signal,
     );
