@@ -1,6 +1,7 @@
 import { ErrorCode, FleetError, type BaseImage } from '../protocol/index.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
 import { fromImages, instructions } from './official-bases.ts';
+import { baseUses } from './base-policy.ts';
 
 /** An image reference split the way the distribution API addresses it. */
 export interface ImageRef {
@@ -36,7 +37,8 @@ export function parseImageRef(image: string): ImageRef {
 }
 
 /**
- * Every FROM image of the Dockerfile resolved to the manifest digest the build uses, for the
+ * Every FROM image of the Dockerfile (then every COPY --from / RUN --mount=from image) resolved to
+ * the manifest digest the build uses, for the
  * report (provenance and rebuilds read it). `buildArgs` are the request's args; `pinnedArgs` are
  * the ones handed to the builder, where verified official bases are already `name@digest`, so
  * those cost no registry call and name exactly what was verified. The name stays the tag form
@@ -58,6 +60,15 @@ export async function resolveBases(
     const digest = ref.digest ?? (await registry(ref.host).manifest(ref.repository, ref.tag, signal))?.digest;
     if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${from.image} does not exist in ${ref.host}`);
     if (!bases.some((b) => b.name === from.image && b.digest === digest)) bases.push({ name: from.image, digest });
+  }
+  // COPY --from=<image> and RUN --mount=from=<image> pull an image too: resolved the same way, so a
+  // sandboxed builder imports it by digest and provenance names it (no build args there: refused).
+  for (const use of baseUses(dockerfile, buildArgs)) {
+    if (/^FROM\s/i.test(use.text) || bases.some((b) => b.name === use.image)) continue;
+    const ref = parseImageRef(use.image);
+    const digest = ref.digest ?? (await registry(ref.host).manifest(ref.repository, ref.tag, signal))?.digest;
+    if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${use.image} does not exist in ${ref.host}`);
+    bases.push({ name: use.image, digest });
   }
   return bases;
 }

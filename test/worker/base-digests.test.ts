@@ -62,6 +62,17 @@ describe('resolved bases', () => {
     expect(isFleetError(err, 'E_BASE_NOT_FOUND') && err.message).toContain('r:5000/app/custom:3');
   });
 
+  it('resolves COPY --from and RUN --mount=from images as bases too (stages and indexes aside, a digest costs no read)', async () => {
+    const { client, reads } = registries({ 'r:5000/official/base:1': D('a'), 'r:5000/tools/lint:2': D('b') });
+    const text = ['FROM r:5000/official/base:1 AS build', 'COPY --from=build /a /a', 'COPY --from=0 /a /b', `COPY --from=r:5000/tools/lint:2 /bin/lint /lint`, `RUN --mount=type=bind,from=r:5000/x/y@${D('c')},target=/m true`].join('\n');
+    expect(await resolveBases(text, {}, {}, client)).toEqual([
+      { name: 'r:5000/official/base:1', digest: D('a') },
+      { name: 'r:5000/tools/lint:2', digest: D('b') },
+      { name: `r:5000/x/y@${D('c')}`, digest: D('c') },
+    ]);
+    expect(reads).toEqual(['r:5000/official/base:1', 'r:5000/tools/lint:2']);
+  });
+
   it('resolves nothing for a FROM scratch build', async () => {
     const { client, reads } = registries({});
     expect(await resolveBases('FROM scratch\nCOPY a /a\n', {}, {}, client)).toEqual([]);
