@@ -1,5 +1,6 @@
 import { ErrorCode, FleetError, type BuildRequest } from '../protocol/index.ts';
 import { contextKey } from '../adapters/s3-store.ts';
+import { SharedAnswers } from '../adapters/bounded-cache.ts';
 
 /** The key of a request's context in the fleet's bucket: its content address, or the url it names. */
 export function contextKeyOf(request: BuildRequest, bucket: string): string {
@@ -31,45 +32,19 @@ export interface ContextPresenceOptions {
  * remembered, so an upload is usable at once. Concurrent asks for one key share one HEAD.
  */
 export class ContextPresence {
-  private readonly seen = new Map<string, { size: number; until: number }>();
-  private readonly asking = new Map<string, Promise<{ size: number } | null>>();
-  private readonly now: () => number;
+  private readonly seen: SharedAnswers<string, { size: number } | null>;
 
   constructor(
     private readonly head: (key: string) => Promise<{ size: number } | null>,
-    private readonly options: ContextPresenceOptions,
+    options: ContextPresenceOptions,
   ) {
-    this.now = options.now ?? Date.now;
+    this.seen = new SharedAnswers(options, (found) => found !== null);
   }
 
   /** S3's answer for `key`; `contentAddressed` says whether it may be remembered. */
   async lookup(key: string, contentAddressed: boolean): Promise<{ size: number } | null> {
     if (!contentAddressed) return this.head(key);
-    const hit = this.seen.get(key);
-    if (hit !== undefined) {
-      this.seen.delete(key);
-      if (hit.until > this.now()) {
-        this.seen.set(key, hit);
-        return { size: hit.size };
-      }
-    }
-    let pending = this.asking.get(key);
-    if (pending === undefined) {
-      pending = this.head(key).finally(() => this.asking.delete(key));
-      this.asking.set(key, pending);
-    }
-    const found = await pending;
-    if (found !== null) this.remember(key, found.size);
-    return found;
-  }
-
-  private remember(key: string, size: number): void {
-    this.seen.delete(key);
-    while (this.seen.size >= this.options.maxEntries) {
-      const oldest = this.seen.keys().next();
-      if (oldest.done === true) break;
-      this.seen.delete(oldest.value);
-    }
-    this.seen.set(key, { size, until: this.now() + this.options.ttlMs });
+    const found = await this.seen.get(key, () => this.head(key));
+    return found === null ? null : { size: found.size };
   }
 }

@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError, Severity, parseWith, type Finding, type ScannerIdentity } from '../protocol/index.ts';
 import { KILL_GRACE_MS, diesWithParent } from '../adapters/child-process.ts';
+import { BoundedCache } from '../adapters/bounded-cache.ts';
 import type { BackendResult, ImageToScan, ScanBackend } from './backend.ts';
 
 /** What one grype run needs: the binary, its vulnerability DB (a grype cache dir) and the image. */
@@ -16,21 +17,21 @@ export interface GrypeRun {
   signal: AbortSignal;
   /** earlier results, per image digest and DB build: the same pair always gives the same findings */
   cache?: ScanCache;
+  /** GRYPE_DB_MAX_ALLOWED_BUILT_AGE: a DB built longer ago is refused (grype's default: 120 h) */
+  maxDbAgeHours?: number;
 }
 
-/** Scan results by (digest, DB build time), the oldest dropped past `max`. */
+/** Scan results by (image, DB build time), the least recently used forgotten past `max`. */
 export class ScanCache {
-  private readonly entries = new Map<string, Finding[]>();
-  constructor(private readonly max = 256) {}
+  private readonly entries: BoundedCache<string, Finding[]>;
+  constructor(max = 256) {
+    this.entries = new BoundedCache({ maxEntries: max });
+  }
   get(source: string, dbBuilt: string): Finding[] | undefined {
     return this.entries.get(`${source}\0${dbBuilt}`);
   }
   set(source: string, dbBuilt: string, findings: Finding[]): void {
     this.entries.set(`${source}\0${dbBuilt}`, findings);
-    for (const key of this.entries.keys()) {
-      if (this.entries.size <= this.max) break;
-      this.entries.delete(key);
-    }
   }
 }
 
@@ -99,19 +100,20 @@ export function normaliseGrype(doc: GrypeDocument): Finding[] {
   );
 }
 
-function grypeEnv(run: Pick<GrypeRun, 'dbDir' | 'insecureRegistry'>): Record<string, string> {
+export function grypeEnv(run: Pick<GrypeRun, 'dbDir' | 'insecureRegistry' | 'maxDbAgeHours'>): Record<string, string> {
   return {
     GRYPE_DB_CACHE_DIR: run.dbDir,
     // Never fetch a DB at scan time: the DB is the operator's, and a scanner that quietly
     // updated would make the same digest's verdict depend on when it was scanned.
     GRYPE_DB_AUTO_UPDATE: 'false',
     GRYPE_DB_VALIDATE_AGE: 'true',
+    ...(run.maxDbAgeHours === undefined ? {} : { GRYPE_DB_MAX_ALLOWED_BUILT_AGE: `${run.maxDbAgeHours}h` }),
     GRYPE_CHECK_FOR_APP_UPDATE: 'false',
     ...(run.insecureRegistry ? { GRYPE_REGISTRY_INSECURE_USE_HTTP: 'true' } : {}),
   };
 }
 
-async function runGrypeCommand(grypeBin: string, args: string[], env: Record<string, string>, signal: AbortSignal) {
+export async function runGrypeCommand(grypeBin: string, args: string[], env: Record<string, string>, signal: AbortSignal) {
   const [file, argv] = diesWithParent(grypeBin, args);
   return execa(file, argv, {
     env,
@@ -127,11 +129,11 @@ async function runGrypeCommand(grypeBin: string, args: string[], env: Record<str
 const tail = (text: string): string => text.trim().split('\n').slice(-5).join(' | ').slice(0, 2000);
 
 /** The DB's build time, or E_SCAN_UNAVAILABLE when there is none or grype will not use it (stale, corrupt). */
-export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: AbortSignal): Promise<{ built: string; schemaVersion?: string }> {
+export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: AbortSignal, maxDbAgeHours?: number): Promise<{ built: string; schemaVersion?: string }> {
   if (!(await stat(dbDir).then((s) => s.isDirectory(), () => false))) {
     throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `no vulnerability DB at ${dbDir}`);
   }
-  const r = await runGrypeCommand(grypeBin, ['db', 'status', '-o', 'json'], grypeEnv({ dbDir, insecureRegistry: false }), signal);
+  const r = await runGrypeCommand(grypeBin, ['db', 'status', '-o', 'json'], grypeEnv({ dbDir, insecureRegistry: false, ...(maxDbAgeHours === undefined ? {} : { maxDbAgeHours }) }), signal);
   if (signal.aborted) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, 'scan aborted');
   let status: z.infer<typeof GrypeDbStatus>;
   try {
@@ -150,7 +152,7 @@ export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: Abo
  * image, an exit code we do not know, a kill) is an E_SCAN_UNAVAILABLE: the gate fails closed.
  */
 export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[]; scanner: ScannerIdentity; cached: boolean }> {
-  const db = await grypeDbStatus(run.grypeBin, run.dbDir, run.signal);
+  const db = await grypeDbStatus(run.grypeBin, run.dbDir, run.signal, run.maxDbAgeHours);
   const version = await grypeVersion(run.grypeBin, run.signal);
   const hit = run.cache?.get(run.source, db.built);
   if (hit !== undefined) return { findings: hit, scanner: { name: 'grype', version, dbBuilt: db.built }, cached: true };
@@ -190,10 +192,19 @@ export class GrypeBackend implements ScanBackend {
   constructor(
     private readonly grypeBin: string,
     private readonly dbDir: string,
+    private readonly maxDbAgeHours?: number,
   ) {}
 
   scan(image: ImageToScan, signal: AbortSignal): Promise<BackendResult> {
     const source = `registry:${image.registry}/${image.repository}@${image.digest}`;
-    return scanWithGrype({ grypeBin: this.grypeBin, dbDir: this.dbDir, source, insecureRegistry: image.insecure, signal, cache: this.cache });
+    return scanWithGrype({
+      grypeBin: this.grypeBin,
+      dbDir: this.dbDir,
+      source,
+      insecureRegistry: image.insecure,
+      signal,
+      cache: this.cache,
+      ...(this.maxDbAgeHours === undefined ? {} : { maxDbAgeHours: this.maxDbAgeHours }),
+    });
   }
 }

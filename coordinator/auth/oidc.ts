@@ -11,7 +11,7 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import { ErrorCode, FleetError, TenantName, isFleetError, parseWith, toFleetError, type Identity } from '../../protocol/index.ts';
-import { ExpiringLru } from './lru.ts';
+import { BoundedCache } from '../../adapters/bounded-cache.ts';
 
 /**
  * Public-key algorithms only. An HMAC algorithm would verify with a "secret" that is the
@@ -89,7 +89,7 @@ interface TrustedIssuer {
  */
 export class OidcVerifier {
   private issuers = new Map<string, TrustedIssuer>();
-  private readonly cache: ExpiringLru<string, Identity>;
+  private readonly cache: BoundedCache<string, Identity>;
   private readonly now: () => number;
 
   private constructor(
@@ -97,7 +97,7 @@ export class OidcVerifier {
     options: OidcVerifierOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.cache = new ExpiringLru(options.maxCacheEntries ?? 10_000, this.now);
+    this.cache = new BoundedCache({ maxEntries: options.maxCacheEntries ?? 10_000, now: this.now });
   }
 
   /** Parses the config and reads every JWKS file; refuses to start on any bad one. */

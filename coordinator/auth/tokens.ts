@@ -14,7 +14,7 @@ import {
   toFleetError,
   type Identity,
 } from '../../protocol/index.ts';
-import { ExpiringLru } from './lru.ts';
+import { BoundedCache } from '../../adapters/bounded-cache.ts';
 import type { JetStreamResources } from '../jetstream-resources.ts';
 
 /**
@@ -220,7 +220,7 @@ export interface TokenCacheOptions {
  * coordinator should share one instance between its authenticator and its token endpoints.
  */
 export class CachedTokenStore implements TokenStore {
-  private readonly cache: ExpiringLru<string, TokenRecord>;
+  private readonly cache: BoundedCache<string, TokenRecord>;
   private readonly ttlMs: number;
   private readonly now: () => number;
   /** bumped around every write, so a read that overlapped one does not cache what it saw */
@@ -232,7 +232,7 @@ export class CachedTokenStore implements TokenStore {
   ) {
     this.ttlMs = options.ttlMs ?? 30_000;
     this.now = options.now ?? Date.now;
-    this.cache = new ExpiringLru(options.maxEntries ?? 10_000, this.now);
+    this.cache = new BoundedCache({ maxEntries: options.maxEntries ?? 10_000, now: this.now });
   }
 
   async get(id: string): Promise<TokenRecord | null> {

@@ -1,38 +1,5 @@
+import { SharedAnswers } from '../../adapters/bounded-cache.ts';
 import type { ImageConfig } from './image-reader.ts';
-
-/**
- * Single-flight memo with an LRU bound: concurrent asks for one key share one computation; a
- * failed computation is forgotten, so the next ask tries again.
- */
-export class Memo<V> {
-  private readonly entries = new Map<string, Promise<V>>();
-
-  constructor(private readonly max: number) {}
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(key: string, compute: () => Promise<V>): Promise<V> {
-    const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-      return hit;
-    }
-    const pending = compute();
-    this.entries.set(key, pending);
-    while (this.entries.size > this.max) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
-    pending.catch(() => {
-      if (this.entries.get(key) === pending) this.entries.delete(key);
-    });
-    return pending;
-  }
-}
 
 /** One layer's contribution to the verdict, whatever its place in an image. */
 export interface LayerScan {
@@ -49,11 +16,11 @@ export interface LayerScan {
  */
 export class GateCache {
   /** image configs by config blob digest (the official images', resolved on every run) */
-  readonly configs = new Memo<ImageConfig>(64);
+  readonly configs = new SharedAnswers<string, ImageConfig>({ maxEntries: 64 });
   /** the last /etc/passwd in an official image's layers (null: it has none), by its manifest digest */
-  readonly basePasswd = new Memo<string | null>(64);
+  readonly basePasswd = new SharedAnswers<string, string | null>({ maxEntries: 64 });
   /** what one app layer holds that the gates look at, by layer blob digest */
-  readonly layers = new Memo<LayerScan>(4096);
+  readonly layers = new SharedAnswers<string, LayerScan>({ maxEntries: 4096 });
 }
 
 /** The coordinator's: shared by every gate run in this process. */
