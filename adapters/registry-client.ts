@@ -111,12 +111,27 @@ export class RegistryClient {
 
   /** The manifest `repository:reference`, or null when the registry has none. */
   async manifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest | null> {
-    const what = `GET manifest ${repository}:${reference}`;
-    const res = await this.call(what, `${repository}/manifests/${reference}`, { headers: { accept: ACCEPT }, signal: signal ?? null });
-    if (res.status === 404) return null;
-    if (!res.ok) this.fail(what, res);
+    const { status, manifest } = await this.manifestAnswer(repository, reference, signal);
+    if (status === 404) return null;
+    if (manifest === null) throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} answered ${status} to GET manifest ${repository}:${reference}`);
+    return manifest;
+  }
+
+  /**
+   * A GET of manifest `repository:reference` and the status it was answered with, once any
+   * challenge was answered (credentials refused: E_REGISTRY_AUTH; registry unreachable:
+   * E_REGISTRY_UNAVAILABLE); the manifest when the answer is 2xx. For a caller that must tell a
+   * missing image (404) from a refusal (403) or a failing registry (5xx, 429) and wants the bytes
+   * when there are some: one request where a HEAD and then a GET were two.
+   */
+  async manifestAnswer(repository: string, reference: string, signal?: AbortSignal): Promise<{ status: number; manifest: Manifest | null }> {
+    const res = await this.call(`GET manifest ${repository}:${reference}`, `${repository}/manifests/${reference}`, { headers: { accept: ACCEPT }, signal: signal ?? null });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return { status: res.status, manifest: null };
+    }
     const bytes = new Uint8Array(await res.arrayBuffer());
-    return { digest: sha256(bytes), mediaType: res.headers.get('content-type') ?? '', bytes };
+    return { status: res.status, manifest: { digest: sha256(bytes), mediaType: res.headers.get('content-type') ?? '', bytes } };
   }
 
   /**
