@@ -1,15 +1,12 @@
 import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
-import { BuildRecord, PoolName, isTerminal, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
+import { BuildListReply, BuildPhase, BuildRecord, BuildSummary, PoolName, isTerminal, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { mayAccess, type Caller } from './tenancy/authorize.ts';
 
-/** Every phase of protocol/state.ts, as a schema for query strings. */
-const Phase = z.enum(['queued', 'running', 'verifying', 'pushed', 'failed', 'cancelled', 'expired']) satisfies z.ZodType<PhaseType>;
-
 /** `GET /v1/builds` query: every filter optional, combined with AND. */
 export const BuildListQuery = z.strictObject({
-  state: z.array(Phase).optional(),
+  state: z.array(BuildPhase).optional(),
   pool: PoolName.optional(),
   /** a repository, or a prefix ending in `/` */
   repository: z.string().max(300).optional(),
@@ -23,27 +20,8 @@ export const BuildListQuery = z.strictObject({
 });
 export type BuildListQuery = z.infer<typeof BuildListQuery>;
 
-/** One row of the list: enough for the console's table, newest first. */
-export const BuildSummary = z.object({
-  id: z.string(),
-  tenant: z.string(),
-  phase: Phase,
-  pool: z.string(),
-  repository: z.string(),
-  tags: z.array(z.string()),
-  kind: z.string(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  attempt: z.number().int().nonnegative().optional(),
-  workerId: z.string().optional(),
-  builder: z.string().optional(),
-  /** the failure's code, for failed builds */
-  error: z.string().optional(),
-});
-export type BuildSummary = z.infer<typeof BuildSummary>;
-
-export const BuildListReply = z.object({ builds: z.array(BuildSummary), total: z.number().int().nonnegative() });
-export type BuildListReply = z.infer<typeof BuildListReply>;
+/** The list's rows and reply live in protocol/ (the live stream's events are built of them); re-exported for the coordinator's callers. */
+export { BuildSummary, BuildListReply };
 
 /** Raw query-string parameters into a BuildListQuery (`state` may repeat or be comma-separated). */
 export function queryOf(params: URLSearchParams): unknown {
@@ -62,13 +40,47 @@ export function queryOf(params: URLSearchParams): unknown {
  */
 const AnnouncedBuilder = z.object({ workerId: z.string(), builder: z.string() });
 
+/** How many changes the list keeps for streams resuming with Last-Event-ID. */
+const RECENT_CHANGES = 2_000;
+
+/** One change to the list: a build's new summary, or null when its record was deleted. */
+export interface BuildListChange {
+  seq: number;
+  id: string;
+  tenant: string;
+  summary: BuildSummary | null;
+}
+
+/** What a stream's client sees of a row; `updatedAt` moves with every record write. */
+function sameRow(a: BuildSummary | undefined, b: BuildSummary): boolean {
+  return a !== undefined && a.updatedAt === b.updatedAt && a.phase === b.phase && a.attempt === b.attempt && a.workerId === b.workerId && a.builder === b.builder && a.error === b.error;
+}
+
+/** The filter of `q` (and the caller's tenancy) as a predicate over rows. */
+export function matcher(caller: Caller, q: BuildListQuery): (b: BuildSummary) => boolean {
+  const states = q.state === undefined || q.state.length === 0 ? null : new Set<PhaseType>(q.state);
+  const since = q.since === undefined ? null : Date.parse(q.since);
+  const needle = q.q?.toLowerCase();
+  return (b) => {
+    if (!mayAccess(caller, b.tenant, 'read')) return false;
+    if (states !== null && !states.has(b.phase)) return false;
+    if (q.pool !== undefined && b.pool !== q.pool) return false;
+    if (q.repository !== undefined && !(q.repository.endsWith('/') ? b.repository.startsWith(q.repository) : b.repository === q.repository)) return false;
+    if (q.builder !== undefined && b.builder !== q.builder) return false;
+    if (since !== null && Date.parse(b.createdAt) < since) return false;
+    if (needle !== undefined && !b.id.toLowerCase().includes(needle)) return false;
+    return true;
+  };
+}
+
 /**
  * Every build's summary, kept from a watch of the builds bucket: the console polls the list every
  * few seconds, and answering from memory keeps that from costing one KV read per build. A summary
  * is a few hundred bytes; the bucket's own history limits how many there are. The same watch
  * counts each tenant's queued and running builds for intake's `maxActiveBuilds` (every replica
  * sees every replica's builds; the count trails a write by a moment, so a burst of concurrent
- * submits can pass a limit by the few that race it, never by more).
+ * submits can pass a limit by the few that race it, never by more). The console's live list
+ * (`GET /v1/builds?watch=1`, coordinator/sse-builds.ts) subscribes to this same watch's changes.
  */
 export class BuildList {
   private readonly byId = new Map<string, BuildSummary>();
@@ -77,6 +89,13 @@ export class BuildList {
   /** tenant → ids of its builds not yet ended */
   private readonly active = new Map<string, Set<string>>();
   private stops: (() => void)[] = [];
+  /** the live stream's listeners (coordinator/sse-builds.ts), fed by this same watch */
+  private readonly listeners = new Set<(change: BuildListChange) => void>();
+  /** the newest changes, so a reconnecting stream resumes from its Last-Event-ID */
+  private readonly recent: BuildListChange[] = [];
+  private seq = 0;
+  /** names this replica's run of sequence numbers: an id from another replica or run starts afresh */
+  readonly epoch = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 
   static async watch(builds: KV, workers: KV, log: Logger): Promise<BuildList> {
     const list = new BuildList();
@@ -132,24 +151,16 @@ export class BuildList {
       ...(builder === undefined ? {} : { builder }),
       ...(s.phase === 'failed' ? { error: s.error.code } : {}),
     });
+    const after = this.byId.get(record.id);
+    // the same record seen twice (a replayed watch entry) is no change to tell a stream about
+    if (after !== undefined && !sameRow(before, after)) this.emit({ seq: 0, id: record.id, tenant: record.tenant, summary: after });
   }
 
   /** What `caller` may read, filtered, newest first. */
   query(caller: Caller, q: BuildListQuery): BuildListReply {
-    const states = q.state === undefined || q.state.length === 0 ? null : new Set<PhaseType>(q.state);
-    const since = q.since === undefined ? null : Date.parse(q.since);
-    const needle = q.q?.toLowerCase();
+    const matches = matcher(caller, q);
     const matched: BuildSummary[] = [];
-    for (const b of this.byId.values()) {
-      if (!mayAccess(caller, b.tenant, 'read')) continue;
-      if (states !== null && !states.has(b.phase)) continue;
-      if (q.pool !== undefined && b.pool !== q.pool) continue;
-      if (q.repository !== undefined && !(q.repository.endsWith('/') ? b.repository.startsWith(q.repository) : b.repository === q.repository)) continue;
-      if (q.builder !== undefined && b.builder !== q.builder) continue;
-      if (since !== null && Date.parse(b.createdAt) < since) continue;
-      if (needle !== undefined && !b.id.toLowerCase().includes(needle)) continue;
-      matched.push(b);
-    }
+    for (const b of this.byId.values()) if (matches(b)) matched.push(b);
     matched.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id.localeCompare(b.id)));
     return { builds: matched.slice(0, q.limit), total: matched.length };
   }
@@ -163,6 +174,51 @@ export class BuildList {
     const tenant = this.byId.get(id)?.tenant;
     if (tenant !== undefined) this.active.get(tenant)?.delete(id);
     this.byId.delete(id);
+    if (tenant !== undefined) this.emit({ seq: 0, id, tenant, summary: null });
+  }
+
+  /** The summary of one build, if this replica has seen it. */
+  get(id: string): BuildSummary | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The ids of every build `caller` may read that match `q` (the stream counts these). */
+  matching(caller: Caller, q: BuildListQuery): Set<string> {
+    const matches = matcher(caller, q);
+    const ids = new Set<string>();
+    for (const b of this.byId.values()) if (matches(b)) ids.add(b.id);
+    return ids;
+  }
+
+  /** The sequence number of the newest change: a stream's snapshot is as of this. */
+  get cursor(): number {
+    return this.seq;
+  }
+
+  /**
+   * Every change after `seq`, oldest first; null when `seq` is older than what is kept (or from
+   * the future: another run's id), and the caller must start from a snapshot instead.
+   */
+  changesSince(seq: number): BuildListChange[] | null {
+    if (seq > this.seq) return null;
+    if (seq === this.seq) return [];
+    const oldest = this.recent[0]?.seq ?? this.seq + 1;
+    if (seq < oldest - 1) return null;
+    return this.recent.filter((c) => c.seq > seq);
+  }
+
+  /** Calls `listener` with every change from now on (synchronously, in order); returns the unsubscribe. */
+  subscribe(listener: (change: BuildListChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(change: BuildListChange): void {
+    change.seq = ++this.seq;
+    this.recent.push(change);
+    // a bounded window: a stream away longer than this many changes gets a fresh snapshot
+    if (this.recent.length > RECENT_CHANGES) this.recent.splice(0, this.recent.length - RECENT_CHANGES);
+    for (const listener of this.listeners) listener(change);
   }
 
   /** The tenant of a build this replica has seen (the workers route hides other tenants' ids). */

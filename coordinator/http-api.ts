@@ -11,6 +11,7 @@ import { requestIdOf, type AuditTrail } from './audit.ts';
 import { authorizeAccess, mayAccess, type Caller } from './tenancy/authorize.ts';
 import { z } from 'zod';
 import { BuildListQuery, queryOf, type BuildList } from './build-list.ts';
+import { streamBuildList } from './sse-builds.ts';
 import type { DeadLetters } from './dead-letters.ts';
 import { serveUi } from './ui-assets.ts';
 import type { NotificationDelivery } from '../protocol/notification.ts';
@@ -63,6 +64,15 @@ export async function serveHttp(
       sendError(res, err);
     });
   });
+
+  // A watch of the builds list never ends by itself: closing the server ends them, or close()
+  // would wait for every console tab left open.
+  const watches = new Set<AbortController>();
+  const closeServer = server.close.bind(server);
+  server.close = ((callback?: (err?: Error) => void) => {
+    for (const ac of watches) ac.abort();
+    return closeServer(callback);
+  }) as typeof server.close;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -152,11 +162,23 @@ export async function serveHttp(
     return false;
   }
 
-  /** GET /v1/builds, /v1/workers, /v1/dead-letters (+ retry, drop): true when it answered. */
+  /** GET /v1/builds[?watch=1], /v1/workers, /v1/dead-letters (+ retry, drop): true when it answered. */
   async function consoleRoute(req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller, sources: ConsoleSources): Promise<boolean> {
     const path = url.pathname;
     if (path === '/v1/builds' && req.method === 'GET') {
+      // ?watch=1: the same list live, as Server-Sent Events (coordinator/sse-builds.ts)
+      const watch = url.searchParams.get('watch') === '1';
+      url.searchParams.delete('watch');
       const query = decodeWith(BuildListQuery, Buffer.from(JSON.stringify(queryOf(url.searchParams))), 'build list query');
+      if (watch) {
+        const ac = new AbortController();
+        res.on('close', () => ac.abort());
+        watches.add(ac);
+        res.on('close', () => watches.delete(ac));
+        const lastEventId = req.headers['last-event-id'];
+        await streamBuildList(sources.builds, caller, query, typeof lastEventId === 'string' ? lastEventId : undefined, res, ac.signal);
+        return true;
+      }
       send(res, 200, sources.builds.query(caller, query));
       return true;
     }

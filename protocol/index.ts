@@ -17,3 +17,4 @@ export * from './audit.ts';
 export * from './provenance.ts';
 export * from './notification.ts';
 export * from './rebuild.ts';
+export * from './build-list.ts';
