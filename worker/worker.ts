@@ -71,6 +71,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       ...(config.registryPullAuthFile === undefined ? {} : { pullAuthFile: config.registryPullAuthFile }),
       limits: config.limits,
       signingPublicKeyPath: config.signingPublicKeyPath,
+      registry: (host) => registries.client(host),
       log: wlog,
     });
     stopBuilder = () => builder.stop?.() ?? Promise.resolve();

@@ -2,9 +2,13 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import type { Logger } from '../../adapters/logger.ts';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
 import type { BaseStore, ImportedBase } from './base-import.ts';
+import { BackgroundSyncs } from './background-syncs.ts';
 import type { BuildkitDaemon } from './buildkitd.ts';
-import { pullLayerCache, pushLayerCache } from './layer-cache.ts';
+import { pullLayerCache, pushLayerCache, registryCacheDigest } from './layer-cache.ts';
+import { keepReachable, taggedDigest } from './oci-layout.ts';
 import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
@@ -27,9 +31,16 @@ const Metadata = z.object({ 'containerimage.digest': z.string() });
  * worker brings the FROM images in as an OCI layout handed over as named contexts, the image
  * comes back as an OCI layout the worker pushes (digest checked), and the layer cache is a local
  * directory per cache repository that the worker fills from the registry and pushes back.
+ *
+ * What that costs per build is kept small: the output layout is one directory per worker that
+ * keeps the last image's blobs (the exporter skips blobs it holds: the base layers are not
+ * written again), the cache is copied in only when the registry's differs from the local one
+ * (one HEAD), and pushed back only when the build changed it, after the build is reported.
  */
 export class BuildkitBuilder implements Builder {
   readonly name = 'buildkit';
+  /** layer-cache pushes still running after their build was reported, per cache directory */
+  private readonly syncs: BackgroundSyncs;
 
   constructor(
     private readonly daemon: BuildkitDaemon,
@@ -39,7 +50,14 @@ export class BuildkitBuilder implements Builder {
     /** where the per-cache-repository layer caches live */
     private readonly cacheDir: string,
     private readonly network: 'private' | 'none',
-  ) {}
+    /** the worker's output layout (kept between builds) */
+    private readonly outDir: string,
+    private readonly log: Logger,
+    /** the worker's registry access, for the cache's one HEAD; absent: the cache is always copied in */
+    private readonly registry?: (host: string) => RegistryClient,
+  ) {
+    this.syncs = new BackgroundSyncs(log);
+  }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const syntax = SYNTAX.exec((await readFile(plan.dockerfile, 'utf8')).split('\n').slice(0, 5).join('\n'))?.[1];
@@ -47,15 +65,31 @@ export class BuildkitBuilder implements Builder {
       throw new FleetError(ErrorCode.E_BUILD_FAILED, `the Dockerfile asks for frontend "${syntax}" (# syntax=); only the built-in dockerfile.v0 frontend${SYNTAX_ALLOWLIST.length > 0 ? ` and ${SYNTAX_ALLOWLIST.join(', ')}` : ''} may be used here`);
     }
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
-    const layout = join(plan.workDir, 'buildkit-out');
-    await rm(layout, { recursive: true, force: true });
+    const layout = this.outDir;
+    // The last image's blobs stay (the exporter skips them); its index goes, so the layout names
+    // this build's image only, and a half-written upload of an interrupted export goes too.
+    await mkdir(layout, { recursive: true, mode: 0o700 });
+    await Promise.all([rm(join(layout, 'index.json'), { force: true }), rm(join(layout, 'ingest'), { recursive: true, force: true })]);
     const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal };
     const cacheRef = plan.cacheRepository === undefined ? undefined : `${plan.cacheRepository}:buildkit`;
-    const pullCache = async (): Promise<BuildkitSandbox['cache']> => {
+    const pullCache = async (): Promise<SyncedCache | undefined> => {
       if (plan.cacheRepository === undefined || cacheRef === undefined) return undefined;
       const dir = join(this.cacheDir, cacheDirName(plan.cacheRepository));
       await mkdir(this.cacheDir, { recursive: true, mode: 0o700 });
-      return { dir, filled: await pullLayerCache(cacheRef, dir, copy) };
+      // This worker's own push of the directory, if one still runs, finishes first.
+      await this.syncs.settled(dir);
+      const remote = this.registry === undefined ? undefined : await registryCacheDigest(cacheRef, this.registry, signal);
+      // The registry has none: a cold build (as when the copy fails), no skopeo run.
+      if (remote === null) {
+        await rm(dir, { recursive: true, force: true });
+        return { dir, ref: cacheRef, filled: false, remote };
+      }
+      // The local cache is the registry's (this worker pulled or pushed it last): nothing to copy.
+      if (remote !== undefined && (await taggedDigest(dir, 'latest')) === remote) {
+        await output.line('system', `layer cache ${cacheRef}: the local copy is the registry's (${remote})`);
+        return { dir, ref: cacheRef, filled: true, remote };
+      }
+      return { dir, ref: cacheRef, filled: await pullLayerCache(cacheRef, dir, copy), remote };
     };
     // The registry work the daemon no longer does, side by side: it is all waiting on the registry.
     const [bases, cache, address] = await Promise.all([
@@ -63,7 +97,7 @@ export class BuildkitBuilder implements Builder {
       pullCache(),
       this.daemon.address((line) => output.line('system', line)),
     ]);
-    const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache }) };
+    const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache: { dir: cache.dir, filled: cache.filled } }) };
     const tracker = new VertexTracker(output);
     const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, sandbox)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
     await throwClassified('buildkit', run, tracker.recent, plan);
@@ -71,14 +105,32 @@ export class BuildkitBuilder implements Builder {
     try {
       const built = Metadata.parse(JSON.parse(await readFile(metadata, 'utf8')))['containerimage.digest'];
       const auth = { ...copy, authFile: this.env.REGISTRY_AUTH_FILE };
-      const [digest] = await Promise.all([
-        pushLayout(layout, plan.destinations, built, { ...auth, builder: 'buildkit' }),
-        cache === undefined || cacheRef === undefined ? Promise.resolve() : pushLayerCache(cache.dir, cacheRef, auth),
-      ]);
+      const digest = await pushLayout(layout, plan.destinations, built, { ...auth, builder: 'buildkit' });
+      if (cache !== undefined) await this.pushCacheLater(cache, auth);
       return { digest, references: [...plan.destinations] };
     } finally {
-      await rm(layout, { recursive: true, force: true });
+      // Bounded by one image: what the next export can skip stays, the rest goes.
+      if (!(await keepReachable(layout).catch(() => false))) await rm(layout, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Pushes the layer cache the build exported back to the registry, after the build is reported:
+   * a fresh worker builds warm once it landed; this worker's next build of the app waits for it
+   * (it writes the same directory). Nothing to push when the export is the registry's cache
+   * (a fully cached build re-exports the same manifest).
+   */
+  private async pushCacheLater(cache: SyncedCache, auth: { env: Record<string, string>; insecureRegistries: readonly string[]; authFile?: string | undefined; output: BuildOutput }): Promise<void> {
+    const exported = await taggedDigest(cache.dir, 'latest');
+    if (exported === null || exported === cache.remote) return;
+    const log = this.log.child({ cache: cache.ref });
+    const sink: BuildOutput = { masker: auth.output.masker, maxLine: auth.output.maxLine, line: (_stream, text) => Promise.resolve(log.warn(text)) };
+    this.syncs.run(cache.dir, `layer-cache push to ${cache.ref}`, (signal) => pushLayerCache(cache.dir, cache.ref, { ...auth, workDir: this.cacheDir, output: sink, signal }));
+  }
+
+  /** Waits (bounded) for the layer-cache pushes still running. */
+  async drain(): Promise<void> {
+    await this.syncs.drain();
   }
 
   private throwIfFailed(run: ToolRun, tracker: VertexTracker): void {
@@ -103,6 +155,14 @@ export interface BuildkitSandbox {
   network: 'private' | 'none';
   /** the app's layer cache (a local OCI layout the worker syncs with the registry); `filled` when one came in */
   cache?: { dir: string; filled: boolean };
+}
+
+/** A layer cache as the build found it: `remote` the registry's digest (null: none; undefined: not asked). */
+interface SyncedCache {
+  dir: string;
+  ref: string;
+  filled: boolean;
+  remote: string | null | undefined;
 }
 
 /** The OCI store name buildctl gives the bases layout (`--oci-layout NAME=DIR`). */

@@ -1,4 +1,5 @@
 import type { Logger } from '../../adapters/logger.ts';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
 import { join } from 'node:path';
 import type { BuilderKind } from '../../protocol/index.ts';
 import { BaseStore } from './base-import.ts';
@@ -26,6 +27,8 @@ export interface BuilderSettings {
   limits?: BuildLimits;
   /** the platform's public key: buildah also checks official bases against it through a containers policy.json */
   signingPublicKeyPath?: string;
+  /** the worker's registry access (its credentials): BuildKit asks it whether its local layer cache is the registry's */
+  registry?: (host: string) => RegistryClient;
   log: Logger;
 }
 
@@ -43,7 +46,12 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
     case 'buildkit': {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits);
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);
-      return Object.assign(new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork), { stop: () => daemon.stop() });
+      const builder = new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork, join(settings.stateDir, 'buildkit-out'), settings.log, settings.registry);
+      // A stopping worker pushes the layer caches it still owes the registry, then stops the daemon.
+      return Object.assign(builder, { stop: async () => {
+        await builder.drain();
+        await daemon.stop();
+      } });
     }
     case 'kaniko': {
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { quietOutput } from './output-tap.ts';
 import { runTool } from './run-tool.ts';
 import type { BuildOutput } from './types.ts';
+import type { RegistryClient } from '../../adapters/registry-client.ts';
 
 interface CacheCopy {
   env: Record<string, string>;
@@ -15,6 +16,27 @@ interface CacheCopy {
 }
 
 const hostOf = (reference: string): string => reference.slice(0, reference.indexOf('/'));
+
+/** how long the cache's manifest request may take before the worker copies the cache in anyway */
+const HEAD_TIMEOUT_MS = 10_000;
+
+/**
+ * The digest of the layer cache `reference` (`host/cache/app/x:buildkit`) in the registry: null
+ * when it has none; undefined when the registry did not say (unreachable, refused): the caller
+ * copies the cache in as before. One request for the manifest (a couple of KB; its digest computed
+ * from the bytes, not taken from a header, so "none" can only mean a 404).
+ */
+export async function registryCacheDigest(reference: string, registry: (host: string) => RegistryClient, signal: AbortSignal): Promise<string | null | undefined> {
+  const host = hostOf(reference);
+  const path = reference.slice(host.length + 1);
+  const colon = path.lastIndexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    return (await registry(host).manifest(path.slice(0, colon), path.slice(colon + 1), AbortSignal.any([signal, AbortSignal.timeout(HEAD_TIMEOUT_MS)])))?.digest ?? null;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Brings an app's layer cache from the registry (`reference`, an image whose manifest BuildKit
