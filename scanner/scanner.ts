@@ -6,6 +6,7 @@ import { NatsCredentials, connectNats } from '../adapters/nats.ts';
 import { cacheBin } from '../adapters/environment.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { GrypeBackend } from './grype.ts';
+import { GrypeDbUpdateOptions, MirroredGrypeBackend } from './grype-db.ts';
 import { HarborBackend, HarborOptions } from './harbor.ts';
 import type { ScanBackend } from './backend.ts';
 
@@ -14,8 +15,15 @@ export const ScannerOptions = z.strictObject({
   /** the scanner pool's NATS identity (user `scanner`) */
   natsCredentials: NatsCredentials,
   scannerId: z.string().min(1).default('scanner'),
-  /** grype's DB cache dir (GRYPE_DB_CACHE_DIR), filled by `grype db import`; never updated by the scanner */
+  /**
+   * grype's DB cache dir (GRYPE_DB_CACHE_DIR): filled by `grype db import`, or by the scanner from
+   * `dbUpdate`'s mirror. grype never fetches a DB at scan time either way.
+   */
   dbDir: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+  /** keep dbDir current from a mirror of grype's DB distribution (at start, then every everyMs) */
+  dbUpdate: GrypeDbUpdateOptions.optional(),
+  /** a grype DB built longer ago than this is refused: the scan fails closed (E_SCAN_UNAVAILABLE) */
+  dbMaxAgeHours: z.number().positive().max(24 * 365).default(120),
   grypeBin: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** scan through a Harbor scanner adapter (Pluggable Scanner API v1.1) instead of grype: set this or dbDir */
   harbor: HarborOptions.optional(),
@@ -26,7 +34,9 @@ export const ScannerOptions = z.strictObject({
    * job consumer's ack wait (coordinator scan.ackWaitMs), or a long scan is handed to a second scanner
    */
   workingEveryMs: z.number().int().min(100).default(20_000),
-}).refine((o) => (o.dbDir === undefined) !== (o.harbor === undefined), { message: 'set dbDir (grype) or harbor (a Harbor scanner adapter), not both', path: ['dbDir'] });
+})
+  .refine((o) => (o.dbDir === undefined) !== (o.harbor === undefined), { message: 'set dbDir (grype) or harbor (a Harbor scanner adapter), not both', path: ['dbDir'] })
+  .refine((o) => o.dbUpdate === undefined || o.dbDir !== undefined, { message: 'dbUpdate keeps a grype DB current: it needs dbDir', path: ['dbUpdate'] });
 export type ScannerOptions = z.input<typeof ScannerOptions>;
 
 export interface Scanner {
@@ -46,10 +56,18 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
   const config = parseWith(ScannerOptions, options, 'scanner options');
   const slog = log.child({ scannerId: config.scannerId });
   const grypeBin = config.grypeBin ?? join(cacheBin(), 'grype');
-  const backend: ScanBackend = config.harbor !== undefined ? new HarborBackend(config.harbor) : new GrypeBackend(grypeBin, config.dbDir ?? '');
+  const grype = config.dbDir === undefined ? null : new GrypeBackend(grypeBin, config.dbDir, config.dbMaxAgeHours);
+  const mirrored =
+    grype !== null && config.dbUpdate !== undefined && config.dbDir !== undefined
+      ? new MirroredGrypeBackend(grype, grypeBin, config.dbDir, config.dbUpdate, config.dbMaxAgeHours, slog.child({ component: 'grype-db' }))
+      : null;
+  const backend: ScanBackend = config.harbor !== undefined ? new HarborBackend(config.harbor) : (mirrored ?? grype ?? new GrypeBackend(grypeBin, ''));
   const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
   const js = jetstream(nc);
   const stopping = new AbortController();
+  // The first update before taking jobs: a fresh scanner scans with the mirror's DB, not whatever
+  // its dir held. A failure does not stop it: its scans fail closed until a DB fit to use is there.
+  const updates = mirrored === null ? Promise.resolve() : mirrored.updateNow(stopping.signal).then(() => mirrored.runSchedule(stopping.signal));
   // (each backend caches per (digest, DB build): a redelivered worker report gates and asks again)
 
   const handle = async (msg: JsMsg): Promise<void> => {
@@ -120,7 +138,7 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
     }
   };
 
-  const done = run().finally(async () => {
+  const done = Promise.all([run(), updates]).then(() => undefined).finally(async () => {
     await nc.drain().catch(() => undefined);
     slog.info('scanner stopped');
   });

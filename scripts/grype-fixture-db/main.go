@@ -11,9 +11,16 @@
 //	 "NamespaceName":"debian:12","VersionFormat":"dpkg","Version":"1:1.2.13.dfsg-1+deb12u1"}]}}}
 //
 // DB_DIR receives vulnerability.db (and its import metadata), ready for `grype db import`.
+//
+// -archive also packages it as a mirror serves it (what `grype db update` downloads): DB_DIR gets
+// vulnerability-db_v6…tar.gz and latest.json (the listing, naming the archive by its path
+// relative to the listing, with its sha256). Serve DB_DIR as <base>/v6/ and point
+// GRYPE_DB_UPDATE_URL at <base>. -built RFC3339 sets the DB's build time (default now): a DB
+// built in the past is how tests check that a stale one is refused.
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,6 +32,9 @@ import (
 
 	"github.com/anchore/grype/grype/db"
 	"github.com/anchore/grype/grype/db/provider"
+	v6 "github.com/anchore/grype/grype/db/v6"
+	_ "github.com/glebarez/go-sqlite" // the pure-Go SQLite driver grype itself uses (driver "sqlite")
+	"github.com/spf13/afero"
 )
 
 // The vunnel schema the OS processor accepts (major version 1).
@@ -40,18 +50,43 @@ func main() {
 	in := flag.String("in", "", "directory of advisory JSON files")
 	out := flag.String("out", "", "directory to write vulnerability.db into")
 	providerName := flag.String("provider", "debian", "vunnel provider the advisories are attributed to")
+	archive := flag.Bool("archive", false, "also write a tar.gz archive and latest.json listing as a grype DB mirror serves them")
+	built := flag.String("built", "", "the DB's build time, RFC3339 (default now)")
 	flag.Parse()
 	if *in == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "usage: grype-fixture-db -in ADVISORIES_DIR -out DB_DIR")
 		os.Exit(2)
 	}
-	if err := run(*in, *out, *providerName); err != nil {
+	now := time.Now().UTC()
+	if *built != "" {
+		t, err := time.Parse(time.RFC3339, *built)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "grype-fixture-db: -built:", err)
+			os.Exit(2)
+		}
+		now = t.UTC()
+	}
+	if err := run(*in, *out, *providerName, now); err != nil {
 		fmt.Fprintln(os.Stderr, "grype-fixture-db:", err)
 		os.Exit(1)
 	}
+	if *built != "" {
+		if err := backdate(*out, now); err != nil {
+			fmt.Fprintln(os.Stderr, "grype-fixture-db: -built:", err)
+			os.Exit(1)
+		}
+	}
+	if *archive {
+		// grype's own packaging (what its publishing pipeline runs): the listing format and the
+		// archive layout are then exactly what `grype db update` expects, by construction.
+		if err := db.Package(*out, "", "tar.gz", nil); err != nil {
+			fmt.Fprintln(os.Stderr, "grype-fixture-db: packaging:", err)
+			os.Exit(1)
+		}
+	}
 }
 
-func run(in, out, providerName string) error {
+func run(in, out, providerName string, now time.Time) error {
 	records, err := readRecords(in)
 	if err != nil {
 		return err
@@ -93,7 +128,6 @@ func run(in, out, providerName string) error {
 	if err := os.WriteFile(filepath.Join(root, "checksums"), []byte(listing.String()), 0o644); err != nil {
 		return err
 	}
-	now := time.Now().UTC()
 	listingFile, err := provider.NewFile(filepath.Join(root, "checksums"))
 	if err != nil {
 		return err
@@ -163,4 +197,24 @@ func readRecords(dir string) ([]record, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// backdate sets the DB's build time, which grype's writer always stamps as "now", and rewrites its
+// import metadata (the digest `grype db import` and the mirror archive carry) to match.
+func backdate(dir string, built time.Time) error {
+	path := filepath.Join(dir, v6.VulnerabilityDBFileName)
+	conn, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	// the column's text form as grype's gorm adapter writes it
+	_, err = conn.Exec("UPDATE db_metadata SET build_timestamp = ?", built.UTC().Format("2006-01-02 15:04:05-07:00"))
+	if cerr := conn.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = v6.WriteImportMetadata(afero.NewOsFs(), dir, "grype db build")
+	return err
 }
