@@ -14,6 +14,12 @@ export const NotificationType = z.enum([
   'dev.fleet.image.vulnerable',
   /** an image was rebuilt (a rebuild wave after its base moved) */
   'dev.fleet.image.rebuilt',
+  /**
+   * a build's image was not promoted because no usable vulnerability scan could be had
+   * (E_SCAN_UNAVAILABLE: scanner down, its DB missing or stale): nothing wrong with the image
+   * yet; retry (`fleet dlq retry`, resubmit) once the scanners are healthy
+   */
+  'dev.fleet.build.scan-unavailable',
 ]);
 export type NotificationType = z.infer<typeof NotificationType>;
 
