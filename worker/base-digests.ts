@@ -2,6 +2,7 @@ import { ErrorCode, FleetError, type BaseImage } from '../protocol/index.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
 import { fromImages, instructions } from './official-bases.ts';
 import { baseUses } from './base-policy.ts';
+import { BaseResolver } from './base-resolver.ts';
 
 /** An image reference split the way the distribution API addresses it. */
 export interface ImageRef {
@@ -38,11 +39,12 @@ export function parseImageRef(image: string): ImageRef {
 
 /**
  * Every FROM image of the Dockerfile (then every COPY --from / RUN --mount=from image) resolved to
- * the manifest digest the build uses, for the
- * report (provenance and rebuilds read it). `buildArgs` are the request's args; `pinnedArgs` are
- * the ones handed to the builder, where verified official bases are already `name@digest`, so
- * those cost no registry call and name exactly what was verified. The name stays the tag form
- * the Dockerfile asked for: that is what a base update moves.
+ * the manifest digest the build uses, for the report (provenance and rebuilds read it).
+ * `buildArgs` are the request's args; `pinnedArgs` are the ones handed to the builder, where
+ * verified official bases are already `name@digest`, so those cost no registry call and name
+ * exactly what was verified. The others come from `resolver`, the build's, which already read
+ * them for the base check; alone, a resolver of its own reads each once. The name stays the tag
+ * form the Dockerfile asked for: that is what a base update moves.
  */
 export async function resolveBases(
   dockerfile: string,
@@ -50,25 +52,27 @@ export async function resolveBases(
   pinnedArgs: Readonly<Record<string, string>>,
   registry: (host: string) => RegistryClient,
   signal?: AbortSignal,
+  resolver: BaseResolver = new BaseResolver(registry, signal),
 ): Promise<BaseImage[]> {
+  const digestOf = async (image: string): Promise<string> => {
+    const ref = parseImageRef(image);
+    const digest = ref.digest ?? (await resolver.manifest(image))?.digest;
+    if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${image} does not exist in ${ref.host}`);
+    return digest;
+  };
   const named = fromImages(dockerfile, buildArgs);
   const pinned = fromImages(dockerfile, pinnedArgs);
   const bases: BaseImage[] = [];
   for (const [i, from] of named.entries()) {
-    const used = pinned[i]?.image ?? from.image;
-    const ref = parseImageRef(used);
-    const digest = ref.digest ?? (await registry(ref.host).manifest(ref.repository, ref.tag, signal))?.digest;
-    if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${from.image} does not exist in ${ref.host}`);
+    // Only a pinned FROM differs from its name, and it carries its digest: what is read is the name.
+    const digest = await digestOf(pinned[i]?.image ?? from.image);
     if (!bases.some((b) => b.name === from.image && b.digest === digest)) bases.push({ name: from.image, digest });
   }
   // COPY --from=<image> and RUN --mount=from=<image> pull an image too: resolved the same way, so a
   // sandboxed builder imports it by digest and provenance names it (no build args there: refused).
   for (const use of baseUses(dockerfile, buildArgs)) {
     if (/^FROM\s/i.test(use.text) || bases.some((b) => b.name === use.image)) continue;
-    const ref = parseImageRef(use.image);
-    const digest = ref.digest ?? (await registry(ref.host).manifest(ref.repository, ref.tag, signal))?.digest;
-    if (digest === undefined) throw new FleetError(ErrorCode.E_BASE_NOT_FOUND, `base image ${use.image} does not exist in ${ref.host}`);
-    bases.push({ name: use.image, digest });
+    bases.push({ name: use.image, digest: await digestOf(use.image) });
   }
   return bases;
 }

@@ -1,27 +1,21 @@
 import { ErrorCode, FleetError, type AllowedBase } from '../protocol/index.ts';
-import type { RegistryClient } from '../adapters/registry-client.ts';
 import { fromImages, instructions } from './official-bases.ts';
 
 /**
  * Where a build's bases may come from, checked by the worker before any builder pulls one:
  * every FROM (after build args) and every COPY --from that names an image rather than a stage
- * must be allowed by the job's policy (E_BASE_NOT_ALLOWED, naming the line), then must exist in
- * its registry (a HEAD of the manifest with the pool's credentials): a name that does not resolve,
- * a missing manifest or a refusal is final at once (E_BASE_NOT_FOUND, E_BASE_UNAUTHORIZED), the
- * same on every builder; only what an outage explains (connection refused, timeouts, 5xx, 429)
- * stays E_REGISTRY_UNAVAILABLE, which is retried with backoff.
+ * must be allowed by the job's policy (E_BASE_NOT_ALLOWED, naming the line). No network here:
+ * that each allowed base exists is the base resolver's check (base-resolver.ts), the same on
+ * every builder.
  *
  * Checked here rather than by the coordinator at intake: a custom build's Dockerfile is in its
  * context in S3, which only the worker downloads; the coordinator puts the tenant's policy in
  * the job instead.
  */
 
-/** Docker Hub's names for itself, as a FROM may write them, and the host its API answers on. */
-const DOCKER_HUB = 'docker.io';
+/** Docker Hub's names for itself, as a FROM may write them (its API host is the base resolver's business). */
+export const DOCKER_HUB = 'docker.io';
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-const DOCKER_HUB_API = 'registry-1.docker.io';
-/** how long the check waits for one registry before calling it unavailable (retried) */
-const PROBE_TIMEOUT_MS = 15_000;
 
 export interface ImageRef {
   /** as a FROM names it, Docker Hub as `docker.io` */
@@ -111,95 +105,19 @@ export function checkBasePolicy(uses: readonly BaseUse[], allowed: readonly Allo
       throw new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `Dockerfile invalid ${at}: "${use.image}" is no image reference${use.image === '' ? ' (a build arg it needs is not set)' : ''}`, { step: use.text });
     }
     if (!isAllowed(ref, allowed)) {
-      const copy = !/^FROM\s/i.test(use.text) ? `--from=${use.image} names no stage of this Dockerfile, so it is the image ${describe(ref)}, and ` : '';
-      throw new FleetError(ErrorCode.E_BASE_NOT_ALLOWED, `base not allowed ${at}: ${copy}${describe(ref)} is not among the bases this build may use (${allowed.map(describeAllowed).join(', ')})`, { step: use.text });
+      const copy = !/^FROM\s/i.test(use.text) ? `--from=${use.image} names no stage of this Dockerfile, so it is the image ${describeRef(ref)}, and ` : '';
+      throw new FleetError(ErrorCode.E_BASE_NOT_ALLOWED, `base not allowed ${at}: ${copy}${describeRef(ref)} is not among the bases this build may use (${allowed.map(describeAllowed).join(', ')})`, { step: use.text });
     }
     checked.push({ use, ref });
   }
   return checked;
 }
 
-/** How a HEAD of a base's manifest ended. */
-export type ProbeOutcome = { status: number } | { error: unknown };
-
-/**
- * What a probe's outcome means for the build: null when the base is there; otherwise the error,
- * final unless an outage explains it.
- */
-export function probeVerdict(use: BaseUse, ref: ImageRef, outcome: ProbeOutcome): FleetError | null {
-  const at = `at Dockerfile line ${use.line} (${use.text})`;
-  const image = describe(ref);
-  const fail = (code: ErrorCode, label: string, why: string): FleetError => new FleetError(code, `${label} ${at}: ${image}: ${why}`, { step: use.text });
-  if ('status' in outcome) {
-    const { status } = outcome;
-    if (status >= 200 && status < 300) return null;
-    if (status === 404) return fail(ErrorCode.E_BASE_NOT_FOUND, 'base image not found', `${ref.registry} has no such manifest (404)`);
-    if (status === 401 || status === 403) return fail(ErrorCode.E_BASE_UNAUTHORIZED, 'base image refused', `${ref.registry} refused the platform's credentials (${status})`);
-    if (status === 429 || status >= 500) return fail(ErrorCode.E_REGISTRY_UNAVAILABLE, 'registry unavailable', `${ref.registry} answered ${status}`);
-    return fail(ErrorCode.E_BASE_NOT_FOUND, 'base image not found', `${ref.registry} answered ${status}`);
-  }
-  const e = outcome.error;
-  if (e instanceof FleetError && e.code === ErrorCode.E_REGISTRY_AUTH) return fail(ErrorCode.E_BASE_UNAUTHORIZED, 'base image refused', e.message);
-  // A name that does not exist (NXDOMAIN) will not exist on the next attempt either; a resolver
-  // that did not answer (EAI_AGAIN) is an outage.
-  if (causeCodes(e).includes('ENOTFOUND')) return fail(ErrorCode.E_BASE_NOT_FOUND, 'base image not found', `registry host ${ref.registry} does not resolve (no such host)`);
-  if (e instanceof FleetError && e.code !== ErrorCode.E_REGISTRY_UNAVAILABLE) return e;
-  return fail(ErrorCode.E_REGISTRY_UNAVAILABLE, 'registry unavailable', `${ref.registry} unreachable: ${causeMessage(e)}`);
-}
-
-/**
- * The whole check: policy first (no network), then one HEAD per distinct image. Throws the first
- * failure, in Dockerfile order.
- */
-export async function checkBases(
-  dockerfile: string,
-  buildArgs: Readonly<Record<string, string>>,
-  allowed: readonly AllowedBase[],
-  registry: (host: string) => RegistryClient,
-  signal: AbortSignal,
-): Promise<BaseUse[]> {
-  const checked = checkBasePolicy(baseUses(dockerfile, buildArgs), allowed);
-  const probed = new Map<string, Promise<ProbeOutcome>>();
-  const probe = (ref: ImageRef): Promise<ProbeOutcome> => {
-    const key = describe(ref);
-    let p = probed.get(key);
-    if (p === undefined) {
-      const client = registry(ref.registry === DOCKER_HUB ? DOCKER_HUB_API : ref.registry);
-      p = client.manifestStatus(ref.repository, ref.reference, AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)])).then((status) => ({ status }), (error: unknown) => ({ error }));
-      probed.set(key, p);
-    }
-    return p;
-  };
-  // All at once: a multi-stage build's bases are checked in the time of the slowest.
-  const outcomes = await Promise.all(checked.map(({ ref }) => probe(ref)));
-  if (signal.aborted) throw signal.reason;
-  for (const [i, { use, ref }] of checked.entries()) {
-    const outcome = outcomes[i];
-    const error = outcome === undefined ? null : probeVerdict(use, ref, outcome);
-    if (error !== null) throw error;
-  }
-  return checked.map((c) => c.use);
-}
-
-function describe(ref: ImageRef): string {
+/** `registry/repository:tag` or `registry/repository@digest`, as messages name an image. */
+export function describeRef(ref: ImageRef): string {
   return `${ref.registry}/${ref.repository}${ref.reference.startsWith('sha256:') ? '@' : ':'}${ref.reference}`;
 }
 
 function describeAllowed(a: AllowedBase): string {
   return a.repositories === undefined ? `${a.registry}/*` : a.repositories.map((r) => `${a.registry}/${r}`).join(', ');
-}
-
-/** The `code`s along an error's cause chain (fetch wraps the socket's error: `ENOTFOUND`, `ECONNREFUSED`…). */
-function causeCodes(e: unknown): string[] {
-  const codes: string[] = [];
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 6; c = c.cause, depth++) {
-    if ('code' in c && typeof c.code === 'string') codes.push(c.code);
-  }
-  return codes;
-}
-
-function causeMessage(e: unknown): string {
-  const messages: string[] = [];
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 6; c = c.cause, depth++) messages.push(c.message);
-  return messages.at(-1) ?? String(e);
 }

@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import type { JsMsg } from '@nats-io/jetstream';
 import { BuildId, BuildJob, ErrorCode, FleetError, decodeWith, toFleetError, type BuildJob as Job, type WorkerReport } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
+import type { RegistryClient } from '../adapters/registry-client.ts';
 import type { WorkerConfig } from './config.ts';
 import { Attempt } from './attempt.ts';
 import { LogMasker } from './log-masker.ts';
 import { finalStageBase, resolveBases } from './base-digests.ts';
 import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts';
-import { checkBases } from './base-policy.ts';
+import { BaseResolver } from './base-resolver.ts';
 import { verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
@@ -155,19 +156,23 @@ export class JobRunner {
     });
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const platformArgs = { ...job.buildArgs, FLEET_REGISTRY: job.image.registry };
+    // One resolver for the build: each base's manifest is read once, by the check, and the
+    // signature check and the digest pinning below use that read.
+    const registry = (host: string): RegistryClient => this.ports.registry(host);
+    const resolver = new BaseResolver(registry, signal);
     // Before any pull, identically for every builder: each base allowed for this tenant, and there.
-    const pullable = await checkBases(text, platformArgs, job.allowedBases ?? [{ registry: job.image.registry }], (host) => this.ports.registry(host), signal);
+    const pullable = await resolver.check(text, platformArgs, job.allowedBases ?? [{ registry: job.image.registry }]);
     await logs.line('system', `bases allowed and present: ${pullable.map((b) => b.image).join(', ') || 'none (FROM scratch)'}`);
     const { buildArgs, verified } = await verifyOfficialBases(
       text,
       platformArgs,
       this.ports.registry(job.image.registry),
       await readFile(this.config.signingPublicKeyPath, 'utf8'),
-      signal,
+      resolver,
     );
     for (const v of verified) await logs.line('system', `verified platform signature: ${v}`);
     // Resolved before the build, so the digests are the ones the builder pulls (the official ones pinned).
-    const bases = await resolveBases(text, { ...job.buildArgs, FLEET_REGISTRY: job.image.registry }, buildArgs, (host) => this.ports.registry(host), signal);
+    const bases = await resolveBases(text, platformArgs, buildArgs, registry, signal, resolver);
     for (const b of bases) await logs.line('system', `base image: ${b.name}@${b.digest}`);
     const result = await this.ports.builder.build(
       {

@@ -1,6 +1,7 @@
 import { ErrorCode, FleetError } from '../protocol/index.ts';
-import type { RegistryClient } from '../adapters/registry-client.ts';
+import type { Manifest, RegistryClient } from '../adapters/registry-client.ts';
 import { verifyImageSignature } from '../signing/sigstore.ts';
+import type { BaseResolver } from './base-resolver.ts';
 
 /** Platform namespaces whose images must carry the platform's signature before a build uses them. */
 export const SIGNED_NAMESPACES = ['official/', 'platform/'];
@@ -114,16 +115,17 @@ function stripQuotes(v: string): string {
 /**
  * Verifies the platform signature of every official (and platform service) image the build pulls
  * from `registry`, before the builder sees any of them; an unsigned or wrongly signed one fails
- * the build with E_BASE_UNSIGNED. A FROM that is exactly one build arg (the standard template's
- * FLEET_* bases) is pinned to the verified digest, so the builder pulls what was verified.
- * Returns the build args to use.
+ * the build with E_BASE_UNSIGNED. Each manifest comes from the build's base resolver, so an image
+ * the base check already read costs no second read. A FROM that is exactly one build arg (the
+ * standard template's FLEET_* bases) is pinned to the verified digest, so the builder pulls what
+ * was verified. Returns the build args to use.
  */
 export async function verifyOfficialBases(
   dockerfile: string,
   buildArgs: Readonly<Record<string, string>>,
   registry: RegistryClient,
   publicKeyPem: string,
-  signal?: AbortSignal,
+  bases: BaseResolver,
 ): Promise<{ buildArgs: Record<string, string>; verified: string[] }> {
   const pinned: Record<string, string> = { ...buildArgs };
   const verified: string[] = [];
@@ -136,7 +138,7 @@ export async function verifyOfficialBases(
     const colon = path.lastIndexOf(':');
     const repository = at >= 0 ? path.slice(0, at) : colon >= 0 ? path.slice(0, colon) : path;
     const reference = at >= 0 ? path.slice(at + 1) : colon >= 0 ? path.slice(colon + 1) : 'latest';
-    const digest = await verifiedDigest(registry, repository, reference, publicKeyPem, signal);
+    const digest = await signedDigest(registry, repository, reference, await bases.manifest(from.image), publicKeyPem);
     verified.push(`${from.image} = ${digest}`);
     const whole = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(from.raw);
     if (whole?.[1] !== undefined && whole[1].startsWith('FLEET_') && whole[1] in pinned) pinned[whole[1]] = `${host}/${repository}@${digest}`;
@@ -155,8 +157,12 @@ export async function verifiedDigest(
   publicKeyPem: string,
   signal?: AbortSignal,
 ): Promise<string> {
+  return signedDigest(registry, repository, reference, await registry.manifest(repository, reference, signal), publicKeyPem);
+}
+
+/** `manifest`'s digest (the one `repository:reference` answered with), once a platform signature on it verifies. */
+async function signedDigest(registry: RegistryClient, repository: string, reference: string, manifest: Manifest | null, publicKeyPem: string): Promise<string> {
   const image = `${registry.endpoint.host}/${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
-  const manifest = await registry.manifest(repository, reference, signal);
   if (manifest === null) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `platform image ${image} does not exist in ${registry.endpoint.host}`);
   const check = await verifyImageSignature(registry, repository, manifest.digest, publicKeyPem);
   if (!check.ok) throw new FleetError(ErrorCode.E_BASE_UNSIGNED, `refusing to use ${image}: ${check.reason}`);

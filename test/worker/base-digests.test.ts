@@ -11,10 +11,11 @@ function registries(known: Record<string, string>) {
   const client = (host: string) =>
     ({
       endpoint: { host, insecure: true },
-      manifest: (repository: string, reference: string): Promise<Manifest | null> => {
+      // the base resolver's read: the status, and the manifest when there is one
+      manifestAnswer: (repository: string, reference: string): Promise<{ status: number; manifest: Manifest | null }> => {
         reads.push(`${host}/${repository}:${reference}`);
         const digest = known[`${host}/${repository}:${reference}`];
-        return Promise.resolve(digest === undefined ? null : { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: new Uint8Array() });
+        return Promise.resolve(digest === undefined ? { status: 404, manifest: null } : { status: 200, manifest: { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: new Uint8Array() } });
       },
     }) as unknown as RegistryClient;
   return { client, reads };

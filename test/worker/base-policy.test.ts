@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../adapters/registry-client.ts';
 import { ErrorCode, FleetError, type AllowedBase } from '../../protocol/index.ts';
-import { baseUses, checkBasePolicy, checkBases, isAllowed, parseImageRef, probeVerdict, type BaseUse } from '../../worker/base-policy.ts';
+import { baseUses, checkBasePolicy, isAllowed, parseImageRef, type BaseUse } from '../../worker/base-policy.ts';
+import { checkBases, probeVerdict } from '../../worker/base-resolver.ts';
 
 describe('image references as the builders resolve them', () => {
   it.each([
