@@ -227,13 +227,19 @@ export interface LogHandlers {
   end(build: BuildView): void;
 }
 
+/** One Server-Sent Event: its name (`message` when unnamed), data and id (null when it had none). */
+export interface SseMessage {
+  event: string;
+  data: string;
+  id: string | null;
+}
+
 /**
- * Reads `GET /v1/builds/:id/logs` as Server-Sent Events through fetch (EventSource cannot send an
- * Authorization header). Log lines are handed over in the batches the network delivered, so a
- * flood costs one call per chunk, not per line.
+ * Reads a `text/event-stream` response through fetch (EventSource cannot send an Authorization
+ * header). `chunk` gets the complete messages of each network read at once, in order, so a flood
+ * costs one call per read, not per message. Comment lines (keep-alives) are skipped.
  */
-export async function streamLog(id: string, follow: boolean, handlers: LogHandlers, signal: AbortSignal): Promise<void> {
-  const res = await fetch(`/v1/builds/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { headers: headers(), signal });
+export async function readSse(res: Response, chunk: (messages: SseMessage[]) => void): Promise<void> {
   if (!res.ok || res.body === null) throw await refusal(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -241,7 +247,7 @@ export async function streamLog(id: string, follow: boolean, handlers: LogHandle
     const { done, value } = await reader.read();
     if (done) break;
     buffer += value;
-    const batch: LogLine[] = [];
+    const messages: SseMessage[] = [];
     let cut: number;
     let pos = 0;
     while ((cut = buffer.indexOf('\n\n', pos)) >= 0) {
@@ -249,10 +255,28 @@ export async function streamLog(id: string, follow: boolean, handlers: LogHandle
       pos = cut + 2;
       let event = 'message';
       let data = '';
+      let id: string | null = null;
       for (const field of message.split('\n')) {
         if (field.startsWith('event: ')) event = field.slice(7);
         else if (field.startsWith('data: ')) data += field.slice(6);
+        else if (field.startsWith('id: ')) id = field.slice(4);
       }
+      if (data !== '') messages.push({ event, data, id });
+    }
+    buffer = buffer.slice(pos);
+    if (messages.length > 0) chunk(messages);
+  }
+}
+
+/**
+ * Reads `GET /v1/builds/:id/logs` as Server-Sent Events. Log lines are handed over in the batches
+ * the network delivered, so a flood costs one call per chunk, not per line.
+ */
+export async function streamLog(id: string, follow: boolean, handlers: LogHandlers, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`/v1/builds/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { headers: headers(), signal });
+  await readSse(res, (messages) => {
+    const batch: LogLine[] = [];
+    for (const { event, data } of messages) {
       if (event === 'log') batch.push(JSON.parse(data) as LogLine);
       else {
         // keep order: lines before an event are delivered before it
@@ -261,7 +285,31 @@ export async function streamLog(id: string, follow: boolean, handlers: LogHandle
         else if (event === 'end') handlers.end(JSON.parse(data) as BuildView);
       }
     }
-    buffer = buffer.slice(pos);
     if (batch.length > 0) handlers.lines(batch);
-  }
+  });
+}
+
+/** `GET /v1/builds?watch=1` (protocol/build-list.ts BuildListEvent), structurally. */
+export type BuildListEvent =
+  | { type: 'snapshot'; builds: BuildSummary[]; total: number }
+  | { type: 'upsert'; build: BuildSummary; total: number }
+  | { type: 'remove'; id: string; total: number };
+
+/**
+ * The builds list, live: `events` gets the snapshot, then each change. Resolves when the server
+ * ends the stream; `lastEventId` (the id of the last event read, kept up to date in `cursor`)
+ * lets the server resume instead of sending a new snapshot.
+ */
+export async function streamBuilds(query: string, cursor: { lastEventId: string | null }, events: (batch: BuildListEvent[]) => void, signal: AbortSignal): Promise<void> {
+  const resume: Record<string, string> = cursor.lastEventId === null ? {} : { 'last-event-id': cursor.lastEventId };
+  const res = await fetch(`/v1/builds?${query}${query === '' ? '' : '&'}watch=1`, { headers: { ...headers(), ...resume }, signal });
+  await readSse(res, (messages) => {
+    const batch: BuildListEvent[] = [];
+    for (const m of messages) {
+      if (m.event !== 'snapshot' && m.event !== 'upsert' && m.event !== 'remove') continue;
+      batch.push(JSON.parse(m.data) as BuildListEvent);
+      if (m.id !== null) cursor.lastEventId = m.id;
+    }
+    if (batch.length > 0) events(batch);
+  });
 }

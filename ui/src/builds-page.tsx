@@ -1,11 +1,11 @@
 import { useState } from 'preact/hooks';
-import { api, PHASES, type BuildSummary } from './api.ts';
+import { PHASES } from './api.ts';
 import { buildHref } from './router.ts';
 import { time } from './format.ts';
-import { usePoll } from './use-poll.ts';
+import { useBuildList } from './use-build-list.ts';
 
-/** How often the list is asked again: new builds appear and states change without a reload. */
-const POLL_MS = 2_000;
+/** The newest this many builds are shown (the count says how many matched in all). */
+const LIMIT = 200;
 
 interface Filters {
   state: string;
@@ -25,7 +25,7 @@ function queryOf(f: Filters): string {
     const d = new Date(f.since);
     if (!Number.isNaN(d.getTime())) p.set('since', d.toISOString());
   }
-  p.set('limit', '200');
+  p.set('limit', String(LIMIT));
   return p.toString();
 }
 
@@ -36,7 +36,8 @@ export function PhaseBadge({ phase }: { phase: string }) {
 export function BuildsPage() {
   const [filters, setFilters] = useState<Filters>(() => ({ ...EMPTY, ...Object.fromEntries(new URLSearchParams(location.search)) }));
   const query = queryOf(filters);
-  const { data, error } = usePoll((signal) => api<{ builds: BuildSummary[]; total: number }>(`/v1/builds?${query}`, {}, signal), POLL_MS, query);
+  // live from the coordinator's stream; polled while the stream is down
+  const { data, error, mode } = useBuildList(query, LIMIT);
   const set = (key: keyof Filters) => (e: Event) => {
     const next = { ...filters, [key]: (e.currentTarget as HTMLInputElement | HTMLSelectElement).value };
     setFilters(next);
@@ -44,7 +45,7 @@ export function BuildsPage() {
     history.replaceState(null, '', `/ui/${q.size > 0 ? `?${q.toString()}` : ''}`);
   };
   return (
-    <section aria-labelledby="builds-h">
+    <section aria-labelledby="builds-h" data-list-mode={mode}>
       <h1 id="builds-h">Builds</h1>
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <label>
@@ -83,7 +84,10 @@ export function BuildsPage() {
         </label>
       </form>
       {error !== null && <p role="alert" class="error">{error.code}: {error.message}</p>}
-      <p class="muted" aria-live="polite">{data === null ? 'Loading…' : `${data.total} build${data.total === 1 ? '' : 's'}${data.total > data.builds.length ? `, newest ${data.builds.length} shown` : ''}`}</p>
+      <p class="muted" aria-live="polite">
+        {data === null ? 'Loading…' : `${data.total} build${data.total === 1 ? '' : 's'}${data.total > data.builds.length ? `, newest ${data.builds.length} shown` : ''}`}
+        {mode === 'poll' && <span class="small"> (live updates unavailable: asked again every 2 s)</span>}
+      </p>
       <div class="table-wrap">
         <table class="builds">
           <thead>
