@@ -20,6 +20,9 @@ export interface StoredRecord {
 }
 
 const CAS_ATTEMPTS = 20;
+/** records remembered for a compare-and-swap without a read first (a few KB each) */
+const KNOWN_RECORDS = 2_048;
+const TERMINAL = new Set<BuildState['phase']>(['pushed', 'failed', 'cancelled', 'expired']);
 
 /**
  * Build records in the KV bucket. Every change is a compare-and-swap on the record's revision
@@ -27,6 +30,14 @@ const CAS_ATTEMPTS = 20;
  * state is stored, with a message id so a repeated publish is deduplicated by JetStream.
  */
 export class BuildStore {
+  /**
+   * The last revision of each record this coordinator read or wrote, so a transition can try its
+   * compare-and-swap straight away (a claim: one KV round trip and no parse, not two and one).
+   * Never trusted on its own: only a successful CAS on that revision proves it was current, and a
+   * refusal or "no change" computed from it is checked again against a fresh read.
+   */
+  private readonly known = new Map<string, StoredRecord>();
+
   constructor(
     private readonly kv: KV,
     private readonly js: JetStreamClient,
@@ -37,13 +48,31 @@ export class BuildStore {
     const entry = await this.kv.get(id);
     if (entry === null || entry.operation !== 'PUT') return null;
     const record = parseWith(BuildRecord, entry.json(), 'stored build record', ErrorCode.E_INTERNAL);
-    return { record, revision: entry.revision };
+    const stored = { record, revision: entry.revision };
+    this.remember(stored);
+    return stored;
+  }
+
+  private remember(stored: StoredRecord): void {
+    const id = stored.record.id;
+    // A read that started before a write may answer after it: keep the newer revision.
+    const held = this.known.get(id);
+    if (held !== undefined && held.revision > stored.revision) return;
+    this.known.delete(id);
+    // An ended build changes no more (a late report reads it with get): not worth keeping.
+    if (TERMINAL.has(stored.record.state.phase)) return;
+    this.known.set(id, stored);
+    if (this.known.size > KNOWN_RECORDS) {
+      const oldest = this.known.keys().next();
+      if (oldest.done !== true) this.known.delete(oldest.value);
+    }
   }
 
   /** Creates the record unless one exists; returns the existing one instead (idempotency). */
   async create(record: BuildRecord): Promise<{ created: true; record: BuildRecord } | { created: false; existing: StoredRecord }> {
     try {
-      await this.kv.create(record.id, encode(record));
+      const revision = await this.kv.create(record.id, encode(record));
+      this.remember({ record, revision });
       return { created: true, record };
     } catch (e) {
       const existing = await this.get(record.id);
@@ -57,22 +86,39 @@ export class BuildStore {
    * FleetError to refuse (e.g. a stale attempt); returning null means "no change".
    */
   async transition(id: string, next: (record: BuildRecord) => BuildState | null): Promise<BuildRecord> {
+    // First try from the remembered revision; every retry (and every answer that is not a write) reads.
+    let remembered = this.known.get(id);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
-      const current = await this.get(id);
+      const fromMemory = remembered !== undefined;
+      const current = remembered ?? (await this.get(id));
+      remembered = undefined;
       if (current === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${id}`);
-      const state = next(current.record);
-      if (state === null) return current.record;
+      let state: BuildState | null;
+      try {
+        state = next(current.record);
+      } catch (e) {
+        if (fromMemory) continue; // a refusal must be of the current record
+        throw e;
+      }
+      if (state === null) {
+        if (fromMemory) continue;
+        return current.record;
+      }
       const from = current.record.state.phase;
       if (!canTransition(from, state.phase)) {
+        if (fromMemory) continue;
         throw new FleetError(ErrorCode.E_CONFLICT, `build ${id} cannot go from ${from} to ${state.phase}`);
       }
       const updated: BuildRecord = { ...current.record, state, updatedAt: new Date().toISOString() };
+      let revision: number;
       try {
-        await this.kv.update(id, encode(updated), current.revision);
+        revision = await this.kv.update(id, encode(updated), current.revision);
       } catch (e) {
         this.log.debug({ buildId: id, err: e }, 'record changed under us; retrying');
+        this.known.delete(id);
         continue;
       }
+      this.remember({ record: updated, revision });
       await this.publishEvent(updated);
       if (from === 'queued' && state.phase !== 'running') await this.withdrawJob(updated);
       return updated;

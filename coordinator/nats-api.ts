@@ -13,7 +13,6 @@ import {
   encode,
   subjects,
   toFleetError,
-  workerKey,
   PLATFORM_TENANT,
   type ApiReply,
   type CancelReply,
@@ -28,6 +27,7 @@ import {
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { claimState } from './attempts.ts';
+import { RegisteredWorkers } from './registered-workers.ts';
 import { cancelBuild } from './cancel.ts';
 import type { CoordinatorConfig } from './config.ts';
 import type { DeadLetters } from './dead-letters.ts';
@@ -93,9 +93,10 @@ export function serveNatsApi(
    * reads the record here (an unknown build is still answered as unknown); an accepted claim's
    * record is read once, by the transition.
    */
+  // a third of the workers bucket's TTL: within how long a killed worker's entry stays anyway
+  const registered = new RegisteredWorkers(workers, Math.min(5_000, Math.floor(config.workerTtlMs / 3)));
   const checkRegistered = async (claim: ClaimRequest, pool: string): Promise<void> => {
-    const registered = await workers.get(workerKey(pool, claim.workerId)).catch(() => null);
-    if (registered !== null && registered.operation === 'PUT') return;
+    if (await registered.has(pool, claim.workerId)) return;
     if ((await store.get(claim.buildId)) === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
     log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from an unregistered worker');
     throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: workerId: ${claim.workerId} is not a registered worker of pool ${pool}`);

@@ -1,0 +1,38 @@
+import type { KV } from '@nats-io/kv';
+import { workerKey } from '../protocol/index.ts';
+
+/**
+ * Whether a worker is announced in the workers bucket, for the claim check. A positive answer is
+ * remembered for `ttlMs`: a worker claims once per build, so without this every claim paid a KV
+ * round trip for an answer that rarely changes. The bucket itself keeps a killed worker's entry
+ * for workerTtlMs (15 s by default), so remembering a yes for a few seconds less than that
+ * widens nothing. A no is never remembered: a worker that just announced itself is let in.
+ */
+export class RegisteredWorkers {
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    private readonly workers: Pick<KV, 'get'>,
+    private readonly ttlMs: number,
+    private readonly maxEntries = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async has(pool: string, workerId: string): Promise<boolean> {
+    const key = workerKey(pool, workerId);
+    const until = this.seen.get(key);
+    if (until !== undefined && until > this.now()) return true;
+    const entry = await this.workers.get(key).catch(() => null);
+    if (entry === null || entry.operation !== 'PUT') {
+      this.seen.delete(key);
+      return false;
+    }
+    this.seen.delete(key);
+    this.seen.set(key, this.now() + this.ttlMs);
+    if (this.seen.size > this.maxEntries) {
+      const oldest = this.seen.keys().next();
+      if (oldest.done !== true) this.seen.delete(oldest.value);
+    }
+    return true;
+  }
+}
