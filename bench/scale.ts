@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale`: one real coordinator (in this process) against 1,000 queued builds and
+ * `npm run bench -- scale`: one real coordinator (a process of its own) against 1,000 queued builds and
  * N simulated workers, N = 10, 100, 1,000 (`BENCH_SCALE_WORKERS`), over a real nats-server.
  *
  * A simulated worker speaks the worker protocol exactly as worker/worker.ts and worker/job-runner.ts
@@ -10,8 +10,9 @@
  * coordinator ask the registry for a digest no one pushed, and a failed one still goes the whole
  * report path (reports consumer, claim holder check, record transition, event).
  *
- * The simulated workers run in a child process, so this process's RSS and CPU are the
- * coordinator's (plus the fleet's admin client, idle here). Each run queues 1,000 fresh builds
+ * The coordinator runs in a child process (bench/scale-coordinator.ts, the fleet's own options)
+ * and the simulated workers in another, so the RSS and CPU reported are the coordinator's alone;
+ * the bench process's RSS is printed beside it. Each run queues 1,000 fresh builds
  * (new ids, the same uploaded context) in a pool no real worker serves, and ends when every one of
  * them has its `failed` event. Printed, not asserted.
  */
@@ -22,6 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsCredentials } from '../adapters/nats.ts';
 import type { FleetClient } from '../client/index.ts';
+import type { CoordinatorOptions } from '../coordinator/index.ts';
+import type { CoordinatorAnswer, CoordinatorOrder, CoordinatorSample } from './scale-coordinator.ts';
 import { quantile } from './table.ts';
 
 const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
@@ -68,8 +71,10 @@ export interface MeasuredRow {
   claimP99Ms: number;
   recordedP50Ms: number;
   recordedP99Ms: number;
-  /** peak RSS of this (the coordinator's) process during the run */
+  /** peak RSS of the coordinator's process (a child of its own) during the run */
   peakRssMb: number;
+  /** peak RSS of the bench's own process (the fleet's admin client, the bench), for comparison with earlier runs */
+  benchPeakRssMb: number;
   /** peak V8 heap in use during the run (what the coordinator's objects take, without the process's fixed costs) */
   peakHeapMb: number;
   /** coordinator process CPU during the run, as a share of one core */
@@ -78,11 +83,13 @@ export interface MeasuredRow {
   cpuMsPerBuild: number;
   refusedClaims: number;
   firstRefusal?: string;
+  /** the machine's 1-minute load average at the end of this row's run (others share it) */
+  load1: number;
 }
 
 export interface ScaleFigures {
   rows: ScaleRow[];
-  /** this process's RSS with the fleet up and nothing queued yet (node, the tsx loader, the coordinator at rest) */
+  /** the coordinator process's RSS once started, nothing queued yet (node, the tsx loader, the coordinator at rest) */
   idleRssMb: number;
   idleHeapMb: number;
   /** the machine's 1-minute load average at the end (others share it) */
@@ -97,89 +104,174 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
   const { createLogger } = await import('../adapters/logger.ts');
   const fleet = await startLocalFleet({ workers: 0, pool: POOL }, createLogger('bench', { level: 'warn', pretty: false }));
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-scale-'));
-  let child: ChildProcess | null = null;
+  const children: ChildProcess[] = [];
   try {
     await writeFile(join(dir, 'Dockerfile'), 'ARG FLEET_REGISTRY\nFROM ${FLEET_REGISTRY}/official/base:1\nUSER 1000\n');
     const { digest } = await fleet.client.uploadContext(dir);
     const worker = fleet.natsCredentials[`worker-${POOL}`];
     const admin = fleet.natsCredentials.admin;
     if (worker === undefined || admin === undefined) throw new Error('the local fleet has no worker or admin NATS user');
-    const setup: SimSetup = { natsUrl: fleet.nats.url, worker, admin };
-    // The same node flags (the tsx loader) in the child: it runs this file in its simulator role.
-    const sim = fork(fileURLToPath(import.meta.url), [SIM_ROLE], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child = sim;
-    const answers: Array<(seen: RunSeen | { error: string }) => void> = [];
-    // `ready`: the run's workers are connected and announced, and pull from now on
-    let onReady = (): void => undefined;
-    sim.on('message', (m: RunSeen | { ready: true } | { error: string }) => ('ready' in m ? onReady() : answers.shift()?.(m)));
-    const exited = new Promise<never>((_, reject) => sim.once('exit', (code) => reject(new Error(`the simulated workers exited (${code ?? 'signal'})`))));
-    sim.send(setup);
-
-    const rows: ScaleRow[] = [];
-    const idleRssMb = process.memoryUsage().rss / 2 ** 20;
-    const idleHeapMb = process.memoryUsage().heapUsed / 2 ** 20;
-    for (const workers of workerCounts) {
-      // Re-queued for each run: fresh ids (a settled build is never queued again), one context.
-      const buildIds = Array.from({ length: builds }, (_, i) => `scale-w${workers}-${Date.now().toString(36)}-${i}`);
-      await queue(fleet.client, buildIds, digest);
-      const connected = new Promise<void>((resolve) => {
-        onReady = resolve;
-      });
-      const done = new Promise<RunSeen | { error: string }>((resolve) => {
-        answers.push(resolve);
-        const order: RunOrder = { workers, buildIds };
-        sim.send(order);
-      });
-      // Measured from the first pull: connecting 1,000 clients is not the coordinator's work.
-      const failedEarly = done.then((d) => ('error' in d ? d : null));
-      const early = await Promise.race([connected.then(() => null), failedEarly, exited]);
-      if (early !== null) {
-        // (e.g. could not connect this many clients): the curve stops here, what was measured stays
-        rows.push({ workers, builds, error: early.error });
-        onRow?.(rows.at(-1) as ScaleRow);
-        break;
-      }
-      const cpu0 = process.cpuUsage();
-      let peakRss = process.memoryUsage().rss;
-      let peakHeap = process.memoryUsage().heapUsed;
-      const sampler = setInterval(() => {
-        const m = process.memoryUsage();
-        peakRss = Math.max(peakRss, m.rss);
-        peakHeap = Math.max(peakHeap, m.heapUsed);
-      }, 100);
-      const t0 = performance.now();
-      const ended = await Promise.race([done, exited]);
-      if ('error' in ended) throw new Error(ended.error);
-      const seen = ended;
-      const wallMs = performance.now() - t0;
-      clearInterval(sampler);
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      const cpu = process.cpuUsage(cpu0);
-      const cpuMs = (cpu.user + cpu.system) / 1000;
-      rows.push({
-        workers,
-        builds,
-        settled: seen.settled,
-        throughput: seen.settled / (seen.wallMs / 1000),
-        claimP50Ms: quantile(seen.claimMs, 0.5),
-        claimP99Ms: quantile(seen.claimMs, 0.99),
-        recordedP50Ms: quantile(seen.recordedMs, 0.5),
-        recordedP99Ms: quantile(seen.recordedMs, 0.99),
-        peakRssMb: peakRss / 2 ** 20,
-        peakHeapMb: peakHeap / 2 ** 20,
-        cpuCores: cpuMs / wallMs,
-        cpuMsPerBuild: cpuMs / Math.max(1, seen.settled),
-        refusedClaims: seen.refusedClaims,
-        ...(seen.firstRefusal === undefined ? {} : { firstRefusal: seen.firstRefusal }),
-      });
-      onRow?.(rows.at(-1) as ScaleRow);
-    }
-    return { rows, idleRssMb, idleHeapMb, load1: loadavg()[0] ?? NaN };
+    let figures: ScaleFigures | undefined;
+    // The fleet's in-process coordinator steps aside for the run: the one measured is a process of its own.
+    await fleet.restartCoordinator(async () => {
+      const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, children);
+      figures = await curve(fleet.client, coordinator, { natsUrl: fleet.nats.url, worker, admin }, digest, workerCounts, builds, children, onRow);
+      await coordinator.stop();
+    });
+    if (figures === undefined) throw new Error('the scale run ended without figures');
+    return figures;
   } finally {
-    child?.kill();
+    for (const child of children) child.kill();
     await rm(dir, { recursive: true, force: true });
     await fleet.stop();
   }
+}
+
+/** The coordinator under measure, as a child process (bench/scale-coordinator.ts). */
+class CoordinatorChild {
+  private readonly waiting = new Map<string, Array<(answer: CoordinatorAnswer) => void>>();
+  private failed: Error | null = null;
+
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (answer: CoordinatorAnswer) => {
+      const kind = Object.keys(answer)[0] ?? '';
+      if (kind === 'error') this.failed = new Error(`the coordinator child: ${(answer as { error: string }).error}`);
+      for (const waiter of kind === 'error' ? [...this.waiting.values()].flatMap((w) => w.splice(0)) : (this.waiting.get(kind)?.splice(0, 1) ?? [])) waiter(answer);
+    });
+    child.once('exit', (code) => {
+      this.failed ??= new Error(`the coordinator child exited (${code ?? 'signal'})`);
+      for (const waiter of [...this.waiting.values()].flatMap((w) => w.splice(0))) waiter({ error: this.failed.message });
+    });
+  }
+
+  static async start(options: CoordinatorOptions, children: ChildProcess[]): Promise<CoordinatorChild> {
+    const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(child);
+    const c = new CoordinatorChild(child);
+    await c.ask({ start: options }, 'ready');
+    return c;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  async sample(): Promise<CoordinatorSample> {
+    const answer = await this.ask({ sample: true }, 'sample');
+    if (!('sample' in answer)) throw new Error('the coordinator child sent no sample');
+    return answer.sample;
+  }
+
+  async stop(): Promise<void> {
+    await this.ask({ stop: true }, 'stopped');
+  }
+
+  private ask(order: CoordinatorOrder, kind: string): Promise<CoordinatorAnswer> {
+    if (this.failed !== null) return Promise.reject(this.failed);
+    return new Promise<CoordinatorAnswer>((resolve, reject) => {
+      const list = this.waiting.get(kind) ?? [];
+      list.push((answer) => ('error' in answer ? reject(new Error(answer.error)) : resolve(answer)));
+      this.waiting.set(kind, list);
+      this.child.send(order);
+    });
+  }
+}
+
+/** The growth curve against a running coordinator child. */
+async function curve(
+  client: FleetClient,
+  coordinator: CoordinatorChild,
+  setup: SimSetup,
+  digest: string,
+  workerCounts: number[],
+  builds: number,
+  children: ChildProcess[],
+  onRow?: (row: ScaleRow) => void,
+): Promise<ScaleFigures> {
+  // The same node flags (the tsx loader) in the child: it runs this file in its simulator role.
+  const sim = fork(fileURLToPath(import.meta.url), [SIM_ROLE], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(sim);
+  const answers: Array<(seen: RunSeen | { error: string }) => void> = [];
+  // `ready`: the run's workers are connected and announced, and pull from now on
+  let onReady = (): void => undefined;
+  sim.on('message', (m: RunSeen | { ready: true } | { error: string }) => ('ready' in m ? onReady() : answers.shift()?.(m)));
+  const exited = new Promise<never>((_, reject) => sim.once('exit', (code) => reject(new Error(`the simulated workers exited (${code ?? 'signal'})`))));
+  exited.catch(() => undefined);
+  sim.send(setup);
+
+  const rows: ScaleRow[] = [];
+  const rest = await coordinator.sample();
+  for (const workers of workerCounts) {
+    // Re-queued for each run: fresh ids (a settled build is never queued again), one context.
+    const buildIds = Array.from({ length: builds }, (_, i) => `scale-w${workers}-${Date.now().toString(36)}-${i}`);
+    await queue(client, buildIds, digest);
+    const connected = new Promise<void>((resolve) => {
+      onReady = resolve;
+    });
+    const done = new Promise<RunSeen | { error: string }>((resolve) => {
+      answers.push(resolve);
+      const order: RunOrder = { workers, buildIds };
+      sim.send(order);
+    });
+    // Measured from the first pull: connecting 1,000 clients is not the coordinator's work.
+    const failedEarly = done.then((d) => ('error' in d ? d : null));
+    const early = await Promise.race([connected.then(() => null), failedEarly, exited]);
+    if (early !== null) {
+      // (e.g. could not connect this many clients): the curve stops here, what was measured stays
+      rows.push({ workers, builds, error: early.error });
+      onRow?.(rows.at(-1) as ScaleRow);
+      break;
+    }
+    const first = await coordinator.sample();
+    let peakRss = first.rss;
+    let peakHeap = first.heapUsed;
+    let benchPeakRss = process.memoryUsage().rss;
+    let sampling = false;
+    const sampler = setInterval(() => {
+      benchPeakRss = Math.max(benchPeakRss, process.memoryUsage().rss);
+      if (sampling) return;
+      sampling = true;
+      coordinator.sample().then(
+        (m) => {
+          peakRss = Math.max(peakRss, m.rss);
+          peakHeap = Math.max(peakHeap, m.heapUsed);
+          sampling = false;
+        },
+        () => undefined,
+      );
+    }, 100);
+    const t0 = performance.now();
+    const ended = await Promise.race([done, exited]);
+    clearInterval(sampler);
+    if ('error' in ended) throw new Error(ended.error);
+    const seen = ended;
+    const wallMs = performance.now() - t0;
+    const last = await coordinator.sample();
+    peakRss = Math.max(peakRss, last.rss);
+    peakHeap = Math.max(peakHeap, last.heapUsed);
+    const cpuMs = (last.cpuMicros - first.cpuMicros) / 1000;
+    rows.push({
+      workers,
+      builds,
+      settled: seen.settled,
+      throughput: seen.settled / (seen.wallMs / 1000),
+      claimP50Ms: quantile(seen.claimMs, 0.5),
+      claimP99Ms: quantile(seen.claimMs, 0.99),
+      recordedP50Ms: quantile(seen.recordedMs, 0.5),
+      recordedP99Ms: quantile(seen.recordedMs, 0.99),
+      peakRssMb: peakRss / 2 ** 20,
+      peakHeapMb: peakHeap / 2 ** 20,
+      benchPeakRssMb: benchPeakRss / 2 ** 20,
+      cpuCores: cpuMs / wallMs,
+      cpuMsPerBuild: cpuMs / Math.max(1, seen.settled),
+      refusedClaims: seen.refusedClaims,
+      load1: loadavg()[0] ?? NaN,
+      ...(seen.firstRefusal === undefined ? {} : { firstRefusal: seen.firstRefusal }),
+    });
+    onRow?.(rows.at(-1) as ScaleRow);
+  }
+  sim.kill();
+  return { rows, idleRssMb: rest.rss / 2 ** 20, idleHeapMb: rest.heapUsed / 2 ** 20, load1: loadavg()[0] ?? NaN };
 }
 
 /** Submits every id (16 at a time) and checks each became a new queued build. */
@@ -198,17 +290,18 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
 
 export function scaleTable(figures: ScaleFigures): string {
   const lines = [
-    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | refused claims |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | bench process RSS | load (1 min) | refused claims |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
     if ('error' in r) {
-      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | |`);
+      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | | | |`);
       continue;
     }
     lines.push(
       `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
+        `${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,
     );
   }
@@ -218,7 +311,7 @@ export function scaleTable(figures: ScaleFigures): string {
 /** The standalone bench: the growth curve as a Markdown table. */
 export async function main(): Promise<void> {
   const figures = await measureScale(WORKER_COUNTS, BUILDS, (r) => console.error(`scale: ${JSON.stringify(r)}`));
-  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (fleet up, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
+  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (started, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
 }
 
 // ---------------------------------------------------------------------------------------------

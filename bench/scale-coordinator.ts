@@ -1,0 +1,47 @@
+/**
+ * The scale bench's coordinator, in a process of its own (forked by bench/scale.ts), so its RSS
+ * and CPU are the coordinator's alone: not the bench's, not the simulated workers', not the local
+ * fleet's start. It takes the fleet's coordinator options over IPC, starts a real coordinator,
+ * answers `sample` with its memory and CPU, and closes on `stop` (the two-phase close: what it
+ * holds is finished first).
+ */
+import type { CoordinatorOptions } from '../coordinator/index.ts';
+
+/** parent → child */
+export type CoordinatorOrder = { start: CoordinatorOptions } | { sample: true } | { stop: true };
+/** child → parent */
+export type CoordinatorAnswer = { ready: true } | { sample: CoordinatorSample } | { stopped: true } | { error: string };
+
+export interface CoordinatorSample {
+  rss: number;
+  heapUsed: number;
+  /** process CPU since start, µs (user + system) */
+  cpuMicros: number;
+}
+
+const { startCoordinator } = await import('../coordinator/index.ts');
+const { createLogger } = await import('../adapters/logger.ts');
+const send = (answer: CoordinatorAnswer): void => void process.send?.(answer);
+let coordinator: Awaited<ReturnType<typeof startCoordinator>> | null = null;
+
+process.on('message', (order: CoordinatorOrder) => {
+  if ('start' in order) {
+    // warn, as the in-process coordinator of the earlier runs had: a log line per claim is not what is measured
+    startCoordinator(order.start, createLogger('bench-coordinator', { level: 'warn', pretty: false })).then(
+      (c) => {
+        coordinator = c;
+        send({ ready: true });
+      },
+      (e: unknown) => send({ error: e instanceof Error ? e.message : String(e) }),
+    );
+  } else if ('sample' in order) {
+    const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    send({ sample: { rss: m.rss, heapUsed: m.heapUsed, cpuMicros: cpu.user + cpu.system } });
+  } else {
+    void (coordinator?.close() ?? Promise.resolve()).then(() => {
+      send({ stopped: true });
+      process.disconnect();
+    });
+  }
+});
