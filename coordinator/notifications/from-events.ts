@@ -7,13 +7,15 @@ import { consume } from '../consume.ts';
 import type { Notifier } from './notifier.ts';
 
 // Only the types told are parsed in full: a type added later (by another part of the fleet) is skipped, not refused.
-const TOLD = new Set(['verdict', 'vulnerable']);
+const TOLD = new Set(['verdict', 'vulnerable', 'failed']);
 const TypeOnly = z.object({ type: z.string() });
 
 /**
  * Turns build events into notifications: a verdict that keeps an image from promotion (any gate,
  * the vulnerability scan included) → `dev.fleet.build.blocked`; a released image found vulnerable
- * by a rescan → `dev.fleet.image.vulnerable`. Reading the durable event stream, not hooking the
+ * by a rescan → `dev.fleet.image.vulnerable`; a build failed because no usable scan could be had
+ * (E_SCAN_UNAVAILABLE: the gate fails closed, so the author must hear why nothing was promoted)
+ * → `dev.fleet.build.scan-unavailable`. Reading the durable event stream, not hooking the
  * code that publishes, means a coordinator that dies between the two still tells (the event is
  * redelivered), and each notification id is derived from its event so a redelivery is queued once.
  */
@@ -43,6 +45,30 @@ export class EventNotifications {
   }
 
   private async tell(event: BuildEvent): Promise<void> {
+    if (event.type === 'failed') {
+      if (event.error.code !== ErrorCode.E_SCAN_UNAVAILABLE) return;
+      const found = await this.store.get(event.buildId);
+      if (found === null) return;
+      const record = found.record;
+      await this.notifier.notify(
+        record.tenant,
+        'dev.fleet.build.scan-unavailable',
+        event.buildId,
+        {
+          buildId: event.buildId,
+          attempt: event.attempt,
+          repository: record.request.image.repository,
+          tags: record.request.image.tags,
+          code: event.error.code,
+          reason: event.error.message,
+          // the image waits in quarantine; nothing is promoted without a scan
+          retry: `fleet dlq retry ${event.buildId} (or resubmit) once the scanners are healthy`,
+        },
+        { id: `build-scan-unavailable-${event.buildId}-${event.attempt}` },
+      );
+      this.log.info({ buildId: event.buildId, tenant: record.tenant }, 'scan unavailable notification queued');
+      return;
+    }
     if (event.type === 'verdict') {
       if (event.verdict.promoted) return;
       const found = await this.store.get(event.buildId);

@@ -306,7 +306,7 @@ describe('scanning', () => {
     expect(Math.abs(built * 1000 - Date.now())).toBeLessThan(3600_000);
   }, 400_000);
 
-  it('fails closed: with the DB missing the build fails with E_SCAN_UNAVAILABLE and nothing is promoted', async () => {
+  it('fails closed: with the DB missing the build fails with E_SCAN_UNAVAILABLE, nothing is promoted, the tenant is told', async () => {
     await rename(dbDir, `${dbDir}.away`);
     try {
       const { done } = await build('scan-no-db', 'scan/allowed/no-db');
@@ -316,6 +316,11 @@ describe('scanning', () => {
     } finally {
       await rename(`${dbDir}.away`, dbDir);
     }
+    // the author hears why nothing was promoted: signed, like every notification, retried past the receiver's first 503
+    const told = await notification('dev.fleet.build.scan-unavailable', 'scan-no-db');
+    expect(told).toMatchObject({ source: '/fleet/coordinator', fleettenant: 'platform', data: { buildId: 'scan-no-db', repository: 'scan/allowed/no-db', tags: ['1'], code: 'E_SCAN_UNAVAILABLE' } });
+    expect(String(told.data.reason)).toMatch(/no vulnerability DB at/);
+    expect(String(told.data.retry)).toContain('fleet dlq retry scan-no-db');
   });
 
   it('fails closed on a corrupt DB too: E_SCAN_UNAVAILABLE, nothing promoted', async () => {
