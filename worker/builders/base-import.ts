@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import { fromImages } from '../official-bases.ts';
+import { baseUses } from '../base-policy.ts';
+import { fromImages, instructions } from '../official-bases.ts';
 import { quietOutput } from './output-tap.ts';
 import { runTool } from './run-tool.ts';
 import type { BuildOutput, BuildPlan } from './types.ts';
@@ -43,10 +44,14 @@ export class BaseStore {
     this.layout = join(dir, 'oci');
   }
 
-  /** Brings in every image the Dockerfile's FROM lines name (stages and `scratch` aside). */
+  /**
+   * Brings in every image the Dockerfile pulls: its FROM lines (stages and `scratch` aside), and
+   * the images a `COPY --from=` or `RUN --mount=…,from=` names instead of a stage (the worker
+   * checked them against the same base policy before the build).
+   */
   async importBases(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<ImportedBase[]> {
     await mkdir(this.layout, { recursive: true, mode: 0o700 });
-    const images = [...new Set(fromImages(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs).map((f) => f.image).filter((i) => i !== ''))];
+    const images = [...new Set(baseUses(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs).map((u) => u.image).filter((i) => i !== ''))];
     const resolved = new Map((plan.resolvedBases ?? []).map((b) => [b.name, b.digest]));
     const imported: ImportedBase[] = [];
     for (const image of images) {
@@ -141,5 +146,39 @@ export function pinFromLines(dockerfile: string, buildArgs: Readonly<Record<stri
     // the image is the first operand after FROM and its flags
     lines[at] = text.replace(/^(\s*FROM\s+(?:--\S+\s+)*)(\S+)/i, (whole, head: string, token: string) => (token === from.raw ? `${head}${base.pinned}` : whole));
   }
+  return lines.join('\n');
+}
+
+/** the stages `kanikoCopyFromStages` adds: a name no Dockerfile of ours uses */
+const COPY_FROM_STAGE = 'fleet-copy-from-';
+
+/**
+ * kaniko fetches a `COPY --from=<image>` straight from the registry (its base cache serves FROM
+ * lines only), which its sandbox cannot reach. So each imported image a COPY --from names becomes
+ * a stage of its own, `FROM <store reference> AS fleet-copy-from-N`, put before the first FROM
+ * (after the global ARGs), which kaniko reads from its base cache like any pinned FROM; the COPY
+ * names that stage, and a COPY --from=<index> is shifted past the added stages. Call after
+ * `pinFromLines` (it reads the Dockerfile's own line numbers).
+ */
+export function kanikoCopyFromStages(dockerfile: string, bases: readonly ImportedBase[]): string {
+  const lines = dockerfile.split('\n');
+  const all = instructions(dockerfile);
+  const copies = all.filter((i) => /^COPY\s/i.test(i.text));
+  const wanted = [...new Set(copies.flatMap((i) => /\s--from=(\S+)/.exec(i.text)?.[1] ?? []))].flatMap((image) => bases.find((b) => b.image === image) ?? []);
+  const firstFrom = all.find((i) => /^FROM\s/i.test(i.text));
+  if (wanted.length === 0 || firstFrom === undefined) return dockerfile;
+  const stageOf = new Map(wanted.map((b, n) => [b.image, `${COPY_FROM_STAGE}${n}`]));
+  for (const { line } of copies) {
+    for (let at = line - 1; at < lines.length; at++) {
+      const physical = lines[at] ?? '';
+      lines[at] = physical.replace(/(\s--from=)(\S+)/, (whole, flag: string, from: string) => {
+        if (/^\d+$/.test(from)) return `${flag}${Number(from) + wanted.length}`;
+        const stage = stageOf.get(from);
+        return stage === undefined ? whole : `${flag}${stage}`;
+      });
+      if (!/\\\s*$/.test(physical)) break;
+    }
+  }
+  lines.splice(firstFrom.line - 1, 0, ...wanted.map((b) => `FROM ${b.pinned} AS ${stageOf.get(b.image) ?? ''}`));
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import { pinFromLines, type BaseStore } from './base-import.ts';
+import { kanikoCopyFromStages, pinFromLines, type BaseStore } from './base-import.ts';
 import { pullKanikoCache, pushKanikoCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
 import { throwClassified } from './failure-taxonomy.ts';
@@ -107,10 +107,11 @@ export class KanikoBuilder implements Builder {
   }
 
   /**
-   * Brings the bases in for a run that cannot reach the registry: each FROM image copied by the
+   * Brings the bases in for a run that cannot reach the registry: each FROM (and COPY --from) image copied by the
    * worker, written as a tarball into kaniko's base cache (once per digest; touched so kaniko's
    * cache TTL never expires a base in use), and the Dockerfile's FROMs pinned to those digests
-   * (kaniko resolves a tag through the registry even when its cache holds the image).
+   * (kaniko resolves a tag through the registry even when its cache holds the image); a COPY
+   * --from image becomes a pinned stage of its own (kaniko pulls those from the registry).
    */
   private async prepare(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
     const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
@@ -132,7 +133,7 @@ export class KanikoBuilder implements Builder {
     const dockerfileDir = join(plan.workDir, 'kaniko-dockerfile');
     await mkdir(dockerfileDir, { recursive: true });
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
-    await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported));
+    await writeFile(dockerfile, kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported));
     if (knownKeys === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network };
     return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network };
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pinFromLines, repositoryOf, type ImportedBase } from '../../../worker/builders/base-import.ts';
+import { kanikoCopyFromStages, pinFromLines, repositoryOf, type ImportedBase } from '../../../worker/builders/base-import.ts';
 import { buildctlArgs, contextName } from '../../../worker/builders/buildkit.ts';
 import type { BuildPlan } from '../../../worker/builders/types.ts';
 
@@ -29,6 +29,14 @@ describe('base import', () => {
     ]);
   });
 
+  it('kanikoCopyFromStages turns each imported COPY --from image into a pinned stage before the first FROM (continued lines too) and shifts stage indexes past them', () => {
+    const dockerfile = ['ARG FLEET_REGISTRY', 'FROM r:5000/official/base:1 AS build', 'COPY --from=build /a /a', 'COPY --from=0 /a /b', 'COPY --chown=1 \\', '  --from=r:5000/tools/lint:2 /lint /lint', 'COPY --from=r:5000/not/imported:1 /x /x', 'RUN --mount=from=r:5000/tools/lint:2 true', ''].join('\n');
+    expect(kanikoCopyFromStages(dockerfile, [base('r:5000/tools/lint:2')]).split('\n')).toEqual([
+      'ARG FLEET_REGISTRY', `FROM r:5000/tools/lint@${D} AS fleet-copy-from-0`, 'FROM r:5000/official/base:1 AS build', 'COPY --from=build /a /a', 'COPY --from=1 /a /b', 'COPY --chown=1 \\', '  --from=fleet-copy-from-0 /lint /lint', 'COPY --from=r:5000/not/imported:1 /x /x', 'RUN --mount=from=r:5000/tools/lint:2 true', '',
+    ]);
+    expect(kanikoCopyFromStages('FROM a\nCOPY --from=0 /a /a\n', [base('r:5000/tools/lint:2')])).toBe('FROM a\nCOPY --from=0 /a /a\n');
+  });
+
   it('names BuildKit contexts as the dockerfile frontend looks them up (familiar form, no :latest)', () => {
     expect(contextName('r:5000/official/base:1')).toBe('r:5000/official/base:1');
     expect(contextName('r:5000/official/base:latest')).toBe('r:5000/official/base');
@@ -47,6 +55,9 @@ describe('base import', () => {
     expect(args).toContain('--export-cache type=local,dest=/s/cache/x');
     expect(args).toContain('--opt force-network-mode=none');
     expect(args).not.toMatch(/type=registry|push=true/);
+    // a COPY --from image is one more named context, looked up by the name the instruction gives
+    const copy = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [base('r:5000/tools/lint:2')], network: 'private' }).join(' ');
+    expect(copy).toContain(`--opt context:r:5000/tools/lint:2=oci-layout://fleetbases@${D}`);
     expect(buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [], network: 'private' }).join(' ')).not.toContain('force-network-mode');
   });
 });
