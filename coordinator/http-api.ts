@@ -13,7 +13,8 @@ import { z } from 'zod';
 import { BuildListQuery, queryOf, type BuildList } from './build-list.ts';
 import { streamBuildList } from './sse-builds.ts';
 import type { DeadLetters } from './dead-letters.ts';
-import { serveUi } from './ui-assets.ts';
+import { UI_DIST, serveUi } from './ui-assets.ts';
+import { ConsoleLogins } from './console-login.ts';
 import type { NotificationDelivery } from '../protocol/notification.ts';
 import { authorizeNotifier, type Rebuilds } from './rebuilds/index.ts';
 
@@ -57,6 +58,8 @@ export async function serveHttp(
   /** rebuild on base update (coordinator/rebuilds): registry notifications in, waves out; absent: those routes 404 */
   rebuilds?: Rebuilds | null,
 ): Promise<{ server: Server; url: string }> {
+  // the console's browser sign-in: the trusted OIDC issuers that have a login page
+  const logins = await ConsoleLogins.fromFile(config.platform.oidcPath, log.child({ component: 'console-login' }));
   const server = createServer((req, res) => {
     route(req, res).catch((e: unknown) => {
       const err = toFleetError(e);
@@ -88,7 +91,7 @@ export async function serveHttp(
       return void res.end(m.body);
     }
     // The web console's static files: public (they hold no data; the API calls carry the token).
-    if (await serveUi(req.method ?? 'GET', path, res)) return;
+    if (await serveUi(req.method ?? 'GET', path, res, UI_DIST, logins)) return;
     // Everything else is for authenticated callers only, and each sees only its tenant's builds.
     const caller = await authenticator.authenticate(req.headers.authorization);
     if (consoleSources !== undefined && (await consoleRoute(req, res, url, caller, consoleSources))) return;

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ConsoleLogin } from './console-login.ts';
 
 /** Where `npm run ui:build` (ui/build.ts) writes the console. */
 export const UI_DIST = fileURLToPath(new URL('../ui/dist/', import.meta.url));
@@ -11,11 +12,17 @@ export const UI_DIST = fileURLToPath(new URL('../ui/dist/', import.meta.url));
  * needs a login: the assets hold no data. The policy allows only this origin, and no inline script
  * or style (the build emits none), so injected log text could not run even if it reached markup.
  */
+const CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 } as const;
+
+/** The browser sign-in choices (coordinator/console-login.ts); absent: API tokens only. */
+export interface UiLogins {
+  list(): Promise<ConsoleLogin[]>;
+}
 
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -26,7 +33,7 @@ const TYPES: Readonly<Record<string, string>> = {
 };
 
 /** The console's own page routes (client-side); anything else under /ui/ is a 404. */
-const PAGES = [/^\/ui\/$/, /^\/ui\/builds\/[^/]+$/, /^\/ui\/workers$/, /^\/ui\/dead-letters$/, /^\/ui\/rebuilds$/];
+const PAGES = [/^\/ui\/$/, /^\/ui\/builds\/[^/]+$/, /^\/ui\/workers$/, /^\/ui\/dead-letters$/, /^\/ui\/rebuilds$/, /^\/ui\/oidc-callback$/];
 /** Built assets carry a content hash in their names (ui/build.ts): they never change in place. */
 const ASSET = /^\/ui\/assets\/([A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|map|svg))$/;
 
@@ -34,7 +41,7 @@ const ASSET = /^\/ui\/assets\/([A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|map|svg))$/
  * Answers GET/HEAD under /ui; returns false for any other path. `dist` is the build output (tests
  * point it at a directory of their own).
  */
-export async function serveUi(method: string, path: string, res: ServerResponse, dist: string = UI_DIST): Promise<boolean> {
+export async function serveUi(method: string, path: string, res: ServerResponse, dist: string = UI_DIST, logins?: UiLogins): Promise<boolean> {
   if (path !== '/ui' && !path.startsWith('/ui/')) return false;
   if (method !== 'GET' && method !== 'HEAD') return reply(res, method, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { allow: 'GET, HEAD' });
   if (path === '/ui') {
@@ -42,13 +49,21 @@ export async function serveUi(method: string, path: string, res: ServerResponse,
     res.end();
     return true;
   }
+  // Public, like the page: where a person may sign in (issuer, client id, endpoints), nothing secret.
+  if (path === '/ui/login.json') {
+    return reply(res, method, 200, 'application/json', JSON.stringify({ oidc: (await logins?.list()) ?? [] }), { 'cache-control': 'no-cache' });
+  }
   if (PAGES.some((p) => p.test(path))) {
     const page = await readIfExists(join(dist, 'index.html'));
     if (page === null) {
       return reply(res, method, 503, 'text/plain; charset=utf-8', 'The web console was not built: run `npm run ui:build` (ui/build.ts) on this machine.\n');
     }
     // The page names the current hashed assets, so it must be revalidated every time.
-    return reply(res, method, 200, 'text/html; charset=utf-8', page, { 'cache-control': 'no-cache' });
+    // The code-for-token exchange goes from the page to the issuer's token endpoint (a public
+    // client with PKCE): that origin, and only it, is added to where the page may connect.
+    const tokenOrigins = [...new Set(((await logins?.list()) ?? []).map((l) => new URL(l.tokenEndpoint).origin))];
+    const csp = tokenOrigins.length === 0 ? {} : { 'content-security-policy': `${CSP}; connect-src 'self' ${tokenOrigins.join(' ')}` };
+    return reply(res, method, 200, 'text/html; charset=utf-8', page, { 'cache-control': 'no-cache', ...csp });
   }
   const asset = ASSET.exec(path)?.[1];
   const type = asset === undefined ? undefined : TYPES[extname(asset)];
