@@ -6,24 +6,42 @@ import { BuildsPage } from './builds-page.tsx';
 import { BuildPage } from './build-page.tsx';
 import { DeadLettersPage, WorkersPage } from './fleet-pages.tsx';
 import { RebuildsPage } from './rebuilds-page.tsx';
+import { CALLBACK_PATH, expiresAt, finishLogin, logins, signOut, startLogin, type OidcLogin } from './oidc.ts';
 import './style.css';
 
-function SignIn({ onSignedIn, expired }: { onSignedIn: () => void; expired: boolean }) {
+type SignedOutBecause = null | 'refused' | 'expired';
+
+function SignIn({ onSignedIn, because }: { onSignedIn: () => void; because: SignedOutBecause }) {
   const [value, setValue] = useState('');
+  const [issuers, setIssuers] = useState<OidcLogin[]>([]);
+  const [failed, setFailed] = useState<string | null>(null);
+  useEffect(() => {
+    logins().then(setIssuers, () => setIssuers([]));
+  }, []);
   return (
     <main class="signin">
       <h1>fleet console</h1>
+      {because === 'refused' && <p role="alert" class="error">The API refused that token (expired, revoked or mistyped). Sign in again.</p>}
+      {because === 'expired' && <p role="alert" class="error">Your session has expired. Sign in again.</p>}
+      {failed !== null && <p role="alert" class="error">{failed}</p>}
+      {issuers.map((login) => (
+        <p>
+          <button type="button" class="oidc" onClick={() => startLogin(login).catch((e: unknown) => setFailed(String(e)))}>
+            Sign in with {new URL(login.issuer).host}
+          </button>
+        </p>
+      ))}
       <form
         onSubmit={(e) => {
           e.preventDefault();
           const t = value.trim();
           if (t === '') return;
+          signOut();
           token.set(t);
           onSignedIn();
         }}
       >
-        {expired && <p role="alert" class="error">The API refused that token (expired, revoked or mistyped). Paste a valid one.</p>}
-        <label for="token">API token</label>
+        <label for="token">{issuers.length > 0 ? 'Or an API token' : 'API token'}</label>
         <input id="token" name="token" type="password" autocomplete="off" spellcheck={false} placeholder="flt_…" value={value} onInput={(e) => setValue(e.currentTarget.value)} required />
         <p class="hint">Kept in this tab only (sessionStorage) and sent as a bearer token to this coordinator's API.</p>
         <button type="submit">Sign in</button>
@@ -32,18 +50,53 @@ function SignIn({ onSignedIn, expired }: { onSignedIn: () => void; expired: bool
   );
 }
 
+/** Back from the issuer: trade the code for the ID token, then return to where the person was. */
+function OidcCallback({ onSignedIn }: { onSignedIn: () => void }) {
+  const [failed, setFailed] = useState<string | null>(null);
+  useEffect(() => {
+    finishLogin(location.search).then(
+      (back) => {
+        history.replaceState(null, '', back.startsWith('/ui/') && !back.startsWith(CALLBACK_PATH) ? back : '/ui/');
+        dispatchEvent(new PopStateEvent('popstate'));
+        onSignedIn();
+      },
+      (e: unknown) => setFailed(e instanceof Error ? e.message : String(e)),
+    );
+  }, []);
+  if (failed === null) return <main class="signin"><p aria-live="polite">Signing in…</p></main>;
+  return (
+    <main class="signin">
+      <p role="alert" class="error">{failed}</p>
+      <p><a href="/ui/">Back to sign-in</a></p>
+    </main>
+  );
+}
+
 function App() {
   const route = useRoute();
-  const [signedIn, setSignedIn] = useState(token.get() !== null);
-  const [expired, setExpired] = useState(false);
+  const [signedIn, setSignedIn] = useState(token.get() !== null && route.page !== 'oidc-callback');
+  const [because, setBecause] = useState<SignedOutBecause>(null);
+  const signedOut = (why: SignedOutBecause): void => {
+    signOut();
+    setBecause(why);
+    setSignedIn(false);
+  };
   useEffect(() => {
-    setOnUnauthenticated(() => {
-      token.clear();
-      setExpired(true);
-      setSignedIn(false);
-    });
+    setOnUnauthenticated(() => signedOut('refused'));
   }, []);
-  if (!signedIn) return <SignIn expired={expired} onSignedIn={() => { setExpired(false); setSignedIn(true); }} />;
+  // An ID token says when it expires: back to sign-in then, not at the next refused call.
+  useEffect(() => {
+    const at = signedIn ? expiresAt() : null;
+    if (at === null) return;
+    const timer = setTimeout(() => signedOut('expired'), Math.max(0, at - Date.now()));
+    return () => clearTimeout(timer);
+  }, [signedIn]);
+  const onSignedIn = (): void => {
+    setBecause(null);
+    setSignedIn(true);
+  };
+  if (!signedIn && route.page === 'oidc-callback') return <OidcCallback onSignedIn={onSignedIn} />;
+  if (!signedIn) return <SignIn because={because} onSignedIn={onSignedIn} />;
   const current = route.page === 'build' ? 'builds' : route.page;
   const nav = (href: string, page: string, label: string) => (
     <a href={href} aria-current={current === page ? 'page' : undefined}>
@@ -61,7 +114,7 @@ function App() {
           {nav('/ui/rebuilds', 'rebuilds', 'Rebuild waves')}
           {nav('/ui/dead-letters', 'dead-letters', 'Dead letters')}
         </nav>
-        <button type="button" class="link" onClick={() => { token.clear(); setSignedIn(false); }}>
+        <button type="button" class="link" onClick={() => signedOut(null)}>
           Sign out
         </button>
       </header>
@@ -71,7 +124,7 @@ function App() {
         {route.page === 'workers' && <WorkersPage />}
         {route.page === 'rebuilds' && <RebuildsPage />}
         {route.page === 'dead-letters' && <DeadLettersPage />}
-        {route.page === 'unknown' && <p>No such page. <a href="/ui/">Builds</a></p>}
+        {(route.page === 'unknown' || route.page === 'oidc-callback') && <p>No such page. <a href="/ui/">Builds</a></p>}
       </main>
     </>
   );

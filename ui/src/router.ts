@@ -1,13 +1,14 @@
 import { useEffect, useState } from 'preact/hooks';
 
 /** The console's pages; the coordinator serves index.html for exactly these paths (coordinator/ui-assets.ts). */
-export type Route = { page: 'builds' } | { page: 'build'; id: string } | { page: 'workers' } | { page: 'dead-letters' } | { page: 'rebuilds' } | { page: 'unknown' };
+export type Route = { page: 'builds' } | { page: 'build'; id: string } | { page: 'workers' } | { page: 'dead-letters' } | { page: 'rebuilds' } | { page: 'oidc-callback' } | { page: 'unknown' };
 
 export function parseRoute(path: string): Route {
   if (path === '/ui/' || path === '/ui') return { page: 'builds' };
   if (path === '/ui/workers') return { page: 'workers' };
   if (path === '/ui/dead-letters') return { page: 'dead-letters' };
   if (path === '/ui/rebuilds') return { page: 'rebuilds' };
+  if (path === '/ui/oidc-callback') return { page: 'oidc-callback' };
   const build = /^\/ui\/builds\/([^/]+)$/.exec(path);
   if (build?.[1] !== undefined) return { page: 'build', id: decodeURIComponent(build[1]) };
   return { page: 'unknown' };
