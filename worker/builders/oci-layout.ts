@@ -1,4 +1,4 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -71,4 +71,18 @@ export async function keepReachable(dir: string): Promise<boolean> {
     }
   }
   return true;
+}
+
+/**
+ * Hard-links blobs `digests` of layout FROM into layout TO (same filesystem: the worker's state
+ * dir) where TO lacks them. A builder exporting into TO skips a blob already there, so an image
+ * or cache export does not write the base layers again (they were 60 MB, 0.7 s per build of a new
+ * app). Best effort: a blob that cannot be linked is written by the exporter as before.
+ */
+export async function linkBlobs(from: string, digests: Iterable<string>, to: string): Promise<void> {
+  for (const digest of new Set(digests)) {
+    const target = blobPath(to, digest);
+    await mkdir(join(target, '..'), { recursive: true });
+    await link(blobPath(from, digest), target).catch(() => undefined);
+  }
 }

@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256 } from '../../../adapters/registry-client.ts';
-import { keepReachable, taggedDigest } from '../../../worker/builders/oci-layout.ts';
+import { keepReachable, linkBlobs, taggedDigest } from '../../../worker/builders/oci-layout.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -48,5 +48,15 @@ describe('the worker\'s OCI layouts', () => {
     await writeFile(join(dir, 'index.json'), 'not json');
     expect(await keepReachable(dir)).toBe(false);
     expect(await readdir(join(dir, 'blobs', 'sha256'))).toHaveLength(1);
+  });
+
+  it('linkBlobs hard-links the blobs a layout lacks (same inode), leaves the ones it has, and skips the ones the source lacks', async () => {
+    const from = await layout(['base-layer', 'other'], []);
+    const to = await layout(['other'], []);
+    await linkBlobs(from, [sha256('base-layer'), sha256('other'), sha256('missing')], to);
+    const path = (dir: string, c: string): string => join(dir, 'blobs', 'sha256', sha256(c).slice('sha256:'.length));
+    expect((await stat(path(to, 'base-layer'))).ino).toBe((await stat(path(from, 'base-layer'))).ino);
+    expect((await stat(path(to, 'other'))).ino).not.toBe((await stat(path(from, 'other'))).ino);
+    expect(await readdir(join(to, 'blobs', 'sha256'))).toHaveLength(2);
   });
 });
