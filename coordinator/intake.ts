@@ -7,8 +7,8 @@ import {
   encode,
   parseWith,
   subjects,
-  BuildView,
   type AllowedBase,
+  type BuildView,
   type BuildJob,
   type BuildRecord,
 } from '../protocol/index.ts';
@@ -30,8 +30,15 @@ export interface Accepted {
   created: boolean;
 }
 
+/**
+ * A record as callers see it: without the request hash. Every BuildRecord here was parsed when
+ * read or built from a parsed request, so this drops the field instead of parsing it all again
+ * (a second full zod parse on every answer, the intake's included).
+ */
 export function toView(record: BuildRecord): BuildView {
-  return BuildView.parse(record);
+  const view: BuildView & { requestHash?: string } = { ...record };
+  delete view.requestHash;
+  return view;
 }
 
 // Positive HEADs of content-addressed contexts, remembered far below any lifecycle expiry.
