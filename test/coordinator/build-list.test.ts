@@ -1,29 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { BuildList, BuildListQuery, queryOf } from '../../coordinator/build-list.ts';
-import { decodeWith, type BuildRecord, type BuildState } from '../../protocol/index.ts';
+import { decodeWith } from '../../protocol/index.ts';
+import { buildRecord } from './build-records.ts';
 import { PLATFORM_ADMIN } from '../../coordinator/tenancy/authorize.ts';
 
 /** The console's list route: what each caller sees, and how the query string is read. */
 
-const record = (id: string, tenant: string, repository: string, createdAt: string, state: BuildState = { phase: 'queued' }): BuildRecord => ({
-  id,
-  requestHash: 'h',
-  tenant,
-  createdAt,
-  updatedAt: createdAt,
-  state,
-  request: {
-    id,
-    kind: 'custom',
-    pool: 'default',
-    context: { digest: `sha256:${'a'.repeat(64)}` },
-    dockerfile: 'Dockerfile',
-    buildArgs: {},
-    labels: {},
-    secrets: [],
-    image: { repository, tags: ['1'] },
-  },
-});
+const record = buildRecord;
 
 const parse = (qs: string): BuildListQuery => decodeWith(BuildListQuery, Buffer.from(JSON.stringify(queryOf(new URLSearchParams(qs)))), 'query');
 const alpha = { subject: 'a', tenant: 'alpha', role: 'reader' as const };

@@ -6,28 +6,11 @@ import { streamBuildList } from '../../coordinator/sse-builds.ts';
 import { PLATFORM_ADMIN, type Caller } from '../../coordinator/tenancy/authorize.ts';
 import { BuildListEvent, decodeWith, type BuildRecord, type BuildState } from '../../protocol/index.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { buildRecord } from './build-records.ts';
 
 /** The live builds list over real HTTP: what each tenant's stream carries, and resuming it. */
 
-const record = (id: string, tenant: string, createdAt: string, state: BuildState = { phase: 'queued' }, updatedAt = createdAt): BuildRecord => ({
-  id,
-  requestHash: 'h',
-  tenant,
-  createdAt,
-  updatedAt,
-  state,
-  request: {
-    id,
-    kind: 'custom',
-    pool: 'default',
-    context: { digest: `sha256:${'a'.repeat(64)}` },
-    dockerfile: 'Dockerfile',
-    buildArgs: {},
-    labels: {},
-    secrets: [],
-    image: { repository: `app/${tenant}/web`, tags: ['1'] },
-  },
-});
+const record = (id: string, tenant: string, createdAt: string, state?: BuildState, updatedAt?: string): BuildRecord => buildRecord(id, tenant, `app/${tenant}/web`, createdAt, state, updatedAt);
 
 const CALLERS: Record<string, Caller> = {
   alpha: { subject: 'a', tenant: 'alpha', role: 'reader' },
