@@ -3,8 +3,13 @@ import type { LogLine } from './api.ts';
 
 /** Every row is one line high; fixed, so a line's position is arithmetic, not measurement. */
 export const ROW_HEIGHT = 18;
-/** Rows rendered beyond the viewport on each side, so a scroll step never shows a gap. */
-const OVERSCAN = 10;
+/**
+ * Rows rendered beyond the viewport on each side, so a scroll step never shows a gap. Six keeps
+ * the tallest log panel (44rem: 40 rows) at 53 row nodes.
+ */
+const OVERSCAN = 6;
+/** The line count is told to the toolbar at most this often: each telling re-renders the panel. */
+const COUNT_EVERY_MS = 250;
 /** The step headers of buildah (`STEP 2/5: RUN …`), BuildKit (`#6 [2/3] RUN …`) and kaniko (`INFO[0003] RUN …`). */
 const STEP_HEADER = /^(STEP \d+\/\d+: |#\d+ \[[^\]]*\d+\/\d+\] |INFO\[\d+\] (?:RUN|FROM|COPY|ADD|WORKDIR|USER|ENV|ARG|LABEL|CMD|ENTRYPOINT) )/;
 const STREAM_CODE = { stdout: 0, stderr: 1, system: 2 } as const;
@@ -36,7 +41,18 @@ export class LogView {
   /** the line count last told to `events.count` */
   private reported = 0;
   private following = true;
-  private programmaticScroll = false;
+  /**
+   * The viewport's height and scroll offset as this view last set or saw them. A flood redraws
+   * every frame; reading them back from the DOM after the spacer grew would force a layout each
+   * time, so they are kept here (the height from a ResizeObserver, the offset from scroll events).
+   */
+  private viewport: number;
+  private top = 0;
+  private height = 0;
+  private countTimer = 0;
+  private heightDirty = false;
+  private scrollDirty = false;
+  private readonly resize: ResizeObserver;
   private term = '';
   private matches: number[] = [];
   private matchAt = -1;
@@ -56,12 +72,21 @@ export class LogView {
     this.spacer = document.createElement('div');
     this.spacer.className = 'log-spacer';
     scroller.append(this.spacer);
+    this.viewport = scroller.clientHeight;
+    this.resize = new ResizeObserver(() => {
+      this.viewport = scroller.clientHeight;
+      this.top = scroller.scrollTop;
+      this.render();
+    });
+    this.resize.observe(scroller);
     scroller.addEventListener('scroll', this.onScroll, { passive: true });
     scroller.addEventListener('click', this.onClick);
   }
 
   destroy(): void {
     cancelAnimationFrame(this.frame);
+    clearTimeout(this.countTimer);
+    this.resize.disconnect();
     this.scroller.removeEventListener('scroll', this.onScroll);
     this.scroller.removeEventListener('click', this.onClick);
     this.scroller.replaceChildren();
@@ -123,8 +148,8 @@ export class LogView {
     this.setFollow(false);
     this.target = line;
     const row = this.rows === null ? line : this.rows.indexOf(line);
-    this.spacer.style.height = `${this.rowCount() * ROW_HEIGHT}px`;
-    this.scrollTo(row * ROW_HEIGHT - this.scroller.clientHeight / 2 + ROW_HEIGHT / 2);
+    this.setHeight(this.rowCount() * ROW_HEIGHT);
+    this.scrollTo(row * ROW_HEIGHT - this.viewport / 2 + ROW_HEIGHT / 2);
     this.gen++;
     this.render();
     return true;
@@ -181,11 +206,19 @@ export class LogView {
     this.flush();
     this.render();
     // lines may also have been moved in by search or a jump (flush outside a frame): compare counts
-    if (this.reported !== this.texts.length) {
-      this.reported = this.texts.length;
-      this.events.count(this.reported);
-    }
+    if (this.reported !== this.texts.length && this.countTimer === 0) this.reportCount();
   };
+
+  /** Tells the count now, then at most every COUNT_EVERY_MS while it keeps changing (the last change always). */
+  private reportCount(): void {
+    this.reported = this.texts.length;
+    this.events.count(this.reported);
+    this.countTimer = window.setTimeout(() => {
+      this.countTimer = 0;
+      this.flush();
+      if (this.reported !== this.texts.length) this.reportCount();
+    }, COUNT_EVERY_MS);
+  }
 
   /** Moves queued lines into the arrays (no DOM work). */
   private flush(): void {
@@ -208,12 +241,21 @@ export class LogView {
     }
   }
 
-  /** A scroll of ours, not the user's: it must not switch following off. */
+  /**
+   * A scroll of ours, not the user's (onScroll tells them apart by the offset kept here). Only
+   * noted: render() writes it, after the rows, so a frame costs one layout, not one per write.
+   */
   private scrollTo(top: number): void {
-    const clamped = Math.max(0, Math.min(top, this.scroller.scrollHeight - this.scroller.clientHeight));
-    if (Math.abs(this.scroller.scrollTop - clamped) < 1) return;
-    this.programmaticScroll = true;
-    this.scroller.scrollTop = clamped;
+    const clamped = Math.max(0, Math.min(top, this.height - this.viewport));
+    if (Math.abs(this.top - clamped) < 1) return;
+    this.top = clamped;
+    this.scrollDirty = true;
+  }
+
+  private setHeight(px: number): void {
+    if (px === this.height) return;
+    this.height = px;
+    this.heightDirty = true;
   }
 
   private rowCount(): number {
@@ -222,19 +264,23 @@ export class LogView {
 
   private render(): void {
     const total = this.rowCount();
-    this.spacer.style.height = `${total * ROW_HEIGHT}px`;
-    if (this.following) this.scrollTo(this.scroller.scrollHeight - this.scroller.clientHeight);
-    const viewport = this.scroller.clientHeight;
-    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(total, Math.ceil((this.scroller.scrollTop + viewport) / ROW_HEIGHT) + OVERSCAN);
-    const needed = Math.max(0, last - first);
+    this.setHeight(total * ROW_HEIGHT);
+    if (this.following) this.scrollTo(this.height - this.viewport);
+    // folding shrinks the log: the browser will clamp the offset, so draw for where it will be
+    else if (this.top > Math.max(0, this.height - this.viewport)) this.scrollTo(this.top);
+    const viewport = this.viewport;
+    // Following, nothing lies below the end, and the rows above scroll out at once: a flood then
+    // draws the viewport only. (Scrolling up stops following, and brings the overscan back.)
+    const first = Math.max(0, Math.floor(this.top / ROW_HEIGHT) - (this.following ? 0 : OVERSCAN));
+    const last = Math.min(total, Math.ceil((this.top + viewport) / ROW_HEIGHT) + OVERSCAN);
     // Rows are recycled by position (row r is always node r mod pool size), so scrolling by k rows
-    // redraws k nodes, not the whole viewport.
-    if (this.pool.length < needed || this.pool.length > needed + 2 * OVERSCAN) {
+    // redraws k nodes, not the whole viewport. The pool is as large as the viewport can ever need
+    // (any offset), and is rebuilt only when the viewport's height changes.
+    const size = Math.ceil(viewport / ROW_HEIGHT) + 1 + 2 * OVERSCAN;
+    if (this.pool.length !== size) {
       for (const node of this.pool) node.remove();
       this.pool.length = 0;
       this.shown.length = 0;
-      const size = needed + OVERSCAN;
       for (let k = 0; k < size; k++) {
         const row = document.createElement('div');
         row.className = 'row';
@@ -244,7 +290,6 @@ export class LogView {
       }
       this.scroller.append(...this.pool);
     }
-    const size = this.pool.length;
     const used = new Uint8Array(size);
     for (let r = first; r < last; r++) {
       const k = r % size;
@@ -271,13 +316,21 @@ export class LogView {
       node.replaceChildren();
       was.line = -1;
     }
+    // the spacer first: the offset is clamped to the height the browser knows
+    if (this.heightDirty) {
+      this.heightDirty = false;
+      this.spacer.style.height = `${this.height}px`;
+    }
+    if (this.scrollDirty) {
+      this.scrollDirty = false;
+      this.scroller.scrollTop = this.top;
+    }
   }
 
   private draw(node: HTMLDivElement, line: number): void {
     const text = this.texts[line] ?? '';
     const n = line + 1;
     node.id = `L${n}`;
-    node.dataset.line = String(n);
     const stream = this.streams[line] ?? 0;
     const isHeader = this.headers.has(line);
     node.className = `row${stream === 1 ? ' stderr' : stream === 2 ? ' system' : ''}${isHeader ? ' step' : ''}${line === this.failedStep ? ' failed-step' : ''}${line === this.target ? ' target' : ''}`;
@@ -343,12 +396,11 @@ export class LogView {
   }
 
   private readonly onScroll = (): void => {
-    if (this.programmaticScroll) {
-      // render() scrolled, and drew for the new position already
-      this.programmaticScroll = false;
-      return;
-    }
-    const atEnd = this.scroller.scrollTop + this.scroller.clientHeight >= this.scroller.scrollHeight - ROW_HEIGHT;
+    const top = this.scroller.scrollTop;
+    // at the offset render() set: our own scroll, drawn for already
+    if (Math.abs(top - this.top) < 1) return;
+    this.top = top;
+    const atEnd = top + this.viewport >= this.height - ROW_HEIGHT;
     this.setFollow(atEnd);
     this.render();
   };
