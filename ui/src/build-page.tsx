@@ -4,6 +4,7 @@ import { duration, shortDigest, time } from './format.ts';
 import { LogView } from './log-view.ts';
 import { PhaseBadge } from './builds-page.tsx';
 import { buildHref, rebuildsHref } from './router.ts';
+import { Table, type Column } from './table.tsx';
 
 const TERMINAL = new Set(['pushed', 'failed', 'cancelled', 'expired']);
 
@@ -51,35 +52,31 @@ function Timeline({ events, build }: { events: BuildEvent[]; build: BuildView })
   );
 }
 
+const GATE_COLUMNS: readonly Column<GateResult>[] = [
+  { header: 'Gate', rowHeader: true, cell: (g) => g.gate },
+  { header: 'Outcome', cell: (g) => <span class={`badge out-${g.outcome}`}>{g.outcome}</span> },
+  {
+    header: 'Reason',
+    cell: (g) => (
+      <>
+        <code>{g.code}</code> {g.reason}
+      </>
+    ),
+  },
+];
+
 function Gates({ verdict }: { verdict: Verdict }) {
   const scan = verdict.gates.find((g) => g.scan !== undefined)?.scan;
   return (
     <section aria-labelledby="gates-h">
       <h2 id="gates-h">Gates {verdict.promoted ? <span class="badge ph-pushed">promoted</span> : <span class="badge ph-failed">blocked</span>}</h2>
-      <div class="table-wrap">
-        <table class="gates">
-          <thead>
-            <tr>
-              <th scope="col">Gate</th>
-              <th scope="col">Outcome</th>
-              <th scope="col">Reason</th>
-            </tr>
-          </thead>
-          <tbody>
-            {verdict.gates.map((g: GateResult) => (
-              <tr key={g.gate} data-gate={g.gate} data-outcome={g.outcome} class={g.outcome === 'block' ? 'blocking' : ''}>
-                <th scope="row">{g.gate}</th>
-                <td>
-                  <span class={`badge out-${g.outcome}`}>{g.outcome}</span>
-                </td>
-                <td>
-                  <code>{g.code}</code> {g.reason}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        class="gates"
+        rows={verdict.gates}
+        columns={GATE_COLUMNS}
+        rowKey={(g) => g.gate}
+        rowAttributes={(g) => ({ 'data-gate': g.gate, 'data-outcome': g.outcome, ...(g.outcome === 'block' ? { class: 'blocking' } : {}) })}
+      />
       {verdict.officialBase !== undefined && <p>Derives from official image <code>{verdict.officialBase}</code></p>}
       {scan !== undefined && (
         <div class="scan">

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { PHASES } from './api.ts';
+import { PHASES, type BuildSummary } from './api.ts';
+import { Table, type Column } from './table.tsx';
 import { buildHref } from './router.ts';
 import { time } from './format.ts';
 import { useBuildList } from './use-build-list.ts';
@@ -32,6 +33,31 @@ function queryOf(f: Filters): string {
 export function PhaseBadge({ phase }: { phase: string }) {
   return <span class={`badge ph-${phase}`}>{phase}</span>;
 }
+
+const BUILD_COLUMNS: readonly Column<BuildSummary>[] = [
+  {
+    header: 'Build',
+    cell: (b) => (
+      <>
+        <a href={buildHref(b.id)}>{b.id}</a>
+        {b.error !== undefined && <div class="muted small">{b.error}</div>}
+      </>
+    ),
+  },
+  {
+    header: 'State',
+    cell: (b) => (
+      <>
+        <PhaseBadge phase={b.phase} />
+        {b.attempt !== undefined && b.attempt > 1 && <span class="muted small"> #{b.attempt}</span>}
+      </>
+    ),
+  },
+  { header: 'Repository', class: 'wide', cell: (b) => `${b.repository}:${b.tags.join(',')}` },
+  { header: 'Pool', class: 'wide', cell: (b) => b.pool },
+  { header: 'Builder', class: 'wide', cell: (b) => b.builder ?? '' },
+  { header: 'Created', cell: (b) => time(b.createdAt) },
+];
 
 export function BuildsPage() {
   const [filters, setFilters] = useState<Filters>(() => ({ ...EMPTY, ...Object.fromEntries(new URLSearchParams(location.search)) }));
@@ -88,40 +114,7 @@ export function BuildsPage() {
         {data === null ? 'Loading…' : `${data.total} build${data.total === 1 ? '' : 's'}${data.total > data.builds.length ? `, newest ${data.builds.length} shown` : ''}`}
         {mode === 'poll' && <span class="small"> (live updates unavailable: asked again every 2 s)</span>}
       </p>
-      <div class="table-wrap">
-        <table class="builds">
-          <thead>
-            <tr>
-              <th scope="col">Build</th>
-              <th scope="col">State</th>
-              <th scope="col" class="wide">Repository</th>
-              <th scope="col" class="wide">Pool</th>
-              <th scope="col" class="wide">Builder</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data?.builds.map((b) => (
-              <tr key={b.id} data-build={b.id} data-phase={b.phase}>
-                <td>
-                  <a href={buildHref(b.id)}>{b.id}</a>
-                  {b.error !== undefined && <div class="muted small">{b.error}</div>}
-                </td>
-                <td>
-                  <PhaseBadge phase={b.phase} />
-                  {b.attempt !== undefined && b.attempt > 1 && <span class="muted small"> #{b.attempt}</span>}
-                </td>
-                <td class="wide">
-                  {b.repository}:{b.tags.join(',')}
-                </td>
-                <td class="wide">{b.pool}</td>
-                <td class="wide">{b.builder ?? ''}</td>
-                <td>{time(b.createdAt)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table class="builds" rows={data?.builds ?? []} columns={BUILD_COLUMNS} rowKey={(b) => b.id} rowAttributes={(b) => ({ 'data-build': b.id, 'data-phase': b.phase })} />
     </section>
   );
 }

@@ -3,6 +3,51 @@ import { api, ApiError, type DeadLetter, type WorkerInfo } from './api.ts';
 import { buildHref } from './router.ts';
 import { duration, time } from './format.ts';
 import { usePoll } from './use-poll.ts';
+import { Table, type Column } from './table.tsx';
+
+const WORKER_COLUMNS: readonly Column<WorkerInfo>[] = [
+  {
+    header: 'Worker',
+    cell: (w) => (
+      <>
+        {w.workerId}
+        <div class="muted small">v{w.version}</div>
+      </>
+    ),
+  },
+  { header: 'Pool', cell: (w) => w.pool },
+  { header: 'Builder', cell: (w) => w.builder },
+  {
+    header: 'State',
+    cell: (w) => (
+      <>
+        <span class={`badge ws-${w.state}`}>{w.state}</span> <span class="muted small">{duration(w.since)}</span>
+      </>
+    ),
+  },
+  { header: 'Build', cell: (w) => (w.buildId !== undefined ? <a href={buildHref(w.buildId)}>{w.buildId}</a> : w.state === 'building' ? <span class="muted">another tenant's</span> : '') },
+];
+
+/** The dead letters' columns; `act` retries or drops one. */
+function letterColumns(act: (letter: DeadLetter, op: 'retry' | 'drop') => Promise<void>): Column<DeadLetter>[] {
+  return [
+    { header: 'Build', cell: (l) => <a href={buildHref(l.buildId)}>{l.buildId}</a> },
+    { header: 'Pool', cell: (l) => l.pool },
+    { header: 'Deliveries', cell: (l) => l.deliveries },
+    { header: 'Parked', cell: (l) => time(l.parkedAt) },
+    { header: 'Last error', cellClass: 'small', cell: (l) => l.lastError },
+    {
+      header: 'Actions',
+      cellClass: 'actions',
+      cell: (l) => (
+        <>
+          <button type="button" onClick={() => void act(l, 'retry')}>Retry</button>
+          <button type="button" class="danger" onClick={() => void act(l, 'drop')}>Drop</button>
+        </>
+      ),
+    },
+  ];
+}
 
 export function WorkersPage() {
   const { data, error } = usePoll((signal) => api<{ workers: WorkerInfo[] }>('/v1/workers', {}, signal), 3_000, 'workers');
@@ -11,35 +56,7 @@ export function WorkersPage() {
       <h1 id="workers-h">Workers</h1>
       {error !== null && <p role="alert" class="error">{error.code}: {error.message}</p>}
       {data !== null && data.workers.length === 0 && <p>No worker has announced itself.</p>}
-      <div class="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Worker</th>
-              <th scope="col">Pool</th>
-              <th scope="col">Builder</th>
-              <th scope="col">State</th>
-              <th scope="col">Build</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data?.workers.map((w) => (
-              <tr key={w.workerId} data-worker={w.workerId}>
-                <td>
-                  {w.workerId}
-                  <div class="muted small">v{w.version}</div>
-                </td>
-                <td>{w.pool}</td>
-                <td>{w.builder}</td>
-                <td>
-                  <span class={`badge ws-${w.state}`}>{w.state}</span> <span class="muted small">{duration(w.since)}</span>
-                </td>
-                <td>{w.buildId !== undefined ? <a href={buildHref(w.buildId)}>{w.buildId}</a> : w.state === 'building' ? <span class="muted">another tenant's</span> : ''}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table rows={data?.workers ?? []} columns={WORKER_COLUMNS} rowKey={(w) => w.workerId} rowAttributes={(w) => ({ 'data-worker': w.workerId })} />
     </section>
   );
 }
@@ -72,37 +89,7 @@ export function DeadLettersPage() {
       {message !== null && <p role="status">{message}</p>}
       {data !== null && data.letters.length === 0 && <p>The queue is empty.</p>}
       {data !== null && data.letters.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Build</th>
-                <th scope="col">Pool</th>
-                <th scope="col">Deliveries</th>
-                <th scope="col">Parked</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.letters.map((l) => (
-                <tr key={l.buildId}>
-                  <td>
-                    <a href={buildHref(l.buildId)}>{l.buildId}</a>
-                  </td>
-                  <td>{l.pool}</td>
-                  <td>{l.deliveries}</td>
-                  <td>{time(l.parkedAt)}</td>
-                  <td class="small">{l.lastError}</td>
-                  <td class="actions">
-                    <button type="button" onClick={() => void act(l, 'retry')}>Retry</button>
-                    <button type="button" class="danger" onClick={() => void act(l, 'drop')}>Drop</button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table rows={data.letters} columns={letterColumns(act)} rowKey={(l) => l.buildId} rowAttributes={(l) => ({ 'data-letter': l.buildId })} />
       )}
     </section>
   );

@@ -4,6 +4,7 @@ import { buildHref } from './router.ts';
 import { shortDigest, time } from './format.ts';
 import { usePoll } from './use-poll.ts';
 import { PhaseBadge } from './builds-page.tsx';
+import { Table, type Column } from './table.tsx';
 
 /** Asked again as often as the builds list: a wave's rebuilds move through their states while it is open. */
 const POLL_MS = 2_000;
@@ -35,6 +36,30 @@ function MemberState({ m }: { m: WaveMember }) {
   );
 }
 
+/** A wave's dependents; the image names the row, with its old base digest when members differ in it. */
+function memberColumns(sameFrom: boolean): Column<WaveMember>[] {
+  return [
+    {
+      header: 'Image',
+      rowHeader: true,
+      cell: (m) => (
+        <>
+          {m.repository}:{m.tags.join(',')}
+          {!sameFrom && (
+            <div class="small">
+              from <Digest digest={m.from} />
+            </div>
+          )}
+        </>
+      ),
+    },
+    { header: 'State', cell: (m) => <MemberState m={m} /> },
+    { header: 'Rebuild', cell: (m) => (m.status === 'submitted' ? <a href={buildHref(m.rebuildId)}>{m.rebuildId}</a> : <span class="muted">{m.rebuildId}</span>) },
+    { header: 'Previous build', class: 'wide', cell: (m) => <a href={buildHref(m.previousBuildId)}>{m.previousBuildId}</a> },
+    { header: 'Tenant', class: 'wide', cell: (m) => m.tenant },
+  ];
+}
+
 function Wave({ wave }: { wave: RebuildWave }) {
   // every member of one base's wave moved from the same digest, as a rule; name each where they differ
   const from = wave.members[0]?.from;
@@ -61,42 +86,14 @@ function Wave({ wave }: { wave: RebuildWave }) {
       {wave.members.length === 0 ? (
         <p class="muted">None of your images depends on this base.</p>
       ) : (
-        <div class="table-wrap">
-          <table class="members">
-            <caption class="sr-only">Dependents of {wave.base} rebuilt in this wave</caption>
-            <thead>
-              <tr>
-                <th scope="col">Image</th>
-                <th scope="col">State</th>
-                <th scope="col">Rebuild</th>
-                <th scope="col" class="wide">Previous build</th>
-                <th scope="col" class="wide">Tenant</th>
-              </tr>
-            </thead>
-            <tbody>
-              {wave.members.map((m) => (
-                <tr key={m.rebuildId} data-member={m.rebuildId} data-phase={m.phase}>
-                  <th scope="row">
-                    {m.repository}:{m.tags.join(',')}
-                    {!sameFrom && (
-                      <div class="small">
-                        from <Digest digest={m.from} />
-                      </div>
-                    )}
-                  </th>
-                  <td>
-                    <MemberState m={m} />
-                  </td>
-                  <td>{m.status === 'submitted' ? <a href={buildHref(m.rebuildId)}>{m.rebuildId}</a> : <span class="muted">{m.rebuildId}</span>}</td>
-                  <td class="wide">
-                    <a href={buildHref(m.previousBuildId)}>{m.previousBuildId}</a>
-                  </td>
-                  <td class="wide">{m.tenant}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="members"
+          caption={`Dependents of ${wave.base} rebuilt in this wave`}
+          rows={wave.members}
+          columns={memberColumns(sameFrom)}
+          rowKey={(m) => m.rebuildId}
+          rowAttributes={(m) => ({ 'data-member': m.rebuildId, 'data-phase': m.phase })}
+        />
       )}
     </section>
   );
