@@ -111,7 +111,9 @@ describe('deploy/kubernetes', () => {
         for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
           expect(c.securityContext?.privileged ?? false, where).toBe(false);
           const added: string[] = c.securityContext?.capabilities?.add ?? [];
-          expect(added.filter((a) => !['SETUID', 'SETGID'].includes(a)), where).toEqual([]);
+          // SETFCAP: newuidmap's right to give a nested user namespace a root; SYS_CHROOT: buildah's
+          // chroot isolation under RuntimeDefault seccomp (test/deploy/worker-pod.test.ts)
+          expect(added.filter((a) => !['SETUID', 'SETGID', 'SETFCAP', 'SYS_CHROOT'].includes(a)), where).toEqual([]);
           if (namespace === 'fleet-system') {
             expect(c.securityContext, where).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
             expect(added, where).toEqual([]);
