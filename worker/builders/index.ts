@@ -55,7 +55,8 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
     }
     case 'kaniko': {
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile);
-      return new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork, limits);
+      const builder = new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork, limits, settings.log);
+      return Object.assign(builder, { stop: () => builder.drain() });
     }
   }
 }

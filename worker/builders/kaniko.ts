@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Logger } from '../../adapters/logger.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { BackgroundSyncs } from './background-syncs.ts';
 import { kanikoCopyFromStages, pinFromLines, type BaseStore } from './base-import.ts';
 import { pullKanikoCache, pushKanikoCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
@@ -74,7 +76,21 @@ export class KanikoBuilder implements Builder {
     private readonly dir: string,
     private readonly network: 'private' | 'none',
     private readonly limits: BuildLimits = {},
-  ) {}
+    /** where a layer-cache push that runs after the build is reported says it failed; absent: pushed before the build is reported */
+    log?: Logger,
+  ) {
+    this.syncs = log === undefined ? null : new BackgroundSyncs(log);
+    this.log = log ?? null;
+  }
+
+  /** layer-cache pushes still running after their build was reported, per cache directory */
+  private readonly syncs: BackgroundSyncs | null;
+  private readonly log: Logger | null;
+
+  /** Waits (bounded) for the layer-cache pushes still running. */
+  async drain(): Promise<void> {
+    await this.syncs?.drain();
+  }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const first = plan.destinations[0];
@@ -96,10 +112,19 @@ export class KanikoBuilder implements Builder {
     try {
       const written = (await readFile(join(plan.workDir, KANIKO_OUT, 'digest'), 'utf8')).trim();
       const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, authFile: this.credentials.pushAuthFile, output, signal };
-      const [digest] = await Promise.all([
-        pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' }),
-        plan.cacheRepository === undefined || sandbox.knownKeys === undefined ? Promise.resolve() : pushKanikoCache(sandbox.cache, plan.cacheRepository, sandbox.knownKeys, copy),
-      ]);
+      const repository = plan.cacheRepository;
+      const known = sandbox.knownKeys;
+      if (repository === undefined || known === undefined) return { digest: await pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' }), references: [...plan.destinations] };
+      if (this.syncs === null || this.log === null) {
+        const [digest] = await Promise.all([pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' }), pushKanikoCache(sandbox.cache, repository, known, copy)]);
+        return { digest, references: [...plan.destinations] };
+      }
+      const digest = await pushLayout(layout, plan.destinations, written, { ...copy, builder: 'kaniko' });
+      // The new cache keys go to the registry after the build is reported (a skopeo run each, they
+      // were on the critical path); this worker's next build of the app waits for them.
+      const log = this.log.child({ cache: repository });
+      const sink: BuildOutput = { masker: output.masker, maxLine: output.maxLine, line: (_stream, text) => Promise.resolve(log.warn(text)) };
+      this.syncs.run(sandbox.cache, `layer-cache push to ${repository}`, (bg) => pushKanikoCache(sandbox.cache, repository, known, { ...copy, workDir: this.dir, output: sink, signal: bg }));
       return { digest, references: [...plan.destinations] };
     } finally {
       await rm(layout, { recursive: true, force: true });
@@ -116,6 +141,8 @@ export class KanikoBuilder implements Builder {
   private async prepare(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
     const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
     await mkdir(cache, { recursive: true, mode: 0o700 });
+    // This worker's own push of the directory, if one still runs, finishes first.
+    await this.syncs?.settled(cache);
     // The app's layer cache lives in the registry (a fresh worker builds warm): the worker copies
     // it in (beside the bases: both wait on the registry), kaniko reads and writes the local `oci:`
     // copy, the worker pushes the new keys back.
