@@ -174,7 +174,11 @@ function LogPanel({ id, follow, onEvent, onEnd }: { id: string; follow: boolean;
       },
       ac.signal,
     )
-      .then(() => setStreaming(false))
+      .then(() => {
+        // the toolbar's count trails by up to 250 ms (LogView): "N lines" without ", live" must be the whole log
+        setCount(lv.lineCount);
+        setStreaming(false);
+      })
       .catch((e: unknown) => {
         if (ac.signal.aborted) return;
         setStreaming(false);

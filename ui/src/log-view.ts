@@ -92,8 +92,9 @@ export class LogView {
     this.scroller.replaceChildren();
   }
 
+  /** Every line appended, drawn yet or not. */
   get lineCount(): number {
-    return this.texts.length;
+    return this.texts.length + this.pending.length;
   }
 
   /** Queues lines; they are drawn on the next frame. */
