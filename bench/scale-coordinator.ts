@@ -5,10 +5,11 @@
  * answers `sample` with its memory and CPU, and closes on `stop` (the two-phase close: what it
  * holds is finished first).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { CoordinatorOptions } from '../coordinator/index.ts';
 
 /** parent → child */
-export type CoordinatorOrder = { start: CoordinatorOptions } | { sample: true } | { stop: true };
+export type CoordinatorOrder = { start: CoordinatorOptions } | { sample: true; resetLag?: boolean } | { stop: true };
 /** child → parent */
 export type CoordinatorAnswer = { ready: true } | { sample: CoordinatorSample } | { stopped: true } | { error: string };
 
@@ -17,12 +18,16 @@ export interface CoordinatorSample {
   heapUsed: number;
   /** process CPU since start, µs (user + system) */
   cpuMicros: number;
+  /** event loop delay p99 since the last resetLag, ms: the coordinator's own queueing */
+  lagP99Ms: number;
 }
 
 const { startCoordinator } = await import('../coordinator/index.ts');
 const { createLogger } = await import('../adapters/logger.ts');
 const send = (answer: CoordinatorAnswer): void => void process.send?.(answer);
 let coordinator: Awaited<ReturnType<typeof startCoordinator>> | null = null;
+const lag = monitorEventLoopDelay({ resolution: 5 });
+lag.enable();
 
 process.on('message', (order: CoordinatorOrder) => {
   if ('start' in order) {
@@ -37,7 +42,8 @@ process.on('message', (order: CoordinatorOrder) => {
   } else if ('sample' in order) {
     const m = process.memoryUsage();
     const cpu = process.cpuUsage();
-    send({ sample: { rss: m.rss, heapUsed: m.heapUsed, cpuMicros: cpu.user + cpu.system } });
+    send({ sample: { rss: m.rss, heapUsed: m.heapUsed, cpuMicros: cpu.user + cpu.system, lagP99Ms: lag.percentile(99) / 1e6 } });
+    if (order.resetLag === true) lag.reset();
   } else {
     void (coordinator?.close() ?? Promise.resolve()).then(() => {
       send({ stopped: true });

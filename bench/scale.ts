@@ -19,6 +19,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsCredentials } from '../adapters/nats.ts';
@@ -56,6 +57,8 @@ interface RunSeen {
   refusedClaims: number;
   firstRefusal?: string;
   settled: number;
+  /** the simulated workers' own event loop delay p99 during the run, ms (their queueing, in the claim figures) */
+  lagP99Ms: number;
 }
 
 /** One row of the growth curve: measured, or why not. */
@@ -85,6 +88,9 @@ export interface MeasuredRow {
   firstRefusal?: string;
   /** the machine's 1-minute load average at the end of this row's run (others share it) */
   load1: number;
+  /** event loop delay p99 during the run, ms: the coordinator's, and the simulated workers' process's */
+  coordinatorLagP99Ms: number;
+  simulatorLagP99Ms: number;
 }
 
 export interface ScaleFigures {
@@ -156,8 +162,8 @@ class CoordinatorChild {
     return this.child.pid;
   }
 
-  async sample(): Promise<CoordinatorSample> {
-    const answer = await this.ask({ sample: true }, 'sample');
+  async sample(resetLag = false): Promise<CoordinatorSample> {
+    const answer = await this.ask({ sample: true, resetLag }, 'sample');
     if (!('sample' in answer)) throw new Error('the coordinator child sent no sample');
     return answer.sample;
   }
@@ -222,7 +228,7 @@ async function curve(
       onRow?.(rows.at(-1) as ScaleRow);
       break;
     }
-    const first = await coordinator.sample();
+    const first = await coordinator.sample(true);
     let peakRss = first.rss;
     let peakHeap = first.heapUsed;
     let benchPeakRss = process.memoryUsage().rss;
@@ -266,6 +272,8 @@ async function curve(
       cpuMsPerBuild: cpuMs / Math.max(1, seen.settled),
       refusedClaims: seen.refusedClaims,
       load1: loadavg()[0] ?? NaN,
+      coordinatorLagP99Ms: last.lagP99Ms,
+      simulatorLagP99Ms: seen.lagP99Ms,
       ...(seen.firstRefusal === undefined ? {} : { firstRefusal: seen.firstRefusal }),
     });
     onRow?.(rows.at(-1) as ScaleRow);
@@ -290,18 +298,18 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
 
 export function scaleTable(figures: ScaleFigures): string {
   const lines = [
-    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | bench process RSS | load (1 min) | refused claims |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | event loop delay p99: coordinator / simulated workers | bench process RSS | load (1 min) | refused claims |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
     if ('error' in r) {
-      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | | | |`);
+      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | | | | |`);
       continue;
     }
     lines.push(
       `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
-        `${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
+        `${r.coordinatorLagP99Ms.toFixed(0)} / ${r.simulatorLagP99Ms.toFixed(0)} ms | ${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,
     );
   }
@@ -372,6 +380,7 @@ async function simulate(): Promise<void> {
       };
     });
     const timeout = setTimeout(() => stop.abort(), RUN_TIMEOUT_MS);
+    const lag = monitorEventLoopDelay({ resolution: 5 });
 
     // One NATS connection per worker, as real workers have; all connected and announced before any
     // pull. A few at a time, retried: 100 nkey handshakes at once on a loaded 2-core machine run
@@ -402,6 +411,7 @@ async function simulate(): Promise<void> {
     const aborted = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     const ending = Promise.race([allSettled, aborted]).then(() => stop.abort());
     process.send?.({ ready: true });
+    lag.enable();
     t0 = performance.now();
     await Promise.all([
       ...sims.map(async ({ workerId, nc, js, announcer, consumer }) => {
@@ -437,10 +447,11 @@ async function simulate(): Promise<void> {
       ending,
     ]);
     clearTimeout(timeout);
+    lag.disable();
     await Promise.all(sims.map(async ({ nc, announcer }) => {
       await announcer.stop();
       await nc.close();
     }));
-    return { claimMs, recordedMs, wallMs: (tEnd === 0 ? performance.now() : tEnd) - t0, refusedClaims, ...(firstRefusal === undefined ? {} : { firstRefusal }), settled: count };
+    return { claimMs, recordedMs, wallMs: (tEnd === 0 ? performance.now() : tEnd) - t0, refusedClaims, ...(firstRefusal === undefined ? {} : { firstRefusal }), settled: count, lagP99Ms: lag.percentile(99) / 1e6 };
   }
 }
