@@ -9,6 +9,7 @@
  * Printed, not asserted.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -145,15 +146,25 @@ async function load(setup: Setup): Promise<void> {
   if (port === null) throw new Error('intake load must run in a worker thread');
   const client = await FleetClient.connect(setup.natsUrl, setup.credentials, setup.s3);
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${setup.token}` };
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const target = new URL(`${setup.httpUrl}/v1/builds`);
   const request = (id: string) => ({ id, context: { digest: setup.digest }, image: { repository: 'bench/intake', tags: ['1'] } });
   const once: Record<Transport, (id: string) => Promise<boolean>> = {
-    // Node's fetch keeps connections alive by default (undici's global agent).
-    http: async (id) => {
-      const res = await fetch(`${setup.httpUrl}/v1/builds`, { method: 'POST', headers, body: JSON.stringify(request(id)) });
-      const text = await res.text();
-      if (res.status !== 202) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
-      return true;
-    },
+    // node:http with a keep-alive agent, not fetch: undici's fetch (web streams, per-request
+    // objects) cost this thread more CPU per request than the coordinator spends, on the same
+    // two cores, and the bench measured its own client.
+    http: (id) =>
+      new Promise<boolean>((resolve, reject) => {
+        const body = JSON.stringify(request(id));
+        const req = httpRequest({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => (res.statusCode === 202 ? resolve(true) : reject(new Error(`HTTP ${res.statusCode ?? '?'}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      }),
     nats: async (id) => (await client.submit(request(id))).created,
   };
   port.on('message', (round: Round) => {
