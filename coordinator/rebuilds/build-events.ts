@@ -1,12 +1,14 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
 import { z } from 'zod';
-import { ErrorCode, consumers, decodeWith, streams, subjects, type BuildRecord } from '../../protocol/index.ts';
+import { ErrorCode, consumers, decodeWith, parseWith, streams, subjects, type BuildRecord } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { consume } from '../consume.ts';
 
 const EVENTS_FILTER = subjects.event('*');
 /** Only these are read; any other event type (added later by another part of the fleet) is skipped, not refused. */
-const Ending = z.object({ type: z.enum(['pushed', 'failed', 'cancelled', 'expired']), buildId: z.string() });
+const ENDINGS = ['pushed', 'failed', 'cancelled', 'expired'] as const;
+const ENDING_TYPES = new Set<string>(ENDINGS);
+const Ending = z.object({ type: z.enum(ENDINGS), buildId: z.string() });
 const TypeOnly = z.object({ type: z.string() });
 /** built once, not per event (a schema's construction showed in the scale bench's profile) */
 const AnyFields = z.record(z.string(), z.unknown());
@@ -39,8 +41,11 @@ export function followBuildEvents(
     {
       what: 'build event (for rebuilds)',
       decode: (msg) => {
-        const { type } = decodeWith(TypeOnly, msg.data, 'build event', ErrorCode.E_INTERNAL);
-        return Ending.safeParse({ ...decodeWith(AnyFields, msg.data, 'build event', ErrorCode.E_INTERNAL), type }).data ?? null;
+        const fields = decodeWith(AnyFields, msg.data, 'build event', ErrorCode.E_INTERNAL);
+        const { type } = parseWith(TypeOnly, fields, 'build event', ErrorCode.E_INTERNAL);
+        // Most events are not endings: skipped before a failing safeParse builds a ZodError (with its stack) for each.
+        if (!ENDING_TYPES.has(type)) return null;
+        return Ending.safeParse(fields).data ?? null;
       },
       handle: async (event) => {
         if (event === null) return;
