@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, constants, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,8 +123,15 @@ interface ImageArchive {
 }
 
 async function workerImage(fleet: LocalFleet, dir: string): Promise<ImageArchive> {
-  const cache = join(cacheDir(), 'test-images');
-  await mkdir(cache, { recursive: true, mode: 0o755 });
+  // the bootstrap's cache when we may write there (root, CI), else one in the temp dir
+  let cache = join(cacheDir(), 'test-images');
+  try {
+    await mkdir(cache, { recursive: true, mode: 0o755 });
+    await access(cache, constants.W_OK);
+  } catch {
+    cache = join(tmpdir(), 'fleet-test-images');
+    await mkdir(cache, { recursive: true, mode: 0o755 });
+  }
   const path = join(cache, `worker-buildah-${await imageKey()}.oci.tar`);
   if (await stat(path).then(() => true, () => false)) return { path, builtInSeconds: null };
   const t0 = performance.now();
