@@ -76,7 +76,7 @@ async function readManifest(): Promise<{ pod: PodSpec; workerJson: Record<string
  * containerd/CRI-O do with it). Throws on a field this translation does not know how to honour,
  * so a manifest change that the test cannot reproduce fails here instead of passing unchecked.
  */
-export function podmanSecurityFlags(pod: PodSpec, container: z.infer<typeof Container>): string[] {
+function podmanSecurityFlags(pod: PodSpec, container: z.infer<typeof Container>): string[] {
   if (pod.hostUsers !== false) throw new Error('the worker pod must have its own user namespace (hostUsers: false): rootless podman stands in for it');
   if (pod.hostNetwork === true || pod.hostPID === true || pod.hostIPC === true) throw new Error('host namespaces are not translated');
   const sc = { ...pod.securityContext, ...container.securityContext };
