@@ -10,14 +10,12 @@
  * Debian's chromium through playwright-core, against a local fleet.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Page } from 'playwright-core';
 import { startLocalFleet } from '../deploy/local/fleet.ts';
-import { serveUi } from '../coordinator/ui-assets.ts';
+import { standInApi } from '../ui/stand-in.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { buildUi, DEFAULT_OUT } from '../ui/build.ts';
 import { isTerminal } from '../protocol/index.ts';
@@ -105,38 +103,6 @@ function floodRows(label: string, printed: number, s: FloodStats): Array<[string
   ];
 }
 
-/** The console's API for one running build whose log prints `total` lines at `perSecond`, in 50 ms slices. */
-async function standInApi(total: number, perSecond: number): Promise<{ url: string; done: () => boolean; close: () => void }> {
-  const at = new Date().toISOString();
-  const build = { id: 'flood', tenant: 'bench', createdAt: at, updatedAt: at, request: { pool: 'default', kind: 'custom', image: { repository: 'bench/flood', tags: ['1'] } }, state: { phase: 'running', attempt: 1, workerId: 'w', startedAt: at } };
-  let sent = 0;
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    void serveUi(req.method ?? 'GET', path, res).then((served) => {
-      if (served) return;
-      if (path === '/v1/builds/flood') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return void res.end(JSON.stringify({ build }));
-      }
-      if (path !== '/v1/builds/flood/logs') return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const slice = (): void => {
-        let chunk = '';
-        for (let i = 0; i < perSecond / 20 && sent < total; i++) {
-          sent++;
-          chunk += `event: log\ndata: ${JSON.stringify({ attempt: 1, n: sent, stream: 'stdout', at, text: `flood ${sent} lorem ipsum dolor sit amet` })}\n\n`;
-        }
-        res.write(chunk);
-        if (sent < total) setTimeout(slice, 50);
-        else res.end(`event: end\ndata: ${JSON.stringify({ ...build, state: { phase: 'cancelled', attempt: 1, finishedAt: at } })}\n\n`);
-      };
-      slice();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, done: () => sent >= total, close: () => server.close() };
-}
-
 async function appDir(name: string, run: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `fleet-bench-ui-${name}-`));
   await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nRUN ${run}\nUSER 1000\n`);
@@ -181,7 +147,7 @@ try {
   // 3. The page alone: a stand-in API streaming exactly 20,000 lines/s.
   const stand = await standInApi(total, BURST);
   const synthetic = await followFlood(page, `${stand.url}/ui/builds/flood`, () => Promise.resolve(stand.done()));
-  stand.close();
+  await stand.close();
   printTable([
     ['time to first log line, opening a running build', `${firstLineMs.toFixed(0)} ms (navigation start to the first line drawn)`],
     ...floodRows('fleet flood', total, real),

@@ -1,9 +1,7 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { serveUi } from '../../coordinator/ui-assets.ts';
 import { buildUi } from '../../ui/build.ts';
+import { standInApi, type StandIn } from '../../ui/stand-in.ts';
 import { launchChromium, shot } from './browser.ts';
 
 /**
@@ -19,46 +17,20 @@ const SECONDS = 10;
 const TOTAL = RATE * SECONDS;
 const MAX_ROW_NODES = 55;
 
-let server: Server;
+let stand: StandIn;
 let base: string;
 let browser: Browser;
-let sent = 0;
 
 beforeAll(async () => {
   await buildUi();
-  const at = new Date().toISOString();
-  const build = { id: 'flood', tenant: 'bench', createdAt: at, updatedAt: at, request: { pool: 'default', kind: 'custom', image: { repository: 'bench/flood', tags: ['1'] } }, state: { phase: 'running', attempt: 1, workerId: 'w', startedAt: at } };
-  server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    void serveUi(req.method ?? 'GET', path, res).then((served) => {
-      if (served) return;
-      if (path === '/v1/builds/flood') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return void res.end(JSON.stringify({ build }));
-      }
-      if (path !== '/v1/builds/flood/logs') return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const started = Date.now();
-      // Paced by the clock, not by a fixed delay per slice: a late timer is made up by the next slice.
-      const slice = (): void => {
-        const due = Math.min(TOTAL, Math.floor(((Date.now() - started) / 1000) * RATE) + RATE / 20);
-        let chunk = '';
-        for (; sent < due; sent++) chunk += `event: log\ndata: ${JSON.stringify({ attempt: 1, n: sent + 1, stream: 'stdout', at, text: `flood ${sent + 1} lorem ipsum dolor sit amet` })}\n\n`;
-        res.write(chunk);
-        if (sent < TOTAL) setTimeout(slice, 50);
-        else res.end(`event: end\ndata: ${JSON.stringify({ ...build, state: { phase: 'cancelled', attempt: 1, finishedAt: at } })}\n\n`);
-      };
-      slice();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  stand = await standInApi(TOTAL, RATE);
+  base = stand.url;
   browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  await stand?.close();
 });
 
 interface Stats {
