@@ -151,7 +151,9 @@ class CoordinatorChild {
   }
 
   static async start(options: CoordinatorOptions, children: ChildProcess[]): Promise<CoordinatorChild> {
-    const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // BENCH_SCALE_COORDINATOR_FLAGS: node flags for the coordinator only (e.g. V8 heap sizing, to see what RSS they buy)
+    const flags = (process.env.BENCH_SCALE_COORDINATOR_FLAGS ?? '').split(' ').filter((f) => f !== '');
+    const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [], { execArgv: [...process.execArgv, ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(child);
     const c = new CoordinatorChild(child);
     await c.ask({ start: options }, 'ready');
