@@ -245,8 +245,8 @@ describe.skipIf(MISSING !== null)('the worker image in a pod (rootless podman wi
     const container = pod.containers.find((c) => c.name === 'worker');
     if (container === undefined) throw new Error('no worker container in the manifest');
     const security = podmanSecurityFlags(pod, container);
-    const uid = pod.securityContext.runAsUser ?? 0;
-    const gid = pod.securityContext.runAsGroup ?? 0;
+    const uid = container.securityContext.runAsUser ?? pod.securityContext.runAsUser ?? 0;
+    const gid = container.securityContext.runAsGroup ?? pod.securityContext.runAsGroup ?? 0;
     const [hostUid, hostGid] = [await hostId('/etc/subuid', BUILD_USER, uid), await hostId('/etc/subgid', BUILD_USER, gid)];
     const owner = (await buildUser()).switchUser;
 
@@ -280,10 +280,13 @@ describe.skipIf(MISSING !== null)('the worker image in a pod (rootless podman wi
       if (content === undefined) throw new Error(`the manifest mounts volume ${m.name}, which this test does not provide`);
       await mkdir(vol(m.name), { recursive: true, mode: 0o755 });
       for (const [f, body] of Object.entries(content)) await writeFile(join(vol(m.name), f), body, { mode: 0o400 });
-      // Secret files belong to the pod's user (fsGroup); the state dir is the pod user's own
+      // Secret files belong to the pod's user (fsGroup); the state dir is the pod user's own.
+      // As root: the host ids of uid/gid; as the build user itself: through its user namespace.
       if (owner) {
         await chown(vol(m.name), hostUid, hostGid);
         for (const f of Object.keys(content)) await chown(join(vol(m.name), f), hostUid, hostGid);
+      } else {
+        await execa('podman', ['unshare', 'chown', '-R', `${uid}:${gid}`, vol(m.name)], containers.opts);
       }
       mounts.push('--volume', `${vol(m.name)}:${m.mountPath}${m.readOnly === true ? ':ro' : ''}`);
     }
