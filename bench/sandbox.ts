@@ -9,7 +9,7 @@
  * private): its two columns are the same code, the noise floor. Printed, not asserted.
  */
 import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -77,9 +77,11 @@ try {
 
   const m = (xs: number[]): number => quantile(xs, 0.5);
   const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-  console.log(`\n| builder | without sandbox (host network), median of ${N} | with sandbox | with / without |`);
-  console.log('| --- | --- | --- | --- |');
+  const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' / ');
+  console.log(`\n| builder | without sandbox (host network), median of ${N} | with sandbox | with / without | load average (1/5/15 min) before → after |`);
+  console.log('| --- | --- | --- | --- | --- |');
   for (const builder of BUILDERS) {
+    const before = load();
     const runs: Record<Mode, number[]> = { sandbox: [], host: [] };
     for (let round = 0; round <= N; round++) {
       const order: Mode[] = round % 2 === 0 ? ['host', 'sandbox'] : ['sandbox', 'host'];
@@ -88,7 +90,7 @@ try {
         if (round > 0) runs[mode].push(ms);
       }
     }
-    console.log(`| ${builder} | ${s(m(runs.host))} (${runs.host.map(s).join(', ')}) | ${s(m(runs.sandbox))} (${runs.sandbox.map(s).join(', ')}) | ${(m(runs.sandbox) / m(runs.host)).toFixed(2)}x |`);
+    console.log(`| ${builder} | ${s(m(runs.host))} (${runs.host.map(s).join(', ')}) | ${s(m(runs.sandbox))} (${runs.sandbox.map(s).join(', ')}) | ${(m(runs.sandbox) / m(runs.host)).toFixed(2)}x | ${before} → ${load()} |`);
   }
 } finally {
   await Promise.all(workers.map((w) => w.stop()));
