@@ -169,6 +169,7 @@ export class JobRunner {
       this.ports.registry(job.image.registry),
       await readFile(this.config.signingPublicKeyPath, 'utf8'),
       resolver,
+      pullable.filter((use) => !/^FROM\s/i.test(use.text)).map((use) => use.image),
     );
     for (const v of verified) await logs.line('system', `verified platform signature: ${v}`);
     // Resolved before the build, so the digests are the ones the builder pulls (the official ones pinned).

@@ -126,11 +126,15 @@ export async function verifyOfficialBases(
   registry: RegistryClient,
   publicKeyPem: string,
   bases: BaseResolver,
+  copiedFrom: readonly string[] = [],
 ): Promise<{ buildArgs: Record<string, string>; verified: string[] }> {
   const pinned: Record<string, string> = { ...buildArgs };
   const verified: string[] = [];
   const host = registry.endpoint.host;
-  for (const from of fromImages(dockerfile, buildArgs)) {
+  // An official image a COPY --from or RUN --mount=from pulls is as much a base as a FROM: its
+  // files land in the image, so its signature is checked the same way (it is never a build arg).
+  const pulled = [...fromImages(dockerfile, buildArgs), ...copiedFrom.map((image) => ({ raw: image, image }))];
+  for (const from of pulled) {
     if (!from.image.startsWith(`${host}/`)) continue;
     const path = from.image.slice(host.length + 1);
     if (!SIGNED_NAMESPACES.some((ns) => path.startsWith(ns))) continue;
@@ -139,6 +143,7 @@ export async function verifyOfficialBases(
     const repository = at >= 0 ? path.slice(0, at) : colon >= 0 ? path.slice(0, colon) : path;
     const reference = at >= 0 ? path.slice(at + 1) : colon >= 0 ? path.slice(colon + 1) : 'latest';
     const digest = await signedDigest(registry, repository, reference, await bases.manifest(from.image), publicKeyPem);
+    if (verified.includes(`${from.image} = ${digest}`)) continue;
     verified.push(`${from.image} = ${digest}`);
     const whole = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(from.raw);
     if (whole?.[1] !== undefined && whole[1].startsWith('FLEET_') && whole[1] in pinned) pinned[whole[1]] = `${host}/${repository}@${digest}`;

@@ -14,7 +14,8 @@ import { signImage } from '../../signing/sigstore.ts';
 import { BuildahBuilder } from '../../worker/builders/buildah.ts';
 import type { BuildOutput } from '../../worker/builders/types.ts';
 import { LogMasker } from '../../worker/log-masker.ts';
-import { verifiedDigest } from '../../worker/official-bases.ts';
+import { BaseResolver } from '../../worker/base-resolver.ts';
+import { verifiedDigest, verifyOfficialBases } from '../../worker/official-bases.ts';
 
 /**
  * The two checks of an official base agree: the project's own verifier (run before every
@@ -130,6 +131,20 @@ describe('official bases: the signature policy and the project verifier agree', 
       }
     }, 120_000);
   }
+
+  it('an official image a COPY --from or RUN --mount=from pulls is verified like a FROM', async () => {
+    const check = (dockerfile: string, copiedFrom: string[]): Promise<string> =>
+      outcome(() => verifyOfficialBases(dockerfile, {}, client, publicKeyPem, new BaseResolver(() => client), copiedFrom));
+    const signed = `${registry.host}/official/signed:1`;
+    for (const repo of ['official/unsigned', 'official/forged', 'official/copied']) {
+      const image = `${registry.host}/${repo}:1`;
+      const copy = await check(`FROM ${signed}\nCOPY --from=${image} /bin/busybox /x\n`, [image]);
+      expect(copy.startsWith(`${ErrorCode.E_BASE_UNSIGNED}: refusing to use ${image}: `), copy).toBe(true);
+      const mount = await check(`FROM ${signed}\nRUN --mount=type=bind,from=${image},target=/m true\n`, [image]);
+      expect(mount.startsWith(`${ErrorCode.E_BASE_UNSIGNED}: refusing to use ${image}: `), mount).toBe(true);
+    }
+    expect(await check(`FROM ${signed}\nCOPY --from=${signed} /bin/busybox /x\n`, [signed])).toBe('accepted');
+  });
 
   it('the refusal is the policy\'s: without it, buildah builds on the unsigned base', async () => {
     expect(await outcome(() => buildOn('official/unsigned', false))).toBe('accepted');
