@@ -24,6 +24,6 @@ export interface BackendResult {
  * the gate fails closed whichever backend runs.
  */
 export interface ScanBackend {
-  readonly kind: 'grype' | 'harbor';
+  readonly kind: 'grype' | 'harbor' | 'trivy';
   scan(image: ImageToScan, signal: AbortSignal): Promise<BackendResult>;
 }

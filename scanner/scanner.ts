@@ -8,6 +8,7 @@ import type { Logger } from '../adapters/logger.ts';
 import { GrypeBackend } from './grype.ts';
 import { GrypeDbUpdateOptions, MirroredGrypeBackend } from './grype-db.ts';
 import { HarborBackend, HarborOptions } from './harbor.ts';
+import { TrivyBackend, TrivyOptions } from './trivy.ts';
 import type { ScanBackend } from './backend.ts';
 
 export const ScannerOptions = z.strictObject({
@@ -27,6 +28,8 @@ export const ScannerOptions = z.strictObject({
   grypeBin: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
   /** scan through a Harbor scanner adapter (Pluggable Scanner API v1.1) instead of grype: set this or dbDir */
   harbor: HarborOptions.optional(),
+  /** scan with trivy (its DB in trivy.cacheDir) instead of grype */
+  trivy: TrivyOptions.optional(),
   /** a scan running longer is killed and reported as failed */
   scanTimeoutMs: z.number().int().min(1000).default(10 * 60_000),
   /**
@@ -35,7 +38,10 @@ export const ScannerOptions = z.strictObject({
    */
   workingEveryMs: z.number().int().min(100).default(20_000),
 })
-  .refine((o) => (o.dbDir === undefined) !== (o.harbor === undefined), { message: 'set dbDir (grype) or harbor (a Harbor scanner adapter), not both', path: ['dbDir'] })
+  .refine((o) => [o.dbDir, o.harbor, o.trivy].filter((b) => b !== undefined).length === 1, {
+    message: 'set one backend: dbDir (grype), harbor (a Harbor scanner adapter) or trivy',
+    path: ['dbDir'],
+  })
   .refine((o) => o.dbUpdate === undefined || o.dbDir !== undefined, { message: 'dbUpdate keeps a grype DB current: it needs dbDir', path: ['dbUpdate'] });
 export type ScannerOptions = z.input<typeof ScannerOptions>;
 
@@ -61,7 +67,12 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
     grype !== null && config.dbUpdate !== undefined && config.dbDir !== undefined
       ? new MirroredGrypeBackend(grype, grypeBin, config.dbDir, config.dbUpdate, config.dbMaxAgeHours, slog.child({ component: 'grype-db' }))
       : null;
-  const backend: ScanBackend = config.harbor !== undefined ? new HarborBackend(config.harbor) : (mirrored ?? grype ?? new GrypeBackend(grypeBin, ''));
+  const backend: ScanBackend =
+    config.harbor !== undefined
+      ? new HarborBackend(config.harbor)
+      : config.trivy !== undefined
+        ? new TrivyBackend({ ...config.trivy, trivyBin: config.trivy.trivyBin ?? join(cacheBin(), 'trivy') })
+        : (mirrored ?? grype ?? new GrypeBackend(grypeBin, ''));
   const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
   const js = jetstream(nc);
   const stopping = new AbortController();
@@ -119,7 +130,8 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
       }
     }
     if (consumer === null) return;
-    slog.info(backend.kind === 'harbor' ? { backend: 'harbor', url: config.harbor?.url } : { backend: 'grype', dbDir: config.dbDir, grypeBin }, 'scanner ready');
+    const where = { harbor: { url: config.harbor?.url }, trivy: { cacheDir: config.trivy?.cacheDir }, grype: { dbDir: config.dbDir, grypeBin, mirror: config.dbUpdate?.url } }[backend.kind];
+    slog.info({ backend: backend.kind, ...where }, 'scanner ready');
     while (!stopping.signal.aborted) {
       let msg: JsMsg | null;
       try {
