@@ -179,9 +179,12 @@ describe('grype DB from a mirror', () => {
     await expect(b.scan(IMAGE, signal)).rejects.toMatchObject({ code: 'E_SCAN_UNAVAILABLE', message: expect.stringMatching(/no vulnerability DB|unusable/) });
   });
 
-  it('scanner options: dbUpdate needs a grype dbDir; the age defaults to grype’s 120 h', () => {
+  it('scanner options: one backend; dbUpdate needs a grype dbDir; the age defaults to grype’s 120 h', () => {
     const base = { natsUrl: 'nats://x', natsCredentials: { user: 'scanner', seedFile: '/run/secrets/scanner.nk' } };
     expect(ScannerOptions.safeParse({ ...base, harbor: { url: 'http://a' }, dbUpdate: { url: 'http://m' } }).success).toBe(false);
+    // one backend per scanner
+    expect(ScannerOptions.safeParse({ ...base, dbDir: '/var/lib/grype', trivy: { cacheDir: '/var/lib/trivy' } }).success).toBe(false);
+    expect(ScannerOptions.safeParse({ ...base, trivy: { cacheDir: '/var/lib/trivy' } }).success).toBe(true);
     const ok = ScannerOptions.parse({ ...base, dbDir: '/var/lib/grype', dbUpdate: { url: 'https://mirror.internal/databases' } });
     expect(ok.dbMaxAgeHours).toBe(120);
     expect(ok.dbUpdate?.everyMs).toBe(3600_000);
