@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stripVTControlCharacters } from 'node:util';
 import { z } from 'zod';
 import { ErrorCode, FleetError, toFleetError } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
-import { grypeDbStatus, grypeEnv, runGrypeCommand } from './grype.ts';
+import { grypeDbStatus, grypeEnv } from './grype.ts';
+import { outputTail, runScannerTool } from './scanner-tool.ts';
 import type { BackendResult, ImageToScan, ScanBackend } from './backend.ts';
 
 /**
@@ -29,7 +29,6 @@ export type DbUpdateOutcome =
   | { ok: false; at: string; error: string };
 
 // grype colours its stderr even off a terminal
-const tail = (text: string): string => stripVTControlCharacters(text).trim().split('\n').slice(-3).join(' | ').slice(0, 1000);
 const goDuration = (ms: number): string => `${Math.ceil(ms / 1000)}s`;
 
 /**
@@ -45,7 +44,7 @@ export async function updateGrypeDb(
   maxDbAgeHours: number,
   signal: AbortSignal,
 ): Promise<{ updated: boolean; built: string }> {
-  const r = await runGrypeCommand(
+  const r = await runScannerTool(
     grypeBin,
     ['db', 'update'],
     {
@@ -60,7 +59,7 @@ export async function updateGrypeDb(
   );
   if (signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, 'vulnerability DB update stopped');
   if (r.exitCode !== 0) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB update from ${mirror.url} failed (grype db update exit ${r.exitCode ?? r.signal}): ${tail(r.stderr || r.stdout)}`);
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB update from ${mirror.url} failed (grype db update exit ${r.exitCode ?? r.signal}): ${outputTail(r.stderr || r.stdout)}`);
   }
   const status = await grypeDbStatus(grypeBin, dbDir, signal, maxDbAgeHours);
   // grype prints this line only when it installed a DB (stdout, "Vulnerability database updated…")

@@ -1,10 +1,9 @@
 import { stat } from 'node:fs/promises';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError, Severity, parseWith, type Finding, type ScannerIdentity } from '../protocol/index.ts';
-import { KILL_GRACE_MS, diesWithParent } from '../adapters/child-process.ts';
 import { BoundedCache } from '../adapters/bounded-cache.ts';
 import type { BackendResult, ImageToScan, ScanBackend } from './backend.ts';
+import { outputTail, readReport, runScannerTool } from './scanner-tool.ts';
 
 /** What one grype run needs: the binary, its vulnerability DB (a grype cache dir) and the image. */
 export interface GrypeRun {
@@ -113,36 +112,21 @@ export function grypeEnv(run: Pick<GrypeRun, 'dbDir' | 'insecureRegistry' | 'max
   };
 }
 
-export async function runGrypeCommand(grypeBin: string, args: string[], env: Record<string, string>, signal: AbortSignal) {
-  const [file, argv] = diesWithParent(grypeBin, args);
-  return execa(file, argv, {
-    env,
-    extendEnv: true,
-    stdin: 'ignore',
-    reject: false,
-    cancelSignal: signal,
-    forceKillAfterDelay: KILL_GRACE_MS,
-    maxBuffer: 256 * 1024 * 1024,
-  });
-}
-
-const tail = (text: string): string => text.trim().split('\n').slice(-5).join(' | ').slice(0, 2000);
-
 /** The DB's build time, or E_SCAN_UNAVAILABLE when there is none or grype will not use it (stale, corrupt). */
 export async function grypeDbStatus(grypeBin: string, dbDir: string, signal: AbortSignal, maxDbAgeHours?: number): Promise<{ built: string; schemaVersion?: string }> {
   if (!(await stat(dbDir).then((s) => s.isDirectory(), () => false))) {
     throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `no vulnerability DB at ${dbDir}`);
   }
-  const r = await runGrypeCommand(grypeBin, ['db', 'status', '-o', 'json'], grypeEnv({ dbDir, insecureRegistry: false, ...(maxDbAgeHours === undefined ? {} : { maxDbAgeHours }) }), signal);
+  const r = await runScannerTool(grypeBin, ['db', 'status', '-o', 'json'], grypeEnv({ dbDir, insecureRegistry: false, ...(maxDbAgeHours === undefined ? {} : { maxDbAgeHours }) }), signal);
   if (signal.aborted) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, 'scan aborted');
   let status: z.infer<typeof GrypeDbStatus>;
   try {
     status = parseWith(GrypeDbStatus, JSON.parse(r.stdout), 'grype db status', ErrorCode.E_SCAN_UNAVAILABLE);
   } catch {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable (grype db status exit ${r.exitCode ?? r.signal}): ${tail(r.stderr || r.stdout)}`);
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable (grype db status exit ${r.exitCode ?? r.signal}): ${outputTail(r.stderr || r.stdout)}`);
   }
   if (r.exitCode !== 0 || status.valid === false || status.built === undefined) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable: ${status.error ?? tail(r.stderr)}`);
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `vulnerability DB at ${dbDir} is unusable: ${status.error ?? outputTail(r.stderr)}`);
   }
   return { built: new Date(status.built).toISOString(), ...(status.schemaVersion === undefined ? {} : { schemaVersion: status.schemaVersion }) };
 }
@@ -156,18 +140,9 @@ export async function scanWithGrype(run: GrypeRun): Promise<{ findings: Finding[
   const version = await grypeVersion(run.grypeBin, run.signal);
   const hit = run.cache?.get(run.source, db.built);
   if (hit !== undefined) return { findings: hit, scanner: { name: 'grype', version, dbBuilt: db.built }, cached: true };
-  const r = await runGrypeCommand(run.grypeBin, [run.source, '-o', 'json', '-q'], grypeEnv(run), run.signal);
-  if (run.signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} was stopped (timeout or shutdown)`);
-  // 0 is the only success: without --fail-on grype exits non-zero only when it could not scan.
-  if (r.exitCode !== 0) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} exited ${r.exitCode ?? r.signal}: ${tail(r.stderr)}`);
-  }
-  let doc: GrypeDocument;
-  try {
-    doc = parseWith(GrypeDocument, JSON.parse(r.stdout), 'grype report', ErrorCode.E_SCAN_UNAVAILABLE);
-  } catch (e) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `grype on ${run.source} printed no usable report: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const r = await runScannerTool(run.grypeBin, [run.source, '-o', 'json', '-q'], grypeEnv(run), run.signal);
+  // without --fail-on grype exits non-zero only when it could not scan
+  const doc = readReport('grype', run.source, r, GrypeDocument, run.signal);
   const findings = normaliseGrype(doc);
   run.cache?.set(run.source, db.built, findings);
   return { findings, scanner: { name: doc.descriptor?.name ?? 'grype', version: doc.descriptor?.version ?? version, dbBuilt: db.built }, cached: false };
@@ -178,9 +153,9 @@ let knownVersion: { bin: string; version: string } | null = null;
 /** grype's own version (`grype version -o json`), asked once per binary. */
 async function grypeVersion(grypeBin: string, signal: AbortSignal): Promise<string> {
   if (knownVersion?.bin === grypeBin) return knownVersion.version;
-  const r = await runGrypeCommand(grypeBin, ['version', '-o', 'json'], { GRYPE_CHECK_FOR_APP_UPDATE: 'false' }, signal);
+  const r = await runScannerTool(grypeBin, ['version', '-o', 'json'], { GRYPE_CHECK_FOR_APP_UPDATE: 'false' }, signal);
   const parsed = z.object({ version: z.string() }).safeParse(r.exitCode === 0 ? JSON.parse(r.stdout) : null);
-  if (!parsed.success) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `${grypeBin} does not say its version (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr)}`);
+  if (!parsed.success) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `${grypeBin} does not say its version (exit ${r.exitCode ?? r.signal}): ${outputTail(r.stderr)}`);
   knownVersion = { bin: grypeBin, version: parsed.data.version };
   return parsed.data.version;
 }

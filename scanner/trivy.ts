@@ -1,12 +1,10 @@
 import { isAbsolute } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { stripVTControlCharacters } from 'node:util';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError, parseWith, type Finding, type ScannerIdentity, type Severity } from '../protocol/index.ts';
-import { KILL_GRACE_MS, diesWithParent } from '../adapters/child-process.ts';
 import { ScanCache } from './grype.ts';
 import type { BackendResult, ImageToScan, ScanBackend } from './backend.ts';
+import { outputTail, readReport, runScannerTool } from './scanner-tool.ts';
 
 export const TrivyOptions = z.strictObject({
   /**
@@ -94,8 +92,6 @@ export function normaliseTrivy(report: TrivyReport): Finding[] {
   );
 }
 
-const tail = (text: string): string => stripVTControlCharacters(text).trim().split('\n').slice(-5).join(' | ').slice(0, 2000);
-
 function trivyEnv(insecure: boolean): Record<string, string> {
   return {
     // no telemetry, no version check, no network for the DB: the operator's DB or none
@@ -106,11 +102,6 @@ function trivyEnv(insecure: boolean): Record<string, string> {
   };
 }
 
-async function runTrivy(bin: string, args: string[], env: Record<string, string>, signal: AbortSignal) {
-  const [file, argv] = diesWithParent(bin, args);
-  return execa(file, argv, { env, extendEnv: true, stdin: 'ignore', reject: false, cancelSignal: signal, forceKillAfterDelay: KILL_GRACE_MS, maxBuffer: 256 * 1024 * 1024 });
-}
-
 /**
  * trivy's version and its DB's UpdatedAt (`trivy version --format json`), refused when there is
  * no DB or it is older than maxDbAgeHours: E_SCAN_UNAVAILABLE, the gate fails closed.
@@ -119,17 +110,17 @@ export async function trivyDbStatus(bin: string, cacheDir: string, maxDbAgeHours
   if (!(await stat(`${cacheDir}/db/metadata.json`).then((s) => s.isFile(), () => false))) {
     throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `no trivy vulnerability DB in ${cacheDir}/db`);
   }
-  const r = await runTrivy(bin, ['version', '--format', 'json', '--cache-dir', cacheDir], trivyEnv(false), signal);
+  const r = await runScannerTool(bin, ['version', '--format', 'json', '--cache-dir', cacheDir], trivyEnv(false), signal);
   if (signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, 'trivy stopped (timeout or shutdown)');
   let parsed: z.infer<typeof TrivyVersion>;
   try {
     parsed = parseWith(TrivyVersion, JSON.parse(r.stdout), 'trivy version', ErrorCode.E_SCAN_UNAVAILABLE);
   } catch {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy does not say its version and DB (exit ${r.exitCode ?? r.signal}): ${tail(r.stderr || r.stdout)}`);
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy does not say its version and DB (exit ${r.exitCode ?? r.signal}): ${outputTail(r.stderr || r.stdout)}`);
   }
   const updated = parsed.VulnerabilityDB === undefined ? NaN : Date.parse(parsed.VulnerabilityDB.UpdatedAt);
   if (r.exitCode !== 0 || Number.isNaN(updated)) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy's vulnerability DB in ${cacheDir}/db is unusable: ${tail(r.stderr) || 'no UpdatedAt'}`);
+    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy's vulnerability DB in ${cacheDir}/db is unusable: ${outputTail(r.stderr) || 'no UpdatedAt'}`);
   }
   const ageHours = (Date.now() - updated) / 3600_000;
   if (ageHours > maxDbAgeHours) {
@@ -162,7 +153,7 @@ export async function scanWithTrivy(
   const scanner = { name: 'trivy', version, dbBuilt };
   const hit = cache?.get(what.target, dbBuilt);
   if (hit !== undefined) return { findings: hit, scanner, cached: true };
-  const r = await runTrivy(
+  const r = await runScannerTool(
     options.trivyBin,
     [
       what.kind,
@@ -184,15 +175,8 @@ export async function scanWithTrivy(
     trivyEnv(what.insecure),
     signal,
   );
-  if (signal.aborted || r.isCanceled) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy on ${what.target} was stopped (timeout or shutdown)`);
   // without --exit-code trivy exits non-zero only when it could not scan
-  if (r.exitCode !== 0) throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy on ${what.target} exited ${r.exitCode ?? r.signal}: ${tail(r.stderr)}`);
-  let report: TrivyReport;
-  try {
-    report = parseWith(TrivyReport, JSON.parse(r.stdout), 'trivy report', ErrorCode.E_SCAN_UNAVAILABLE);
-  } catch (e) {
-    throw new FleetError(ErrorCode.E_SCAN_UNAVAILABLE, `trivy on ${what.target} printed no usable report: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const report = readReport('trivy', what.target, r, TrivyReport, signal);
   const findings = normaliseTrivy(report);
   cache?.set(what.target, dbBuilt, findings);
   return { findings, scanner, cached: false };
