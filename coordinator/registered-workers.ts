@@ -1,5 +1,6 @@
 import type { KV } from '@nats-io/kv';
 import { workerKey } from '../protocol/index.ts';
+import { BoundedCache } from '../adapters/bounded-cache.ts';
 
 /**
  * Whether a worker is announced in the workers bucket, for the claim check. A positive answer is
@@ -9,30 +10,26 @@ import { workerKey } from '../protocol/index.ts';
  * widens nothing. A no is never remembered: a worker that just announced itself is let in.
  */
 export class RegisteredWorkers {
-  private readonly seen = new Map<string, number>();
+  private readonly seen: BoundedCache<string, true>;
 
   constructor(
     private readonly workers: Pick<KV, 'get'>,
-    private readonly ttlMs: number,
-    private readonly maxEntries = 10_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+    ttlMs: number,
+    maxEntries = 10_000,
+    now: () => number = Date.now,
+  ) {
+    this.seen = new BoundedCache({ maxEntries, ttlMs, now });
+  }
 
   async has(pool: string, workerId: string): Promise<boolean> {
     const key = workerKey(pool, workerId);
-    const until = this.seen.get(key);
-    if (until !== undefined && until > this.now()) return true;
+    if (this.seen.get(key) === true) return true;
     const entry = await this.workers.get(key).catch(() => null);
     if (entry === null || entry.operation !== 'PUT') {
       this.seen.delete(key);
       return false;
     }
-    this.seen.delete(key);
-    this.seen.set(key, this.now() + this.ttlMs);
-    if (this.seen.size > this.maxEntries) {
-      const oldest = this.seen.keys().next();
-      if (oldest.done !== true) this.seen.delete(oldest.value);
-    }
+    this.seen.set(key, true);
     return true;
   }
 }
