@@ -85,8 +85,8 @@ try {
     const at = (type: string): number => Date.parse(events.find((e) => e.type === type)?.at ?? '');
     const ms = at('verifying') - at('started');
     // The sandbox's own steps, as the builder timed them (`buildkit: …` / `kaniko: …` in the log): the profile.
-    const timing = (await archived(id)).split('\n').find((l) => /\b(?:buildkit|kaniko): (?:image and )?bases and cache in /.test(l));
-    console.error(`${id}: ${ms} ms${timing === undefined ? '' : `; ${timing.slice(timing.search(/(?:buildkit|kaniko): /))}`}`);
+    const timing = /\b(?:buildkit|kaniko): (?:image and )?bases and cache in [^"\n]*/.exec(await archived(id))?.[0];
+    console.error(`${id}: ${ms} ms${timing === undefined ? '' : `; ${timing}`}`);
     return ms;
   };
 
