@@ -89,6 +89,13 @@ export const WorkerOptions = z.strictObject({
    * slirp4netns, the host's loopback unreachable) or `none` (loopback only)
    */
   runNetwork: z.enum(['private', 'none']).default('private'),
+  /**
+   * the BuildKit pool's sandbox network (buildkitd and its RUN steps): `slirp4netns` (own namespace,
+   * outbound only; needs /dev/net/tun) or `pod` (the worker's own network namespace, for a Kubernetes
+   * pod, which has no tun device: its NetworkPolicy is then the bound). Without a tun device and
+   * without `pod` the worker refuses to start; it never falls back by itself
+   */
+  buildkitNetwork: z.enum(['slirp4netns', 'pod']).default('slirp4netns'),
 });
 export type WorkerOptions = z.input<typeof WorkerOptions>;
 export type WorkerConfig = z.infer<typeof WorkerOptions> & { workerId: string };

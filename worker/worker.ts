@@ -65,6 +65,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       // The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl, buildah).
       env: { PATH: `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...containersEnv },
       runNetwork: config.runNetwork,
+      buildkitNetwork: config.buildkitNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),

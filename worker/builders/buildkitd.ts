@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -5,6 +6,32 @@ import type { ChildHandle } from '../../adapters/child-process.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
+
+/**
+ * The network namespace buildkitd (and so every RUN step: its OCI worker runs steps in the daemon's
+ * own namespace) lives in. `slirp4netns`: rootlesskit's own namespace, outbound only (needs
+ * /dev/net/tun). `pod`: rootlesskit `--net=host`, i.e. the namespace the worker itself runs in,
+ * acceptable only where that is a pod's own namespace bounded by the pool's NetworkPolicy (a pod
+ * has no /dev/net/tun); never chosen for the operator.
+ */
+export type BuildkitNetwork = 'slirp4netns' | 'pod';
+
+/** The device slirp4netns needs; a Kubernetes pod does not get it. */
+export const TUN_DEVICE = '/dev/net/tun';
+
+/**
+ * Refuses a sandbox network the node cannot give: without a tun device slirp4netns cannot start,
+ * and falling back to the worker's own network would silently weaken RUN steps' isolation, so the
+ * pool has to say `pod` itself.
+ */
+export function checkBuildkitNetwork(network: BuildkitNetwork, tunPresent: boolean): void {
+  if (network === 'slirp4netns' && !tunPresent) {
+    throw new FleetError(
+      ErrorCode.E_INTERNAL,
+      `BuildKit's sandbox network slirp4netns needs ${TUN_DEVICE}, which this node does not have; in a Kubernetes pod set "buildkitNetwork": "pod" (RUN steps then share the pod's network namespace, bounded by its NetworkPolicy)`,
+    );
+  }
+}
 
 /**
  * The worker's own rootless BuildKit daemon: `rootlesskit buildkitd --rootless` as the worker's
@@ -22,7 +49,10 @@ export class BuildkitDaemon {
     private readonly insecureRegistries: readonly string[],
     private readonly log: Logger,
     private readonly limits: BuildLimits = {},
+    private readonly network: BuildkitNetwork = 'slirp4netns',
   ) {
+    // at construction, so a worker configured for a network its node lacks fails to start instead of failing every build
+    checkBuildkitNetwork(network, existsSync(TUN_DEVICE));
     this.socket = join(stateDir, 'buildkit', 'buildkitd.sock');
   }
 
@@ -41,7 +71,7 @@ export class BuildkitDaemon {
     const dir = join(this.stateDir, 'buildkit');
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
     await writeBuildkitdConfig(dir, this.insecureRegistries);
-    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket, this.limits)], {
+    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket, this.limits, this.network)], {
       env: { ...this.env, ...BUILDKITD_ENV, XDG_RUNTIME_DIR: join(dir, 'run') },
       extendEnv: false,
       stdin: 'ignore',
@@ -92,13 +122,15 @@ export async function writeBuildkitdConfig(dir: string, insecureRegistries: read
  * network namespace) live in rootlesskit's network namespace: slirp4netns gives it outbound
  * access only, `--disable-host-loopback` keeps the host's 127.0.0.1 (and 10.0.2.2, slirp's alias
  * for it) out of reach, and no port is published (`--port-driver=none`): the daemon is reached by
- * its unix socket only. The daemon pulls nothing itself: the worker brings the bases in as OCI
+ * its unix socket only. NETWORK `pod` (see BuildkitNetwork) is the one path to `--net=host`: the
+ * pod's namespace, whose loopback is the pod's own (no host loopback to hide). The daemon pulls nothing itself: the worker brings the bases in as OCI
  * layouts (base-import.ts) and pushes the result (oci-push.ts). `--otel-socket-path`: it would
  * otherwise try /run/buildkit, which an unprivileged user cannot create.
  */
-export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}): string[] {
+export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}, network: BuildkitNetwork = 'slirp4netns'): string[] {
+  const net = network === 'pod' ? ['--net=host'] : ['--net=slirp4netns', '--disable-host-loopback'];
   return [
-    'rootlesskit', '--net=slirp4netns', '--disable-host-loopback', '--port-driver=none', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
+    'rootlesskit', ...net, '--port-driver=none', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
     // Inside rootlesskit's user namespace: RUN steps are buildkitd's children and inherit its
     // rlimits (buildctl has none to give per step), and RLIMIT_NPROC counts this namespace only.
     ...prlimitPrefix(limits),

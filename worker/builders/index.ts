@@ -5,7 +5,7 @@ import type { BuilderKind } from '../../protocol/index.ts';
 import { BaseStore } from './base-import.ts';
 import { BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
-import { BuildkitDaemon } from './buildkitd.ts';
+import { BuildkitDaemon, type BuildkitNetwork } from './buildkitd.ts';
 import { KanikoBuilder, type KanikoCredentials } from './kaniko.ts';
 import { SandboxedBuilder, type BuildLimits } from './sandbox.ts';
 import type { Builder } from './types.ts';
@@ -17,6 +17,8 @@ export interface BuilderSettings {
   kind: BuilderKind;
   env: Record<string, string>;
   runNetwork: 'private' | 'none';
+  /** BuildKit's sandbox network (buildkitd.ts); absent: slirp4netns */
+  buildkitNetwork?: BuildkitNetwork;
   stateDir: string;
   insecureRegistries: readonly string[];
   /** the builder's own image (kaniko's) in that registry, as `host/repo@digest` once its platform signature checks out */
@@ -44,7 +46,7 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
     case 'buildah':
       return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath);
     case 'buildkit': {
-      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits);
+      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork);
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);
       const builder = new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork, join(settings.stateDir, 'buildkit-out'), settings.log, settings.registry);
       // A stopping worker pushes the layer caches it still owes the registry, then stops the daemon.
