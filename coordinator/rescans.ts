@@ -7,6 +7,7 @@ import { z } from 'zod';
 import {
   COORDINATOR_QUEUE,
   RescanRequest,
+  ScannerDbUpdated,
   buckets,
   decodeWith,
   encode,
@@ -26,6 +27,10 @@ import type { ScanClient } from './scan-client.ts';
 import type { JetStreamResources } from './jetstream-resources.ts';
 
 const DB_KEY = 'db';
+/** a scanner's clock may run ahead a little; a DB "built" further in the future is refused (it would mask every real update after it) */
+const MAX_FUTURE_MS = 5 * 60_000;
+/** an announcement of the DB the fleet already knows starts a catch-up (images a lagging scanner rescanned with an older DB) at most this often */
+const CATCH_UP_EVERY_MS = 60_000;
 const releasedKey = (buildId: string): string => `released.${buildId}`;
 const findingKey = (f: Finding): string => `${f.id}\0${f.package}\0${f.installed}`;
 
@@ -58,9 +63,12 @@ export interface RescanSettings {
 export class Rescans {
   private running: Promise<void> | null = null;
   private again = false;
+  /** the queued run must rescan every image (an admin asked), not only those not yet rescanned at the current DB */
+  private againEvery = false;
   private readonly stopping = new AbortController();
   private readonly dbBuilt: Gauge;
   private readonly rescanned: Counter<'outcome'>;
+  private lastCatchUp = 0;
 
   private constructor(
     private readonly kv: KV,
@@ -75,7 +83,7 @@ export class Rescans {
     metrics: Registry,
   ) {
     this.dbBuilt = new Gauge({ name: 'fleet_scanner_db_built_timestamp_seconds', help: 'Build time of the newest vulnerability DB a scanner reported (Unix seconds); alert when it gets old', registers: [metrics] });
-    this.rescanned = new Counter({ name: 'fleet_rescans_total', help: 'Rescans of released images, by outcome (clean, vulnerable: new blocking findings, unchanged, failed)', labelNames: ['outcome'] as const, registers: [metrics] });
+    this.rescanned = new Counter({ name: 'fleet_rescans_total', help: 'Rescans of released images, by outcome (clean, vulnerable: new blocking findings, unchanged, failed, stale: scanned with an older DB than the one announced)', labelNames: ['outcome'] as const, registers: [metrics] });
   }
 
   static async open(
@@ -91,8 +99,54 @@ export class Rescans {
     return r;
   }
 
-  /** Serves `fleet scan --rescan-released` (admins only: no other NATS user may publish the subject). */
-  serve(nc: NatsConnection): Subscription {
+  /**
+   * Serves `fleet scan --rescan-released` (admins only: no other NATS user may publish the subject)
+   * and the scanners' DB announcements (subjects.scannerDbUpdated, which only the scanner role may
+   * publish besides admins). An announcement can do one thing: make the fleet learn a DB build
+   * time, which starts a rescan when it is newer than the known one (compare-and-set: one rescan
+   * per DB build time across scanners and replicas), or a cheap catch-up when it is the known one.
+   */
+  serve(nc: NatsConnection): { drain(): Promise<void> } {
+    const announcements = nc.subscribe(subjects.scannerDbUpdated, {
+      queue: COORDINATOR_QUEUE,
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const parsed = ScannerDbUpdated.safeParse(safeJson(msg.data));
+        if (!parsed.success) {
+          this.log.warn({ subject: msg.subject }, 'ignoring a malformed scanner DB announcement');
+          return;
+        }
+        this.announced(parsed.data);
+      },
+    });
+    const api = this.serveApi(nc);
+    return {
+      async drain() {
+        await Promise.all([announcements.drain(), api.drain()]);
+      },
+    };
+  }
+
+  private announced(a: ScannerDbUpdated): void {
+    const built = Date.parse(a.dbBuilt);
+    if (built > Date.now() + MAX_FUTURE_MS) {
+      this.log.warn({ scannerId: a.scannerId, dbBuilt: a.dbBuilt }, 'ignoring a scanner DB announcement from the future');
+      return;
+    }
+    this.log.info({ scannerId: a.scannerId, dbBuilt: a.dbBuilt }, 'a scanner announced its vulnerability DB');
+    void (async () => {
+      const known = await this.knownDb();
+      if (known !== null && Date.parse(known.value) === built && Date.now() - this.lastCatchUp >= CATCH_UP_EVERY_MS) {
+        // Images already rescanned at this DB are skipped: only those a lagging scanner saw with an older one are redone.
+        this.lastCatchUp = Date.now();
+        this.trigger(`scanner ${a.scannerId} announced the current DB ${a.dbBuilt} (catch-up)`);
+        return;
+      }
+      this.observeDb(a.dbBuilt);
+    })().catch((e: unknown) => this.log.error({ err: e }, 'could not handle a scanner DB announcement'));
+  }
+
+  private serveApi(nc: NatsConnection): Subscription {
     return nc.subscribe(subjects.rescanApi, {
       queue: COORDINATOR_QUEUE,
       callback: (err, msg) => {
@@ -100,7 +154,7 @@ export class Rescans {
         let reply: RescanReply;
         try {
           const req = decodeWith(RescanRequest, msg.data, 'rescan request');
-          reply = { ok: true, started: this.trigger(req.reason) };
+          reply = { ok: true, started: this.trigger(req.reason, { every: true }) };
         } catch (e) {
           reply = { ok: false, error: toFleetError(e).toBody() };
         }
@@ -129,20 +183,28 @@ export class Rescans {
     })().catch((e: unknown) => this.log.error({ err: e }, 'could not record the scanner DB build time'));
   }
 
-  /** Starts a rescan of every released image; true if it started now, false if one runs (it runs again after). */
-  trigger(reason: string): boolean {
+  /**
+   * Starts a rescan of the released images; true if it started now, false if one runs (it runs
+   * again after). A DB move rescans the images not yet rescanned at the current DB (so a repeated
+   * announcement costs no scans); `every` (an admin's `fleet scan --rescan-released`) rescans all.
+   */
+  trigger(reason: string, options: { every?: boolean } = {}): boolean {
+    const every = options.every === true;
     if (this.running !== null) {
       this.again = true;
+      this.againEvery ||= every;
       return false;
     }
-    this.log.info({ reason }, 'rescanning released images');
-    this.running = this.runAll()
+    this.log.info({ reason, every }, 'rescanning released images');
+    this.running = this.runAll(every)
       .catch((e: unknown) => this.log.error({ err: e }, 'rescan of released images stopped'))
       .finally(() => {
         this.running = null;
         if (this.again && !this.stopping.signal.aborted) {
+          const again = { every: this.againEvery };
           this.again = false;
-          this.trigger('asked again while the last rescan ran');
+          this.againEvery = false;
+          this.trigger('asked again while the last rescan ran', again);
         }
       });
     return true;
@@ -174,15 +236,18 @@ export class Rescans {
     return [...byImage.values()];
   }
 
-  private async runAll(): Promise<void> {
+  private async runAll(every: boolean): Promise<void> {
     const started = Date.now();
+    // the DB this round rescans for: an image already rescanned at it (or later) is not scanned again
+    const target = (await this.knownDb())?.value;
     const images = await this.released();
     const gapMs = 60_000 / this.settings.perMinute;
     let done = 0;
     for (const image of images) {
       if (this.stopping.signal.aborted) return;
+      if (!every && target !== undefined && (await this.rescannedAt(image.record.id)) >= Date.parse(target)) continue;
       const t0 = Date.now();
-      await this.rescan(image).catch((e: unknown) => {
+      await this.rescan(image, target).catch((e: unknown) => {
         this.rescanned.inc({ outcome: 'failed' });
         this.log.warn({ err: e, buildId: image.record.id }, 'rescan failed; the next DB move or trigger tries again');
       });
@@ -194,7 +259,7 @@ export class Rescans {
     this.log.info({ images: done, seconds, perMinute: seconds > 0 ? Math.round((done / seconds) * 60) : null }, 'rescan of released images done');
   }
 
-  private async rescan(image: ReleasedImage): Promise<void> {
+  private async rescan(image: ReleasedImage, target: string | undefined): Promise<void> {
     const { record } = image;
     const repository = record.request.image.repository;
     const report = await this.scan.scan(
@@ -203,6 +268,12 @@ export class Rescans {
       { observeDb: false },
     );
     await this.noteDb(report.scanner.dbBuilt);
+    if (target !== undefined && Date.parse(report.scanner.dbBuilt) < Date.parse(target)) {
+      // a scanner that has not updated yet answered: its announcement of the new DB catches this image up
+      this.rescanned.inc({ outcome: 'stale' });
+      this.log.info({ buildId: record.id, dbBuilt: report.scanner.dbBuilt, target }, 'rescanned with an older DB than the current one; left for the catch-up');
+      return;
+    }
     const result = vulnerabilitiesResult(report, this.policy, record.request.kind, repository);
     const blocking = result.scan?.blocking ?? [];
     const before = await this.knownBlocking(record);
@@ -216,6 +287,14 @@ export class Rescans {
     await this.js.publish(subjects.event(record.id), encode(event), { msgID: `${record.id}.vulnerable.${report.scanner.dbBuilt}` });
     this.rescanned.inc({ outcome: 'vulnerable' });
     this.log.warn({ buildId: record.id, digest: image.digest, findings: fresh.map((f) => f.id) }, 'released image has new blocking findings (left tagged)');
+  }
+
+  /** The DB build time (ms) of this image's last rescan, -Infinity if never rescanned. */
+  private async rescannedAt(buildId: string): Promise<number> {
+    const entry = await this.kv.get(releasedKey(buildId));
+    if (entry === null || entry.operation !== 'PUT') return -Infinity;
+    const parsed = ReleasedState.safeParse(entry.json());
+    return parsed.success ? Date.parse(parsed.data.dbBuilt) : -Infinity;
   }
 
   /** What blocked this image when it was last judged: the last rescan's, else its promotion verdict's (a warn or an exception). */
@@ -251,3 +330,11 @@ export class Rescans {
   }
 }
 
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}

@@ -60,6 +60,8 @@ export const subjects = {
   /** a scanner's report on one scan job; the coordinator that asked listens for it */
   scanResult: (scanId: string) => `${root}.scanner.result.${scanId}`,
   scanResultWildcard: `${root}.scanner.result.*`,
+  /** a scanner announces a newer vulnerability DB (ScannerDbUpdated); the coordinator rescans released images on it */
+  scannerDbUpdated: `${root}.scanner.db-updated`,
   /** durable work queue of notifications to deliver to a tenant's webhook (coordinator/notifications) */
   notifyQueue: (tenant: string) => `${root}.notify.queue.${tenant}`,
   notifyQueueWildcard: `${root}.notify.queue.>`,

@@ -13,7 +13,7 @@ export type NatsRole =
   | { readonly kind: 'worker'; readonly pool: string }
   /** a release system submitting over NATS for one tenant */
   | { readonly kind: 'tenant'; readonly tenant: string }
-  /** the scanner pool: takes scan jobs, publishes their reports, nothing else */
+  /** the scanner pool: takes scan jobs, publishes their reports and its DB updates, nothing else */
   | { readonly kind: 'scanner' };
 
 export interface NatsPermissions {
@@ -53,7 +53,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
         user,
         inboxPrefix,
         publish: ['$JS.API.>', '$JS.ACK.>', '$JS.FC.>', '$KV.>', 'fleet.v1.>'],
-        subscribe: ['fleet.v1.api.>', subjects.scanResultWildcard, inbox],
+        subscribe: ['fleet.v1.api.>', subjects.scanResultWildcard, subjects.scannerDbUpdated, inbox],
         allowResponses: true,
       };
     case 'worker': {
@@ -91,7 +91,7 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
       return {
         user,
         inboxPrefix,
-        publish: [`$JS.API.CONSUMER.INFO.${queue}`, `$JS.API.CONSUMER.MSG.NEXT.${queue}`, `$JS.ACK.${queue}.>`, subjects.scanResultWildcard],
+        publish: [`$JS.API.CONSUMER.INFO.${queue}`, `$JS.API.CONSUMER.MSG.NEXT.${queue}`, `$JS.ACK.${queue}.>`, subjects.scanResultWildcard, subjects.scannerDbUpdated],
         subscribe: [inbox],
         allowResponses: false,
       };

@@ -70,6 +70,20 @@ export const ScanReport = z.discriminatedUnion('ok', [
 export type ScanReport = z.infer<typeof ScanReport>;
 
 /** `fleet scan --rescan-released` (admin, request-reply on subjects.rescanApi): rescan every released image now. */
+/**
+ * A scanner's word that its vulnerability DB moved (published on `subjects.scannerDbUpdated`
+ * after an update installed a DB of another build time). Only a hint: the coordinator records the
+ * build time (compare-and-set, so each DB starts one rescan however many scanners announce it) and
+ * rescans released images; the message carries nothing else a scanner could steer.
+ */
+export const ScannerDbUpdated = z.strictObject({
+  scannerId: z.string().min(1).max(200),
+  /** the build time of the DB the scanner now scans with */
+  dbBuilt: Timestamp,
+  at: Timestamp,
+});
+export type ScannerDbUpdated = z.infer<typeof ScannerDbUpdated>;
+
 export const RescanRequest = z.strictObject({ reason: z.string().max(200).default('asked by an admin') });
 export type RescanRequest = z.infer<typeof RescanRequest>;
 

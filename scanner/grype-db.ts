@@ -72,12 +72,20 @@ export async function updateGrypeDb(
  * and matching against the next would cache its findings under the wrong DB). Fails closed like
  * plain grype: a scan checks the DB's age itself, so a DB past `maxDbAgeHours` (the mirror gone
  * quiet, or serving only stale DBs) is E_SCAN_UNAVAILABLE, the last update's failure named.
- * A newer DB shows in the next report's `dbBuilt`; the coordinator rescans released images on it.
+ * A newer DB is announced (`onDbChanged`) and shows in the next report's `dbBuilt`; the
+ * coordinator rescans released images on either.
  */
 export class MirroredGrypeBackend implements ScanBackend {
   readonly kind = 'grype' as const;
   private tail: Promise<unknown> = Promise.resolve();
   private last: DbUpdateOutcome | null = null;
+  /**
+   * Told the DB build time after each update that left a usable DB of another build time than the
+   * last one told (the first successful update included): the scanner announces it so the
+   * coordinator rescans released images now rather than at the next build's scan.
+   */
+  onDbChanged: ((built: string) => void) | undefined;
+  private told: string | null = null;
 
   constructor(
     private readonly inner: ScanBackend,
@@ -101,6 +109,10 @@ export class MirroredGrypeBackend implements ScanBackend {
         const { updated, built } = await updateGrypeDb(this.grypeBin, this.dbDir, this.mirror, this.maxDbAgeHours, signal);
         this.last = { ok: true, at, updated, built };
         this.log.info({ updated, dbBuilt: built, mirror: this.mirror.url }, updated ? 'vulnerability DB updated from the mirror' : 'vulnerability DB current');
+        if (built !== this.told) {
+          this.told = built;
+          this.onDbChanged?.(built);
+        }
       } catch (e) {
         const err = toFleetError(e, ErrorCode.E_SCAN_UNAVAILABLE);
         this.last = { ok: false, at, error: err.message };

@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import { z } from 'zod';
-import { ErrorCode, ScanJob, consumers, decodeWith, encode, parseWith, streams, subjects, toFleetError, type ScanReport } from '../protocol/index.ts';
+import { ErrorCode, ScanJob, consumers, decodeWith, encode, parseWith, streams, subjects, toFleetError, type ScanReport, type ScannerDbUpdated } from '../protocol/index.ts';
 import { NatsCredentials, connectNats } from '../adapters/nats.ts';
 import { cacheBin } from '../adapters/environment.ts';
 import type { Logger } from '../adapters/logger.ts';
@@ -76,6 +76,19 @@ export async function startScanner(options: ScannerOptions, log: Logger): Promis
   const nc = await connectNats(config.natsUrl, `fleet-scanner-${config.scannerId}`, config.natsCredentials, slog);
   const js = jetstream(nc);
   const stopping = new AbortController();
+  if (mirrored !== null) {
+    // Each DB this scanner starts scanning with is announced: the coordinator rescans released
+    // images on a newer one at once (it ignores build times it already knows: many scanners, one rescan).
+    mirrored.onDbChanged = (dbBuilt) => {
+      const announcement: ScannerDbUpdated = { scannerId: config.scannerId, dbBuilt, at: new Date().toISOString() };
+      try {
+        nc.publish(subjects.scannerDbUpdated, encode(announcement));
+      } catch (e) {
+        // (closing down) the next report's dbBuilt still tells the coordinator
+        slog.warn({ err: e, dbBuilt }, 'could not announce the DB update');
+      }
+    };
+  }
   // The first update before taking jobs: a fresh scanner scans with the mirror's DB, not whatever
   // its dir held. A failure does not stop it: its scans fail closed until a DB fit to use is there.
   const updates = mirrored === null ? Promise.resolve() : mirrored.updateNow(stopping.signal).then(() => mirrored.runSchedule(stopping.signal));
