@@ -7,6 +7,7 @@ import { BackgroundSyncs } from './background-syncs.ts';
 import { kanikoCopyFromStages, pinFromLines, type BaseStore } from './base-import.ts';
 import { pullKanikoCache, pushKanikoCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
+import { linkBlobs } from './oci-layout.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
@@ -52,6 +53,8 @@ export interface KanikoSandbox {
   /** the cache keys the registry held before the build (pushed back: only the new ones) */
   knownKeys?: ReadonlySet<string>;
   network: 'private' | 'none';
+  /** the bases' layer blobs in the worker's base store, hard-linked into kaniko's output layout before the run */
+  baseLayers?: readonly string[];
 }
 
 /**
@@ -101,6 +104,9 @@ export class KanikoBuilder implements Builder {
     const sandbox = await this.prepare(plan, output, signal);
     const prepared = performance.now();
     const argv = await kanikoRunArgs(plan, image, name, sandbox, this.insecureRegistries, this.limits);
+    // kaniko's layout writer skips a blob the layout holds already: the bases' layers, linked from
+    // the base store into the fresh output layout, are not written again (BuildKit's cut, 8595314).
+    await linkBlobs(this.bases.layout, sandbox.baseLayers ?? [], join(plan.workDir, KANIKO_OUT, 'oci'));
     const tracker = new KanikoOutput(output);
     try {
       const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -170,8 +176,9 @@ export class KanikoBuilder implements Builder {
     await mkdir(dockerfileDir, { recursive: true });
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
     await writeFile(dockerfile, kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported));
-    if (knownKeys === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network };
-    return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network };
+    const baseLayers = (await Promise.all(imported.map(async (b) => (await this.bases.manifest(b.digest).catch(() => ({ layers: [] }))).layers.map((l) => l.digest)))).flat();
+    if (knownKeys === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network, baseLayers };
+    return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network, baseLayers };
   }
 
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
