@@ -121,6 +121,12 @@ describe('deploy/kubernetes', () => {
         }
         if (namespace === 'fleet-system') expect(spec.securityContext, where).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
         if (namespace === 'fleet-builds') expect(spec.hostUsers, where).toBe(false);
+        // an unmasked /proc only inside the pod's own user namespace (the API server also insists), and only for BuildKit's runc process sandbox
+        if (spec.containers.some((c: any) => c.securityContext?.procMount === 'Unmasked')) {
+          expect(spec.hostUsers, where).toBe(false);
+          expect(namespace, where).toBe('fleet-buildkit');
+        }
+        if (namespace === 'fleet-buildkit') expect(spec.hostUsers, where).toBe(false);
         if (spec.securityContext?.seccompProfile?.type === 'Unconfined') expect(namespace, where).toBe('fleet-buildkit');
         expect(spec.securityContext?.runAsUser ?? 0, `${where}: workers never run as root`).not.toBe(0);
       }
