@@ -11,8 +11,10 @@ export const UI_DIST = fileURLToPath(new URL('../ui/dist/', import.meta.url));
  * The console is static and talks to the same API with the same bearer token, so nothing here
  * needs a login: the assets hold no data. The policy allows only this origin, and no inline script
  * or style (the build emits none), so injected log text could not run even if it reached markup.
+ * The log is read by a worker from this origin's assets (ui/src/log-worker.ts): worker-src says so
+ * outright rather than through the fallback to default-src.
  */
-const CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+const CSP = "default-src 'self'; worker-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 const SECURITY_HEADERS = {
   'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',

@@ -21,9 +21,15 @@ let stand: StandIn;
 let base: string;
 let browser: Browser;
 
+/**
+ * FLOOD_UI_DIST: measure another build of the console (e.g. an older commit's ui/build.ts output),
+ * to compare before and after at the same load; unset, this tree's console is built and measured.
+ */
+const OTHER_DIST = process.env.FLOOD_UI_DIST;
+
 beforeAll(async () => {
-  await buildUi();
-  stand = await standInApi(TOTAL, RATE);
+  if (OTHER_DIST === undefined) await buildUi();
+  stand = await standInApi(TOTAL, RATE, OTHER_DIST);
   base = stand.url;
   browser = await launchChromium();
 });

@@ -215,16 +215,16 @@ async function refusal(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message);
 }
 
+/** A refusal the log worker (log-worker.ts) reported: the same as one read here, 401 included. */
+export function refused(status: number, code: string, message: string): ApiError {
+  if (status === 401) onUnauthenticated();
+  return new ApiError(status, code, message);
+}
+
 export async function api<T>(path: string, init: RequestInit = {}, signal?: AbortSignal): Promise<T> {
   const res = await fetch(path, { ...init, headers: { ...headers(), ...(init.headers as Record<string, string> | undefined) }, ...(signal === undefined ? {} : { signal }) });
   if (!res.ok) throw await refusal(res);
   return (await res.json()) as T;
-}
-
-export interface LogHandlers {
-  lines(batch: LogLine[]): void;
-  event(e: BuildEvent): void;
-  end(build: BuildView): void;
 }
 
 /** One Server-Sent Event: its name (`message` when unnamed), data and id (null when it had none). */
@@ -266,27 +266,6 @@ export async function readSse(res: Response, chunk: (messages: SseMessage[]) => 
     buffer = buffer.slice(pos);
     if (messages.length > 0) chunk(messages);
   }
-}
-
-/**
- * Reads `GET /v1/builds/:id/logs` as Server-Sent Events. Log lines are handed over in the batches
- * the network delivered, so a flood costs one call per chunk, not per line.
- */
-export async function streamLog(id: string, follow: boolean, handlers: LogHandlers, signal: AbortSignal): Promise<void> {
-  const res = await fetch(`/v1/builds/${encodeURIComponent(id)}/logs${follow ? '?follow=1' : ''}`, { headers: headers(), signal });
-  await readSse(res, (messages) => {
-    const batch: LogLine[] = [];
-    for (const { event, data } of messages) {
-      if (event === 'log') batch.push(JSON.parse(data) as LogLine);
-      else {
-        // keep order: lines before an event are delivered before it
-        if (batch.length > 0) handlers.lines(batch.splice(0));
-        if (event === 'event') handlers.event(JSON.parse(data) as BuildEvent);
-        else if (event === 'end') handlers.end(JSON.parse(data) as BuildView);
-      }
-    }
-    if (batch.length > 0) handlers.lines(batch);
-  });
 }
 
 /** `GET /v1/builds?watch=1` (protocol/build-list.ts BuildListEvent), structurally. */

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, streamLog, type BuildEvent, type BuildView, type GateResult, type Verdict } from './api.ts';
+import { api, ApiError, type BuildEvent, type BuildView, type GateResult, type Verdict } from './api.ts';
 import { duration, shortDigest, time } from './format.ts';
+import { streamLog } from './log-stream.ts';
 import { LogView } from './log-view.ts';
 import { PhaseBadge } from './builds-page.tsx';
 import { buildHref, rebuildsHref } from './router.ts';
@@ -162,7 +163,7 @@ function LogPanel({ id, follow, onEvent, onEnd }: { id: string; follow: boolean;
       id,
       follow,
       {
-        lines: (batch) => {
+        rows: (batch) => {
           if (first) {
             first = false;
             performance.mark('fleet:first-log-line');

@@ -1,5 +1,5 @@
 import { parseAnsi, stripAnsi } from './ansi.ts';
-import type { LogLine } from './api.ts';
+import type { LogRows } from './log-rows.ts';
 
 /** Every row is one line high; fixed, so a line's position is arithmetic, not measurement. */
 export const ROW_HEIGHT = 18;
@@ -10,9 +10,6 @@ export const ROW_HEIGHT = 18;
 const OVERSCAN = 6;
 /** The line count is told to the toolbar at most this often: each telling re-renders the panel. */
 const COUNT_EVERY_MS = 250;
-/** The step headers of buildah (`STEP 2/5: RUN …`), BuildKit (`#6 [2/3] RUN …`) and kaniko (`INFO[0003] RUN …`). */
-const STEP_HEADER = /^(STEP \d+\/\d+: |#\d+ \[[^\]]*\d+\/\d+\] |INFO\[\d+\] (?:RUN|FROM|COPY|ADD|WORKDIR|USER|ENV|ARG|LABEL|CMD|ENTRYPOINT) )/;
-const STREAM_CODE = { stdout: 0, stderr: 1, system: 2 } as const;
 
 export interface LogViewEvents {
   /** following changed (the user scrolled away, or back to the end) */
@@ -24,8 +21,9 @@ export interface LogViewEvents {
 /**
  * A virtualized log: lines live in compact arrays (text, stream, enclosing step header), and the
  * DOM holds only the rows the viewport shows plus a small overscan, reused as the user scrolls.
- * Incoming lines are queued and appended once per animation frame, so a build printing tens of
- * thousands of lines a second costs one layout per frame. Text goes in as text nodes only.
+ * Lines arrive already parsed (log-worker.ts reads and classifies them off the main thread), are
+ * queued and appended once per animation frame, so a build printing tens of thousands of lines a
+ * second costs one layout per frame. Text goes in as text nodes only.
  */
 export class LogView {
   private readonly texts: string[] = [];
@@ -36,7 +34,8 @@ export class LogView {
   private readonly folded = new Set<number>();
   /** line index per visible row; null while nothing is folded (row = line) */
   private rows: number[] | null = null;
-  private pending: LogLine[] = [];
+  private pending: LogRows[] = [];
+  private pendingLines = 0;
   private frame = 0;
   /** the line count last told to `events.count` */
   private reported = 0;
@@ -94,12 +93,13 @@ export class LogView {
 
   /** Every line appended, drawn yet or not. */
   get lineCount(): number {
-    return this.texts.length + this.pending.length;
+    return this.texts.length + this.pendingLines;
   }
 
   /** Queues lines; they are drawn on the next frame. */
-  append(lines: readonly LogLine[]): void {
-    for (const l of lines) this.pending.push(l);
+  append(rows: LogRows): void {
+    this.pending.push(rows);
+    this.pendingLines += rows.texts.length;
     this.schedule();
   }
 
@@ -225,20 +225,24 @@ export class LogView {
   private flush(): void {
     if (this.pending.length === 0) return;
     this.schedule();
-    const batch = this.pending;
+    const batches = this.pending;
     this.pending = [];
+    this.pendingLines = 0;
     let head = this.texts.length > 0 ? (this.owner[this.texts.length - 1] ?? -1) : -1;
-    for (const l of batch) {
-      const i = this.texts.length;
-      this.texts.push(l.text);
-      this.streams.push(STREAM_CODE[l.stream]);
-      if (STEP_HEADER.test(l.text)) {
-        head = i;
-        this.headers.add(i);
+    for (const { texts, streams, heads } of batches) {
+      for (let j = 0; j < texts.length; j++) {
+        const text = texts[j] ?? '';
+        const i = this.texts.length;
+        this.texts.push(text);
+        this.streams.push(streams[j] ?? 0);
+        if (heads[j] === 1) {
+          head = i;
+          this.headers.add(i);
+        }
+        this.owner.push(head);
+        if (this.rows !== null && (head === i || head < 0 || !this.folded.has(head))) this.rows.push(i);
+        if (this.term !== '' && stripAnsi(text).toLowerCase().includes(this.term)) this.matches.push(i);
       }
-      this.owner.push(head);
-      if (this.rows !== null && (head === i || head < 0 || !this.folded.has(head))) this.rows.push(i);
-      if (this.term !== '' && stripAnsi(l.text).toLowerCase().includes(this.term)) this.matches.push(i);
     }
   }
 
