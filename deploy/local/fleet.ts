@@ -16,6 +16,7 @@ import { fillSharedImageStore } from '../../node/shared-image-store.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 import { startScanner, type ScannerOptions } from '../../scanner/scanner.ts';
 import type { HarborOptions } from '../../scanner/harbor.ts';
+import type { TrivyOptions } from '../../scanner/trivy.ts';
 import { issueNatsUsers, renderAuthorization } from '../../node/nats-authorization.ts';
 import { makeNatsTls } from './nats-tls.ts';
 import type { NatsCredentials } from '../../adapters/nats.ts';
@@ -62,8 +63,14 @@ export interface LocalFleetOptions {
   /** the scanners' grype DB (a GRYPE_DB_CACHE_DIR) and how long the gate waits for a report; given without scanners, no scanner answers */
   scan?: {
     dbDir?: string;
+    /** keep dbDir current from a mirror of grype's DB distribution (scanner/grype-db.ts): each scanner updates at start and every everyMs, and announces a new DB */
+    dbUpdate?: ScannerOptions['dbUpdate'];
+    /** a grype DB built longer ago is refused (default grype's 120 h) */
+    dbMaxAgeHours?: number;
     /** scan through a Harbor scanner adapter instead of grype */
     harbor?: HarborOptions;
+    /** scan with trivy (its DB in trivy.cacheDir) instead of grype */
+    trivy?: TrivyOptions;
     timeoutMs?: number;
     rescanPerMinute?: number;
     /** the scan job consumer's ack wait, and how often a scanner says a scan is in progress */
@@ -126,7 +133,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
   try {
     const pools = [...new Set([pool, ...(opts.coordinator?.pools ?? [])])];
     const scanners = opts.scanners ?? 0;
-    if (scanners > 0 && opts.scan?.dbDir === undefined && opts.scan?.harbor === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir) or scan.harbor');
+    if (scanners > 0 && opts.scan?.dbDir === undefined && opts.scan?.harbor === undefined && opts.scan?.trivy === undefined) throw new Error('scanners need scan.dbDir (a grype DB cache dir), scan.trivy or scan.harbor');
     const tenancyPath = join(stateDir, 'tenancy.json');
     await writeFile(tenancyPath, JSON.stringify({ tenants: opts.tenants ?? [], ...(opts.platform === undefined ? {} : { platform: opts.platform }) }, null, 2));
     const oidcPath = opts.oidc === undefined ? undefined : join(stateDir, 'oidc.json');
@@ -236,9 +243,15 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
   }
 }
 
-/** A scanner's backend from the fleet's scan options: a Harbor adapter, else grype on dbDir. */
-function scannerBackend(scan: LocalFleetOptions['scan']): Pick<ScannerOptions, 'dbDir'> | Pick<ScannerOptions, 'harbor'> {
-  return scan?.harbor !== undefined ? { harbor: scan.harbor } : { dbDir: scan?.dbDir ?? '' };
+/** A scanner's backend from the fleet's scan options: a Harbor adapter, trivy, else grype on dbDir (kept current from dbUpdate's mirror when given). */
+function scannerBackend(scan: LocalFleetOptions['scan']): Pick<ScannerOptions, 'dbDir' | 'dbUpdate' | 'dbMaxAgeHours' | 'harbor' | 'trivy'> {
+  if (scan?.harbor !== undefined) return { harbor: scan.harbor };
+  if (scan?.trivy !== undefined) return { trivy: scan.trivy };
+  return {
+    dbDir: scan?.dbDir ?? '',
+    ...(scan?.dbUpdate === undefined ? {} : { dbUpdate: scan.dbUpdate }),
+    ...(scan?.dbMaxAgeHours === undefined ? {} : { dbMaxAgeHours: scan.dbMaxAgeHours }),
+  };
 }
 
 /** A docker config.json holding one registry's credentials, readable by the build user only. */
