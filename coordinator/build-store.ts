@@ -86,6 +86,20 @@ export class BuildStore {
    * FleetError to refuse (e.g. a stale attempt); returning null means "no change".
    */
   async transition(id: string, next: (record: BuildRecord) => BuildState | null): Promise<BuildRecord> {
+    const { record, stored } = await this.transitionSent(id, next);
+    await stored;
+    return record;
+  }
+
+  /**
+   * As `transition`, but resolves once the record is stored and its event is *sent*, not acked:
+   * `stored` settles with the event's JetStream ack (and the job's withdrawal, if any). The event
+   * is written to the connection before this resolves, so anything the caller sends after it on
+   * the same connection (a claim's reply) reaches the server behind the event: a worker never
+   * sees its claim answered before the server has the `started` event, and the events of a build
+   * stay in order. A claim answers here and awaits `stored` after, a round trip shorter.
+   */
+  async transitionSent(id: string, next: (record: BuildRecord) => BuildState | null): Promise<{ record: BuildRecord; stored: Promise<void> }> {
     // First try from the remembered revision; every retry (and every answer that is not a write) reads.
     let remembered = this.known.get(id);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
@@ -102,7 +116,7 @@ export class BuildStore {
       }
       if (state === null) {
         if (fromMemory) continue;
-        return current.record;
+        return { record: current.record, stored: Promise.resolve() };
       }
       const from = current.record.state.phase;
       if (!canTransition(from, state.phase)) {
@@ -119,9 +133,10 @@ export class BuildStore {
         continue;
       }
       this.remember({ record: updated, revision });
-      await this.publishEvent(updated);
-      if (from === 'queued' && state.phase !== 'running') await this.withdrawJob(updated);
-      return updated;
+      // Called without an await in between: the event's PUB is in the connection's buffer now.
+      const published = this.publishEvent(updated);
+      const stored = from === 'queued' && state.phase !== 'running' ? published.then(() => this.withdrawJob(updated)) : published;
+      return { record: updated, stored };
     }
     throw new FleetError(ErrorCode.E_UNAVAILABLE, `build ${id} is changing too fast to update`);
   }

@@ -17,6 +17,7 @@ import {
   type ApiReply,
   type CancelReply,
   type ClaimReply,
+  type BuildRecord,
   type WorkersReply,
   type DlqReply,
   TokensRequest,
@@ -100,6 +101,19 @@ export function serveNatsApi(
     if ((await store.get(claim.buildId)) === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
     log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from an unregistered worker');
     throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: workerId: ${claim.workerId} is not a registered worker of pool ${pool}`);
+  };
+
+  /**
+   * A claim's event was sent before its reply; should JetStream refuse it (no ack, an error), it
+   * is published once more (the message id makes a repeat a no-op), then logged as lost.
+   */
+  const eventuallyStored = async (stored: Promise<void>, record: BuildRecord): Promise<void> => {
+    try {
+      await stored;
+    } catch (first) {
+      log.warn({ err: first, buildId: record.id }, 'the event of an answered claim was not stored; publishing it again');
+      await store.publishEvent(record).catch((e: unknown) => log.error({ err: e, buildId: record.id }, 'the event of an answered claim could not be stored'));
+    }
   };
 
   return [
@@ -208,7 +222,9 @@ export function serveNatsApi(
         const pool = subjects.callerOf(subject);
         await checkRegistered(claim, pool);
         // The pool check reads the record the claim transition reads anyway: one KV read, not two.
-        const record = await store.transition(claim.buildId, (r) => {
+        // The reply waits on the record's CAS and goes out behind the `started` event on the same
+        // connection, but not on that event's ack (a round trip): see BuildStore.transitionSent.
+        const { record, stored } = await store.transitionSent(claim.buildId, (r) => {
           if (r.request.pool !== pool) {
             log.warn({ buildId: claim.buildId, workerId: claim.workerId, pool }, 'refused a claim from another pool');
             throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: pool: build ${claim.buildId} is not on pool ${pool}`);
@@ -216,9 +232,13 @@ export function serveNatsApi(
           return claimState(r, claim, expiredState(r, config));
         });
         if (record.state.phase !== 'running') {
+          // rare (expired in the queue): the refusal waits for the event and the job's withdrawal
+          await eventuallyStored(stored, record);
           throw new FleetError(ErrorCode.E_STALE_ATTEMPT, `build ${claim.buildId} ${record.state.phase} before a worker started it`);
         }
-        log.info({ buildId: claim.buildId, workerId: claim.workerId, attempt: claim.attempt }, 'build started');
+        void eventuallyStored(stored, record);
+        // debug, not info: one line per claim is a hot-path cost, and the `started` event records it
+        log.debug({ buildId: claim.buildId, workerId: claim.workerId, attempt: claim.attempt }, 'build started');
         return { ok: true };
       },
       (e) => ({ ok: false, error: e.toBody() }),
