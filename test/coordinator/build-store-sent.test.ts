@@ -9,7 +9,7 @@ import { buildRecord } from './build-records.ts';
 
 /** A builds bucket of one record (CAS on its revision) and a JetStream whose acks the test releases. */
 function fakes(record: BuildRecord): { kv: KV; js: JetStreamClient; sent: BuildEvent[]; ack: () => void; fail: () => void } {
-  let value = new TextEncoder().encode(JSON.stringify(record));
+  let value: Uint8Array = new TextEncoder().encode(JSON.stringify(record));
   let revision = 1;
   const sent: BuildEvent[] = [];
   const pending: Array<{ resolve: (a: PubAck) => void; reject: (e: Error) => void }> = [];
