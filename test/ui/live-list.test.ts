@@ -8,6 +8,7 @@ import { buildUi } from '../../ui/build.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { launchChromium, shot, signIn } from './browser.ts';
+import { dropProxy } from './drop-proxy.ts';
 
 /**
  * Issue 20: the builds list is live from the coordinator's stream (GET /v1/builds?watch=1), not
@@ -135,6 +136,41 @@ describe('the live builds list', () => {
       await shot(page, 'builds-live-stream');
     } finally {
       await ctx.close();
+    }
+  }, 120_000);
+
+  it('resumes the stream with Last-Event-ID after the connection drops: no reload, and a build changed meanwhile shows its new state', async () => {
+    const proxy = await dropProxy(base);
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      // Polls of the list are refused: what the page shows after the drop can only come from the resumed stream.
+      await ctx.route(/\/v1\/builds(\?(?!.*watch=1).*)?$/, (route) => route.abort());
+      const page = await ctx.newPage();
+      await signIn(page, proxy.url, alphaToken);
+      await submit(alphaToken, 'live-alpha-4', 'app/alpha/four');
+      await page.locator('tr[data-build="live-alpha-4"][data-phase="queued"]').waitFor({ timeout: 30_000 });
+      await page.evaluate('window.__sameDocument = true');
+      const before = proxy.connections.length;
+      proxy.down();
+      await page.locator('section[data-list-mode="poll"]').waitFor({ timeout: 30_000 });
+      // changed while the page cannot hear of it (straight to the coordinator, not through the proxy)
+      const cancelled = await fetch(`${base}/v1/builds/live-alpha-4`, { method: 'DELETE', headers: { authorization: `Bearer ${alphaToken}` } });
+      expect(cancelled.status).toBe(200);
+      proxy.up();
+      await page.locator('tr[data-build="live-alpha-4"][data-phase="cancelled"]').waitFor({ timeout: 30_000 });
+      await page.locator('section[data-list-mode="stream"]').waitFor();
+      expect(await page.evaluate('window.__sameDocument')).toBe(true);
+      const resumed = proxy.connections.slice(before).filter((c) => /^GET \/v1\/builds\?[^ ]*watch=1/.test(c.request));
+      expect(resumed.length).toBeGreaterThan(0);
+      for (const c of resumed) {
+        expect(c.request).toMatch(/\r\nlast-event-id: \S+\r\n/i);
+        expect(c.response).not.toContain('event: snapshot');
+      }
+      expect(resumed.some((c) => c.response.includes('event: upsert') && c.response.includes('live-alpha-4'))).toBe(true);
+      await shot(page, 'builds-live-resumed');
+    } finally {
+      await ctx.close();
+      await proxy.close();
     }
   }, 120_000);
 

@@ -41,8 +41,9 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 /**
  * The builds list for `query` (a query string of GET /v1/builds, with `limit`), live: from the
  * coordinator's stream (GET /v1/builds?watch=1) when it is up; when it fails, polled every 2 s
- * while the stream is tried again (1 s, 2 s, 4 s … 30 s apart). A stream the server ends cleanly
- * is reopened at once with Last-Event-ID, so the server sends what changed, not a new snapshot.
+ * while the stream is tried again (1 s, 2 s, 4 s … 30 s apart). A stream that ends or drops after
+ * delivering is reopened at once, and every reopening sends Last-Event-ID, so the server sends what
+ * changed, not a new snapshot.
  */
 export function useBuildList(query: string, limit: number): BuildListState {
   const [state, setState] = useState<BuildListState>({ data: null, error: null, mode: 'stream' });
@@ -78,8 +79,12 @@ export function useBuildList(query: string, limit: number): BuildListState {
           if (e instanceof ApiError && e.status >= 400 && e.status < 500) setState((s) => ({ ...s, error: e }));
           failures++;
         }
-        // The list polled meanwhile is a new baseline: the next stream starts from a snapshot.
-        cursor.lastEventId = null;
+        // A stream that was up and dropped (a restarted proxy, a network blip) is reopened at once,
+        // still with Last-Event-ID: the server sends only the builds changed since.
+        if (delivered && failures === 1) continue;
+        // The cursor is kept through polling too: what a resume sends is each changed build's
+        // current row (or its removal), never an older one, so it is right on top of a newer poll;
+        // a server that no longer holds the id (or another replica) answers with a snapshot.
         const retryAt = Date.now() + Math.min(MAX_RETRY_MS, 500 * 2 ** failures);
         do {
           await poll();
