@@ -64,7 +64,7 @@ describe('BuildStore.transitionSent', () => {
     const f = fakes(buildRecord('b1', 't', 'r', '2026-11-29T00:00:00.000Z'));
     const store = new BuildStore(f.kv, f.js, pino({ level: 'silent' }));
     const started = await store.transitionSent('b1', (r) => claimState(r, claim));
-    const failing = store.transition('b1', () => ({ phase: 'failed', attempt: 1, error: { code: ErrorCode.E_BUILD_STEP_FAILED, message: 'x', retryable: false } }));
+    const failing = store.transition('b1', () => ({ phase: 'failed', attempt: 1, error: { code: ErrorCode.E_BUILD_STEP_FAILED, message: 'x' }, finishedAt: '2026-11-29T00:00:01.000Z' }));
     await new Promise((resolve) => setImmediate(resolve));
     expect(f.sent.map((e) => e.type)).toEqual(['started', 'failed']);
     f.ack();
