@@ -1,9 +1,8 @@
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, normalize } from 'node:path';
-import { execa } from 'execa';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheBin } from '../../adapters/environment.ts';
 import { createLogger } from '../../adapters/logger.ts';
@@ -13,9 +12,9 @@ import { ScanCache, scanWithGrype } from '../../scanner/grype.ts';
 import { GrypeDbUpdateOptions, MirroredGrypeBackend } from '../../scanner/grype-db.ts';
 import { ScannerOptions } from '../../scanner/scanner.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { startDbMirror } from './scan-db-mirror-server.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
-const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
 const HOUR = 3600_000;
 
 const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
@@ -49,46 +48,10 @@ async function writeRootfs(root: string): Promise<void> {
   );
 }
 
-/**
- * A mirror as grype's distribution serves one, over real HTTP on loopback: `/v6/latest.json`
- * naming an archive beside it. `publish` builds a DB with grype-fixture-db -archive (build time
- * `built`) and swaps it in whole, as a mirror sync would.
- */
-async function startMirror(dir: string): Promise<{ server: Server; url: string; requests: string[]; publish(name: string, advisories: unknown[], built: Date): Promise<void> }> {
-  const requests: string[] = [];
-  const served = join(dir, 'served');
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    requests.push(`${req.method} ${path}`);
-    readFile(join(served, path)).then(
-      (body) => {
-        res.writeHead(200, { 'content-type': path.endsWith('.json') ? 'application/json' : 'application/gzip', 'content-length': body.length });
-        res.end(req.method === 'HEAD' ? undefined : body);
-      },
-      () => res.writeHead(404).end(),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    async publish(name, advisories, built) {
-      const adv = join(dir, `advisories-${name}`);
-      await mkdir(adv, { recursive: true });
-      for (const [i, a] of advisories.entries()) await writeFile(join(adv, `${i}.json`), JSON.stringify(a));
-      const out = join(dir, `mirror-${name}`);
-      await execa(FIXTURE_DB, ['-in', adv, '-out', join(out, 'v6'), '-archive', '-built', built.toISOString().replace(/\.\d+Z$/, 'Z')]);
-      await rm(served, { recursive: true, force: true });
-      await rename(out, served);
-    },
-  };
-}
-
 describe('grype DB from a mirror', () => {
   let dir: string;
   let rootfs: string;
-  let mirror: Awaited<ReturnType<typeof startMirror>>;
+  let mirror: Awaited<ReturnType<typeof startDbMirror>>;
   const log = createLogger('scan-db-mirror-test', { level: 'warn' });
   const stop = new AbortController();
 
@@ -107,7 +70,7 @@ describe('grype DB from a mirror', () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-scan-db-mirror-'));
     rootfs = join(dir, 'rootfs');
     await writeRootfs(rootfs);
-    mirror = await startMirror(dir);
+    mirror = await startDbMirror(dir);
   });
   afterAll(async () => {
     stop.abort();

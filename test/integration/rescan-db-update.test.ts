@@ -1,0 +1,167 @@
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
+import { cacheBin } from '../../adapters/environment.ts';
+import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
+import { CloudEvent, encode, subjects, type BuildEvent, type ScannerDbUpdated } from '../../protocol/index.ts';
+import { storedEvents } from '../../client/index.ts';
+import { fixture, startTestFleet } from '../helpers/fleet.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
+import { startDbMirror, type DbMirror } from './scan-db-mirror-server.ts';
+
+const HOUR = 3600_000;
+const HOOK_SECRET = 'whsec-rescan-0123456789';
+
+/** Advisories against packages installed in official/base:1 (Debian 12 source packages, installed versions). */
+const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
+  identifier: `debian:12/${id.toLowerCase()}`,
+  item: {
+    Vulnerability: {
+      Name: id,
+      NamespaceName: 'debian:12',
+      Severity: severity,
+      Link: `https://security-tracker.debian.org/tracker/${id}`,
+      Description: 'fixture advisory',
+      Metadata: {},
+      FixedIn: [{ Name: pkg, NamespaceName: 'debian:12', VersionFormat: 'dpkg', Version: fixedIn }],
+    },
+  },
+});
+/** not fixed: a finding the policy lets through */
+const HIGH_NOT_FIXED = advisory('CVE-2099-0101', 'High', 'gzip', '');
+/** published later: blocks, and the released image has it */
+const NEW_CRITICAL = advisory('CVE-2099-0102', 'Critical', 'zlib', '1:1.2.13.dfsg-1+deb12u1');
+
+/** whole seconds: grype-fixture-db stamps the DB at a second */
+const hoursAgo = (h: number): Date => new Date(Math.floor((Date.now() - h * HOUR) / 1000) * 1000);
+
+/** A tenant's webhook receiver: every request's raw body and headers, answered 204. */
+async function startReceiver(): Promise<{ server: Server; url: string; received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> }> {
+  const received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      received.push({ body, headers: req.headers });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/fleet`, received };
+}
+
+/**
+ * Rescans started by the scanner's own DB update: a real fleet whose scanner keeps its grype DB
+ * current from a mirror (dbUpdate); a newer DB on the mirror reaches the released images without
+ * any build (the scanner announces it on fleet.v1.scanner.db-updated).
+ */
+describe('rescan when the scanner DB moves', () => {
+  let fleet: LocalFleet;
+  let dir: string;
+  let mirror: DbMirror;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  const metric = async (re: RegExp): Promise<number> => {
+    const text = await (await fetch(`${fleet.coordinator.httpUrl}/metrics`)).text();
+    return [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const rescans = (outcome?: string) => metric(outcome === undefined ? /^fleet_rescans_total\{[^}]*\} (\S+)/gm : new RegExp(`^fleet_rescans_total\\{outcome="${outcome}"\\} (\\S+)`, 'gm'));
+  const vulnerableEvents = async (id: string) => (await storedEvents(fleet.client.nc, id)).filter((e): e is Extract<BuildEvent, { type: 'vulnerable' }> => e.type === 'vulnerable');
+
+  beforeAll(async () => {
+    await access(join(cacheBin(), 'grype'));
+    await access(join(cacheBin(), 'grype-fixture-db'));
+    dir = await mkdtemp(join(tmpdir(), 'fleet-rescan-db-'));
+    mirror = await startDbMirror(join(dir, 'mirror'));
+    await mirror.publish('v1', [HIGH_NOT_FIXED], hoursAgo(3));
+    const policy = JSON.parse(await readFile(DEFAULT_POLICY_PATH, 'utf8')) as Record<string, unknown>;
+    policy.vulnerabilities = { blockAtOrAbove: 'Critical', countNotFixed: false, unknownAs: 'High', allowlist: [] };
+    const policyPath = join(dir, 'gate-policy.json');
+    await writeFile(policyPath, JSON.stringify(policy));
+    receiver = await startReceiver();
+    const secretFile = join(dir, 'hook-secret');
+    await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
+    fleet = await startTestFleet({
+      scanners: 1,
+      // an empty DB dir: the scanner fills it from the mirror at start, then asks every 2 s
+      scan: { dbDir: join(dir, 'grype-db'), dbUpdate: { url: mirror.url, everyMs: 2_000 }, timeoutMs: 90_000, rescanPerMinute: 600 },
+      gatePolicyPath: policyPath,
+      platform: { notifications: { url: receiver.url, secretFile } },
+    });
+  }, 600_000);
+  afterAll(async () => {
+    await fleet?.stop();
+    await new Promise((r) => receiver?.server.close(r));
+    await new Promise((r) => mirror?.server.close(r));
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a newer DB with a new Critical reaches the released image on the scanner\'s schedule: a vulnerable event and a notification, no build, the tag untouched', async () => {
+    const { digest: context } = await fleet.client.uploadContext(fixture('tiny'));
+    await fleet.client.submit({ id: 'rescan-db', context: { digest: context }, buildArgs: { N: 'rescan-db' }, image: { repository: 'rescan/app', tags: ['1'] } });
+    const done = await fleet.client.follow('rescan-db', {});
+    expect(done.state.phase).toBe('pushed');
+    const released = await fetchManifestDigest(new RegistryClient({ host: fleet.registry.host, insecure: true }).endpoint, 'rescan/app', '1');
+    expect(released).toMatch(/^sha256:/);
+    expect(await vulnerableEvents('rescan-db')).toEqual([]);
+
+    const v2 = hoursAgo(2);
+    await mirror.publish('v2', [HIGH_NOT_FIXED, NEW_CRITICAL], v2);
+    const published = Date.now();
+    const [vulnerable] = await eventuallyValue(async () => {
+      const found = await vulnerableEvents('rescan-db');
+      return found.length > 0 ? found : undefined;
+    }, 180_000, 'a vulnerable event for the released rescan/app:1');
+    const latency = (Date.now() - published) / 1000;
+    expect(vulnerable?.findings.map((f) => [f.id, f.package, f.severity])).toEqual([['CVE-2099-0102', 'zlib', 'Critical']]);
+    expect(vulnerable?.scanner.dbBuilt).toBe(v2.toISOString());
+    expect(vulnerable?.references).toEqual([`${fleet.registry.host}/rescan/app:1`]);
+    expect(vulnerable?.digest).toBe(released);
+
+    const told = await eventuallyValue(
+      async () => {
+        for (const r of receiver.received) {
+          const event = CloudEvent.parse(JSON.parse(r.body));
+          const valid = verifyNotification(HOOK_SECRET, r.body, { signature: r.headers[SIGNATURE_HEADER] as string | undefined, timestamp: r.headers[TIMESTAMP_HEADER] as string | undefined });
+          if (valid && event.type === 'dev.fleet.image.vulnerable') return event;
+        }
+        return undefined;
+      },
+      60_000,
+      'a signed dev.fleet.image.vulnerable notification',
+    );
+    expect(told.subject).toBe(`rescan/app@${released ?? ''}`);
+    expect(told.data).toMatchObject({ buildId: 'rescan-db', findings: [{ id: 'CVE-2099-0102' }] });
+    // nothing untagged, and the only build is the first one (no build carried the new DB in)
+    expect(await fetchManifestDigest(new RegistryClient({ host: fleet.registry.host, insecure: true }).endpoint, 'rescan/app', '1')).toBe(released);
+    expect((await storedEvents(fleet.client.nc, 'rescan-db')).filter((e) => e.type === 'verdict')).toHaveLength(1);
+    expect(await rescans()).toBe(1);
+    console.log(`DB published on the mirror → vulnerable event: ${latency.toFixed(1)} s (scanner asks every 2 s)`);
+  }, 400_000);
+
+  it('an announcement is only a DB build time: the same DB again scans nothing, one from the future is ignored, the next real DB rescans once', async () => {
+    const before = await rescans();
+    const announce = (dbBuilt: string) => {
+      const a: ScannerDbUpdated = { scannerId: 'test-admin', dbBuilt, at: new Date().toISOString() };
+      fleet.client.nc.publish(subjects.scannerDbUpdated, encode(a));
+    };
+    // the DB the fleet knows (every image already rescanned at it), and one "built" tomorrow that would mask every real update
+    const known = await metric(/^fleet_scanner_db_built_timestamp_seconds (\S+)/gm);
+    announce(new Date(known * 1000).toISOString());
+    announce(new Date(Date.now() + 24 * HOUR).toISOString());
+    await fleet.client.nc.flush();
+    // a real newer DB with the same findings: rescanned once more, nothing new to tell
+    const v3 = hoursAgo(1);
+    await mirror.publish('v3', [HIGH_NOT_FIXED, NEW_CRITICAL], v3);
+    await eventually(async () => (await rescans('unchanged')) >= 1, 180_000, 'the image rescanned at the v3 DB');
+    expect(await metric(/^fleet_scanner_db_built_timestamp_seconds (\S+)/gm)).toBe(v3.getTime() / 1000);
+    expect(await rescans()).toBe(before + 1);
+    expect(await vulnerableEvents('rescan-db')).toHaveLength(1);
+  }, 300_000);
+});
