@@ -116,6 +116,8 @@ export class MirroredGrypeBackend implements ScanBackend {
       } catch (e) {
         const err = toFleetError(e, ErrorCode.E_SCAN_UNAVAILABLE);
         this.last = { ok: false, at, error: err.message };
+        // stopped by a shutdown: nothing went wrong
+        if (signal.aborted) return this.last;
         this.log.error({ err, mirror: this.mirror.url }, 'vulnerability DB update failed; scans refuse a DB past its age');
       }
       return this.last;
