@@ -17,6 +17,8 @@ export interface TestIssuer {
   allowRedirect(uri: string): void;
   /** every token request, to check what the console sent */
   tokenRequests: URLSearchParams[];
+  /** every RP-initiated logout (end_session_endpoint) request's parameters */
+  logoutRequests: URLSearchParams[];
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export async function startTestIssuer(users: Record<string, Record<string, strin
   const redirects = new Set<string>();
   const grants = new Map<string, Grant>();
   const tokenRequests: URLSearchParams[] = [];
+  const logoutRequests: URLSearchParams[] = [];
   let issuer = '';
 
   const html = (res: ServerResponse, status: number, body: string): void => {
@@ -52,7 +55,15 @@ export async function startTestIssuer(users: Record<string, Record<string, strin
       const url = new URL(req.url ?? '/', issuer);
       if (url.pathname === '/.well-known/openid-configuration') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        return void res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'], code_challenge_methods_supported: ['S256'] }));
+        return void res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, end_session_endpoint: `${issuer}/logout`, response_types_supported: ['code'], code_challenge_methods_supported: ['S256'] }));
+      }
+      // RP-initiated logout 1.0: ends the session and returns to a registered post-logout URI
+      if (url.pathname === '/logout' && req.method === 'GET') {
+        logoutRequests.push(url.searchParams);
+        const back = url.searchParams.get('post_logout_redirect_uri');
+        if (back === null || !redirects.has(back)) return html(res, 200, '<h1>Signed out</h1>');
+        res.writeHead(302, { location: back });
+        return void res.end();
       }
       if (url.pathname === '/jwks') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -122,6 +133,7 @@ export async function startTestIssuer(users: Record<string, Record<string, strin
     clientId,
     allowRedirect: (uri) => void redirects.add(uri),
     tokenRequests,
+    logoutRequests,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

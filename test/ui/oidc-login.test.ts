@@ -36,6 +36,8 @@ beforeAll(async () => {
   });
   base = fleet.coordinator.httpUrl;
   issuer.allowRedirect(`${base}/ui/oidc-callback`);
+  // where the issuer returns the browser after ending its own session (RP-initiated logout)
+  issuer.allowRedirect(`${base}/ui/`);
   // one build of each tenant, submitted as the CLI does
   for (const [tenant, repository] of [['alpha', 'app/alpha/web'], ['beta', 'app/beta/web']] as const) {
     const creds = fleet.natsCredentials[`tenant-${tenant}`];
@@ -102,10 +104,17 @@ describe('signing in to the console at an OIDC issuer', () => {
       expect(stored.local).toEqual([]);
       await shot(page, 'builds-oidc');
 
-      // sign out: the token is forgotten, and the console asks again
+      // sign out: the token is forgotten, the issuer (it publishes end_session_endpoint) ends its
+      // own session with the ID token as the hint, and sends the browser back to the console's sign-in
+      const idToken = stored.session;
       await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(`${base}/ui/`);
       await page.getByRole('button', { name: /^Sign in with / }).waitFor();
       expect(await page.evaluate('sessionStorage.getItem("fleet.token")')).toBeNull();
+      const logout = issuer.logoutRequests.at(-1);
+      expect(logout?.get('id_token_hint')).toBe(idToken);
+      expect(logout?.get('client_id')).toBe(issuer.clientId);
+      expect(logout?.get('post_logout_redirect_uri')).toBe(`${base}/ui/`);
     } finally {
       await ctx.close();
     }

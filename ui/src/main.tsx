@@ -6,7 +6,7 @@ import { BuildsPage } from './builds-page.tsx';
 import { BuildPage } from './build-page.tsx';
 import { DeadLettersPage, WorkersPage } from './fleet-pages.tsx';
 import { RebuildsPage } from './rebuilds-page.tsx';
-import { CALLBACK_PATH, expiresAt, finishLogin, logins, signOut, startLogin, type OidcLogin } from './oidc.ts';
+import { CALLBACK_PATH, expiresAt, finishLogin, issuerLogoutUrl, logins, signOut, startLogin, type OidcLogin } from './oidc.ts';
 import './style.css';
 
 type SignedOutBecause = null | 'refused' | 'expired';
@@ -114,7 +114,16 @@ function App() {
           {nav('/ui/rebuilds', 'rebuilds', 'Rebuild waves')}
           {nav('/ui/dead-letters', 'dead-letters', 'Dead letters')}
         </nav>
-        <button type="button" class="link" onClick={() => signedOut(null)}>
+        <button
+          type="button"
+          class="link"
+          onClick={() => {
+            // signed in at an issuer that can end its session: it does, then sends the browser back here
+            const end = issuerLogoutUrl();
+            signedOut(null);
+            if (end !== null) location.assign(end);
+          }}
+        >
           Sign out
         </button>
       </header>

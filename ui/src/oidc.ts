@@ -29,6 +29,8 @@ interface Pending {
 
 const PENDING_KEY = 'fleet.oidc.pending';
 const EXPIRES_KEY = 'fleet.token.expires';
+/** The issuer the token came from, when it publishes an end_session_endpoint (for Sign out). */
+const ISSUER_SESSION_KEY = 'fleet.oidc.session';
 export const CALLBACK_PATH = '/ui/oidc-callback';
 
 const base64url = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -92,6 +94,9 @@ export async function finishLogin(search: string): Promise<string> {
   if (claims.nonce !== pending.nonce) throw new Error('The ID token is not for the sign-in this tab started. Sign in again.');
   token.set(body.id_token);
   if (typeof claims.exp === 'number') sessionStorage.setItem(EXPIRES_KEY, String(claims.exp * 1000));
+  if (pending.login.endSessionEndpoint !== undefined) {
+    sessionStorage.setItem(ISSUER_SESSION_KEY, JSON.stringify({ endSessionEndpoint: pending.login.endSessionEndpoint, clientId: pending.login.clientId }));
+  }
   return pending.back;
 }
 
@@ -101,9 +106,27 @@ export function expiresAt(): number | null {
   return Number.isFinite(at) ? at : null;
 }
 
-/** Forgets the session's token, pasted or from an issuer (the issuer's own session is its business). */
+/**
+ * Where to send the browser to end the issuer's own session too (OpenID Connect RP-Initiated
+ * Logout 1.0), for a token from an issuer that publishes an `end_session_endpoint`; null for a
+ * pasted token or an issuer without one. Read before signOut(), which forgets the token it names.
+ */
+export function issuerLogoutUrl(): string | null {
+  const raw = sessionStorage.getItem(ISSUER_SESSION_KEY);
+  const idToken = token.get();
+  if (raw === null || idToken === null) return null;
+  const { endSessionEndpoint, clientId } = JSON.parse(raw) as { endSessionEndpoint: string; clientId: string };
+  const url = new URL(endSessionEndpoint);
+  url.searchParams.set('id_token_hint', idToken);
+  url.searchParams.set('client_id', clientId);
+  url.searchParams.set('post_logout_redirect_uri', `${location.origin}/ui/`);
+  return url.toString();
+}
+
+/** Forgets the session's token, pasted or from an issuer (issuerLogoutUrl() ends the issuer's own). */
 export function signOut(): void {
   token.clear();
   sessionStorage.removeItem(EXPIRES_KEY);
   sessionStorage.removeItem(PENDING_KEY);
+  sessionStorage.removeItem(ISSUER_SESSION_KEY);
 }
