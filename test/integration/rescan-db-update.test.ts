@@ -9,7 +9,10 @@ import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-cli
 import { cacheBin } from '../../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
-import { CloudEvent, encode, subjects, type BuildEvent, type ScannerDbUpdated } from '../../protocol/index.ts';
+import { PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
+import { CloudEvent, ScannerDbUpdated, encode, subjects, type BuildEvent } from '../../protocol/index.ts';
+import { connectNats } from '../../adapters/nats.ts';
+import { createLogger } from '../../adapters/logger.ts';
 import { storedEvents } from '../../client/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
@@ -164,4 +167,42 @@ describe('rescan when the scanner DB moves', () => {
     expect(await rescans()).toBe(before + 1);
     expect(await vulnerableEvents('rescan-db')).toHaveLength(1);
   }, 300_000);
+
+  it('only the scanner role may announce: the server refuses a worker\'s announcement, the scanner user\'s goes through', async () => {
+    const seen: string[] = [];
+    const watch = fleet.client.nc.subscribe(subjects.scannerDbUpdated);
+    void (async () => {
+      for await (const m of watch) seen.push(ScannerDbUpdated.parse(JSON.parse(new TextDecoder().decode(m.data))).scannerId);
+    })();
+    await fleet.client.nc.flush();
+    const opened: NatsConnection[] = [];
+    try {
+      const connectAs = async (user: string) => {
+        const credentials = fleet.natsCredentials[user];
+        if (credentials === undefined) throw new Error(`no NATS user ${user}`);
+        const nc = await connectNats(fleet.nats.url, `rescan-test-${user}`, credentials, createLogger('rescan-test', { level: 'silent' }));
+        opened.push(nc);
+        const violations: string[] = [];
+        void (async () => {
+          for await (const st of nc.status()) if (st.type === 'error' && st.error instanceof PermissionViolationError) violations.push(`${st.error.operation} ${st.error.subject}`);
+        })();
+        return { nc, violations };
+      };
+      const known = new Date((await metric(/^fleet_scanner_db_built_timestamp_seconds (\S+)/gm)) * 1000).toISOString();
+      const announcement = (scannerId: string): Uint8Array => encode({ scannerId, dbBuilt: known, at: new Date().toISOString() } satisfies ScannerDbUpdated);
+      const worker = await connectAs('worker-default');
+      worker.nc.publish(subjects.scannerDbUpdated, announcement('forged-by-a-worker'));
+      await worker.nc.flush();
+      const scanner = await connectAs('scanner');
+      scanner.nc.publish(subjects.scannerDbUpdated, announcement('the-scanner-user'));
+      await scanner.nc.flush();
+      await eventually(() => seen.includes('the-scanner-user'), 10_000, 'the scanner user\'s announcement delivered');
+      await eventually(() => worker.violations.includes(`publish ${subjects.scannerDbUpdated}`), 10_000, 'the server to refuse the worker\'s announcement');
+      expect(seen).toEqual(['the-scanner-user']);
+      expect(scanner.violations).toEqual([]);
+    } finally {
+      watch.unsubscribe();
+      await Promise.all(opened.map((nc) => nc.close()));
+    }
+  }, 60_000);
 });
