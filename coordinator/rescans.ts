@@ -240,12 +240,14 @@ export class Rescans {
     const started = Date.now();
     // the DB this round rescans for: an image already rescanned at it (or later) is not scanned again
     const target = (await this.knownDb())?.value;
-    const images = await this.released();
+    const images: ReleasedImage[] = [];
+    for (const image of await this.released()) {
+      if (every || target === undefined || (await this.rescannedAt(image.record.id)) < Date.parse(target)) images.push(image);
+    }
     const gapMs = 60_000 / this.settings.perMinute;
     let done = 0;
     for (const image of images) {
       if (this.stopping.signal.aborted) return;
-      if (!every && target !== undefined && (await this.rescannedAt(image.record.id)) >= Date.parse(target)) continue;
       const t0 = Date.now();
       await this.rescan(image, target).catch((e: unknown) => {
         this.rescanned.inc({ outcome: 'failed' });
