@@ -1,12 +1,15 @@
 import type { BuildEvent, BuildView } from './api.ts';
 
 /**
- * Log lines as the log worker (log-worker.ts) hands them to the page: already decoded, split and
- * classified, in columns, so the page only stores and draws them. `streams` and `heads` are typed
- * arrays, moved (transferred) across, not copied.
+ * Log lines as the log worker (log-worker.ts) hands them to the page: already split and
+ * classified, in columns of typed arrays that are moved (transferred) across, not copied, so the
+ * page receives a batch at no cost per line and only stores and draws it (line-store.ts).
  */
 export interface LogRows {
-  texts: string[];
+  /** the lines' text, UTF-8, one after another */
+  bytes: Uint8Array;
+  /** per line: where its text ends in `bytes` (it starts where the previous one ends) */
+  ends: Uint32Array;
   /** per line: 0 stdout, 1 stderr, 2 system */
   streams: Uint8Array;
   /** per line: 1 when it is a builder's step header (foldable) */

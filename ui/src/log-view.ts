@@ -1,4 +1,5 @@
 import { parseAnsi, stripAnsi } from './ansi.ts';
+import { LineStore } from './line-store.ts';
 import type { LogRows } from './log-rows.ts';
 
 /** Every row is one line high; fixed, so a line's position is arithmetic, not measurement. */
@@ -19,14 +20,14 @@ export interface LogViewEvents {
 }
 
 /**
- * A virtualized log: lines live in compact arrays (text, stream, enclosing step header), and the
+ * A virtualized log: lines live in compact arrays (text as UTF-8 bytes, stream, enclosing step header), and the
  * DOM holds only the rows the viewport shows plus a small overscan, reused as the user scrolls.
  * Lines arrive already parsed (log-worker.ts reads and classifies them off the main thread), are
  * queued and appended once per animation frame, so a build printing tens of thousands of lines a
  * second costs one layout per frame. Text goes in as text nodes only.
  */
 export class LogView {
-  private readonly texts: string[] = [];
+  private readonly texts = new LineStore();
   private readonly streams: number[] = [];
   /** index of the step header each line belongs to, -1 before the first */
   private readonly owner: number[] = [];
@@ -99,14 +100,16 @@ export class LogView {
   /** Queues lines; they are drawn on the next frame. */
   append(rows: LogRows): void {
     this.pending.push(rows);
-    this.pendingLines += rows.texts.length;
+    this.pendingLines += rows.ends.length;
     this.schedule();
   }
 
   /** The whole log as plain text (what "download" saves). */
   plainText(): string {
     this.flush();
-    return this.texts.map(stripAnsi).join('\n') + (this.texts.length > 0 ? '\n' : '');
+    const out: string[] = [];
+    for (let i = 0; i < this.texts.length; i++) out.push(stripAnsi(this.texts.text(i)));
+    return out.join('\n') + (out.length > 0 ? '\n' : '');
   }
 
   setFollow(on: boolean): void {
@@ -123,7 +126,7 @@ export class LogView {
     this.matches = [];
     this.matchAt = -1;
     if (this.term !== '') {
-      for (let i = 0; i < this.texts.length; i++) if (stripAnsi(this.texts[i] ?? '').toLowerCase().includes(this.term)) this.matches.push(i);
+      for (let i = 0; i < this.texts.length; i++) if (stripAnsi(this.texts.text(i)).toLowerCase().includes(this.term)) this.matches.push(i);
     }
     this.gen++;
     this.render();
@@ -229,11 +232,12 @@ export class LogView {
     this.pending = [];
     this.pendingLines = 0;
     let head = this.texts.length > 0 ? (this.owner[this.texts.length - 1] ?? -1) : -1;
-    for (const { texts, streams, heads } of batches) {
-      for (let j = 0; j < texts.length; j++) {
-        const text = texts[j] ?? '';
-        const i = this.texts.length;
-        this.texts.push(text);
+    for (const batch of batches) {
+      const { ends, streams, heads } = batch;
+      const first = this.texts.length;
+      this.texts.push(batch);
+      for (let j = 0; j < ends.length; j++) {
+        const i = first + j;
         this.streams.push(streams[j] ?? 0);
         if (heads[j] === 1) {
           head = i;
@@ -241,7 +245,7 @@ export class LogView {
         }
         this.owner.push(head);
         if (this.rows !== null && (head === i || head < 0 || !this.folded.has(head))) this.rows.push(i);
-        if (this.term !== '' && stripAnsi(text).toLowerCase().includes(this.term)) this.matches.push(i);
+        if (this.term !== '' && stripAnsi(this.texts.text(i)).toLowerCase().includes(this.term)) this.matches.push(i);
       }
     }
   }
@@ -333,7 +337,7 @@ export class LogView {
   }
 
   private draw(node: HTMLDivElement, line: number): void {
-    const text = this.texts[line] ?? '';
+    const text = this.texts.text(line);
     const n = line + 1;
     node.id = `L${n}`;
     const stream = this.streams[line] ?? 0;
