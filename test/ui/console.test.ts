@@ -81,6 +81,14 @@ describe('web console', () => {
     const asset = await fetch(`${base}${script ?? ''}`);
     expect(asset.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     expect(asset.headers.get('cache-control')).toContain('immutable');
+    // the log's reader (ui/src/log-worker.ts) is a hashed asset of its own, named by the page's script, allowed by the CSP
+    expect(page.headers.get('content-security-policy')).toContain("worker-src 'self'");
+    const worker = /\/ui\/assets\/log-worker-[A-Z0-9]{8}\.js/.exec(await asset.text())?.[0];
+    expect(worker).toBeDefined();
+    const workerAsset = await fetch(`${base}${worker ?? ''}`);
+    expect(workerAsset.status).toBe(200);
+    expect(workerAsset.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(workerAsset.headers.get('cache-control')).toContain('immutable');
     expect((await fetch(`${base}/ui/builds/any-id`)).status).toBe(200);
     expect((await fetch(`${base}/ui/rebuilds?base=official%2Fbase%3A1`)).status).toBe(200);
     for (const path of ['/ui/nope', '/ui/assets/app-AAAAAAAA.js', '/ui/assets/..%2F..%2Fpackage.json', '/ui/builds/a/b']) {
