@@ -16,27 +16,13 @@ import { createLogger } from '../../adapters/logger.ts';
 import { storedEvents } from '../../client/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
+import { advisory } from '../helpers/advisories.ts';
 import { startDbMirror, type DbMirror } from './scan-db-mirror-server.ts';
 
 const HOUR = 3600_000;
 const HOOK_SECRET = 'whsec-rescan-0123456789';
 
-/** Advisories against packages installed in official/base:1 (Debian 12 source packages, installed versions). */
-const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
-  identifier: `debian:12/${id.toLowerCase()}`,
-  item: {
-    Vulnerability: {
-      Name: id,
-      NamespaceName: 'debian:12',
-      Severity: severity,
-      Link: `https://security-tracker.debian.org/tracker/${id}`,
-      Description: 'fixture advisory',
-      Metadata: {},
-      FixedIn: [{ Name: pkg, NamespaceName: 'debian:12', VersionFormat: 'dpkg', Version: fixedIn }],
-    },
-  },
-});
-/** not fixed: a finding the policy lets through */
+/** Against packages installed in official/base:1. Not fixed: a finding the policy lets through */
 const HIGH_NOT_FIXED = advisory('CVE-2099-0101', 'High', 'gzip', '');
 /** published later: blocks, and the released image has it */
 const NEW_CRITICAL = advisory('CVE-2099-0102', 'Critical', 'zlib', '1:1.2.13.dfsg-1+deb12u1');

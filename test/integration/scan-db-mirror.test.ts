@@ -12,25 +12,12 @@ import { ScanCache, scanWithGrype } from '../../scanner/grype.ts';
 import { GrypeDbUpdateOptions, MirroredGrypeBackend } from '../../scanner/grype-db.ts';
 import { ScannerOptions } from '../../scanner/scanner.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { advisory } from '../helpers/advisories.ts';
 import { startDbMirror } from './scan-db-mirror-server.ts';
 
 const GRYPE = join(cacheBin(), 'grype');
 const HOUR = 3600_000;
 
-const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
-  identifier: `debian:12/${id.toLowerCase()}`,
-  item: {
-    Vulnerability: {
-      Name: id,
-      NamespaceName: 'debian:12',
-      Severity: severity,
-      Link: `https://security-tracker.debian.org/tracker/${id}`,
-      Description: 'fixture advisory',
-      Metadata: {},
-      FixedIn: [{ Name: pkg, NamespaceName: 'debian:12', VersionFormat: 'dpkg', Version: fixedIn }],
-    },
-  },
-});
 const CRITICAL = advisory('CVE-2099-0001', 'Critical', 'zlib', '1:1.2.13.dfsg-1+deb12u1');
 const LATER_HIGH = advisory('CVE-2099-0004', 'High', 'zlib', '');
 

@@ -17,6 +17,7 @@ import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
 import { DB_UPDATED_PROPERTY, REPORT_MIME } from '../../scanner/harbor.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
+import { advisory } from '../helpers/advisories.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { startScanner } from '../../scanner/scanner.ts';
 import { createLogger } from '../../adapters/logger.ts';
@@ -29,20 +30,6 @@ const FIXTURE_DB = join(cacheBin(), 'grype-fixture-db');
  * source packages, versions as its /var/lib/dpkg/status has them): zlib 1:1.2.13.dfsg-1,
  * gzip 1.12-1, glibc 2.36-9+deb12u14.
  */
-const advisory = (id: string, severity: string, pkg: string, fixedIn: string) => ({
-  identifier: `debian:12/${id.toLowerCase()}`,
-  item: {
-    Vulnerability: {
-      Name: id,
-      NamespaceName: 'debian:12',
-      Severity: severity,
-      Link: `https://security-tracker.debian.org/tracker/${id}`,
-      Description: 'fixture advisory',
-      Metadata: {},
-      FixedIn: [{ Name: pkg, NamespaceName: 'debian:12', VersionFormat: 'dpkg', Version: fixedIn }],
-    },
-  },
-});
 const ADVISORIES = [
   // Critical, fixed in a version newer than the installed one: a finding that blocks
   advisory('CVE-2099-0001', 'Critical', 'zlib', '1:1.2.13.dfsg-1+deb12u1'),
