@@ -96,6 +96,14 @@ export const WorkerOptions = z.strictObject({
    * without `pod` the worker refuses to start; it never falls back by itself
    */
   buildkitNetwork: z.enum(['slirp4netns', 'pod']).default('slirp4netns'),
+  /**
+   * the kaniko pool's sandbox network for the executor and its RUN steps when `runNetwork` is
+   * `private`: `slirp4netns` (own namespace, outbound only; needs /dev/net/tun) or `pod` (podman
+   * `--network host`: the worker's own network namespace, for a Kubernetes pod, which has no tun
+   * device: its NetworkPolicy is then the bound). `runNetwork: none` stays none. Without a tun
+   * device and without `pod` the worker refuses to start; it never falls back by itself
+   */
+  kanikoNetwork: z.enum(['slirp4netns', 'pod']).default('slirp4netns'),
 });
 export type WorkerOptions = z.input<typeof WorkerOptions>;
 export type WorkerConfig = z.infer<typeof WorkerOptions> & { workerId: string };

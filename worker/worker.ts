@@ -66,6 +66,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       env: { PATH: `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...containersEnv },
       runNetwork: config.runNetwork,
       buildkitNetwork: config.buildkitNetwork,
+      kanikoNetwork: config.kanikoNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,
       resolveBuilderImage: (host, signal) => verifiedBuilderImage(config, registries.client(host), signal),

@@ -19,6 +19,8 @@ export interface BuilderSettings {
   runNetwork: 'private' | 'none';
   /** BuildKit's sandbox network (buildkitd.ts); absent: slirp4netns */
   buildkitNetwork?: BuildkitNetwork;
+  /** kaniko's sandbox network when runNetwork is private (kaniko.ts KanikoNetwork); absent: slirp4netns */
+  kanikoNetwork?: 'slirp4netns' | 'pod';
   stateDir: string;
   insecureRegistries: readonly string[];
   /** the builder's own image (kaniko's) in that registry, as `host/repo@digest` once its platform signature checks out */
@@ -57,7 +59,7 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
     }
     case 'kaniko': {
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile);
-      const builder = new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork, limits, settings.log);
+      const builder = new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork === 'private' && settings.kanikoNetwork === 'pod' ? 'pod' : settings.runNetwork, limits, settings.log);
       return Object.assign(builder, { stop: () => builder.drain() });
     }
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../../adapters/logger.ts';
@@ -52,9 +53,35 @@ export interface KanikoSandbox {
   cacheLayers: boolean;
   /** the cache keys the registry held before the build (pushed back: only the new ones) */
   knownKeys?: ReadonlySet<string>;
-  network: 'private' | 'none';
+  network: KanikoNetwork;
   /** the bases' layer blobs in the worker's base store, hard-linked into kaniko's output layout before the run */
   baseLayers?: readonly string[];
+}
+
+/**
+ * The network namespace the executor and its RUN steps get: `private` (slirp4netns, outbound only,
+ * the host's loopback out of reach; needs /dev/net/tun), `none` (loopback only) or `pod` (podman
+ * `--network host`: the namespace the worker itself runs in, acceptable only where that is a
+ * Kubernetes pod's own namespace bounded by the pool's NetworkPolicy; a pod has no /dev/net/tun).
+ * `pod` is only ever chosen by the pool's configuration (`kanikoNetwork`), never as a fallback.
+ */
+export type KanikoNetwork = 'private' | 'none' | 'pod';
+
+/** The device slirp4netns needs; a Kubernetes pod does not get it. */
+const TUN_DEVICE = '/dev/net/tun';
+
+/**
+ * Refuses a sandbox network the node cannot give: without a tun device slirp4netns cannot start
+ * (every build would fail at `podman run`), and running RUN steps in the worker's own network
+ * instead would silently weaken their isolation, so the pool has to say `pod` itself.
+ */
+export function checkKanikoNetwork(network: KanikoNetwork, tunPresent: boolean): void {
+  if (network === 'private' && !tunPresent) {
+    throw new FleetError(
+      ErrorCode.E_INTERNAL,
+      `kaniko's sandbox network slirp4netns needs ${TUN_DEVICE}, which this node does not have; in a Kubernetes pod set "kanikoNetwork": "pod" (RUN steps then share the pod's network namespace, bounded by its NetworkPolicy)`,
+    );
+  }
 }
 
 /**
@@ -77,11 +104,13 @@ export class KanikoBuilder implements Builder {
     private readonly bases: BaseStore,
     /** under the worker's state dir: base tarballs (`bases/`) and layer caches per cache repository (`cache/`) */
     private readonly dir: string,
-    private readonly network: 'private' | 'none',
+    private readonly network: KanikoNetwork,
     private readonly limits: BuildLimits = {},
     /** where a layer-cache push that runs after the build is reported says it failed; absent: pushed before the build is reported */
     log?: Logger,
   ) {
+    // at construction, so a worker configured for a network its node lacks fails to start instead of failing every build
+    checkKanikoNetwork(network, existsSync(TUN_DEVICE));
     this.syncs = log === undefined ? null : new BackgroundSyncs(log);
     this.log = log ?? null;
   }
@@ -228,8 +257,13 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     'run', '--rm', '--name', name,
     // The executor and its RUN steps get a network namespace of their own: slirp4netns with the
     // host's loopback out of reach (stated, not left to podman's default), or none at all. kaniko
-    // needs no registry: bases come from the cache dir, the worker pushes the result.
-    '--network', sandbox.network === 'none' ? 'none' : 'slirp4netns:allow_host_loopback=false',
+    // needs no registry: bases come from the cache dir, the worker pushes the result. `pod`: the
+    // pod's own namespace (KanikoNetwork), whose loopback is the pod's, not the node's.
+    '--network', sandbox.network === 'none' ? 'none' : sandbox.network === 'pod' ? 'host' : 'slirp4netns:allow_host_loopback=false',
+    // In a pod, a UTS namespace of its own would make runc call sethostname, which the pod's
+    // RuntimeDefault seccomp profile allows only with CAP_SYS_ADMIN (refused: "sethostname:
+    // operation not permitted"); the executor keeps the pod's hostname, as it keeps its network.
+    ...(sandbox.network === 'pod' ? ['--uts', 'host'] : []),
     '--pull', 'never', '--security-opt', 'no-new-privileges',
     // rlimits of the executor and, through it, every RUN step (set inside the container's namespaces)
     ...ulimitArgs(limits),

@@ -1,0 +1,51 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkKanikoNetwork, kanikoRunArgs, type KanikoNetwork } from '../../../worker/builders/kaniko.ts';
+import type { BuildPlan } from '../../../worker/builders/types.ts';
+import { compileWorkerConfig } from '../../../worker/config.ts';
+import { FleetError } from '../../../protocol/index.ts';
+
+const BASE = { natsUrl: 'nats://x:4222', natsCredentials: { seedFile: '/s', user: 'worker-default' }, stateDir: '/var/lib/fleet', s3: { bucket: 'contexts' } } as const;
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'kaniko-network-'));
+  await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\n');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** the `--network` value of the `podman run` a plan gets with that sandbox network */
+async function networkOf(network: KanikoNetwork): Promise<string | undefined> {
+  const plan: BuildPlan = { buildId: 'b', contextDir: dir, dockerfile: join(dir, 'Dockerfile'), buildArgs: {}, secrets: {}, labels: {}, destinations: ['127.0.0.1:5000/app/x:1'], workDir: dir };
+  const argv = await kanikoRunArgs(plan, 'img', 'name', { dockerfile: join(dir, 'Dockerfile'), bases: dir, cache: dir, cacheLayers: false, network }, []);
+  expect(argv.filter((a) => a === '--network')).toHaveLength(1);
+  // the pod's hostname only with the pod's network (runc's sethostname is refused in a pod)
+  expect(argv.includes('--uts'), network).toBe(network === 'pod');
+  return argv[argv.indexOf('--network') + 1];
+}
+
+describe('kaniko sandbox network', () => {
+  it('uses slirp4netns with the host loopback out of reach unless the pool says pod', async () => {
+    expect(await networkOf('private')).toBe('slirp4netns:allow_host_loopback=false');
+    expect(await networkOf('none')).toBe('none');
+    expect(compileWorkerConfig(BASE).kanikoNetwork).toBe('slirp4netns');
+  });
+
+  it('runs the executor in the pod’s own namespace (--network host) only for `pod`', async () => {
+    expect(await networkOf('pod')).toBe('host');
+    expect(compileWorkerConfig({ ...BASE, kanikoNetwork: 'pod' }).kanikoNetwork).toBe('pod');
+  });
+
+  it('refuses slirp4netns without a tun device instead of falling back', () => {
+    expect(() => checkKanikoNetwork('private', false)).toThrow(FleetError);
+    expect(() => checkKanikoNetwork('private', false)).toThrow(/"kanikoNetwork": "pod"/);
+    expect(() => checkKanikoNetwork('private', true)).not.toThrow();
+    expect(() => checkKanikoNetwork('pod', false)).not.toThrow();
+    expect(() => checkKanikoNetwork('none', false)).not.toThrow();
+    expect(() => compileWorkerConfig({ ...BASE, kanikoNetwork: 'host' as never })).toThrow();
+  });
+});
