@@ -19,13 +19,15 @@ import { fixture, startTestFleet } from '../helpers/fleet.ts';
  * <pool>.yaml) translated flag by flag to rootless podman as the build user, whose own user
  * namespace (65,536 subordinate ids) stands in for the pod's (hostUsers: false), connected to a
  * real test fleet, building a sample app with the pool's builder nested inside, one build, exit 0:
- * buildah (chroot isolation) and BuildKit (rootlesskit in the pod's network namespace,
- * `buildkitNetwork: pod`, and runc's process sandbox over an unmasked /proc).
+ * buildah (chroot isolation), BuildKit (rootlesskit in the pod's network namespace,
+ * `buildkitNetwork: pod`, and runc's process sandbox over an unmasked /proc) and kaniko (the
+ * signed kaniko image under rootless podman in the pod, `kanikoNetwork: pod`: the pod's network
+ * and UTS namespaces, a fresh /proc over an unmasked one).
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** pool name = builder = manifest file; the image is `worker-<pool>` */
-const POOLS = ['buildah', 'buildkit'] as const;
+const POOLS = ['buildah', 'buildkit', 'kaniko'] as const;
 type Pool = (typeof POOLS)[number];
 const manifestOf = (pool: Pool): string => join(ROOT, `deploy/kubernetes/base/workers/${pool}.yaml`);
 
