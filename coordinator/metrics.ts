@@ -4,6 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ErrorCode, WorkerInfo, workerKey, type BuildRecord, type BuildState } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
+import { BoundedCache } from '../adapters/bounded-cache.ts';
 import { BuildStore } from './build-store.ts';
 
 /** Queue waits run from seconds to hours (a pool with no free worker); builds from seconds to the run timeout. */
@@ -91,7 +92,7 @@ export function observeTransition(metrics: CoordinatorMetrics, before: BuildReco
  * workers bucket (what the worker that claimed it announced) and remembered per worker.
  */
 export class MeteredBuildStore extends BuildStore {
-  private readonly builders = new Map<string, string>();
+  private readonly builders = new BoundedCache<string, string>({ maxEntries: 10_000 });
 
   constructor(
     kv: KV,
@@ -103,15 +104,17 @@ export class MeteredBuildStore extends BuildStore {
     super(kv, js, log);
   }
 
-  override async transition(id: string, next: (record: BuildRecord) => BuildState | null): Promise<BuildRecord> {
+  // transitionSent, not transition: every transition goes through it (transition awaits it, a
+  // claim answers from it), so no path stores a transition uncounted.
+  override async transitionSent(id: string, next: (record: BuildRecord) => BuildState | null): Promise<{ record: BuildRecord; stored: Promise<void> }> {
     let before: BuildRecord | undefined;
-    const after = await super.transition(id, (record) => {
+    const sent = await super.transitionSent(id, (record) => {
       const state = next(record);
       before = state === null ? undefined : record;
       return state;
     });
-    if (before !== undefined) observeTransition(this.metrics, before, after, await this.builderOf(before, after));
-    return after;
+    if (before !== undefined) observeTransition(this.metrics, before, sent.record, await this.builderOf(before, sent.record));
+    return sent;
   }
 
   private async builderOf(before: BuildRecord, after: BuildRecord): Promise<string> {
@@ -124,7 +127,6 @@ export class MeteredBuildStore extends BuildStore {
       const entry = await this.workers.get(workerKey(after.request.pool, workerId));
       const info = entry === null || entry.operation !== 'PUT' ? null : WorkerInfo.safeParse(entry.json());
       if (info?.success !== true) return 'unknown';
-      if (this.builders.size > 10_000) this.builders.clear();
       this.builders.set(workerId, info.data.builder);
       return info.data.builder;
     } catch {
