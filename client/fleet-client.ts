@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PermissionViolationError, RequestError, type NatsConnection } from '@nats-io/nats-core';
 import {
   ApiReply,
   CancelReply,
@@ -30,6 +31,8 @@ import { S3Store, contextKey, type S3Options } from '../adapters/s3-store.ts';
 import { packContext } from './context-pack.ts';
 
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Waits between asks while no coordinator is subscribed (a failover, a restart): 7.75 s in all. */
+const NO_RESPONDERS_RETRY_MS = [250, 500, 1000, 2000, 4000];
 
 
 /** What the CLI, the demo and the tests use to talk to a fleet: NATS only, parsed replies. */
@@ -104,14 +107,23 @@ export class FleetClient {
   }
 
   private async request(subject: string, body: unknown) {
-    try {
-      return await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
-    } catch (e) {
-      // The server itself refused: this client's NATS user may not ask that (e.g. a tenant asking an admin subject).
-      if (e instanceof Error && (e instanceof PermissionViolationError || e.cause instanceof PermissionViolationError)) {
-        throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: NATS user ${this.credentials.user} may not publish to ${subject} (refused by the server)`, undefined, { cause: e });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.nc.request(subject, encode(body), { timeout: REQUEST_TIMEOUT_MS });
+      } catch (e) {
+        // The server itself refused: this client's NATS user may not ask that (e.g. a tenant asking an admin subject).
+        if (e instanceof Error && (e instanceof PermissionViolationError || e.cause instanceof PermissionViolationError)) {
+          throw new FleetError(ErrorCode.E_FORBIDDEN, `forbidden: NATS user ${this.credentials.user} may not publish to ${subject} (refused by the server)`, undefined, { cause: e });
+        }
+        // No coordinator subscribed at this moment: nothing was asked of anyone, so asking again is
+        // safe, and during a NATS failover or a coordinator restart the answer comes seconds later.
+        const delay = NO_RESPONDERS_RETRY_MS[attempt];
+        if (delay !== undefined && e instanceof RequestError && e.isNoResponders()) {
+          await sleep(delay);
+          continue;
+        }
+        throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
       }
-      throw new FleetError(ErrorCode.E_UNAVAILABLE, `no coordinator answered on ${subject}: ${String(e)}`, undefined, { cause: e });
     }
   }
 
