@@ -1,5 +1,5 @@
 import { ErrorCode, FleetError, type AllowedBase } from '../protocol/index.ts';
-import { fromImages, instructions } from './official-bases.ts';
+import { fromImages, instructions, stageNames } from './official-bases.ts';
 
 /**
  * Where a build's bases may come from, checked by the worker before any builder pulls one:
@@ -69,7 +69,7 @@ export function baseUses(dockerfile: string, buildArgs: Readonly<Record<string, 
   const all = instructions(dockerfile);
   const textOf = (line: number): string => all.find((i) => i.line === line)?.text ?? '';
   const uses: BaseUse[] = fromImages(dockerfile, buildArgs).map((f) => ({ image: f.image, line: f.line, text: textOf(f.line) }));
-  const stages = new Set(all.flatMap((i) => /^FROM\s.*\sAS\s+(\S+)\s*$/i.exec(i.text)?.[1]?.toLowerCase() ?? []));
+  const stages = new Set(stageNames(dockerfile));
   for (const i of all) {
     const froms = [
       ...(/^COPY\s/i.test(i.text) ? [/\s--from=(\S+)/.exec(i.text)?.[1]] : []),

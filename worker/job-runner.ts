@@ -10,7 +10,7 @@ import { LogMasker } from './log-masker.ts';
 import { finalStageBase, resolveBases } from './base-digests.ts';
 import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts';
 import { BaseResolver } from './base-resolver.ts';
-import { instructions, verifyOfficialBases } from './official-bases.ts';
+import { stageNames, verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
@@ -157,7 +157,7 @@ export class JobRunner {
     // A --target naming no stage is refused here, the same on every builder and before any pull:
     // BuildKit's own refusal reaches the log racing its exit, so its code was not always the same.
     if (job.target !== undefined) {
-      const stages = instructions(text).flatMap((i) => /^FROM\s.*\sAS\s+(\S+)\s*$/i.exec(i.text)?.[1]?.toLowerCase() ?? []);
+      const stages = stageNames(text);
       if (!stages.includes(job.target.toLowerCase())) {
         throw new FleetError(ErrorCode.E_TARGET_NOT_FOUND, `stage not found (--target ${job.target}): the Dockerfile's named stages are ${stages.join(', ') || 'none'}`);
       }

@@ -57,6 +57,11 @@ export function instructions(dockerfile: string): Instruction[] {
   return found;
 }
 
+/** The names of a Dockerfile's stages (`FROM … AS name`), lower-cased: the frontend matches them without case. */
+export function stageNames(dockerfile: string): string[] {
+  return instructions(dockerfile).flatMap((i) => /^FROM\s.*\sAS\s+(\S+)\s*$/i.exec(i.text)?.[1]?.toLowerCase() ?? []);
+}
+
 /**
  * Reads the images a Dockerfile's FROM lines name, with build args expanded as the builders do:
  * only ARGs declared before the first FROM reach a FROM, their defaults (quoted or not)
