@@ -8,6 +8,8 @@
  * - cold (nothing in the app's registry cache) and warm (one source file changed, cache warm);
  * - warm again on a fresh worker that has the node's shared store of platform images;
  * - peak RSS of the build user's processes during the raw run (builder, daemon, RUN steps);
+ * - the tiny app (one RUN on the official base), submit → promoted, on a fresh worker and then
+ *   again on the same worker (issue 19: kaniko within 2x of buildah);
  * - rootless vs rootful raw buildah, same argv, native overlay both.
  * Printed, not asserted: numbers belong to the machine.
  */
@@ -44,12 +46,14 @@ const APP = new URL('../test/fixtures/apps/multi-stage', import.meta.url).pathna
 const SUBID_START = 200_000;
 const TOOL_PATH = `${cacheBin()}:/usr/sbin:/usr/bin:/sbin:/bin`;
 
-const log = createLogger('bench', { level: 'warn', pretty: false });
-const fleet = await startLocalFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['buildkit', 'kaniko'] } }, log);
-const user = await buildUser();
-const scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-builders-'));
-await chmod(scratch, 0o755); // the build user reaches its raw build dirs through it
-const host = fleet.registry.host;
+const TINY = new URL('../test/fixtures/apps/tiny', import.meta.url).pathname;
+
+type LocalFleet = Awaited<ReturnType<typeof startLocalFleet>>;
+/** One run's fleet, build user and scratch directory (set by measureBuilders). */
+let fleet: LocalFleet;
+let user: Awaited<ReturnType<typeof buildUser>>;
+let scratch: string;
+let host: string;
 
 /** The app as it is (cold), or with its one source file changed one way or another. */
 async function appVersion(name: 'cold' | 'warm' | 'again'): Promise<string> {
@@ -224,49 +228,135 @@ async function viaFleet(builder: BuilderName, app: string, tag: string, round: s
   }
 }
 
-const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-try {
-  const cold = await appVersion('cold');
-  const warm = await appVersion('warm');
-  const again = await appVersion('again');
-  console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | warm, fresh worker + node store (/cold) | gates + promotion | peak RSS (raw) |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  const m = (xs: number[]): number => quantile(xs, 0.5);
-  for (const builder of BUILDERS) {
-    const runs = { rawCold: [] as number[], rawWarm: [] as number[], fleetCold: [] as number[], fleetWarm: [] as number[], workerCold: [] as number[], workerWarm: [] as number[], stored: [] as number[], gates: [] as number[], rss: [] as number[] };
-    for (let i = 0; i < N; i++) {
-      // Each round starts cold: new repositories, so nothing is in their registry caches.
-      const rc = await raw(builder, cold, 'cold', `r${i}`);
-      const rw = await raw(builder, warm, 'warm', `r${i}`);
-      const fc = await viaFleet(builder, cold, 'cold', `r${i}`);
-      const fw = await viaFleet(builder, warm, 'warm', `r${i}`);
-      const fs = await viaFleet(builder, again, 'stored', `r${i}`, true);
-      runs.rawCold.push(rc.ms);
-      runs.rawWarm.push(rw.ms);
-      runs.fleetCold.push(fc.ms);
-      runs.fleetWarm.push(fw.ms);
-      runs.workerCold.push(fc.workerMs);
-      runs.workerWarm.push(fw.workerMs);
-      runs.stored.push(fs.ms);
-      runs.gates.push(fc.gatesMs, fw.gatesMs);
-      runs.rss.push(rc.rssMiB, rw.rssMiB);
+/** Medians of one builder's rounds, in ms (RSS in MiB). */
+export interface BuilderFigures {
+  builder: BuilderName;
+  rawCold: number;
+  fleetCold: number;
+  workerCold: number;
+  rawWarm: number;
+  fleetWarm: number;
+  workerWarm: number;
+  /** warm (another source change) on a fresh worker that has the node's shared store */
+  stored: number;
+  gates: number;
+  peakRssMiB: number;
+  /** the tiny app (one RUN on the official base), submit → promoted: the first build of a fresh worker, then the median of its next ones */
+  trivialFresh: number;
+  trivialWarm: number;
+}
+
+export interface BuildersFigures {
+  rounds: number;
+  builders: BuilderFigures[];
+  /** raw buildah cold, rootless and rootful (empty when not root), per round */
+  rootless: number[];
+  rootful: number[];
+}
+
+const median = (xs: number[]): number => quantile(xs, 0.5);
+
+/** The tiny app `n` times on one fresh worker of the builder's pool: submit → promoted each. */
+async function trivial(builder: BuilderName, n: number): Promise<number[]> {
+  const pool = builder === 'buildah' ? 'default' : builder;
+  const worker = await fleet.addWorker({ pool, builder, sharedImageStore: undefined });
+  try {
+    await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
+    const { digest } = await fleet.client.uploadContext(TINY);
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `bench-tiny-${builder}-${Date.now().toString(36)}-${i}`;
+      const t0 = performance.now();
+      await fleet.client.submit({ id, context: { digest }, pool, buildArgs: { N: String(i) }, image: { repository: `bench/tiny-${builder}`, tags: [String(i)] } });
+      const done = await fleet.client.follow(id, {});
+      if (done.state.phase !== 'pushed') throw new Error(`${id} ended ${JSON.stringify(done.state)}`);
+      times.push(performance.now() - t0);
     }
+    return times;
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** Every builder's rounds in one fleet; see the file's comment. */
+export async function measureBuilders(builders: readonly BuilderName[] = BUILDERS, rounds: number = N): Promise<BuildersFigures> {
+  fleet = await startLocalFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['buildkit', 'kaniko'] } }, createLogger('bench', { level: 'warn', pretty: false }));
+  user = await buildUser();
+  scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-builders-'));
+  await chmod(scratch, 0o755); // the build user reaches its raw build dirs through it
+  host = fleet.registry.host;
+  try {
+    const cold = await appVersion('cold');
+    const warm = await appVersion('warm');
+    const again = await appVersion('again');
+    const figures: BuilderFigures[] = [];
+    for (const builder of builders) {
+      const runs = { rawCold: [] as number[], rawWarm: [] as number[], fleetCold: [] as number[], fleetWarm: [] as number[], workerCold: [] as number[], workerWarm: [] as number[], stored: [] as number[], gates: [] as number[], rss: [] as number[] };
+      for (let i = 0; i < rounds; i++) {
+        // Each round starts cold: new repositories, so nothing is in their registry caches.
+        const rc = await raw(builder, cold, 'cold', `r${i}`);
+        const rw = await raw(builder, warm, 'warm', `r${i}`);
+        const fc = await viaFleet(builder, cold, 'cold', `r${i}`);
+        const fw = await viaFleet(builder, warm, 'warm', `r${i}`);
+        const fs = await viaFleet(builder, again, 'stored', `r${i}`, true);
+        runs.rawCold.push(rc.ms);
+        runs.rawWarm.push(rw.ms);
+        runs.fleetCold.push(fc.ms);
+        runs.fleetWarm.push(fw.ms);
+        runs.workerCold.push(fc.workerMs);
+        runs.workerWarm.push(fw.workerMs);
+        runs.stored.push(fs.ms);
+        runs.gates.push(fc.gatesMs, fw.gatesMs);
+        runs.rss.push(rc.rssMiB, rw.rssMiB);
+      }
+      const [fresh = NaN, ...next] = await trivial(builder, Math.max(2, rounds + 1));
+      figures.push({
+        builder,
+        rawCold: median(runs.rawCold),
+        fleetCold: median(runs.fleetCold),
+        workerCold: median(runs.workerCold),
+        rawWarm: median(runs.rawWarm),
+        fleetWarm: median(runs.fleetWarm),
+        workerWarm: median(runs.workerWarm),
+        stored: median(runs.stored),
+        gates: median(runs.gates),
+        peakRssMiB: Math.max(...runs.rss),
+        trivialFresh: fresh,
+        trivialWarm: median(next),
+      });
+    }
+    const rootless: number[] = [];
+    const rootful: number[] = [];
+    if (builders.includes('buildah')) {
+      for (let i = 0; i < rounds; i++) {
+        rootless.push((await raw('buildah', cold, 'cold', `rl${i}`, 'rootless')).ms);
+        if (user.switchUser) rootful.push((await raw('buildah', cold, 'cold', `rf${i}`, 'rootful')).ms);
+      }
+    }
+    return { rounds, builders: figures, rootless, rootful };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+    await fleet.stop();
+  }
+}
+
+const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+export async function main(): Promise<void> {
+  const f = await measureBuilders();
+  console.log(`\nmedians of ${f.rounds} rounds`);
+  console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | warm, fresh worker + node store (/cold) | gates + promotion | peak RSS (raw) | tiny app, fresh worker / warm worker |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const b of f.builders) {
     console.log(
-      `| ${builder} | ${s(m(runs.rawCold))} | ${s(m(runs.fleetCold))} (${s(m(runs.workerCold))}) | ${(m(runs.fleetCold) / m(runs.rawCold)).toFixed(2)}x | ${s(m(runs.rawWarm))} | ${s(m(runs.fleetWarm))} (${s(m(runs.workerWarm))}) | ${(m(runs.fleetWarm) / m(runs.rawWarm)).toFixed(2)}x | ${(m(runs.rawWarm) / m(runs.rawCold)).toFixed(2)}x / ${(m(runs.fleetWarm) / m(runs.fleetCold)).toFixed(2)}x | ${s(m(runs.stored))} (${(m(runs.stored) / m(runs.fleetCold)).toFixed(2)}x) | ${m(runs.gates).toFixed(0)} ms | ${Math.max(...runs.rss).toFixed(0)} MiB |`,
+      `| ${b.builder} | ${s(b.rawCold)} | ${s(b.fleetCold)} (${s(b.workerCold)}) | ${(b.fleetCold / b.rawCold).toFixed(2)}x | ${s(b.rawWarm)} | ${s(b.fleetWarm)} (${s(b.workerWarm)}) | ${(b.fleetWarm / b.rawWarm).toFixed(2)}x | ${(b.rawWarm / b.rawCold).toFixed(2)}x / ${(b.fleetWarm / b.fleetCold).toFixed(2)}x | ${s(b.stored)} (${(b.stored / b.fleetCold).toFixed(2)}x) | ${b.gates.toFixed(0)} ms | ${b.peakRssMiB.toFixed(0)} MiB | ${s(b.trivialFresh)} / ${s(b.trivialWarm)} |`,
     );
   }
-  const rootless: number[] = [];
-  const rootful: number[] = [];
-  for (let i = 0; i < N; i++) {
-    rootless.push((await raw('buildah', cold, 'cold', `rl${i}`, 'rootless')).ms);
-    if (user.switchUser) rootful.push((await raw('buildah', cold, 'cold', `rf${i}`, 'rootful')).ms);
+  if (f.rootless.length > 0) {
+    printTable([
+      [`raw buildah, rootless (build user), cold, median of ${f.rounds}`, s(median(f.rootless))],
+      [`raw buildah, rootful (root), cold, median of ${f.rounds}`, f.rootful.length === 0 ? 'not run (needs root)' : s(median(f.rootful))],
+      ['rootless / rootful', f.rootful.length === 0 ? '-' : `${(median(f.rootless) / median(f.rootful)).toFixed(2)}x  (target <= 1.1x)`],
+    ]);
   }
-  printTable([
-    [`raw buildah, rootless (build user), cold, median of ${N}`, s(m(rootless))],
-    [`raw buildah, rootful (root), cold, median of ${N}`, rootful.length === 0 ? 'not run (needs root)' : s(m(rootful))],
-    ['rootless / rootful', rootful.length === 0 ? '-' : `${(m(rootless) / m(rootful)).toFixed(2)}x  (target <= 1.1x)`],
-  ]);
-} finally {
-  await rm(scratch, { recursive: true, force: true });
-  await fleet.stop();
 }

@@ -2,6 +2,8 @@
  * `npm run chaos`: 200 small builds on 3 workers while workers are killed (kill -9) at random and
  * nats-server is restarted once, with 25% of the submissions duplicated. Prints what happened to
  * every request: terminal states, duplicates built twice (must be 0), lost (must be 0), latency.
+ * Workers have the node's shared store of platform images (`CHAOS_NODE_STORE=0`: without), as a
+ * node would give its ephemeral workers: a replacement for a killed worker does not pull the base.
  */
 import { startLocalFleet } from '../deploy/local/fleet.ts';
 import { isTerminal, type BuildView } from '../protocol/index.ts';
@@ -10,116 +12,157 @@ import { storedEvents } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
 
 const BUILDS = Number(process.env.CHAOS_BUILDS ?? 200);
+const NODE_STORE = process.env.CHAOS_NODE_STORE !== '0';
 const APP = new URL('../test/fixtures/apps/tiny', import.meta.url).pathname;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const fleet = await startLocalFleet(
-  { workers: 3, coordinator: { jobAckWaitMs: 3_000, workerTtlMs: 3_000 }, worker: { heartbeatMs: 1_000, announceMs: 500 } },
-  createLogger('chaos', { level: 'error', pretty: false }),
-);
-const { client } = fleet;
-let kills = 0;
-let restarts = 0;
-let submitted = 0;
-let duplicates = 0;
-const createdTrue = new Map<string, number>();
-const run = `c${Date.now().toString(36)}`;
-try {
-  const { digest } = await client.uploadContext(APP);
-  const request = (i: number) => ({ id: `${run}-${i}`, context: { digest }, buildArgs: { N: String(i) }, image: { repository: 'chaos/tiny', tags: [String(i)] } });
-  const submit = async (i: number): Promise<void> => {
-    for (let tries = 0; ; tries++) {
-      try {
-        const answer = await client.submit(request(i));
-        submitted += 1;
-        if (answer.created) createdTrue.set(answer.build.id, (createdTrue.get(answer.build.id) ?? 0) + 1);
-        return;
-      } catch (e) {
-        if (tries > 60) throw e; // the fleet is reconnecting after the NATS restart
-        await sleep(250);
+export interface ChaosFigures {
+  builds: number;
+  nodeStore: boolean;
+  submitted: number;
+  duplicates: number;
+  byState: Record<string, number>;
+  failures: Record<string, number>;
+  attempts: number;
+  builtTwice: number;
+  lost: number;
+  kills: number;
+  restarts: number;
+  e2eP50Ms: number;
+  e2eP99Ms: number;
+  wallS: number;
+}
+
+export async function measureChaos(builds: number = BUILDS, nodeStore: boolean = NODE_STORE): Promise<ChaosFigures> {
+  const fleet = await startLocalFleet(
+    { workers: 3, sharedImageStore: nodeStore, coordinator: { jobAckWaitMs: 3_000, workerTtlMs: 3_000 }, worker: { heartbeatMs: 1_000, announceMs: 500 } },
+    createLogger('chaos', { level: 'error', pretty: false }),
+  );
+  const { client } = fleet;
+  let kills = 0;
+  let restarts = 0;
+  let submitted = 0;
+  let duplicates = 0;
+  const createdTrue = new Map<string, number>();
+  const run = `c${Date.now().toString(36)}`;
+  try {
+    const { digest } = await client.uploadContext(APP);
+    const request = (i: number) => ({ id: `${run}-${i}`, context: { digest }, buildArgs: { N: String(i) }, image: { repository: 'chaos/tiny', tags: [String(i)] } });
+    const submit = async (i: number): Promise<void> => {
+      for (let tries = 0; ; tries++) {
+        try {
+          const answer = await client.submit(request(i));
+          submitted += 1;
+          if (answer.created) createdTrue.set(answer.build.id, (createdTrue.get(answer.build.id) ?? 0) + 1);
+          return;
+        } catch (e) {
+          if (tries > 60) throw e; // the fleet is reconnecting after the NATS restart
+          await sleep(250);
+        }
       }
-    }
-  };
+    };
 
-  let stop = false;
-  const chaos = (async () => {
-    while (!stop) {
-      await sleep(4_000 + Math.random() * 4_000);
-      if (stop) break;
-      const alive = fleet.workers.filter((w) => w.pid > 0);
-      const victim = alive[Math.floor(Math.random() * alive.length)];
-      if (victim !== undefined) {
-        victim.signal('SIGKILL');
-        await victim.exited;
-        fleet.workers.splice(fleet.workers.indexOf(victim), 1);
-        kills += 1;
-        await fleet.addWorker();
+    let stop = false;
+    const chaos = (async () => {
+      while (!stop) {
+        await sleep(4_000 + Math.random() * 4_000);
+        if (stop) break;
+        const alive = fleet.workers.filter((w) => w.pid > 0);
+        const victim = alive[Math.floor(Math.random() * alive.length)];
+        if (victim !== undefined) {
+          victim.signal('SIGKILL');
+          await victim.exited;
+          fleet.workers.splice(fleet.workers.indexOf(victim), 1);
+          kills += 1;
+          await fleet.addWorker();
+        }
       }
-    }
-  })();
+    })();
 
-  const started = Date.now();
-  const inFlight: Array<Promise<void>> = [];
-  for (let i = 0; i < BUILDS; i++) {
-    inFlight.push(submit(i));
-    if (Math.random() < 0.25) {
-      duplicates += 1;
-      const j = Math.floor(Math.random() * (i + 1)); // the same request again, maybe right now
-      inFlight.push(submit(j));
+    const started = Date.now();
+    const inFlight: Array<Promise<void>> = [];
+    for (let i = 0; i < builds; i++) {
+      inFlight.push(submit(i));
+      if (Math.random() < 0.25) {
+        duplicates += 1;
+        const j = Math.floor(Math.random() * (i + 1)); // the same request again, maybe right now
+        inFlight.push(submit(j));
+      }
+      if (i === Math.floor(builds * 0.4)) {
+        await fleet.nats.restart({ kill: true, downMs: 1_000 });
+        restarts += 1;
+      }
+      await sleep(100);
     }
-    if (i === Math.floor(BUILDS * 0.4)) {
-      await fleet.nats.restart({ kill: true, downMs: 1_000 });
-      restarts += 1;
-    }
-    await sleep(100);
-  }
-  await Promise.all(inFlight);
+    await Promise.all(inFlight);
 
-  const ids = Array.from({ length: BUILDS }, (_, i) => `${run}-${i}`);
-  const finals = new Map<string, BuildView>();
-  const deadline = Date.now() + 15 * 60_000;
-  while (finals.size < ids.length && Date.now() < deadline) {
+    const ids = Array.from({ length: builds }, (_, i) => `${run}-${i}`);
+    const finals = new Map<string, BuildView>();
+    const deadline = Date.now() + 15 * 60_000;
+    while (finals.size < ids.length && Date.now() < deadline) {
+      for (const id of ids) {
+        if (finals.has(id)) continue;
+        const b = await client.status(id).catch(() => null);
+        if (b !== null && isTerminal(b.state.phase)) finals.set(id, b);
+      }
+      await sleep(1_000);
+    }
+    stop = true;
+    await chaos;
+
+    const byState: Record<string, number> = {};
+    for (const b of finals.values()) byState[b.state.phase] = (byState[b.state.phase] ?? 0) + 1;
+    let attempts = 0;
+    let pushedTwice = 0;
     for (const id of ids) {
-      if (finals.has(id)) continue;
-      const b = await client.status(id).catch(() => null);
-      if (b !== null && isTerminal(b.state.phase)) finals.set(id, b);
+      const events = await storedEvents(client.nc, id);
+      attempts += events.filter((e) => e.type === 'started').length;
+      if (events.filter((e) => e.type === 'pushed').length > 1) pushedTwice += 1;
     }
-    await sleep(1_000);
+    // Why the failed ones failed, and after how many attempts: a build whose every delivery was
+    // killed ends in the dead letter queue by design.
+    const failures: Record<string, number> = {};
+    for (const b of finals.values()) {
+      if (b.state.phase !== 'failed') continue;
+      const key = `${b.state.error.code} (attempt ${b.state.attempt})`;
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
+    const e2e = [...finals.values()].map((b) => Date.parse(b.updatedAt) - Date.parse(b.createdAt));
+    return {
+      builds,
+      nodeStore,
+      submitted,
+      duplicates,
+      byState,
+      failures,
+      attempts,
+      builtTwice: [...createdTrue.values()].filter((n) => n > 1).length + pushedTwice,
+      lost: ids.length - finals.size,
+      kills,
+      restarts,
+      e2eP50Ms: quantile(e2e, 0.5),
+      e2eP99Ms: quantile(e2e, 0.99),
+      wallS: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await fleet.stop();
   }
-  stop = true;
-  await chaos;
+}
 
-  const byState = new Map<string, number>();
-  for (const b of finals.values()) byState.set(b.state.phase, (byState.get(b.state.phase) ?? 0) + 1);
-  let attempts = 0;
-  let pushedTwice = 0;
-  for (const id of ids) {
-    const events = await storedEvents(client.nc, id);
-    attempts += events.filter((e) => e.type === 'started').length;
-    if (events.filter((e) => e.type === 'pushed').length > 1) pushedTwice += 1;
-  }
-  const builtTwice = [...createdTrue.values()].filter((n) => n > 1).length + pushedTwice;
-  // Why the failed ones failed, and after how many attempts: a build whose every delivery was
-  // killed ends in the dead letter queue by design.
-  const failures = new Map<string, number>();
-  for (const b of finals.values()) {
-    if (b.state.phase !== 'failed') continue;
-    const key = `${b.state.error.code} (attempt ${b.state.attempt})`;
-    failures.set(key, (failures.get(key) ?? 0) + 1);
-  }
-  const e2e = [...finals.values()].map((b) => Date.parse(b.updatedAt) - Date.parse(b.createdAt));
+export async function main(): Promise<void> {
+  const c = await measureChaos();
+  const list = (r: Record<string, number>): string => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(', ');
   printTable([
-    ['requests sent (with duplicates)', `${submitted} (${duplicates} duplicates)`],
-    ['distinct builds', String(BUILDS)],
-    ['terminal states', [...byState.entries()].map(([k, v]) => `${k} ${v}`).join(', ')],
-    ['failed, by code', failures.size === 0 ? '-' : [...failures.entries()].map(([k, v]) => `${v} × ${k}`).join(', ')],
-    ['attempts started (retries after kills included)', String(attempts)],
-    ['duplicates built twice (must be 0)', String(builtTwice)],
-    ['lost: accepted, never terminal (must be 0)', String(ids.length - finals.size)],
-    ['workers killed (kill -9) / nats restarts', `${kills} / ${restarts}`],
-    ['end-to-end p50 / p99', `${quantile(e2e, 0.5)} ms / ${quantile(e2e, 0.99)} ms`],
-    ['wall time', `${((Date.now() - started) / 1000).toFixed(0)} s`],
+    ['requests sent (with duplicates)', `${c.submitted} (${c.duplicates} duplicates)`],
+    ['distinct builds', String(c.builds)],
+    ['node image store', c.nodeStore ? 'yes' : 'no (CHAOS_NODE_STORE=0)'],
+    ['terminal states', list(c.byState)],
+    ['failed, by code', Object.keys(c.failures).length === 0 ? '-' : Object.entries(c.failures).map(([k, v]) => `${v} × ${k}`).join(', ')],
+    ['attempts started (retries after kills included)', String(c.attempts)],
+    ['duplicates built twice (must be 0)', String(c.builtTwice)],
+    ['lost: accepted, never terminal (must be 0)', String(c.lost)],
+    ['workers killed (kill -9) / nats restarts', `${c.kills} / ${c.restarts}`],
+    ['end-to-end p50 / p99', `${c.e2eP50Ms} ms / ${c.e2eP99Ms} ms`],
+    ['wall time', `${c.wallS.toFixed(0)} s`],
   ]);
-} finally {
-  await fleet.stop();
 }

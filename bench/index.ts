@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- overhead|logs|context|standard|builders|sandbox|intake|gates|extract|ui|images|scale|all]`: printed, not asserted (numbers belong to the
+ * `npm run bench [-- overhead|logs|context|standard|builders|sandbox|intake|gates|extract|ui|images|scale|chaos|all]`: printed, not asserted (numbers belong to the
  * machine). Each prints a Markdown table.
  */
 const which = process.argv[2] ?? 'overhead';
@@ -17,6 +17,7 @@ const benches: Record<string, () => Promise<{ main?: () => Promise<void> }>> = {
   ui: () => import('./ui.ts'),
   images: () => import('./fleet-images.ts'),
   scale: () => import('./scale.ts'),
+  chaos: () => import('./chaos.ts'),
   /** every fast bench, one table against the issue's targets */
   all: () => import('./all.ts'),
 };

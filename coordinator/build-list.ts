@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import { z } from 'zod';
 import { BuildListReply, BuildPhase, BuildRecord, BuildSummary, PoolName, isTerminal, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
+import { BoundedCache } from '../adapters/bounded-cache.ts';
 import { mayAccess, type Caller } from './tenancy/authorize.ts';
 
 /** `GET /v1/builds` query: every filter optional, combined with AND. */
@@ -39,6 +40,9 @@ export function queryOf(params: URLSearchParams): unknown {
  * time, about 3 s of coordinator CPU in the scale bench's 1,000 builds (bench/scale.ts).
  */
 const AnnouncedBuilder = z.object({ workerId: z.string(), builder: z.string() });
+
+/** Workers remembered (ephemeral workers come and go: a bound, not every worker ever seen). */
+const KNOWN_WORKERS = 10_000;
 
 /** How many changes the list keeps for streams resuming with Last-Event-ID. */
 const RECENT_CHANGES = 2_000;
@@ -85,7 +89,9 @@ export function matcher(caller: Caller, q: BuildListQuery): (b: BuildSummary) =>
 export class BuildList {
   private readonly byId = new Map<string, BuildSummary>();
   /** the builder each worker announced, so a finished build keeps the builder it ran on */
-  private readonly builders = new Map<string, string>();
+  private readonly builders = new BoundedCache<string, string>({ maxEntries: KNOWN_WORKERS });
+  /** workers-bucket keys already decoded */
+  private readonly announced = new BoundedCache<string, true>({ maxEntries: KNOWN_WORKERS });
   /** tenant → ids of its builds not yet ended */
   private readonly active = new Map<string, Set<string>>();
   private stops: (() => void)[] = [];
@@ -104,7 +110,10 @@ export class BuildList {
     list.stops = [() => bw.stop(), () => ww.stop()];
     void (async () => {
       for await (const entry of ww) {
-        if (entry.operation !== 'PUT') continue;
+        // A worker announces every state change and every few seconds, its builder never changes:
+        // only an entry not seen before is decoded.
+        if (entry.operation !== 'PUT' || list.announced.get(entry.key) === true) continue;
+        list.announced.set(entry.key, true);
         list.noteWorker(entry.json());
       }
     })().catch((e: unknown) => log.warn({ err: e }, 'build-list workers watch ended'));
