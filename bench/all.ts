@@ -24,10 +24,13 @@ const FAST: Record<string, string> = {
   BENCH_N: '2',
   BENCH_SCALE_BUILDS: '1000',
   CHAOS_BUILDS: '200',
+  // as the coordinator's image runs it (images/fleet/coordinator/Dockerfile NODE_OPTIONS)
+  BENCH_SCALE_COORDINATOR_FLAGS: '--max-semi-space-size=2',
 };
-const QUICK = process.env.BENCH_ALL_QUICK === '1';
 // Before the benches are imported: they read their sizes when loaded.
 for (const [k, v] of Object.entries(FAST)) process.env[k] ??= v;
+const QUICK = process.env.BENCH_ALL_QUICK === '1';
+const COORDINATOR_FLAGS = process.env.BENCH_SCALE_COORDINATOR_FLAGS === '' ? "node's defaults" : `node ${process.env.BENCH_SCALE_COORDINATOR_FLAGS ?? ''}`;
 
 const RESULTS = new URL('./results/', import.meta.url).pathname;
 
@@ -69,21 +72,26 @@ export async function main(): Promise<void> {
   const rows: Row[] = [];
 
   // 1,000 queued builds × 100 simulated workers; the coordinator measured runs in a process of its
-  // own. Run first anyway, on the quietest machine this run gets. (Its rows go in the issue's order below.)
+  // own, with the node flags of its image. Run first anyway, on the quietest machine this run
+  // gets. (Its rows go in the issue's order below.) The claim latency is the paced run's (builds
+  // taking about 2 s): in the saturation run a claim waits ~workers / throughput by Little's law.
   const scaleRows: Row[] = [];
   {
     const builds = Number(process.env.BENCH_SCALE_BUILDS);
+    const what = `${builds} queued builds × 100 simulated workers`;
     try {
       const { measureScale } = await import('./scale.ts');
-      const s = await timed('scale', () => measureScale([100], builds));
-      const r = s.rows[0];
-      if (r === undefined || 'error' in r) throw new Error(r?.error ?? 'no run');
-      const what = `${builds} queued builds × 100 simulated workers`;
-      scaleRows.push({ what: `${what}: claim p99`, measured: `${r.claimP99Ms.toFixed(0)} ms (p50 ${r.claimP50Ms.toFixed(0)})`, target: '<= 25 ms', pass: r.claimP99Ms <= 25, value: r.claimP99Ms, unit: 'ms', better: 'lower' });
-      scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${r.peakRssMb.toFixed(0)} MB (its own process; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${r.peakHeapMb.toFixed(0)} MB)`, target: '< 200 MB', pass: r.peakRssMb < 200, value: r.peakRssMb, unit: 'MB', better: 'lower' });
-      scaleRows.push({ what: `${what}: throughput`, measured: `${r.throughput.toFixed(0)} builds/s, report → recorded p99 ${r.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: r.throughput, unit: 'builds/s', better: 'higher' });
+      const s = await timed('scale', () => measureScale([100], builds, undefined, [2_000, 0]));
+      const paced = s.rows.find((r) => r.buildMs > 0);
+      const saturated = s.rows.find((r) => r.buildMs === 0);
+      if (paced === undefined || 'error' in paced) throw new Error(paced?.error ?? 'no paced run');
+      if (saturated === undefined || 'error' in saturated) throw new Error(saturated?.error ?? 'no saturation run');
+      const peakRss = Math.max(paced.peakRssMb, saturated.peakRssMb);
+      scaleRows.push({ what: `${what}: claim p99, builds of ~2 s`, measured: `${paced.claimP99Ms.toFixed(0)} ms (p50 ${paced.claimP50Ms.toFixed(0)}); saturated (no build time): p99 ${saturated.claimP99Ms.toFixed(0)} ms`, target: '<= 25 ms', pass: paced.claimP99Ms <= 25, value: paced.claimP99Ms, unit: 'ms', better: 'lower' });
+      scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${peakRss.toFixed(0)} MB (its own process, ${COORDINATOR_FLAGS}; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${Math.max(paced.peakHeapMb, saturated.peakHeapMb).toFixed(0)} MB)`, target: '< 200 MB', pass: peakRss < 200, value: peakRss, unit: 'MB', better: 'lower' });
+      scaleRows.push({ what: `${what}: throughput, saturated`, measured: `${saturated.throughput.toFixed(0)} builds/s, report → recorded p99 ${saturated.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: saturated.throughput, unit: 'builds/s', better: 'higher' });
     } catch (e) {
-      scaleRows.push(failed(`${builds} queued builds × 100 simulated workers`, 'claim p99 <= 25 ms, RSS < 200 MB', e));
+      scaleRows.push(failed(what, 'claim p99 <= 25 ms, RSS < 200 MB', e));
     }
   }
 

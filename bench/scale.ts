@@ -2,6 +2,13 @@
  * `npm run bench -- scale`: one real coordinator (a process of its own) against 1,000 queued builds and
  * N simulated workers, N = 10, 100, 1,000 (`BENCH_SCALE_WORKERS`), over a real nats-server.
  *
+ * Each N runs twice (`BENCH_SCALE_BUILD_MS`, default `0,2000`): with simulated builds that take no
+ * time (saturation: every worker claims again the moment it reported, so the throughput is the
+ * coordinator's and NATS's ceiling, and by Little's law a claim then waits about N / throughput
+ * whatever the code does), and with builds that take 0.5–1.5× the given mean (paced: claims
+ * arrive as a fleet's workers finish real builds, and their latency is the coordinator's answer
+ * time under that load: the claim p99 target's figure).
+ *
  * A simulated worker speaks the worker protocol exactly as worker/worker.ts and worker/job-runner.ts
  * do, with the worker role's NATS user of its pool, but does not build: it announces itself in the
  * workers bucket (worker/announcer.ts, the real one), pulls from the pool's consumer, claims the
@@ -20,6 +27,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NatsCredentials } from '../adapters/nats.ts';
@@ -30,6 +38,7 @@ import { quantile } from './table.ts';
 
 const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
 const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? '10,100,1000').split(',').map(Number);
+const BUILD_MS = (process.env.BENCH_SCALE_BUILD_MS ?? '0,2000').split(',').map(Number);
 const POOL = 'sim';
 const LOG_LINES = 5;
 /** how long a whole run may take before it is reported as stuck */
@@ -47,6 +56,8 @@ interface SimSetup {
 interface RunOrder {
   workers: number;
   buildIds: string[];
+  /** mean simulated build time, ms (0: none) */
+  buildMs: number;
 }
 /** child → parent: a run's figures as the workers saw them */
 interface RunSeen {
@@ -62,11 +73,13 @@ interface RunSeen {
 }
 
 /** One row of the growth curve: measured, or why not. */
-export type ScaleRow = MeasuredRow | { workers: number; builds: number; error: string };
+export type ScaleRow = MeasuredRow | { workers: number; builds: number; buildMs: number; error: string };
 
 export interface MeasuredRow {
   workers: number;
   builds: number;
+  /** mean simulated build time, ms (0: saturation) */
+  buildMs: number;
   settled: number;
   /** builds settled per second */
   throughput: number;
@@ -105,7 +118,7 @@ export interface ScaleFigures {
 if (process.argv.includes(SIM_ROLE)) await simulate();
 
 /** Runs the growth curve and returns its rows. */
-export async function measureScale(workerCounts: number[] = WORKER_COUNTS, builds: number = BUILDS, onRow?: (row: ScaleRow) => void): Promise<ScaleFigures> {
+export async function measureScale(workerCounts: number[] = WORKER_COUNTS, builds: number = BUILDS, onRow?: (row: ScaleRow) => void, buildTimes: number[] = BUILD_MS): Promise<ScaleFigures> {
   const { startLocalFleet } = await import('../deploy/local/fleet.ts');
   const { createLogger } = await import('../adapters/logger.ts');
   const fleet = await startLocalFleet({ workers: 0, pool: POOL }, createLogger('bench', { level: 'warn', pretty: false }));
@@ -121,7 +134,7 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
     // The fleet's in-process coordinator steps aside for the run: the one measured is a process of its own.
     await fleet.restartCoordinator(async () => {
       const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, children);
-      figures = await curve(fleet.client, coordinator, { natsUrl: fleet.nats.url, worker, admin }, digest, workerCounts, builds, children, onRow);
+      figures = await curve(fleet.client, coordinator, { natsUrl: fleet.nats.url, worker, admin }, digest, workerCounts, buildTimes, builds, children, onRow);
       await coordinator.stop();
     });
     if (figures === undefined) throw new Error('the scale run ended without figures');
@@ -192,6 +205,7 @@ async function curve(
   setup: SimSetup,
   digest: string,
   workerCounts: number[],
+  buildTimes: number[],
   builds: number,
   children: ChildProcess[],
   onRow?: (row: ScaleRow) => void,
@@ -209,7 +223,7 @@ async function curve(
 
   const rows: ScaleRow[] = [];
   const rest = await coordinator.sample();
-  for (const workers of workerCounts) {
+  for (const [workers, buildMs] of workerCounts.flatMap((w) => buildTimes.map((b) => [w, b] as const))) {
     // Re-queued for each run: fresh ids (a settled build is never queued again), one context.
     const buildIds = Array.from({ length: builds }, (_, i) => `scale-w${workers}-${Date.now().toString(36)}-${i}`);
     await queue(client, buildIds, digest);
@@ -218,7 +232,7 @@ async function curve(
     });
     const done = new Promise<RunSeen | { error: string }>((resolve) => {
       answers.push(resolve);
-      const order: RunOrder = { workers, buildIds };
+      const order: RunOrder = { workers, buildIds, buildMs };
       sim.send(order);
     });
     // Measured from the first pull: connecting 1,000 clients is not the coordinator's work.
@@ -226,7 +240,7 @@ async function curve(
     const early = await Promise.race([connected.then(() => null), failedEarly, exited]);
     if (early !== null) {
       // (e.g. could not connect this many clients): the curve stops here, what was measured stays
-      rows.push({ workers, builds, error: early.error });
+      rows.push({ workers, builds, buildMs, error: early.error });
       onRow?.(rows.at(-1) as ScaleRow);
       break;
     }
@@ -261,6 +275,7 @@ async function curve(
     rows.push({
       workers,
       builds,
+      buildMs,
       settled: seen.settled,
       throughput: seen.settled / (seen.wallMs / 1000),
       claimP50Ms: quantile(seen.claimMs, 0.5),
@@ -298,18 +313,20 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
   );
 }
 
+const pace = (buildMs: number): string => (buildMs === 0 ? 'none (saturation)' : `${(buildMs / 1000).toFixed(1)} s mean`);
+
 export function scaleTable(figures: ScaleFigures): string {
   const lines = [
-    '| workers | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | event loop delay p99: coordinator / simulated workers | bench process RSS | load (1 min) | refused claims |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| workers | simulated build | builds settled | throughput | claim p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | event loop delay p99: coordinator / simulated workers | bench process RSS | load (1 min) | refused claims |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
     if ('error' in r) {
-      lines.push(`| ${r.workers} | not measured: ${r.error} | | | | | | | | | |`);
+      lines.push(`| ${r.workers} | ${pace(r.buildMs)} | not measured: ${r.error} | | | | | | | | | |`);
       continue;
     }
     lines.push(
-      `| ${r.workers} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
+      `| ${r.workers} | ${pace(r.buildMs)} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
         `${r.coordinatorLagP99Ms.toFixed(0)} / ${r.simulatorLagP99Ms.toFixed(0)} ms | ${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,
@@ -321,7 +338,7 @@ export function scaleTable(figures: ScaleFigures): string {
 /** The standalone bench: the growth curve as a Markdown table. */
 export async function main(): Promise<void> {
   const figures = await measureScale(WORKER_COUNTS, BUILDS, (r) => console.error(`scale: ${JSON.stringify(r)}`));
-  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (started, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers; load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
+  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (started, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers (paced builds); load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,6 +451,7 @@ async function simulate(): Promise<void> {
           }
           announcer.set('building', job.buildId);
           msg.working();
+          if (order.buildMs > 0) await delay(order.buildMs * (0.5 + Math.random()), undefined, { signal: stop.signal }).catch(() => undefined);
           const at = new Date().toISOString();
           const lines = Array.from({ length: LOG_LINES }, (_, n) => ({ n: n + 1, stream: 'stdout' as const, at, text: `simulated step ${n + 1} of ${LOG_LINES}` }));
           await js.publish(p.subjects.log(job.buildId, POOL), p.encode({ buildId: job.buildId, attempt, lines }));
