@@ -16,6 +16,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import type { NatsCredentials } from '../adapters/nats.ts';
 import type { S3Options } from '../adapters/s3-store.ts';
 import { FleetClient } from '../client/index.ts';
+import { RawHttpConnection } from './raw-http-client.ts';
 import { printTable, quantile } from './table.ts';
 
 const REQUESTS = Number(process.env.BENCH_INTAKE_N ?? 2_000);
@@ -23,6 +24,8 @@ const CONCURRENCY = (process.env.BENCH_INTAKE_CONCURRENCY ?? '8,32,64').split(',
 const ALL_TRANSPORTS = ['http', 'nats'] as const;
 type Transport = (typeof ALL_TRANSPORTS)[number];
 const TRANSPORTS = ALL_TRANSPORTS.filter((t) => (process.env.BENCH_INTAKE_TRANSPORTS ?? 'http,nats').split(',').includes(t));
+/** the load thread's HTTP client: `raw` (bench/raw-http-client.ts, default) or `node` (node:http with a keep-alive agent) */
+const HTTP_CLIENT = process.env.BENCH_INTAKE_HTTP_CLIENT === 'node' ? 'node' : 'raw';
 
 interface Setup {
   natsUrl: string;
@@ -41,6 +44,8 @@ interface Round {
 interface Outcome {
   latencies: number[];
   wallMs: number;
+  /** the load thread's own CPU over the round, µs */
+  loadCpuUs: number;
   /** answers that were not a new build (an error, or `created: false`) */
   failures: number;
   firstFailure?: string;
@@ -59,6 +64,10 @@ export interface IntakeRound {
   p99Ms: number;
   /** coordinator thread CPU per request, where node reports it */
   cpuUsPerRequest?: number;
+  /** the load generator's thread CPU per request (HTTP client or FleetClient) */
+  loadCpuUsPerRequest: number;
+  /** for HTTP: which client the load thread used */
+  client?: string;
   failures: number;
   firstFailure?: string;
 }
@@ -72,6 +81,7 @@ export async function main(): Promise<void> {
       `${r.transport.toUpperCase()} c=${r.concurrency}`,
       `${Math.round(r.ratePerSecond)} req/s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms` +
         (r.cpuUsPerRequest === undefined ? '' : `, coordinator ${Math.round(r.cpuUsPerRequest)} µs CPU/request`) +
+        `, load generator${r.client === undefined ? '' : ` (${r.client} client)`} ${Math.round(r.loadCpuUsPerRequest)} µs CPU/request` +
         (r.failures === 0 ? '' : `, ${r.failures} not created (${r.firstFailure ?? '?'})`),
     ]);
   }
@@ -127,6 +137,8 @@ export async function measureIntake(): Promise<IntakeRound[]> {
           p50Ms: quantile(o.latencies, 0.5),
           p99Ms: quantile(o.latencies, 0.99),
           ...(cpu === undefined ? {} : { cpuUsPerRequest: (cpu.user + cpu.system) / o.latencies.length }),
+          loadCpuUsPerRequest: o.loadCpuUs / o.latencies.length,
+          ...(transport === 'http' ? { client: HTTP_CLIENT } : {}),
           failures: o.failures,
           ...(o.firstFailure === undefined ? {} : { firstFailure: o.firstFailure }),
         });
@@ -149,34 +161,50 @@ async function load(setup: Setup): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const target = new URL(`${setup.httpUrl}/v1/builds`);
   const request = (id: string) => ({ id, context: { digest: setup.digest }, image: { repository: 'bench/intake', tags: ['1'] } });
-  const once: Record<Transport, (id: string) => Promise<boolean>> = {
-    // node:http with a keep-alive agent, not fetch: undici's fetch (web streams, per-request
-    // objects) cost this thread more CPU per request than the coordinator spends, on the same
-    // two cores, and the bench measured its own client.
-    http: (id) =>
-      new Promise<boolean>((resolve, reject) => {
-        const body = JSON.stringify(request(id));
-        const req = httpRequest({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => (res.statusCode === 202 ? resolve(true) : reject(new Error(`HTTP ${res.statusCode ?? '?'}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`))));
-        });
-        req.on('error', reject);
-        req.end(body);
-      }),
-    nats: async (id) => (await client.submit(request(id))).created,
+  /** One concurrent lane of a round: sends requests one after another; true when it created a build. */
+  type Lane = { send: (id: string) => Promise<boolean>; close: () => void };
+  const lanes: Record<Transport, () => Promise<Lane>> = {
+    http: async () => {
+      if (HTTP_CLIENT === 'raw') {
+        const connection = await RawHttpConnection.open(target);
+        return {
+          send: async (id) => {
+            const answer = await connection.request('POST', target.pathname, headers, JSON.stringify(request(id)));
+            if (answer.status !== 202) throw new Error(`HTTP ${answer.status}: ${answer.body.slice(0, 200)}`);
+            return true;
+          },
+          close: () => connection.close(),
+        };
+      }
+      return {
+        send: (id) =>
+          new Promise<boolean>((resolve, reject) => {
+            const body = JSON.stringify(request(id));
+            const req = httpRequest({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('error', reject);
+              res.on('end', () => (res.statusCode === 202 ? resolve(true) : reject(new Error(`HTTP ${res.statusCode ?? '?'}: ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`))));
+            });
+            req.on('error', reject);
+            req.end(body);
+          }),
+        close: () => undefined,
+      };
+    },
+    nats: () => Promise.resolve({ send: async (id) => (await client.submit(request(id))).created, close: () => undefined }),
   };
   port.on('message', (round: Round) => {
     void (async () => {
-      const send = once[round.transport];
+      const open = await Promise.all(Array.from({ length: round.concurrency }, () => lanes[round.transport]()));
       const latencies: number[] = [];
       let failures = 0;
       let firstFailure: string | undefined;
       let next = 0;
       const t0 = performance.now();
+      const cpu0 = process.threadCpuUsage();
       await Promise.all(
-        Array.from({ length: round.concurrency }, async () => {
+        open.map(async ({ send }) => {
           while (next < REQUESTS) {
             const id = `${round.prefix}-${next++}`;
             const start = performance.now();
@@ -189,7 +217,10 @@ async function load(setup: Setup): Promise<void> {
           }
         }),
       );
-      const outcome: Outcome = { latencies, wallMs: performance.now() - t0, failures, ...(firstFailure === undefined ? {} : { firstFailure }) };
+      const wallMs = performance.now() - t0;
+      const cpu = process.threadCpuUsage(cpu0);
+      for (const lane of open) lane.close();
+      const outcome: Outcome = { latencies, wallMs, loadCpuUs: cpu.user + cpu.system, failures, ...(firstFailure === undefined ? {} : { firstFailure }) };
       port.postMessage(outcome);
     })();
   });
