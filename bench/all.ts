@@ -87,7 +87,7 @@ export async function main(): Promise<void> {
       if (paced === undefined || 'error' in paced) throw new Error(paced?.error ?? 'no paced run');
       if (saturated === undefined || 'error' in saturated) throw new Error(saturated?.error ?? 'no saturation run');
       const peakRss = Math.max(paced.peakRssMb, saturated.peakRssMb);
-      scaleRows.push({ what: `${what}: claim p99, builds of ~2 s`, measured: `${paced.claimP99Ms.toFixed(0)} ms (p50 ${paced.claimP50Ms.toFixed(0)}); saturated (no build time): p99 ${saturated.claimP99Ms.toFixed(0)} ms`, target: '<= 25 ms', pass: paced.claimP99Ms <= 25, value: paced.claimP99Ms, unit: 'ms', better: 'lower' });
+      scaleRows.push({ what: `${what}: claim p99, builds of ~2 s`, measured: `${paced.claimP99Ms.toFixed(0)} ms (p50 ${paced.claimP50Ms.toFixed(0)}; ${paced.laterClaimP99Ms.toFixed(0)} ms without the opening burst of 100 claims at once); saturated (no build time): p99 ${saturated.claimP99Ms.toFixed(0)} ms`, target: '<= 25 ms', pass: paced.claimP99Ms <= 25, value: paced.claimP99Ms, unit: 'ms', better: 'lower' });
       scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${peakRss.toFixed(0)} MB (its own process, ${COORDINATOR_FLAGS}; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${Math.max(paced.peakHeapMb, saturated.peakHeapMb).toFixed(0)} MB)`, target: '< 200 MB', pass: peakRss < 200, value: peakRss, unit: 'MB', better: 'lower' });
       scaleRows.push({ what: `${what}: throughput, saturated`, measured: `${saturated.throughput.toFixed(0)} builds/s, report → recorded p99 ${saturated.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: saturated.throughput, unit: 'builds/s', better: 'higher' });
     } catch (e) {
