@@ -56,7 +56,10 @@ export interface AllResults {
 }
 
 const skipped = (what: string, target: string, why: string): Row => ({ what, measured: `not run here: ${why}`, target, pass: null });
-const failed = (what: string, target: string, e: unknown): Row => ({ what, measured: `bench failed: ${e instanceof Error ? e.message.slice(0, 160) : String(e)}`, target, pass: null });
+const failed = (what: string, target: string, e: unknown): Row => {
+  console.error(`bench all: ${what}:`, e); // the whole error; the table keeps its first line
+  return { what, measured: `bench failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]?.slice(0, 300) ?? ''}`, target, pass: null };
+};
 
 export async function main(): Promise<void> {
   const durations: Record<string, number> = {};

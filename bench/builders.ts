@@ -103,7 +103,7 @@ function rssSampler(): () => Promise<number> {
  * build user: each FROM image copied into an OCI layout under DIR.
  */
 async function rawBases(plan: BuildPlan, opts: Options): Promise<{ store: BaseStore; bases: ImportedBase[] }> {
-  const store = new BaseStore(join(plan.workDir, 'bases'), {}, [host]);
+  const store = new BaseStore(join(plan.workDir, 'bases'), {}, [host]); // its layout: made by raw()
   const bases: ImportedBase[] = [];
   for (const { image } of fromImages(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs)) {
     const digestFile = join(plan.workDir, `base-${bases.length}`);
@@ -145,6 +145,8 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
     cacheRepository: `${host}/cache/bench/raw-${builder}-${round}`,
     workDir: dir,
   };
+  // rawBases' layout (skopeo makes no parent directories), before the tree goes to the build user
+  await mkdir(new BaseStore(join(dir, 'bases'), {}, []).layout, { recursive: true, mode: 0o700 });
   if (runAs) await chownTree(dir, user.uid, user.gid);
   const opts: Options = { env, extendEnv: false, cwd: dir, ...(runAs ? { uid: user.uid, gid: user.gid } : {}), stdin: 'ignore', stdout: 'ignore' };
   const stopSampling = rssSampler();

@@ -92,6 +92,10 @@ describe('accepting build requests', () => {
 
     const notJson = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
     expect(notJson.status).toBe(400);
+    // over the body limit (1 MiB by default): the same clear 400, not a dropped connection
+    const huge = await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"id":"${'x'.repeat(2 << 20)}"}` });
+    expect(huge.status).toBe(400);
+    expect(await huge.json()).toMatchObject({ error: { code: 'E_INVALID_REQUEST', message: expect.stringContaining('body larger than') } });
     expect(await (await adminFetch(fleet, `${fleet.coordinator.httpUrl}/v1/builds/never-seen`)).json()).toMatchObject({ error: { code: 'E_NOT_FOUND' } });
   });
 
