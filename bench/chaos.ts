@@ -30,6 +30,10 @@ export interface ChaosFigures {
   restarts: number;
   e2eP50Ms: number;
   e2eP99Ms: number;
+  /** submit → first attempt started: waiting behind 3 workers */
+  queueP50Ms: number;
+  /** last attempt started → ended: the build itself, gates and promotion */
+  runP50Ms: number;
   wallS: number;
 }
 
@@ -114,9 +118,19 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
     for (const b of finals.values()) byState[b.state.phase] = (byState[b.state.phase] ?? 0) + 1;
     let attempts = 0;
     let pushedTwice = 0;
+    const queueMs: number[] = [];
+    const runMs: number[] = [];
     for (const id of ids) {
       const events = await storedEvents(client.nc, id);
-      attempts += events.filter((e) => e.type === 'started').length;
+      const starts = events.filter((e) => e.type === 'started');
+      attempts += starts.length;
+      const final = finals.get(id);
+      const first = starts[0];
+      const last = starts.at(-1);
+      if (final !== undefined && first !== undefined && last !== undefined) {
+        queueMs.push(Date.parse(first.at) - Date.parse(final.createdAt));
+        runMs.push(Date.parse(final.updatedAt) - Date.parse(last.at));
+      }
       if (events.filter((e) => e.type === 'pushed').length > 1) pushedTwice += 1;
     }
     // Why the failed ones failed, and after how many attempts: a build whose every delivery was
@@ -142,6 +156,8 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
       restarts,
       e2eP50Ms: quantile(e2e, 0.5),
       e2eP99Ms: quantile(e2e, 0.99),
+      queueP50Ms: quantile(queueMs, 0.5),
+      runP50Ms: quantile(runMs, 0.5),
       wallS: (Date.now() - started) / 1000,
     };
   } finally {
@@ -163,6 +179,7 @@ export async function main(): Promise<void> {
     ['lost: accepted, never terminal (must be 0)', String(c.lost)],
     ['workers killed (kill -9) / nats restarts', `${c.kills} / ${c.restarts}`],
     ['end-to-end p50 / p99', `${c.e2eP50Ms} ms / ${c.e2eP99Ms} ms`],
+    ['of which: queued (submit → first start) p50 / running (last start → end) p50', `${c.queueP50Ms} ms / ${c.runP50Ms} ms`],
     ['wall time', `${c.wallS.toFixed(0)} s`],
   ]);
 }
