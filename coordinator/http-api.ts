@@ -232,6 +232,9 @@ export async function serveHttp(
   return { server, url: `http://${config.http.host}:${addr.port}` };
 }
 
+/** How much of an oversized body is still read (and dropped) to answer it: 16 MiB. */
+const OVERSIZED_DRAIN_BYTES = 16 << 20;
+
 /**
  * The request's body, at most `limit` bytes. Events, not `for await`: the stream's async iterator
  * costs a promise and its machinery per chunk, on every request intake answers.
@@ -243,8 +246,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
+        // The rest is read and dropped so the 400 can be answered on this connection, up to a
+        // bound: a client that goes on sending past it has its connection cut.
         req.off('data', onData);
-        req.resume(); // drain what is left, so the answer can still be written on this connection
+        let dropped = 0;
+        req.on('data', (rest: Buffer) => {
+          dropped += rest.length;
+          if (dropped > OVERSIZED_DRAIN_BYTES) req.destroy();
+        });
         reject(new FleetError(ErrorCode.E_INVALID_REQUEST, `body larger than ${limit} bytes`));
         return;
       }
