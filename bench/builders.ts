@@ -163,17 +163,21 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
       if (runAs) await chownTree(state, user.uid, user.gid);
       const socket = join(bk, 'buildkitd.sock');
       const daemon = execa(buildkitdCommand(bk, socket)[0] ?? '', buildkitdCommand(bk, socket).slice(1), { ...opts, env: { ...env, XDG_RUNTIME_DIR: join(bk, 'run') }, reject: false });
-      await waitFor('buildkitd', async () => ((await execa('buildctl', ['--addr', `unix://${socket}`, 'debug', 'workers'], { ...opts, reject: false })).exitCode === 0 ? true : null));
-      const { store, bases } = await rawBases(plan, opts);
-      // The app's layer cache is local now: kept per builder and round, as a worker keeps it.
-      const cache = join(scratch, `cache-${builder}-${round}`);
-      await mkdir(cache, { recursive: true });
-      if (runAs) await chownTree(cache, user.uid, user.gid);
-      const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
       const out = join(dir, 'out');
-      await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
-      daemon.kill('SIGTERM');
-      await daemon;
+      // the daemon dies with the run, also when a step of it fails (a bench must leave nothing running)
+      try {
+        await waitFor('buildkitd', async () => ((await execa('buildctl', ['--addr', `unix://${socket}`, 'debug', 'workers'], { ...opts, reject: false })).exitCode === 0 ? true : null));
+        const { store, bases } = await rawBases(plan, opts);
+        // The app's layer cache is local now: kept per builder and round, as a worker keeps it.
+        const cache = join(scratch, `cache-${builder}-${round}`);
+        await mkdir(cache, { recursive: true });
+        if (runAs) await chownTree(cache, user.uid, user.gid);
+        const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
+        await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
+      } finally {
+        daemon.kill('SIGTERM');
+        await daemon;
+      }
       await rawPush(out, plan, opts);
       break;
     }
