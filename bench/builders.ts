@@ -362,8 +362,10 @@ export async function measureBuilders(builders: readonly BuilderName[] = BUILDER
     }
     return { rounds, builders: figures, rootless, rootful, ...(rootError === undefined ? {} : { rootError }) };
   } finally {
-    await rm(scratch, { recursive: true, force: true });
+    // the fleet first: a scratch tree that cannot be removed must not leave its servers running
     await fleet.stop();
+    await unmountUnder(scratch);
+    await rm(scratch, { recursive: true, force: true });
   }
 }
 
