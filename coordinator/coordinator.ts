@@ -13,6 +13,7 @@ import { loadGatePolicy } from './gates/index.ts';
 import { Intake } from './intake.ts';
 import { loadCatalog } from './platform/catalog.ts';
 import { serveNatsApi } from './nats-api.ts';
+import { listWorkers } from './worker-list.ts';
 import { QueueExpiry } from './queue-expiry.ts';
 import { ReportProcessor } from './reports.ts';
 import { ScanClient } from './scan-client.ts';
@@ -27,7 +28,7 @@ import { startRebuilds } from './rebuilds/index.ts';
 import { readDeliveries, startNotifications } from './notifications/index.ts';
 import { Rescans } from './rescans.ts';
 import { BuildList } from './build-list.ts';
-import { WorkerInfo } from '../protocol/index.ts';
+import type { WorkerInfo } from '../protocol/index.ts';
 import { provenanceSettings } from './provenance/index.ts';
 
 export interface Coordinator {
@@ -87,7 +88,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     registryHost: config.registry.host,
     notify: async (tenant, subject, data, id) => void (await notifications.notifier.notify(tenant, 'dev.fleet.image.rebuilt', subject, data, { id })),
   }, log);
-  const subs = serveNatsApi(nc, intake, store, topology.workers, deadLetters, tokens, audit, config, log);
+  const workers = (): Promise<WorkerInfo[]> => listWorkers(jsm, topology.workers);
+  const subs = serveNatsApi(nc, intake, store, topology.workers, workers, deadLetters, tokens, audit, config, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, audit, log, {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     ready: () => readiness.ready,
@@ -95,16 +97,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     builds: buildList,
     deadLetters,
     notifications: (tenant) => readDeliveries(nc, tenant),
-    workers: async () => {
-      const list: WorkerInfo[] = [];
-      for await (const key of await topology.workers.keys()) {
-        const entry = await topology.workers.get(key);
-        if (entry === null || entry.operation !== 'PUT') continue;
-        const parsed = WorkerInfo.safeParse(entry.json());
-        if (parsed.success) list.push(parsed.data);
-      }
-      return list.sort((a, b) => a.workerId.localeCompare(b.workerId));
-    },
+    workers,
   }, rebuilds);
 
   const stop = new AbortController();

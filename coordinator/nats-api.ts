@@ -1,6 +1,8 @@
 import type { KV } from '@nats-io/kv';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { z } from 'zod';
+import type {
+  WorkerInfo} from '../protocol/index.ts';
 import {
   COORDINATOR_QUEUE,
   ClaimRequest,
@@ -8,7 +10,6 @@ import {
   FleetError,
   StatusRequest,
   DlqRequest,
-  WorkerInfo,
   decodeWith,
   encode,
   subjects,
@@ -51,6 +52,8 @@ export function serveNatsApi(
   intake: Intake,
   store: BuildStore,
   workers: KV,
+  /** every announced worker (coordinator/worker-list.ts) */
+  listWorkers: () => Promise<WorkerInfo[]>,
   deadLetters: DeadLetters,
   tokens: TokenStore,
   audit: AuditTrail,
@@ -186,14 +189,7 @@ export function serveNatsApi(
       subjects.workers,
       adminAsker,
       async () => {
-        const list: WorkerInfo[] = [];
-        for await (const key of await workers.keys()) {
-          const entry = await workers.get(key);
-          if (entry === null || entry.operation !== 'PUT') continue;
-          const parsed = WorkerInfo.safeParse(entry.json());
-          if (parsed.success) list.push(parsed.data);
-        }
-        return { ok: true, workers: list.sort((a, b) => a.workerId.localeCompare(b.workerId)) };
+        return { ok: true, workers: await listWorkers() };
       },
       (e) => ({ ok: false, error: e.toBody() }),
     ),
