@@ -11,8 +11,9 @@ function pinned(name: string): string {
 }
 
 export const OFFICIAL_IMAGES_VERSION = pinned('OFFICIAL_IMAGES_VERSION');
-export const KANIKO_VERSION = pinned('KANIKO_VERSION');
+/** the fleet's build of kaniko (its version with the fleet's patches) */
+export const KANIKO_BUILD = pinned('KANIKO_BUILD');
 /** the kaniko builder's image, published and signed with the platform images */
-export const KANIKO_IMAGE = `platform/kaniko:${KANIKO_VERSION}`;
+export const KANIKO_IMAGE = `platform/kaniko:${KANIKO_BUILD}`;
 /** kube-apiserver of the server-side dry-run check (scripts/k8s-tools --apiserver builds and caches it) */
 export const KUBERNETES_VERSION = pinned('KUBERNETES_VERSION');

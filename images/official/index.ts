@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
-import { KANIKO_IMAGE, KANIKO_VERSION, OFFICIAL_IMAGES_VERSION } from '../versions.ts';
+import { KANIKO_BUILD, KANIKO_IMAGE, OFFICIAL_IMAGES_VERSION } from '../versions.ts';
 import { RegistryClient, type RegistryEndpoint } from '../../adapters/registry-client.ts';
 import { openSigstorePrivateKey } from '../../signing/sigstore-key.ts';
 import { signImage } from '../../signing/sigstore.ts';
@@ -15,7 +15,7 @@ import { cacheDir } from '../../adapters/environment.ts';
  */
 export const PLATFORM_IMAGES: readonly { ref: string; layout: string }[] = [
   ...['official/base:1', 'official/jre17:1', 'official/jdk17:1', 'platform/jacoco:0.8.6'].map((ref) => ({ ref, layout: `official-${OFFICIAL_IMAGES_VERSION}` })),
-  { ref: KANIKO_IMAGE, layout: `kaniko-${KANIKO_VERSION}` },
+  { ref: KANIKO_IMAGE, layout: `kaniko-${KANIKO_BUILD}` },
 ];
 
 /**

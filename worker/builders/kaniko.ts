@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../../adapters/logger.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { BackgroundSyncs } from './background-syncs.ts';
 import { kanikoCopyFromStages, pinFromLines, type BaseStore } from './base-import.ts';
+import { kanikoFirstStageBase } from './kaniko-first-stage.ts';
 import { pullKanikoCache, pushKanikoCache } from './layer-cache.ts';
 import { pushLayout } from './oci-push.ts';
 import { linkBlobs } from './oci-layout.ts';
@@ -22,11 +23,17 @@ const INSTRUCTION = /^(RUN|COPY|ADD) /;
 const EXIT_STATUS = /failed to execute command: waiting for process to exit: exit status (\d+)/;
 /** a registry that could not be reached or failed (worth another attempt); refusals are not */
 const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected status code 5\d\d|GET https?:\/\/.*: 5\d\d/i;
+/** kaniko's announcement of its first stage: `Building stage 'IMAGE' [idx: '0', base-idx: '-1']` */
+const FIRST_STAGE = /^Building stage '([^']*)' \[idx: '0', base-idx: '-1'\]$/;
 /** `RUN --mount=type=secret,id=x[,target=/p]`: kaniko ignores --mount, so the worker mounts the secret there itself */
 const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out', bases: '/fleet/bases', cache: '/fleet/cache' } as const;
+/** Where the kaniko image is mounted when the container's root is the first stage's base (KanikoRootfs). */
+const KANIKO_IMAGE_MOUNT = '/kaniko-image';
+/** The label the fleet's kaniko image carries: its executor takes `--initial-fs-unpacked` (scripts/patches). */
+const PRE_UNPACKED_LABEL = 'io.fleet.kaniko.initial-fs-unpacked';
 /** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
 const KANIKO_OUT = 'kaniko-out';
 /**
@@ -56,6 +63,26 @@ export interface KanikoSandbox {
   network: KanikoNetwork;
   /** the bases' layer blobs in the worker's base store, hard-linked into kaniko's output layout before the run */
   baseLayers?: readonly string[];
+  /** the first stage's base as the container's root filesystem: kaniko does not unpack it */
+  rootfs?: KanikoRootfs;
+}
+
+/**
+ * kaniko builds in its container's `/` and starts by unpacking the first stage's base there with
+ * its own per-file extraction (3–6 s for the 60 MB official base on this machine, on every build
+ * with a RUN step, whatever is cached). Run instead with that base as the container's image, its
+ * files already unpacked by podman's storage once per worker (or by the node's shared store), and
+ * kaniko's executor mounted from its own image, `--initial-fs-unpacked` skips the unpack: the
+ * option kaniko has for this as a library, made a flag by the fleet's patch. Only for the stage
+ * kaniko builds first; it is confirmed from kaniko's output before the image is used.
+ */
+export interface KanikoRootfs {
+  /** the base's podman image id (its config digest, hex) */
+  image: string;
+  /** the pinned reference the Dockerfile's first-built stage names */
+  base: string;
+  /** the kaniko image to mount the executor from */
+  kaniko: string;
 }
 
 /**
@@ -94,6 +121,10 @@ export function checkKanikoNetwork(network: KanikoNetwork, tunPresent: boolean):
 export class KanikoBuilder implements Builder {
   readonly name = 'kaniko';
   private readonly pulled = new Set<string>();
+  /** kaniko image → whether its executor takes `--initial-fs-unpacked` (its label says) */
+  private readonly preUnpacked = new Map<string, boolean>();
+  /** bases (podman image ids) in this worker's podman storage, to run kaniko in */
+  private readonly loaded = new Set<string>();
 
   constructor(
     private readonly env: Record<string, string>,
@@ -130,27 +161,20 @@ export class KanikoBuilder implements Builder {
     const started = performance.now();
     const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const sandbox = await this.prepare(plan, output, signal);
+    const sandbox = await this.prepare(plan, image, output, signal);
     const prepared = performance.now();
-    const argv = await kanikoRunArgs(plan, image, name, sandbox, this.insecureRegistries, this.limits);
-    // kaniko's layout writer skips a blob the layout holds already: the bases' layers, linked from
-    // the base store into the fresh output layout, are not written again (BuildKit's cut, 8595314).
-    await linkBlobs(this.bases.layout, sandbox.baseLayers ?? [], join(plan.workDir, KANIKO_OUT, 'oci'));
-    const tracker = new KanikoOutput(output);
-    try {
-      const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal });
-      await throwClassified('kaniko', run, tracker.recent, plan);
-      this.throwIfFailed(run, tracker);
-    } finally {
-      // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
-      await runTool('podman', ['rm', '--force', '--time', '0', '--ignore', name], { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) });
+    let unpackedAhead = sandbox.rootfs !== undefined;
+    if (!(await this.run(plan, image, name, sandbox, output, signal))) {
+      await output.line('system', `kaniko: building again, unpacking every base itself: the run on ${sandbox.rootfs?.base ?? ''}'s files did not confirm that stage was built first`);
+      await this.run(plan, image, name, withoutRootfs(sandbox), output, signal);
+      unpackedAhead = false;
     }
     const built = performance.now();
     const layout = join(plan.workDir, KANIKO_OUT, 'oci');
     // What the sandbox's own steps cost, beside the build (like BuildKit's line; the bench reads it).
     const timing = async (digest: string): Promise<string> => {
       const ms = (a: number, b: number): string => `${Math.round(b - a)} ms`;
-      await output.line('system', `kaniko: image and bases and cache in ${ms(started, prepared)}, kaniko ${ms(prepared, built)}, push ${ms(built, performance.now())}`);
+      await output.line('system', `kaniko: image and bases and cache in ${ms(started, prepared)}, kaniko ${ms(prepared, built)}${unpackedAhead ? ' (first base unpacked ahead)' : ''}, push ${ms(built, performance.now())}`);
       return digest;
     };
     try {
@@ -182,7 +206,7 @@ export class KanikoBuilder implements Builder {
    * (kaniko resolves a tag through the registry even when its cache holds the image); a COPY
    * --from image becomes a pinned stage of its own (kaniko pulls those from the registry).
    */
-  private async prepare(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
+  private async prepare(plan: BuildPlan, image: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
     const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
     await mkdir(cache, { recursive: true, mode: 0o700 });
     // This worker's own push of the directory, if one still runs, finishes first.
@@ -204,10 +228,76 @@ export class KanikoBuilder implements Builder {
     const dockerfileDir = join(plan.workDir, 'kaniko-dockerfile');
     await mkdir(dockerfileDir, { recursive: true });
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
-    await writeFile(dockerfile, kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported));
+    const pinned = kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported);
+    await writeFile(dockerfile, pinned);
     const baseLayers = (await Promise.all(imported.map(async (b) => (await this.bases.manifest(b.digest).catch(() => ({ layers: [] }))).layers.map((l) => l.digest)))).flat();
-    if (knownKeys === undefined) return { dockerfile, bases, cache, cacheLayers: false, network: this.network, baseLayers };
-    return { dockerfile, bases, cache, cacheLayers: true, knownKeys, network: this.network, baseLayers };
+    const first = imported.find((b) => b.pinned === kanikoFirstStageBase(pinned, plan.target));
+    const rootfs = first === undefined ? undefined : await this.rootfs(first.digest, first.pinned, image, plan.workDir, output, signal);
+    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ...(rootfs === undefined ? {} : { rootfs }) };
+    return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
+  }
+
+  /**
+   * One kaniko run; false when it ran on a pre-unpacked base (`sandbox.rootfs`) that kaniko did not
+   * confirm as its first stage's (killed as soon as it names another), or that failed before
+   * naming one: its output is not used, the caller runs kaniko again unpacking every base.
+   */
+  private async run(plan: BuildPlan, image: string, name: string, sandbox: KanikoSandbox, output: BuildOutput, signal: AbortSignal): Promise<boolean> {
+    const argv = await kanikoRunArgs(plan, image, name, sandbox, this.insecureRegistries, this.limits);
+    // kaniko's layout writer skips a blob the layout holds already: the bases' layers, linked from
+    // the base store into the fresh output layout, are not written again (BuildKit's cut, 8595314).
+    await linkBlobs(this.bases.layout, sandbox.baseLayers ?? [], join(plan.workDir, KANIKO_OUT, 'oci'));
+    const expected = sandbox.rootfs?.base;
+    const wrongBase = new AbortController();
+    const tracker = new KanikoOutput(output, (base) => {
+      if (expected !== undefined && base !== expected) wrongBase.abort();
+    });
+    try {
+      const run = await runTool('podman', argv, { env: this.env, cwd: plan.workDir, output: tracker, signal: AbortSignal.any([signal, wrongBase.signal]) });
+      if (expected !== undefined && !signal.aborted && tracker.firstStage !== expected) return false;
+      await throwClassified('kaniko', run, tracker.recent, plan);
+      this.throwIfFailed(run, tracker);
+      return true;
+    } finally {
+      // A cancelled or killed `podman run` can leave its container behind (conmon holds it).
+      await runTool('podman', ['rm', '--force', '--time', '0', '--ignore', name], { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) });
+    }
+  }
+
+  /**
+   * The base as a podman image this worker can run kaniko in (KanikoRootfs): in its storage or the
+   * node's shared store already, or loaded from the tarball `prepare` wrote (once per worker and
+   * base; podman addresses it by its config digest, so it is the verified base or nothing).
+   * Undefined, and kaniko unpacks as before, when the kaniko image's executor lacks the flag or the
+   * load fails.
+   */
+  private async rootfs(digest: string, base: string, kaniko: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRootfs | undefined> {
+    const quiet = { env: this.env, cwd: workDir, output: quietOutput(output), signal };
+    if (!this.preUnpacked.has(kaniko)) {
+      let label = '';
+      const inspect = await runTool('podman', ['image', 'inspect', '--format', `{{index .Labels "${PRE_UNPACKED_LABEL}"}}`, kaniko], {
+        ...quiet,
+        output: { ...quiet.output, line: (_stream, text) => Promise.resolve(void (label = text)) },
+      });
+      this.preUnpacked.set(kaniko, inspect.exitCode === 0 && label === 'true');
+    }
+    if (this.preUnpacked.get(kaniko) !== true) return undefined;
+    const image = (await this.bases.manifest(digest)).config.digest.replace(/^sha256:/, '');
+    if (!this.loaded.has(image) && (await runTool('podman', ['image', 'exists', image], quiet)).exitCode !== 0) {
+      // podman load takes no path with a colon in it, which the tarball's name (its digest) has
+      const link = join(workDir, 'kaniko-rootfs.tar');
+      await rm(link, { force: true });
+      await symlink(join(this.dir, 'bases', digest), link);
+      const load = await runTool('podman', ['load', '--quiet', '--input', link], quiet);
+      await rm(link, { force: true });
+      if (load.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled');
+      if (load.exitCode !== 0 || (await runTool('podman', ['image', 'exists', image], quiet)).exitCode !== 0) {
+        await output.line('system', `kaniko: could not load ${base} into podman's storage (podman load exited ${String(load.exitCode)}): kaniko unpacks it`);
+        return undefined;
+      }
+    }
+    this.loaded.add(image);
+    return { image, base, kaniko };
   }
 
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
@@ -244,7 +334,11 @@ export class KanikoBuilder implements Builder {
 export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string, sandbox: KanikoSandbox, insecureRegistries: readonly string[], limits: BuildLimits = {}): Promise<string[]> {
   const outDir = join(plan.workDir, KANIKO_OUT);
   await rm(join(outDir, 'oci'), { recursive: true, force: true });
+  await rm(join(outDir, 'digest'), { force: true });
   await mkdir(outDir, { recursive: true });
+  const kanikoDir = join(plan.workDir, 'kaniko-dir');
+  await rm(kanikoDir, { recursive: true, force: true });
+  if (sandbox.rootfs !== undefined) await mkdir(kanikoDir);
   const mounts = [
     `${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`, `${dirname(sandbox.dockerfile)}:${IN.dockerfile}:ro`,
     `${sandbox.bases}:${IN.bases}:ro`, `${sandbox.cache}:${IN.cache}`,
@@ -268,7 +362,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     // rlimits of the executor and, through it, every RUN step (set inside the container's namespaces)
     ...ulimitArgs(limits),
     ...mounts.flatMap((m) => ['--volume', m]),
-    image,
+    ...(sandbox.rootfs === undefined ? [image] : rootfsArgs(sandbox.rootfs, kanikoDir)),
     '--context', `dir://${IN.context}`,
     '--dockerfile', join(IN.dockerfile, basename(sandbox.dockerfile)),
     // kaniko only builds: the worker pushes the layout, so the container the RUN steps share needs
@@ -282,10 +376,37 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     ...plan.destinations.flatMap((d) => ['--destination', d]),
     ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
   ];
+  if (sandbox.rootfs !== undefined) args.push('--initial-fs-unpacked');
   if (plan.target !== undefined) args.push('--target', plan.target);
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
   return args;
+}
+
+function withoutRootfs(sandbox: KanikoSandbox): KanikoSandbox {
+  const unpacking = { ...sandbox };
+  delete unpacking.rootfs;
+  return unpacking;
+}
+
+/**
+ * `podman run` options and image for a container whose root is the first stage's base
+ * (KanikoRootfs) and whose process is still kaniko's executor, as its own image would run it: the
+ * base's user, entrypoint, working directory, volumes, health check and environment are not
+ * applied (kaniko takes a stage's environment from the image config, never from its own), and
+ * `/kaniko`, kaniko's working directory, is an empty directory of the build's, so the base's own
+ * `/kaniko`, if it has one, is neither used nor written through.
+ */
+function rootfsArgs(rootfs: KanikoRootfs, kanikoDir: string): string[] {
+  const bin = `${KANIKO_IMAGE_MOUNT}/kaniko`;
+  return [
+    '--user', '0:0', '--workdir', IN.context, '--image-volume', 'ignore', '--no-healthcheck', '--unsetenv-all',
+    '--env', 'HOME=/root', '--env', 'USER=root', '--env', `PATH=${bin}`, '--env', `SSL_CERT_DIR=${bin}/ssl/certs`,
+    '--mount', `type=image,source=${rootfs.kaniko},destination=${KANIKO_IMAGE_MOUNT}`,
+    '--volume', `${kanikoDir}:/kaniko`,
+    '--entrypoint', `${bin}/executor`,
+    rootfs.image,
+  ];
 }
 
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */
@@ -309,10 +430,27 @@ export class KanikoOutput extends OutputTap {
   stepExit: number | null = null;
   registryError: string | null = null;
   lastError: string | null = null;
+  /**
+   * The base of the stage kaniko built first (index 0), from its own announcement: the first
+   * such line only, which kaniko writes before anything of the build runs (a RUN step that
+   * prints a look-alike later cannot change it).
+   */
+  firstStage: string | null = null;
+
+  constructor(inner: BuildOutput, private readonly onFirstStage: (base: string) => void = () => undefined) {
+    super(inner);
+  }
 
   protected override rewrite(text: string): string {
     const m = LOGRUS.exec(text);
     if (m === null) return text;
+    if (this.firstStage === null && m[1] === 'info') {
+      const stage = FIRST_STAGE.exec(m[2] ?? '');
+      if (stage?.[1] !== undefined) {
+        this.firstStage = stage[1];
+        this.onFirstStage(stage[1]);
+      }
+    }
     // Go quoting: only the quote and the backslash are undone; `\n`, `\t` and `\x..` stay as
     // written so one logrus line stays one log line.
     const message = (m[2] ?? '').replace(/\\(["\\])/g, '$1') + (m[3] ?? '');

@@ -1,0 +1,84 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { archivedLog, startTestFleet } from '../helpers/fleet.ts';
+import { runImage } from '../helpers/podman.ts';
+
+/**
+ * kaniko runs in a container whose root is the first-built stage's base, already unpacked by
+ * podman's storage, and skips its own unpack of it (`--initial-fs-unpacked`, KanikoRootfs). The
+ * image must be what unpacking gives: the stage's own changes (a deleted base file included), the
+ * later stages unpacked by kaniko as before, none of the container's own mounts. And where the
+ * worker's guess of the first stage is wrong, kaniko's own word overrules it: built again, unpacking.
+ */
+
+let fleet: LocalFleet;
+let dir: string;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ workers: 0, coordinator: { pools: ['kaniko'] } });
+  await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko' });
+  dir = await mkdtemp(join(tmpdir(), 'fleet-kaniko-rootfs-'));
+}, 300_000);
+afterAll(async () => {
+  await fleet?.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+async function build(id: string, dockerfile: string): Promise<{ log: string; phase: string }> {
+  await writeFile(join(dir, 'Dockerfile'), dockerfile);
+  const { digest } = await fleet.client.uploadContext(dir);
+  await fleet.client.submit({ id, context: { digest }, pool: 'kaniko', image: { repository: 'rootfs/app', tags: [id] } });
+  const done = await fleet.client.follow(id, {});
+  return { log: await archivedLog(fleet, id), phase: done.state.phase };
+}
+
+describe('kaniko on a pre-unpacked first base', () => {
+  it("skips unpacking the first stage's base, and the image holds that stage's changes (a deleted base file too), the later stages' and nothing of the container", async () => {
+    const base = `${fleet.registry.host}/official/base:1`;
+    const dockerfile = [
+      `FROM ${base} AS app`,
+      'RUN echo a > /a && rm /etc/debian_version',
+      `FROM ${base} AS other`,
+      'RUN echo b > /b',
+      'FROM app',
+      'COPY --from=other /b /b',
+      'RUN echo c > /c',
+      'USER 1000',
+    ].join('\n');
+    const first = await build('rootfs-first', dockerfile);
+    expect(first.phase, first.log).toBe('pushed');
+    expect(first.log).toContain('(first base unpacked ahead)');
+    expect(first.log).not.toContain('building again');
+    const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-first`, fleet.registry.host, {
+      shell: 'cat /a /b /c; test -e /etc/debian_version && echo has-debian-version; ls -d /kaniko /kaniko-image /fleet /workspace 2>/dev/null; echo end',
+    });
+    expect(stdout.trim().split('\n')).toEqual(['a', 'b', 'c', 'end']);
+
+    // the same worker again: the base is in its podman storage, kaniko still skips the unpack
+    const again = await build('rootfs-again', dockerfile.replace('echo c', 'echo d'));
+    expect(again.phase, again.log).toBe('pushed');
+    expect(again.log).toContain('(first base unpacked ahead)');
+  });
+
+  it('builds again with every base unpacked when kaniko names another first stage than the worker guessed', async () => {
+    // The guess does not expand build args in a stage reference (kaniko does): with no COPY in
+    // the final stage it takes every stage as kept, so `unused` first; kaniko keeps `build` and the final.
+    const dockerfile = [
+      'ARG STAGE=build',
+      `FROM ${fleet.registry.host}/platform/jacoco:0.8.6 AS unused`,
+      `FROM ${fleet.registry.host}/official/base:1 AS build`,
+      'RUN echo built > /built',
+      'FROM ${STAGE}',
+      'USER 1000',
+    ].join('\n');
+    const done = await build('rootfs-guess', dockerfile);
+    expect(done.phase, done.log).toBe('pushed');
+    expect(done.log).toContain('building again, unpacking every base itself');
+    expect(done.log).not.toContain('(first base unpacked ahead)');
+    const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-guess`, fleet.registry.host, { shell: 'cat /built' });
+    expect(stdout.trim()).toBe('built');
+  });
+});

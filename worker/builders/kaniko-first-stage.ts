@@ -1,0 +1,48 @@
+import { instructions } from '../official-bases.ts';
+
+/** One stage as kaniko's stage selection sees it. */
+interface Stage {
+  /** the FROM image as written (a pinned reference, a stage name or `scratch`) */
+  base: string;
+  /** lower-cased, '' when unnamed */
+  name: string;
+  /** each COPY's `--from` value ('' for a COPY from the context, as kaniko counts it) */
+  copyFroms: string[];
+}
+
+/**
+ * The base image of the stage kaniko builds first (its stage index 0), or null when that is
+ * `scratch` or another stage. kaniko with `--skip-unused-stages` keeps the target stage and the
+ * named stages it reaches through `FROM <stage>` and `COPY --from`, in file order; this follows
+ * its `skipUnusedStages` (pkg/dockerfile/dockerfile.go, v1.25) step by step, quirks included.
+ * A prediction only: the worker confirms it from kaniko's own "Building stage … [idx: '0'" line
+ * before it trusts a build that skipped unpacking that base (KanikoOutput.firstStage).
+ */
+export function kanikoFirstStageBase(dockerfile: string, target: string | undefined): string | null {
+  const stages: Stage[] = [];
+  for (const { text } of instructions(dockerfile)) {
+    const [keyword = '', ...rest] = text.split(/\s+/);
+    if (/^FROM$/i.test(keyword)) {
+      const operands = rest.filter((w) => !w.startsWith('--'));
+      stages.push({ base: operands[0] ?? '', name: operands[1]?.toLowerCase() === 'as' ? (operands[2] ?? '').toLowerCase() : '', copyFroms: [] });
+    } else if (/^COPY$/i.test(keyword)) {
+      stages.at(-1)?.copyFroms.push(/(?:^|\s)--from=(\S+)/.exec(rest.join(' '))?.[1] ?? '');
+    }
+  }
+  const last = target === undefined ? stages.length - 1 : stages.findIndex((s) => s.name === target.toLowerCase());
+  const final = stages[last];
+  if (final === undefined) return null;
+  const deps = new Set<string>();
+  for (let i = last; i >= 0; i--) {
+    const stage = stages[i];
+    if (stage === undefined || !((stage.name !== '' && deps.has(stage.name)) || stage.name === final.base || i === last)) continue;
+    for (const from of stage.copyFroms) deps.add(/^\d+$/.test(from) ? (stages[Number(from)]?.name ?? '') : from);
+    if (i !== last) deps.add(stage.base);
+  }
+  const kept = target === undefined && deps.size === 0
+    ? stages
+    : [...stages.slice(0, last).filter((s) => s.name !== '' && (deps.has(s.name) || s.name === final.base)), final];
+  const first = kept[0];
+  if (first === undefined || first.base.toLowerCase() === 'scratch' || stages.some((s) => s.name !== '' && s.name === first.base.toLowerCase())) return null;
+  return first.base;
+}
