@@ -5,6 +5,7 @@ import { writeSignaturePolicy, type SignaturePolicyFiles } from '../../node/sign
 import { SIGNED_NAMESPACES } from '../official-bases.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
+import { pushWithRetries } from './push-retry.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
@@ -57,15 +58,12 @@ export class BuildahBuilder implements Builder {
       let digest: string | null = null;
       for (const [i, destination] of plan.destinations.entries()) {
         const digestFile = join(plan.workDir, `digest-${i}`);
-        const push = await runTool(
-          BUILDAH,
-          ['push', '--digestfile', digestFile, '--retry', '3', localTag, `docker://${destination}`],
-          { env: this.env, cwd: plan.workDir, output, signal },
+        await pushWithRetries(
+          destination,
+          () => runTool(BUILDAH, ['push', '--digestfile', digestFile, '--retry', '3', localTag, `docker://${destination}`], { env: this.env, cwd: plan.workDir, output, signal }),
+          output,
+          signal,
         );
-        if (push.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
-        if (push.exitCode !== 0) {
-          throw new FleetError(ErrorCode.E_PUSH_FAILED, `push to ${destination} failed (exit ${String(push.exitCode)})`);
-        }
         const pushed = (await readFile(digestFile, 'utf8')).trim();
         if (digest !== null && pushed !== digest) {
           throw new FleetError(ErrorCode.E_PUSH_FAILED, `tag ${destination} got ${pushed}, expected ${digest}`);

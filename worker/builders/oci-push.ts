@@ -1,13 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { pushWithRetries } from './push-retry.ts';
 import { runTool } from './run-tool.ts';
 import type { BuildOutput } from './types.ts';
-
-/** skopeo runs per destination before the push fails (1 s, then 2 s between them) */
-const PUSH_ATTEMPTS = 3;
 
 const OciIndex = z.object({ manifests: z.array(z.object({ digest: z.string() })).length(1) });
 
@@ -37,18 +34,7 @@ export async function pushLayout(
   if (expected !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `${opts.builder} reported ${expected}, its layout holds ${digest}`);
   for (const [i, destination] of destinations.entries()) {
     const digestFile = join(opts.workDir, `pushed-${i}`);
-    // A push is content-addressed, so pushing again is safe; tried again here, the build is not
-    // redone for a registry's passing error (distribution answers 500 while another push rewrites
-    // a shared layer's link), which skopeo's own --retry-times does not cover.
-    for (let attempt = 1; ; attempt++) {
-      const run = await runTool('skopeo', skopeoCopyArgs(layout, destination, digestFile, opts.insecureRegistries, opts.authFile), { env: opts.env, cwd: opts.workDir, output: opts.output, signal: opts.signal });
-      if (run.cancelled) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
-      if (run.exitCode === 0) break;
-      if (attempt >= PUSH_ATTEMPTS) throw new FleetError(ErrorCode.E_PUSH_FAILED, `push to ${destination} failed (exit ${String(run.exitCode)}, ${attempt} tries)`);
-      await opts.output.line('stderr', `push to ${destination} failed (exit ${String(run.exitCode)}); trying again in ${attempt} s`);
-      await delay(attempt * 1_000, undefined, { signal: opts.signal }).catch(() => undefined);
-      if (opts.signal.aborted) throw new FleetError(ErrorCode.E_CANCELLED, 'build cancelled during push');
-    }
+    await pushWithRetries(destination, () => runTool('skopeo', skopeoCopyArgs(layout, destination, digestFile, opts.insecureRegistries, opts.authFile), { env: opts.env, cwd: opts.workDir, output: opts.output, signal: opts.signal }), opts.output, opts.signal);
     const pushed = (await readFile(digestFile, 'utf8')).trim();
     if (pushed !== digest) throw new FleetError(ErrorCode.E_DIGEST_MISMATCH, `${destination} got ${pushed}, ${opts.builder} built ${digest}`);
   }
