@@ -1,6 +1,4 @@
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,15 +6,15 @@ import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { cacheBin } from '../../adapters/environment.ts';
 import { DEFAULT_POLICY_PATH } from '../../coordinator/gates/policy.ts';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { PermissionViolationError, type NatsConnection } from '@nats-io/nats-core';
-import { CloudEvent, ScannerDbUpdated, encode, subjects, type BuildEvent } from '../../protocol/index.ts';
+import { ScannerDbUpdated, encode, subjects, type BuildEvent } from '../../protocol/index.ts';
 import { connectNats } from '../../adapters/nats.ts';
 import { createLogger } from '../../adapters/logger.ts';
 import { storedEvents } from '../../client/index.ts';
 import { fixture, startTestFleet } from '../helpers/fleet.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 import { advisory } from '../helpers/advisories.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
 import { startDbMirror, type DbMirror } from './scan-db-mirror-server.ts';
 
 const HOUR = 3600_000;
@@ -30,22 +28,6 @@ const NEW_CRITICAL = advisory('CVE-2099-0102', 'Critical', 'zlib', '1:1.2.13.dfs
 /** whole seconds: grype-fixture-db stamps the DB at a second */
 const hoursAgo = (h: number): Date => new Date(Math.floor((Date.now() - h * HOUR) / 1000) * 1000);
 
-/** A tenant's webhook receiver: every request's raw body and headers, answered 204. */
-async function startReceiver(): Promise<{ server: Server; url: string; received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> }> {
-  const received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      received.push({ body, headers: req.headers });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/fleet`, received };
-}
-
 /**
  * Rescans started by the scanner's own DB update: a real fleet whose scanner keeps its grype DB
  * current from a mirror (dbUpdate); a newer DB on the mirror reaches the released images without
@@ -55,7 +37,7 @@ describe('rescan when the scanner DB moves', () => {
   let fleet: LocalFleet;
   let dir: string;
   let mirror: DbMirror;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: WebhookReceiver;
   const metric = async (re: RegExp): Promise<number> => {
     const text = await (await fetch(`${fleet.coordinator.httpUrl}/metrics`)).text();
     return [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
@@ -73,7 +55,7 @@ describe('rescan when the scanner DB moves', () => {
     policy.vulnerabilities = { blockAtOrAbove: 'Critical', countNotFixed: false, unknownAs: 'High', allowlist: [] };
     const policyPath = join(dir, 'gate-policy.json');
     await writeFile(policyPath, JSON.stringify(policy));
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver();
     const secretFile = join(dir, 'hook-secret');
     await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
     fleet = await startTestFleet({
@@ -86,7 +68,7 @@ describe('rescan when the scanner DB moves', () => {
   }, 600_000);
   afterAll(async () => {
     await fleet?.stop();
-    await new Promise((r) => receiver?.server.close(r));
+    await receiver?.close();
     await new Promise((r) => mirror?.server.close(r));
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
@@ -113,18 +95,7 @@ describe('rescan when the scanner DB moves', () => {
     expect(vulnerable?.references).toEqual([`${fleet.registry.host}/rescan/app:1`]);
     expect(vulnerable?.digest).toBe(released);
 
-    const told = await eventuallyValue(
-      async () => {
-        for (const r of receiver.received) {
-          const event = CloudEvent.parse(JSON.parse(r.body));
-          const valid = verifyNotification(HOOK_SECRET, r.body, { signature: r.headers[SIGNATURE_HEADER] as string | undefined, timestamp: r.headers[TIMESTAMP_HEADER] as string | undefined });
-          if (valid && event.type === 'dev.fleet.image.vulnerable') return event;
-        }
-        return undefined;
-      },
-      60_000,
-      'a signed dev.fleet.image.vulnerable notification',
-    );
+    const told = await receiver.signed(HOOK_SECRET, (e) => e.type === 'dev.fleet.image.vulnerable', 'a signed dev.fleet.image.vulnerable notification');
     expect(told.subject).toBe(`rescan/app@${released ?? ''}`);
     expect(told.data).toMatchObject({ buildId: 'rescan-db', findings: [{ id: 'CVE-2099-0102' }] });
     // nothing untagged, and the only build is the first one (no build carried the new DB in)

@@ -11,13 +11,14 @@ import { ScanReport, consumers, streams, subjects, type BuildEvent, type BuildVi
 import { storedEvents } from '../../client/index.ts';
 import { FLEET_BIN, adminFetch, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { ScanCache, scanWithGrype } from '../../scanner/grype.ts';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CloudEvent, NotificationDelivery } from '../../protocol/index.ts';
+import { NotificationDelivery, type CloudEvent } from '../../protocol/index.ts';
 import { DB_UPDATED_PROPERTY, REPORT_MIME } from '../../scanner/harbor.ts';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 import { advisory } from '../helpers/advisories.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyNotification } from '../../coordinator/notifications/index.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { startScanner } from '../../scanner/scanner.ts';
 import { createLogger } from '../../adapters/logger.ts';
@@ -48,28 +49,6 @@ async function buildFixtureDb(dir: string, advisoryList = ADVISORIES, name = 'v1
   const dbDir = join(dir, 'grype-db');
   await execa(GRYPE, ['db', 'import', join(dir, `build-${name}`, 'vulnerability.db')], { env: { GRYPE_DB_CACHE_DIR: dbDir, GRYPE_CHECK_FOR_APP_UPDATE: 'false' } });
   return dbDir;
-}
-
-/**
- * A webhook receiver as a tenant runs one: keeps every request's raw body and headers. It fails
- * the first request of each notification (HTTP 503), so every notification is also a retry.
- */
-async function startReceiver(): Promise<{ server: Server; url: string; received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> }> {
-  const received: Array<{ body: string; headers: Record<string, string | string[] | undefined> }> = [];
-  const seen = new Set<string>();
-  const server = createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (body += c));
-    req.on('end', () => {
-      received.push({ body, headers: req.headers });
-      const id = String(req.headers['x-fleet-delivery']);
-      res.writeHead(seen.has(id) ? 204 : 503).end();
-      seen.add(id);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/fleet`, received };
 }
 
 const HOOK_SECRET = 'whsec-test-0123456789';
@@ -112,22 +91,11 @@ describe('scanning', () => {
   let registry: RegistryClient;
   let dir: string;
   let dbDir: string;
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: WebhookReceiver;
   const reports = new Map<string, ScanReport>();
   /** the first validly signed notification of `type` about `subject` the receiver got */
-  const notification = (type: string, subject: string) =>
-    eventuallyValue(
-      async () => {
-        for (const r of receiver.received) {
-          const event = CloudEvent.parse(JSON.parse(r.body));
-          const valid = verifyNotification(HOOK_SECRET, r.body, { signature: r.headers[SIGNATURE_HEADER] as string | undefined, timestamp: r.headers[TIMESTAMP_HEADER] as string | undefined });
-          if (valid && event.type === type && event.subject === subject) return event;
-        }
-        return undefined;
-      },
-      60_000,
-      `a signed ${type} notification about ${subject}`,
-    );
+  const notification = (type: string, subject: string): Promise<CloudEvent> =>
+    receiver.signed(HOOK_SECRET, (e) => e.type === type && e.subject === subject, `a signed ${type} notification about ${subject}`);
 
   beforeAll(async () => {
     await access(GRYPE);
@@ -135,7 +103,7 @@ describe('scanning', () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-scanning-'));
     dbDir = await buildFixtureDb(dir);
     const policyPath = await writeScanPolicy(dir);
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver({ refuseFirst: true });
     const secretFile = join(dir, 'hook-secret');
     await writeFile(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
     fleet = await startTestFleet({ scanners: 1, scan: { dbDir, timeoutMs: 90_000, rescanPerMinute: 600 }, gatePolicyPath: policyPath, platform: { notifications: { url: receiver.url, secretFile } } });
@@ -151,7 +119,7 @@ describe('scanning', () => {
   }, 600_000);
   afterAll(async () => {
     await fleet?.stop();
-    receiver?.server.close();
+    await receiver?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
