@@ -18,8 +18,10 @@ let fleet: LocalFleet;
 let dir: string;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ workers: 0, coordinator: { pools: ['kaniko'] } });
-  await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko' });
+  fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['kaniko', 'kaniko-node'] } });
+  // one worker with storage of its own (it loads the base), one with the node's shared store too
+  await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko', sharedImageStore: undefined });
+  await fleet.addWorker({ pool: 'kaniko-node', builder: 'kaniko' });
   dir = await mkdtemp(join(tmpdir(), 'fleet-kaniko-rootfs-'));
 }, 300_000);
 afterAll(async () => {
@@ -27,10 +29,10 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-async function build(id: string, dockerfile: string): Promise<{ log: string; phase: string }> {
+async function build(id: string, dockerfile: string, pool = 'kaniko'): Promise<{ log: string; phase: string }> {
   await writeFile(join(dir, 'Dockerfile'), dockerfile);
   const { digest } = await fleet.client.uploadContext(dir);
-  await fleet.client.submit({ id, context: { digest }, pool: 'kaniko', image: { repository: 'rootfs/app', tags: [id] } });
+  await fleet.client.submit({ id, context: { digest }, pool, image: { repository: 'rootfs/app', tags: [id] } });
   const done = await fleet.client.follow(id, {});
   return { log: await archivedLog(fleet, id), phase: done.state.phase };
 }
@@ -61,6 +63,17 @@ describe('kaniko on a pre-unpacked first base', () => {
     const again = await build('rootfs-again', dockerfile.replace('echo c', 'echo d'));
     expect(again.phase, again.log).toBe('pushed');
     expect(again.log).toContain('(first base unpacked ahead)');
+  });
+
+  it("runs on the base and the kaniko image from the node's shared store on a fresh worker", async () => {
+    // podman cannot mount an image of the read-only shared store (`--mount type=image`): every
+    // such run once fell back to unpacking
+    const done = await build('rootfs-node', `FROM ${fleet.registry.host}/official/base:1\nRUN echo node > /node\nUSER 1000\n`, 'kaniko-node');
+    expect(done.phase, done.log).toBe('pushed');
+    expect(done.log).toContain('(first base unpacked ahead)');
+    expect(done.log).not.toContain('building again');
+    const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-node`, fleet.registry.host, { shell: 'cat /node' });
+    expect(stdout.trim()).toBe('node');
   });
 
   it('builds again with every base unpacked when kaniko names another first stage than the worker guessed', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, mkdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../../adapters/logger.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
@@ -30,8 +30,8 @@ const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out', bases: '/fleet/bases', cache: '/fleet/cache' } as const;
-/** Where the kaniko image is mounted when the container's root is the first stage's base (KanikoRootfs). */
-const KANIKO_IMAGE_MOUNT = '/kaniko-image';
+/** Where the kaniko image's `/kaniko` is mounted when the container's root is the first stage's base (KanikoRootfs). */
+const EXECUTOR_MOUNT = '/kaniko-image/kaniko';
 /** The label the fleet's kaniko image carries: its executor takes `--initial-fs-unpacked` (scripts/patches). */
 const PRE_UNPACKED_LABEL = 'io.fleet.kaniko.initial-fs-unpacked';
 /** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
@@ -81,8 +81,8 @@ export interface KanikoRootfs {
   image: string;
   /** the pinned reference the Dockerfile's first-built stage names */
   base: string;
-  /** the kaniko image to mount the executor from */
-  kaniko: string;
+  /** a directory holding the kaniko image's `/kaniko` (the executor, CA certificates), mounted read-only */
+  executor: string;
 }
 
 /**
@@ -300,7 +300,35 @@ export class KanikoBuilder implements Builder {
       }
     }
     this.loaded.add(image);
-    return { image, base, kaniko };
+    const executor = await this.executorDir(kaniko, quiet);
+    if (executor === undefined) {
+      await output.line('system', `kaniko: could not copy the executor out of ${kaniko}: kaniko unpacks ${base}`);
+      return undefined;
+    }
+    return { image, base, executor };
+  }
+
+  /**
+   * The kaniko image's `/kaniko`, copied out once per image into the worker's state dir. Not
+   * `--mount type=image`: podman cannot mount an image that lives in the node's read-only shared
+   * store ("layer not known"), where a kaniko image usually is.
+   */
+  private async executorDir(kaniko: string, quiet: { env: Record<string, string>; cwd: string; output: BuildOutput; signal: AbortSignal }): Promise<string | undefined> {
+    const dir = join(this.dir, 'executor', kaniko.slice(kaniko.lastIndexOf(':') + 1));
+    if (await access(join(dir, 'executor')).then(() => true, () => false)) return dir;
+    await mkdir(dirname(dir), { recursive: true, mode: 0o700 });
+    const name = `fleet-kaniko-executor-${randomBytes(4).toString('hex')}`;
+    const staging = `${dir}.${name}`;
+    try {
+      if ((await runTool('podman', ['create', '--name', name, kaniko], quiet)).exitCode !== 0) return undefined;
+      if ((await runTool('podman', ['cp', `${name}:/kaniko`, staging], quiet)).exitCode !== 0) return undefined;
+      // a concurrent build may have put it there first: either copy is the same image's
+      await rename(staging, dir).catch(() => undefined);
+      return (await access(join(dir, 'executor')).then(() => true, () => false)) ? dir : undefined;
+    } finally {
+      await runTool('podman', ['rm', '--force', '--ignore', name], { ...quiet, signal: AbortSignal.timeout(30_000) });
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
@@ -401,11 +429,11 @@ function withoutRootfs(sandbox: KanikoSandbox): KanikoSandbox {
  * `/kaniko`, if it has one, is neither used nor written through.
  */
 function rootfsArgs(rootfs: KanikoRootfs, kanikoDir: string): string[] {
-  const bin = `${KANIKO_IMAGE_MOUNT}/kaniko`;
+  const bin = EXECUTOR_MOUNT;
   return [
     '--user', '0:0', '--workdir', IN.context, '--image-volume', 'ignore', '--no-healthcheck', '--unsetenv-all',
     '--env', 'HOME=/root', '--env', 'USER=root', '--env', `PATH=${bin}`, '--env', `SSL_CERT_DIR=${bin}/ssl/certs`,
-    '--mount', `type=image,source=${rootfs.kaniko},destination=${KANIKO_IMAGE_MOUNT}`,
+    '--volume', `${rootfs.executor}:${bin}:ro`,
     '--volume', `${kanikoDir}:/kaniko`,
     '--entrypoint', `${bin}/executor`,
     rootfs.image,
