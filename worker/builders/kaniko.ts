@@ -72,7 +72,7 @@ export interface KanikoSandbox {
  * its own per-file extraction (3–6 s for the 60 MB official base on this machine, on every build
  * with a RUN step, whatever is cached). Run instead with that base as the container's image, its
  * files already unpacked by podman's storage once per worker (or by the node's shared store), and
- * kaniko's executor mounted from its own image, `--initial-fs-unpacked` skips the unpack: the
+ * kaniko's executor copied out of its own image, `--initial-fs-unpacked` skips the unpack: the
  * option kaniko has for this as a library, made a flag by the fleet's patch. Only for the stage
  * kaniko builds first; it is confirmed from kaniko's output before the image is used.
  */
@@ -168,6 +168,8 @@ export class KanikoBuilder implements Builder {
       await output.line('system', `kaniko: building again, unpacking every base itself: the run on ${sandbox.rootfs?.base ?? ''}'s files did not confirm that stage was built first`);
       await this.run(plan, image, name, withoutRootfs(sandbox), output, signal);
       unpackedAhead = false;
+      // checked again next time: the image may be what failed (removed from podman's storage meanwhile)
+      if (sandbox.rootfs !== undefined) this.loaded.delete(sandbox.rootfs.image);
     }
     const built = performance.now();
     const layout = join(plan.workDir, KANIKO_OUT, 'oci');
