@@ -220,7 +220,7 @@ async function chaosRow(): Promise<Row> {
     const safe = c.lost === 0 && c.builtTwice === 0;
     return {
       what: `${what} (${c.builds} builds, 3 workers, node store)`,
-      measured: `${(c.e2eP50Ms / 1000).toFixed(0)} s (p99 ${(c.e2eP99Ms / 1000).toFixed(0)} s; p50 queued ${(c.queueP50Ms / 1000).toFixed(0)} s, running ${(c.runP50Ms / 1000).toFixed(1)} s; wall ${c.wallS.toFixed(0)} s; ${c.kills} kills, ${c.restarts} NATS restart; lost ${c.lost}, built twice ${c.builtTwice}; ${Object.entries(c.byState).map(([k, v]) => `${k} ${v}`).join(', ')}${Object.keys(c.failures).length === 0 ? '' : `: ${Object.entries(c.failures).map(([k, v]) => `${v} × ${k}`).join(', ')}`})`,
+      measured: `${(c.e2eP50Ms / 1000).toFixed(0)} s (p99 ${(c.e2eP99Ms / 1000).toFixed(0)} s; p50 queued ${(c.queueP50Ms / 1000).toFixed(0)} s, running ${(c.runP50Ms / 1000).toFixed(1)} s; wall ${c.wallS.toFixed(0)} s; ${c.kills} kills, ${c.restarts} NATS restart; lost ${c.lost}${c.stuck.length === 0 ? '' : ` (${c.stuck.join('; ')})`}, built twice ${c.builtTwice}; ${Object.entries(c.byState).map(([k, v]) => `${k} ${v}`).join(', ')}${Object.keys(c.failures).length === 0 ? '' : `: ${Object.entries(c.failures).map(([k, v]) => `${v} × ${k}`).join(', ')}`})`,
       target: `${CHAOS_TARGET}; nothing lost or built twice`,
       pass: safe && c.e2eP50Ms <= 60_000,
       value: c.e2eP50Ms / 1000,

@@ -26,6 +26,8 @@ export interface ChaosFigures {
   attempts: number;
   builtTwice: number;
   lost: number;
+  /** each build never terminal: its state and stored events */
+  stuck: string[];
   kills: number;
   restarts: number;
   e2eP50Ms: number;
@@ -141,6 +143,13 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
       const key = `${b.state.error.code} (attempt ${b.state.attempt})`;
       failures[key] = (failures[key] ?? 0) + 1;
     }
+    // A build never terminal is described, not only counted: its state and its stored events.
+    const stuck: string[] = [];
+    for (const id of ids.filter((i) => !finals.has(i))) {
+      const b = await client.status(id).catch(() => null);
+      const events = (await storedEvents(client.nc, id)).map((e) => e.type).join(' ');
+      stuck.push(`${id}: ${b === null ? 'no record' : `${b.state.phase} (attempt ${'attempt' in b.state ? String(b.state.attempt) : '-'}, updated ${b.updatedAt})`}; events: ${events || 'none'}`);
+    }
     const e2e = [...finals.values()].map((b) => Date.parse(b.updatedAt) - Date.parse(b.createdAt));
     return {
       builds,
@@ -152,6 +161,7 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
       attempts,
       builtTwice: [...createdTrue.values()].filter((n) => n > 1).length + pushedTwice,
       lost: ids.length - finals.size,
+      stuck,
       kills,
       restarts,
       e2eP50Ms: quantile(e2e, 0.5),
@@ -176,7 +186,7 @@ export async function main(): Promise<void> {
     ['failed, by code', Object.keys(c.failures).length === 0 ? '-' : Object.entries(c.failures).map(([k, v]) => `${v} × ${k}`).join(', ')],
     ['attempts started (retries after kills included)', String(c.attempts)],
     ['duplicates built twice (must be 0)', String(c.builtTwice)],
-    ['lost: accepted, never terminal (must be 0)', String(c.lost)],
+    ['lost: accepted, never terminal (must be 0)', [String(c.lost), ...c.stuck].join('; ')],
     ['workers killed (kill -9) / nats restarts', `${c.kills} / ${c.restarts}`],
     ['end-to-end p50 / p99', `${c.e2eP50Ms} ms / ${c.e2eP99Ms} ms`],
     ['of which: queued (submit → first start) p50 / running (last start → end) p50', `${c.queueP50Ms} ms / ${c.runP50Ms} ms`],
