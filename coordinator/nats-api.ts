@@ -1,8 +1,7 @@
 import type { KV } from '@nats-io/kv';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { z } from 'zod';
-import type {
-  WorkerInfo} from '../protocol/index.ts';
+import type { WorkerInfo } from '../protocol/index.ts';
 import {
   COORDINATOR_QUEUE,
   ClaimRequest,

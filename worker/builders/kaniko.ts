@@ -232,9 +232,13 @@ export class KanikoBuilder implements Builder {
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
     const pinned = kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported);
     await writeFile(dockerfile, pinned);
-    const baseLayers = (await Promise.all(imported.map(async (b) => (await this.bases.manifest(b.digest).catch(() => ({ layers: [] }))).layers.map((l) => l.digest)))).flat();
-    const first = imported.find((b) => b.pinned === kanikoFirstStageBase(pinned, plan.target));
-    const rootfs = first === undefined ? undefined : await this.rootfs(first.digest, first.pinned, image, plan.workDir, output, signal);
+    const manifests = await Promise.all(imported.map((b) => this.bases.manifest(b.digest).catch(() => null)));
+    const baseLayers = manifests.flatMap((m) => m?.layers.map((l) => l.digest) ?? []);
+    const firstBase = kanikoFirstStageBase(pinned, plan.target);
+    const at = imported.findIndex((b) => b.pinned === firstBase);
+    const first = imported[at];
+    const config = manifests[at]?.config.digest;
+    const rootfs = first === undefined || config === undefined ? undefined : await this.rootfs(first.digest, config, first.pinned, image, plan.workDir, output, signal);
     const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ...(rootfs === undefined ? {} : { rootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
@@ -276,7 +280,7 @@ export class KanikoBuilder implements Builder {
    * Undefined, and kaniko unpacks as before, when the kaniko image's executor lacks the flag or the
    * load fails.
    */
-  private async rootfs(digest: string, base: string, kaniko: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRootfs | undefined> {
+  private async rootfs(digest: string, config: string, base: string, kaniko: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRootfs | undefined> {
     const quiet = { env: this.env, cwd: workDir, output: quietOutput(output), signal };
     if (!this.preUnpacked.has(kaniko)) {
       let label = '';
@@ -287,7 +291,7 @@ export class KanikoBuilder implements Builder {
       this.preUnpacked.set(kaniko, inspect.exitCode === 0 && label === 'true');
     }
     if (this.preUnpacked.get(kaniko) !== true) return undefined;
-    const image = (await this.bases.manifest(digest)).config.digest.replace(/^sha256:/, '');
+    const image = config.replace(/^sha256:/, '');
     if (!this.loaded.has(image) && (await runTool('podman', ['image', 'exists', image], quiet)).exitCode !== 0) {
       // podman load takes no path with a colon in it, which the tarball's name (its digest) has
       const link = join(workDir, 'kaniko-rootfs.tar');
