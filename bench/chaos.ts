@@ -8,12 +8,19 @@
 import { startLocalFleet } from '../deploy/local/fleet.ts';
 import { isTerminal, type BuildView } from '../protocol/index.ts';
 import { createLogger } from '../adapters/logger.ts';
-import { storedEvents } from '../client/index.ts';
+import { storedEvents, type FleetClient } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
 
 const BUILDS = Number(process.env.CHAOS_BUILDS ?? 200);
 const NODE_STORE = process.env.CHAOS_NODE_STORE !== '0';
 const APP = new URL('../test/fixtures/apps/tiny', import.meta.url).pathname;
+/** A build's last `n` log lines, as `fleet logs` shows them. */
+async function lastLines(client: FleetClient, id: string, n: number): Promise<string[]> {
+  const lines: string[] = [];
+  await client.logs(id, { line: (l) => lines.push(l.text) }, { follow: false }).catch((e: unknown) => lines.push(`(log unreadable: ${String(e)})`));
+  return lines.slice(-n);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ChaosFigures {
@@ -28,6 +35,8 @@ export interface ChaosFigures {
   lost: number;
   /** each build never terminal: its state and stored events */
   stuck: string[];
+  /** the last log lines of each build that failed for a reason other than its worker being killed */
+  failureLogs: string[];
   kills: number;
   restarts: number;
   e2eP50Ms: number;
@@ -138,9 +147,13 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
     // Why the failed ones failed, and after how many attempts: a build whose every delivery was
     // killed ends in the dead letter queue by design.
     const failures: Record<string, number> = {};
+    const failureLogs: string[] = [];
     for (const b of finals.values()) {
       if (b.state.phase !== 'failed') continue;
-      const key = `${b.state.error.code} (attempt ${b.state.attempt})`;
+      // A dead letter says why by itself; any other failure under chaos is a finding: its message too.
+      const why = b.state.error.code === 'E_DEAD_LETTER' ? '' : `: ${b.state.error.message.slice(0, 300)}`;
+      const key = `${b.state.error.code} (attempt ${b.state.attempt})${why}`;
+      if (why !== '') failureLogs.push(`${b.id}:\n${(await lastLines(client, b.id, 25)).join('\n')}`);
       failures[key] = (failures[key] ?? 0) + 1;
     }
     // A build never terminal is described, not only counted: its state and its stored events.
@@ -162,6 +175,7 @@ export async function measureChaos(builds: number = BUILDS, nodeStore: boolean =
       builtTwice: [...createdTrue.values()].filter((n) => n > 1).length + pushedTwice,
       lost: ids.length - finals.size,
       stuck,
+      failureLogs,
       kills,
       restarts,
       e2eP50Ms: quantile(e2e, 0.5),
@@ -192,4 +206,5 @@ export async function main(): Promise<void> {
     ['of which: queued (submit → first start) p50 / running (last start → end) p50', `${c.queueP50Ms} ms / ${c.runP50Ms} ms`],
     ['wall time', `${c.wallS.toFixed(0)} s`],
   ]);
+  for (const log of c.failureLogs) process.stdout.write(`\n${log}\n`);
 }

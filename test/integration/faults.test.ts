@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchManifestDigest } from '../../adapters/registry-client.ts';
@@ -138,6 +140,26 @@ describe('worker faults', () => {
     expect(events.filter((e) => e.type === 'pushed')).toHaveLength(1);
     if (final.state.phase === 'pushed') {
       expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/faults', 'outage')).toBe(final.state.digest);
+    }
+  });
+
+  it('builds on when the registry refuses the layer cache: pushed, saying the cache was not updated', async () => {
+    await stopAllWorkers();
+    await fleet.addWorker();
+    // The cache repository's manifests cannot be stored (a file where distribution keeps its
+    // _manifests directory): every manifest put there fails, as one does in distribution's race
+    // of concurrent pushes of a shared blob (DIGEST_INVALID), which ended a chaos run's build.
+    const manifests = join(fleet.stateDir, 'registry', 'data', 'docker', 'registry', 'v2', 'repositories', 'cache', 'app', 'cache-refused', '_manifests');
+    await mkdir(dirname(manifests), { recursive: true });
+    await writeFile(manifests, 'not a directory\n');
+    const { digest } = await fleet.client.uploadContext(fixture('tiny'));
+    await fleet.client.submit({ id: 'cache-refused', context: { digest }, buildArgs: { N: 'cache-refused' }, image: { repository: 'app/cache-refused', tags: ['1'] } });
+    const lines: string[] = [];
+    const final = await fleet.client.follow('cache-refused', { line: (l) => lines.push(l.text) });
+    expect(final.state, lines.slice(-20).join('\n')).toMatchObject({ phase: 'pushed', attempt: 1 });
+    expect(lines.some((l) => l.startsWith('the layer cache could not be pushed (') && l.endsWith('building again from this worker\'s layers without updating it'))).toBe(true);
+    if (final.state.phase === 'pushed') {
+      expect(await fetchManifestDigest({ host: fleet.registry.host, insecure: true }, 'app/cache-refused', '1')).toBe(final.state.digest);
     }
   });
 

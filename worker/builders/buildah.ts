@@ -15,6 +15,8 @@ const STEP_HEADER = /^(?:\[\d+\/\d+\] )?STEP \d+\/\d+: /;
 const STEP_ERROR = /building at STEP "(.*)": .*exit status (\d+)/;
 /** containers/image refusing a base under the signature policy (unsigned, or not by the platform key). */
 const POLICY_REFUSAL = /(?:docker:\/\/(\S+?):\s.*)?Source image rejected: (.*)$/;
+/** `Error: failed pushing cache to {{{"host" "cache/app"} "<hex>"} …}: writing manifest: …: digest invalid` */
+const CACHE_PUSH_FAILED = /^Error: failed pushing cache to (?:.*?\}: )?(.*)$/;
 /** A pull that failed on the registry, not on the Dockerfile: worth another attempt. */
 const REGISTRY_ERROR = /pinging container registry|initializing source docker:|reading manifest .*(?:connection refused|EOF|timeout)|dial tcp .*connect: connection refused/;
 
@@ -44,12 +46,21 @@ export class BuildahBuilder implements Builder {
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
-    const tracker = new StepTracker(output);
+    let tracker = new StepTracker(output);
     const host = registryHost(plan.destinations[0]);
     const policy = this.signingPublicKeyPath === undefined || host === null
       ? undefined
       : await writeSignaturePolicy(join(plan.workDir, 'signature-policy'), host, SIGNED_NAMESPACES, this.signingPublicKeyPath);
-    const bud = await runTool(BUILDAH, buildahBudArgs(plan, localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    let bud = await runTool(BUILDAH, buildahBudArgs(plan, localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    if (bud.exitCode !== 0 && !bud.cancelled && tracker.cachePushFailure !== null) {
+      // buildah ends the whole build when the registry refuses a layer-cache manifest (distribution
+      // answers DIGEST_INVALID while a concurrent push rewrites a shared blob's link; an outage of
+      // the cache repository does the same). The cache only saves other builds time: build again,
+      // every step now a local cache hit, without updating it.
+      await output.line('stderr', `the layer cache could not be pushed (${tracker.cachePushFailure}); building again from this worker's layers without updating it`);
+      tracker = new StepTracker(output);
+      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    }
     await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);
 
@@ -129,15 +140,26 @@ export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'priv
   return args;
 }
 
-/** Remembers which step ran last, which one buildah blamed, and whether a pull hit the registry. */
+/** The plan without its registry layer cache (`--cache-from`/`--cache-to`). */
+function withoutLayerCache(plan: BuildPlan): BuildPlan {
+  const copy = { ...plan };
+  delete copy.cacheRepository;
+  return copy;
+}
+
+/** Remembers which step ran last, which one buildah blamed, whether a pull hit the registry and whether the cache push failed. */
 class StepTracker extends OutputTap {
   lastStep: { step: string; exitCode?: number } | null = null;
   failedStep: { step: string; exitCode: number } | null = null;
   registryError: string | null = null;
   policyRefusal: { image: string | undefined; reason: string } | null = null;
+  /** the registry's answer when buildah could not push a layer-cache manifest (it then ends the build) */
+  cachePushFailure: string | null = null;
 
   protected observe(text: string): void {
     if (STEP_HEADER.test(text)) this.lastStep = { step: text };
+    const cache = CACHE_PUSH_FAILED.exec(text);
+    if (cache?.[1] !== undefined) this.cachePushFailure ??= cache[1];
     const refused = POLICY_REFUSAL.exec(text);
     if (refused?.[2] !== undefined) this.policyRefusal ??= { image: refused[1], reason: refused[2] };
     if (REGISTRY_ERROR.test(text)) this.registryError ??= text;
