@@ -91,6 +91,11 @@ export const ClaimRequest = z.object({
   buildId: BuildId,
   attempt: z.number().int().positive(),
   workerId: z.string().min(1),
+  /**
+   * the job message's stream sequence: tells a redelivery of the message the current attempt
+   * holds (after a server restart its delivery count can go back) from another message of the build
+   */
+  jobSeq: z.number().int().positive().optional(),
 });
 export type ClaimRequest = z.infer<typeof ClaimRequest>;
 

@@ -27,6 +27,8 @@ export const BuildState = z.discriminatedUnion('phase', [
     attempt: z.number().int().positive(),
     workerId: z.string(),
     startedAt: Timestamp,
+    /** the stream sequence of the job message this attempt claimed */
+    jobSeq: z.number().int().positive().optional(),
   }),
   z.object({
     /** the image is in quarantine; the gates are reading it */

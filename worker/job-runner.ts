@@ -15,7 +15,7 @@ import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
 /** The part of a JetStream message the runner uses. */
-export type JobMessage = Pick<JsMsg, 'data' | 'subject' | 'ack' | 'nak' | 'term' | 'working'> & { info: { deliveryCount: number } };
+export type JobMessage = Pick<JsMsg, 'data' | 'subject' | 'ack' | 'nak' | 'term' | 'working'> & { info: { deliveryCount: number; streamSequence: number } };
 
 /**
  * Runs one delivery of one job: claim, build, settle. Never throws for a job's own failures;
@@ -58,7 +58,7 @@ export class JobRunner {
 
   /** Acquires the attempt's resources in order and builds; the ending is an Outcome, never a throw. */
   private async run(job: Job, attempt: Attempt, msg: JobMessage, stop: AbortSignal, logs: { current: AttemptLog | null }, log: Logger): Promise<Outcome> {
-    const refused = await this.ports.claim(job.buildId, attempt.number).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
+    const refused = await this.ports.claim(job.buildId, attempt.number, msg.info.streamSequence).catch((e: unknown) => toFleetError(e, ErrorCode.E_UNAVAILABLE));
     if (refused !== null) return { type: 'claim-refused', error: refused };
     // Right after a NATS server restart the JetStream API may not answer yet: hand the job back
     // rather than build without a way to be cancelled.

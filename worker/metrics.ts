@@ -41,7 +41,7 @@ export function createWorkerMetrics(labels: { pool: string; builder: string }, o
 export function meteredPorts(ports: RunnerPorts, metrics: WorkerMetrics): RunnerPorts {
   return {
     ...ports,
-    claim: (buildId, attempt) => ports.claim(buildId, attempt),
+    claim: (buildId, attempt, jobSeq) => ports.claim(buildId, attempt, jobSeq),
     watchCancel: (buildId, onCancel) => ports.watchCancel(buildId, onCancel),
     fetchContext: (job, tarball, dir, signal) => ports.fetchContext(job, tarball, dir, signal),
     registry: (host) => ports.registry(host),

@@ -28,8 +28,8 @@ export interface AttemptLog extends BuildOutput {
  * (claim → build → settle) can then be tested without NATS, S3 or a builder.
  */
 export interface RunnerPorts {
-  /** asks the coordinator for this delivery; null when granted, the refusal otherwise */
-  claim(buildId: string, attempt: number): Promise<FleetError | null>;
+  /** asks the coordinator for this delivery of the job message `jobSeq`; null when granted, the refusal otherwise */
+  claim(buildId: string, attempt: number, jobSeq: number): Promise<FleetError | null>;
   /** calls onCancel when the build is cancelled; returns what stops watching */
   watchCancel(buildId: string, onCancel: () => void): Promise<() => void>;
   /** durable before it resolves */
@@ -62,8 +62,8 @@ export interface NatsPortsDeps {
 export function natsPorts(deps: NatsPortsDeps): RunnerPorts {
   const { config, nc, js, s3, log } = deps;
   return {
-    async claim(buildId, attempt) {
-      const reply = await nc.request(subjects.claim(config.pool), encode({ buildId, attempt, workerId: config.workerId }), { timeout: CLAIM_TIMEOUT_MS });
+    async claim(buildId, attempt, jobSeq) {
+      const reply = await nc.request(subjects.claim(config.pool), encode({ buildId, attempt, workerId: config.workerId, jobSeq }), { timeout: CLAIM_TIMEOUT_MS });
       const answer = decodeWith(ClaimReply, reply.data, 'claim reply', ErrorCode.E_INTERNAL);
       return answer.ok ? null : FleetError.fromBody(answer.error);
     },

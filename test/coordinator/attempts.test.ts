@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { claimState, holdsClaim, isCurrentAttempt } from '../../coordinator/attempts.ts';
-import { BuildRecord, ErrorCode, FleetError, canTransition, type BuildState, type ClaimRequest, type Phase } from '../../protocol/index.ts';
+import { BuildRecord, ErrorCode, FleetError, canTransition, isRetryable, type BuildState, type ClaimRequest, type Phase } from '../../protocol/index.ts';
 
 const NOW = '2030-01-02T03:04:05.000Z';
 const EARLIER = '2030-01-02T03:00:00.000Z';
@@ -64,6 +64,23 @@ describe('claimState: which claims start a build', () => {
 
   it('a running build refuses a claim of its own attempt with E_STALE_ATTEMPT (a duplicate delivery never restarts it)', () => {
     expect(refusal(() => claimState(record(STATES.running), claim(2))).code).toBe(ErrorCode.E_STALE_ATTEMPT);
+  });
+
+  it('the claim records the job message it was made for', () => {
+    expect(claimState(record(STATES.queued), { ...claim(1), jobSeq: 41 })).toEqual({ phase: 'running', attempt: 1, workerId: 'w-new', startedAt: NOW, jobSeq: 41 });
+  });
+
+  it('a redelivery of the message the running attempt claimed, counted no higher (a restarted server lost the count), is handed back with a retryable E_UNAVAILABLE, never dropped', () => {
+    const running = record({ ...STATES.running, jobSeq: 41 } as BuildState);
+    for (const attempt of [1, 2]) {
+      const e = refusal(() => claimState(running, { ...claim(attempt), jobSeq: 41 }));
+      expect(e.code).toBe(ErrorCode.E_UNAVAILABLE);
+      expect(isRetryable(e.code)).toBe(true);
+    }
+    // counted past the running attempt, it takes over as any redelivery does
+    expect(claimState(running, { ...claim(3), jobSeq: 41 })).toMatchObject({ phase: 'running', attempt: 3, jobSeq: 41 });
+    // another message of the same build (a second enqueue) is still dropped
+    expect(refusal(() => claimState(running, { ...claim(1), jobSeq: 42 })).code).toBe(ErrorCode.E_STALE_ATTEMPT);
   });
 
   it('a running build refuses a claim of an older attempt with E_STALE_ATTEMPT (a presumed-dead worker is fenced out)', () => {

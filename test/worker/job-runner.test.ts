@@ -33,12 +33,12 @@ const job: BuildJob = {
 class FakeMessage implements JobMessage {
   readonly data: Uint8Array;
   readonly subject = 'fleet.jobs.default';
-  readonly info: { deliveryCount: number };
+  readonly info: { deliveryCount: number; streamSequence: number };
   readonly settled: string[] = [];
   working = vi.fn();
   constructor(body: unknown, deliveryCount = 1) {
     this.data = encode(body);
-    this.info = { deliveryCount };
+    this.info = { deliveryCount, streamSequence: 1 };
   }
   ack(): void {
     this.settled.push('ack');
