@@ -4,7 +4,7 @@ import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { writeSignaturePolicy, type SignaturePolicyFiles } from '../../node/signature-policy.ts';
 import { SIGNED_NAMESPACES } from '../official-bases.ts';
 import { throwClassified } from './failure-taxonomy.ts';
-import { OutputTap, quietOutput } from './output-tap.ts';
+import { OutputTap } from './output-tap.ts';
 import { pushWithRetries } from './push-retry.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
@@ -45,13 +45,18 @@ export class BuildahBuilder implements Builder {
   ) {}
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
-    const localTag = `localhost/fleet-build/${plan.buildId.toLowerCase()}:latest`;
+    // Tagged with the repository's cache tag as it is committed, and pushed by its image id: the
+    // cache tag keeps the layer cache (removing an image's last tag removes its intermediate
+    // layer images), and a concurrent build of the same repository moving that tag cannot change
+    // what this one pushes. No tag or rmi afterwards: two buildah runs less on every build.
+    const tag = cacheTag(plan.destinations[0] ?? plan.buildId);
+    const iidFile = join(plan.workDir, 'image-id');
     let tracker = new StepTracker(output);
     const host = registryHost(plan.destinations[0]);
     const policy = this.signingPublicKeyPath === undefined || host === null
       ? undefined
       : await writeSignaturePolicy(join(plan.workDir, 'signature-policy'), host, SIGNED_NAMESPACES, this.signingPublicKeyPath);
-    let bud = await runTool(BUILDAH, buildahBudArgs(plan, localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    let bud = await runTool(BUILDAH, buildahBudArgs(plan, tag, this.network, this.limits, policy, iidFile), { env: this.env, cwd: plan.workDir, output: tracker, signal });
     if (bud.exitCode !== 0 && !bud.cancelled && tracker.cachePushFailure !== null) {
       // buildah ends the whole build when the registry refuses a layer-cache manifest (distribution
       // answers DIGEST_INVALID while a concurrent push rewrites a shared blob's link; an outage of
@@ -59,39 +64,31 @@ export class BuildahBuilder implements Builder {
       // every step now a local cache hit, without updating it.
       await output.line('stderr', `the layer cache could not be pushed (${tracker.cachePushFailure}); building again from this worker's layers without updating it`);
       tracker = new StepTracker(output);
-      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), localTag, this.network, this.limits, policy), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), tag, this.network, this.limits, policy, iidFile), { env: this.env, cwd: plan.workDir, output: tracker, signal });
     }
     await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);
+    const imageId = (await readFile(iidFile, 'utf8')).trim().replace(/^sha256:/, '');
 
-    try {
-      const references: string[] = [];
-      let digest: string | null = null;
-      for (const [i, destination] of plan.destinations.entries()) {
-        const digestFile = join(plan.workDir, `digest-${i}`);
-        await pushWithRetries(
-          destination,
-          () => runTool(BUILDAH, ['push', '--digestfile', digestFile, '--retry', '3', localTag, `docker://${destination}`], { env: this.env, cwd: plan.workDir, output, signal }),
-          output,
-          signal,
-        );
-        const pushed = (await readFile(digestFile, 'utf8')).trim();
-        if (digest !== null && pushed !== digest) {
-          throw new FleetError(ErrorCode.E_PUSH_FAILED, `tag ${destination} got ${pushed}, expected ${digest}`);
-        }
-        digest = pushed;
-        references.push(destination);
+    const references: string[] = [];
+    let digest: string | null = null;
+    for (const [i, destination] of plan.destinations.entries()) {
+      const digestFile = join(plan.workDir, `digest-${i}`);
+      await pushWithRetries(
+        destination,
+        () => runTool(BUILDAH, ['push', '--digestfile', digestFile, '--retry', '3', imageId, `docker://${destination}`], { env: this.env, cwd: plan.workDir, output, signal }),
+        output,
+        signal,
+      );
+      const pushed = (await readFile(digestFile, 'utf8')).trim();
+      if (digest !== null && pushed !== digest) {
+        throw new FleetError(ErrorCode.E_PUSH_FAILED, `tag ${destination} got ${pushed}, expected ${digest}`);
       }
-      if (digest === null) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
-      return { digest, references };
-    } finally {
-      // Keep the result tagged per destination repository before dropping the build's own tag:
-      // removing the last tag of an image also removes its intermediate layer images, and with
-      // them the layer cache of every stage the final image descends from.
-      const clean = { env: this.env, cwd: plan.workDir, output: quietOutput(output), signal: AbortSignal.timeout(30_000) };
-      await runTool(BUILDAH, ['tag', localTag, cacheTag(plan.destinations[0] ?? plan.buildId)], clean);
-      await runTool(BUILDAH, ['rmi', localTag], clean);
+      digest = pushed;
+      references.push(destination);
     }
+    if (digest === null) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
+    return { digest, references };
   }
 
   private throwIfFailed(run: ToolRun, tracker: StepTracker): void {
@@ -120,7 +117,7 @@ export class BuildahBuilder implements Builder {
  * signature policy: `--registries-conf-dir` (a global flag; it sets the registries.d directory,
  * where use-sigstore-attachments is turned on) and `--signature-policy`.
  */
-export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'private' | 'none', limits: BuildLimits = {}, policy?: SignaturePolicyFiles): string[] {
+export function buildahBudArgs(plan: BuildPlan, tag: string, network: 'private' | 'none', limits: BuildLimits = {}, policy?: SignaturePolicyFiles, iidFile?: string): string[] {
   // --ulimit: set by the OCI runtime inside the step's namespaces, so RLIMIT_NPROC counts the
   // step's own tasks, not every task of the node's build user.
   const global = policy === undefined ? [] : ['--registries-conf-dir', policy.registriesDir];
@@ -129,7 +126,8 @@ export function buildahBudArgs(plan: BuildPlan, localTag: string, network: 'priv
   // the store (the node's shared store) is used when the registry has nothing newer. The
   // signature policy then sees only real pulls; an image kept locally has the digest the
   // worker's own check verified in the registry, or came through the policy before.
-  const args = [...global, 'bud', ...signed, '--layers', '--pull=newer', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', localTag];
+  const args = [...global, 'bud', ...signed, '--layers', '--pull=newer', '--network', network, ...ulimitArgs(limits), '--file', plan.dockerfile, '--tag', tag];
+  if (iidFile !== undefined) args.push('--iidfile', iidFile);
   if (plan.target !== undefined) args.push('--target', plan.target);
   // Workers are ephemeral: the layer cache lives in the registry, one repository per app.
   if (plan.cacheRepository !== undefined) args.push('--cache-from', plan.cacheRepository, '--cache-to', plan.cacheRepository);
