@@ -14,14 +14,14 @@ import { printTable, quantile } from './table.ts';
 const BUILDS = Number(process.env.CHAOS_BUILDS ?? 200);
 const NODE_STORE = process.env.CHAOS_NODE_STORE !== '0';
 const APP = new URL('../test/fixtures/apps/tiny', import.meta.url).pathname;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /** A build's last `n` log lines, as `fleet logs` shows them. */
 async function lastLines(client: FleetClient, id: string, n: number): Promise<string[]> {
   const lines: string[] = [];
   await client.logs(id, { line: (l) => lines.push(l.text) }, { follow: false }).catch((e: unknown) => lines.push(`(log unreadable: ${String(e)})`));
   return lines.slice(-n);
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ChaosFigures {
   builds: number;

@@ -36,9 +36,9 @@ class FakeMessage implements JobMessage {
   readonly info: { deliveryCount: number; streamSequence: number };
   readonly settled: string[] = [];
   working = vi.fn();
-  constructor(body: unknown, deliveryCount = 1) {
+  constructor(body: unknown, deliveryCount = 1, streamSequence = 1) {
     this.data = encode(body);
-    this.info = { deliveryCount, streamSequence: 1 };
+    this.info = { deliveryCount, streamSequence };
   }
   ack(): void {
     this.settled.push('ack');
@@ -58,6 +58,7 @@ class FakePorts implements RunnerPorts {
   readonly lines: string[] = [];
   lifecycle = new WorkerLifecycle();
   claimAnswer: FleetError | null = null;
+  readonly claims: Array<[string, number, number]> = [];
   cancel: (() => void) | null = null;
   builder: Builder;
 
@@ -65,8 +66,9 @@ class FakePorts implements RunnerPorts {
     this.lifecycle.ready();
     this.builder = { name: 'fake', build };
   }
-  claim(): Promise<FleetError | null> {
+  claim(buildId: string, attempt: number, jobSeq: number): Promise<FleetError | null> {
     this.events.push('claim');
+    this.claims.push([buildId, attempt, jobSeq]);
     return Promise.resolve(this.claimAnswer);
   }
   watchCancel(_id: string, onCancel: () => void): Promise<() => void> {
@@ -216,6 +218,16 @@ describe('job runner', () => {
     await new JobRunner(config, ports, 5, log).handle(msg, new AbortController().signal);
     expect(ports.events).toEqual(['claim']);
     expect(msg.settled).toEqual(['term:E_STALE_ATTEMPT']);
+  });
+
+  it('claims naming the delivery count and the job message, and hands back a delivery the coordinator says to try again', async () => {
+    const ports = new FakePorts(pushed);
+    ports.claimAnswer = new FleetError(ErrorCode.E_UNAVAILABLE, 'the running attempt holds this job message');
+    const msg = new FakeMessage(job, 3, 41);
+    await new JobRunner(config, ports, 5, log).handle(msg, new AbortController().signal);
+    expect(ports.claims).toEqual([['job-1', 3, 41]]);
+    expect(ports.events).toEqual(['claim']);
+    expect(msg.settled).toEqual(['nak-delayed']);
   });
 
   it('stops the builder on cancel and acks without a report', async () => {
