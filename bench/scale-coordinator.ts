@@ -11,7 +11,7 @@ import type { CoordinatorOptions } from '../coordinator/index.ts';
 /** parent → child */
 export type CoordinatorOrder = { start: CoordinatorOptions } | { sample: true; resetLag?: boolean } | { stop: true };
 /** child → parent */
-export type CoordinatorAnswer = { ready: true } | { sample: CoordinatorSample } | { stopped: true } | { error: string };
+export type CoordinatorAnswer = { ready: true; httpUrl: string } | { sample: CoordinatorSample } | { stopped: true } | { error: string };
 
 export interface CoordinatorSample {
   rss: number;
@@ -35,7 +35,7 @@ process.on('message', (order: CoordinatorOrder) => {
     startCoordinator(order.start, createLogger('bench-coordinator', { level: 'warn', pretty: false })).then(
       (c) => {
         coordinator = c;
-        send({ ready: true });
+        send({ ready: true, httpUrl: c.httpUrl });
       },
       (e: unknown) => send({ error: e instanceof Error ? e.message : String(e) }),
     );

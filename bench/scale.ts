@@ -35,6 +35,7 @@ import type { FleetClient } from '../client/index.ts';
 import type { CoordinatorOptions } from '../coordinator/index.ts';
 import type { CoordinatorAnswer, CoordinatorOrder, CoordinatorSample } from './scale-coordinator.ts';
 import { quantile } from './table.ts';
+import { bucketQuantile, histogramBuckets, type Buckets } from './prom-histogram.ts';
 
 const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
 const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? '10,100,1000').split(',').map(Number);
@@ -89,6 +90,13 @@ export interface MeasuredRow {
   claimP99Ms: number;
   /** claim p99 without each worker's first claim (the opening burst) */
   laterClaimP99Ms: number;
+  /**
+   * The coordinator's own answer time for claims (arrival → reply sent), p50 and p99, from its
+   * `fleet_nats_api_answer_seconds` histogram: the upper bound of the bucket that holds them. The
+   * figures above are as the simulated workers saw them, and add their own process's queueing.
+   */
+  answerP50Ms: number;
+  answerP99Ms: number;
   recordedP50Ms: number;
   recordedP99Ms: number;
   /** peak RSS of the coordinator's process (a child of its own) during the run */
@@ -173,8 +181,18 @@ class CoordinatorChild {
     const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [], { execArgv: [...process.execArgv, ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(child);
     const c = new CoordinatorChild(child);
-    await c.ask({ start: options }, 'ready');
+    const ready = await c.ask({ start: options }, 'ready');
+    if ('httpUrl' in ready) c.httpUrl = ready.httpUrl;
     return c;
+  }
+
+  /** the coordinator's HTTP API, for its /metrics */
+  httpUrl = '';
+
+  /** Its claim answer-time histogram, scraped from /metrics as Prometheus would. */
+  async claimAnswers(): Promise<Buckets> {
+    const text = await (await fetch(`${this.httpUrl}/metrics`)).text();
+    return histogramBuckets(text, 'fleet_nats_api_answer_seconds', ['api="claim"']);
   }
 
   get pid(): number | undefined {
@@ -249,6 +267,7 @@ async function curve(
       break;
     }
     const first = await coordinator.sample(true);
+    const answersBefore = await coordinator.claimAnswers();
     let peakRss = first.rss;
     let peakHeap = first.heapUsed;
     let benchPeakRss = process.memoryUsage().rss;
@@ -273,6 +292,7 @@ async function curve(
     const seen = ended;
     const wallMs = performance.now() - t0;
     const last = await coordinator.sample();
+    const answersAfter = await coordinator.claimAnswers();
     peakRss = Math.max(peakRss, last.rss);
     peakHeap = Math.max(peakHeap, last.heapUsed);
     const cpuMs = (last.cpuMicros - first.cpuMicros) / 1000;
@@ -285,6 +305,8 @@ async function curve(
       claimP50Ms: quantile(seen.claimMs, 0.5),
       claimP99Ms: quantile(seen.claimMs, 0.99),
       laterClaimP99Ms: quantile(seen.laterClaimMs, 0.99),
+      answerP50Ms: bucketQuantile(answersBefore, answersAfter, 0.5) * 1000,
+      answerP99Ms: bucketQuantile(answersBefore, answersAfter, 0.99) * 1000,
       recordedP50Ms: quantile(seen.recordedMs, 0.5),
       recordedP99Ms: quantile(seen.recordedMs, 0.99),
       peakRssMb: peakRss / 2 ** 20,
@@ -318,20 +340,23 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
   );
 }
 
+/** a bucket bound in ms, as `1`, `2.5` or `∞` */
+const ms = (v: number): string => (Number.isFinite(v) ? `${Number(v.toFixed(1))} ms` : Number.isNaN(v) ? 'none' : '∞');
+
 const pace = (buildMs: number): string => (buildMs === 0 ? 'none (saturation)' : `${(buildMs / 1000).toFixed(1)} s mean`);
 
 export function scaleTable(figures: ScaleFigures): string {
   const lines = [
-    '| workers | simulated build | builds settled | throughput | claim p50 / p99 (p99 without the opening burst) | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | event loop delay p99: coordinator / simulated workers | bench process RSS | load (1 min) | refused claims |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| workers | simulated build | builds settled | throughput | claim p50 / p99 as workers see it (p99 without the opening burst) | claim answered by the coordinator p50 / p99 | report → recorded p50 / p99 | coordinator peak RSS (heap) | coordinator CPU | event loop delay p99: coordinator / simulated workers | bench process RSS | load (1 min) | refused claims |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of figures.rows) {
     if ('error' in r) {
-      lines.push(`| ${r.workers} | ${pace(r.buildMs)} | not measured: ${r.error} | | | | | | | | | |`);
+      lines.push(`| ${r.workers} | ${pace(r.buildMs)} | not measured: ${r.error} | | | | | | | | | | |`);
       continue;
     }
     lines.push(
-      `| ${r.workers} | ${pace(r.buildMs)} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms (${r.laterClaimP99Ms.toFixed(1)} ms) | ` +
+      `| ${r.workers} | ${pace(r.buildMs)} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms (${r.laterClaimP99Ms.toFixed(1)} ms) | ≤ ${ms(r.answerP50Ms)} / ≤ ${ms(r.answerP99Ms)} | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
         `${r.coordinatorLagP99Ms.toFixed(0)} / ${r.simulatorLagP99Ms.toFixed(0)} ms | ${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,

@@ -7,6 +7,7 @@ import { loadRegistryCredentials } from '../adapters/docker-config.ts';
 import { RegistryClient } from '../adapters/registry-client.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import { createCoordinatorMetrics, MeteredBuildStore, Readiness } from './metrics.ts';
+import { RegisteredWorkers } from './registered-workers.ts';
 import { compileCoordinatorConfig, type CoordinatorOptions } from './config.ts';
 import { serveHttp } from './http-api.ts';
 import { loadGatePolicy } from './gates/index.ts';
@@ -45,7 +46,9 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   const topology = await ensureTopology(nc, await jetstreamManager(nc), config);
   readiness.topologyEnsured();
   const metrics = createCoordinatorMetrics();
-  const store = new MeteredBuildStore(topology.builds, js, log, metrics, topology.workers);
+  // a third of the workers bucket's TTL: within how long a killed worker's entry stays anyway
+  const registered = new RegisteredWorkers(topology.workers, Math.min(5_000, Math.floor(config.workerTtlMs / 3)));
+  const store = new MeteredBuildStore(topology.builds, js, log, metrics, registered);
   const s3 = new S3Store(config.s3);
   const expiry = new QueueExpiry(store, config, log);
   const catalog = await loadCatalog(config.platform.catalogPath);
@@ -89,7 +92,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
     notify: async (tenant, subject, data, id) => void (await notifications.notifier.notify(tenant, 'dev.fleet.image.rebuilt', subject, data, { id })),
   }, log);
   const workers = (): Promise<WorkerInfo[]> => listWorkers(jsm, topology.workers);
-  const subs = serveNatsApi(nc, intake, store, topology.workers, workers, deadLetters, tokens, audit, config, log);
+  const subs = serveNatsApi(nc, intake, store, registered, workers, deadLetters, tokens, audit, config, metrics, log);
   const http = await serveHttp(config, intake, store, sseLogs(nc, js, s3, store), authenticator, audit, log, {
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
     ready: () => readiness.ready,

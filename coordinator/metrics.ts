@@ -2,15 +2,18 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ErrorCode, WorkerInfo, workerKey, type BuildRecord, type BuildState } from '../protocol/index.ts';
+import { ErrorCode, type BuildRecord, type BuildState } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { BoundedCache } from '../adapters/bounded-cache.ts';
 import { BuildStore } from './build-store.ts';
+import { UNKNOWN_BUILDER, type RegisteredWorkers } from './registered-workers.ts';
 
 /** Queue waits run from seconds to hours (a pool with no free worker); builds from seconds to the run timeout. */
 const WAIT_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600];
 const RUN_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 2 * 3600, 4 * 3600];
 const GATE_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** A NATS API answer is milliseconds: fine buckets around the claim target (25 ms). */
+const ANSWER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export type CoordinatorMetrics = ReturnType<typeof createCoordinatorMetrics>;
 
@@ -55,7 +58,14 @@ export function createCoordinatorMetrics(options: { processMetrics?: boolean } =
     labelNames: ['pool'] as const,
     registers: [registry],
   });
-  return { registry, builds, queueWait, runTime, gates, deadLetters };
+  const apiAnswer = new Histogram({
+    name: 'fleet_nats_api_answer_seconds',
+    help: "Time from a NATS API request's arrival at this coordinator to its answer being sent, by API (claim, submit, status, cancel, ...)",
+    labelNames: ['api'] as const,
+    buckets: ANSWER_BUCKETS,
+    registers: [registry],
+  });
+  return { registry, builds, queueWait, runTime, gates, deadLetters, apiAnswer };
 }
 
 const seconds = (from: string, to: string): number => Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000);
@@ -99,7 +109,7 @@ export class MeteredBuildStore extends BuildStore {
     js: JetStreamClient,
     log: Logger,
     private readonly metrics: CoordinatorMetrics,
-    private readonly workers: KV,
+    private readonly registered: RegisteredWorkers,
   ) {
     super(kv, js, log);
   }
@@ -123,15 +133,10 @@ export class MeteredBuildStore extends BuildStore {
     if (workerId === undefined) return 'none';
     const known = this.builders.get(workerId);
     if (known !== undefined) return known;
-    try {
-      const entry = await this.workers.get(workerKey(after.request.pool, workerId));
-      const info = entry === null || entry.operation !== 'PUT' ? null : WorkerInfo.safeParse(entry.json());
-      if (info?.success !== true) return 'unknown';
-      this.builders.set(workerId, info.data.builder);
-      return info.data.builder;
-    } catch {
-      return 'unknown';
-    }
+    // a claim's check has just read this worker's entry: answered from memory, not a second KV read
+    const builder = (await this.registered.builderOf(after.request.pool, workerId)) ?? UNKNOWN_BUILDER;
+    if (builder !== UNKNOWN_BUILDER) this.builders.set(workerId, builder);
+    return builder;
   }
 }
 

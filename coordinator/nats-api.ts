@@ -1,4 +1,3 @@
-import type { KV } from '@nats-io/kv';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import { z } from 'zod';
 import type { WorkerInfo } from '../protocol/index.ts';
@@ -28,7 +27,8 @@ import {
 } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { claimState } from './attempts.ts';
-import { RegisteredWorkers } from './registered-workers.ts';
+import type { RegisteredWorkers } from './registered-workers.ts';
+import type { CoordinatorMetrics } from './metrics.ts';
 import { cancelBuild } from './cancel.ts';
 import type { CoordinatorConfig } from './config.ts';
 import type { DeadLetters } from './dead-letters.ts';
@@ -50,13 +50,15 @@ export function serveNatsApi(
   nc: NatsConnection,
   intake: Intake,
   store: BuildStore,
-  workers: KV,
+  /** the claim check's view of the workers bucket */
+  registered: RegisteredWorkers,
   /** every announced worker (coordinator/worker-list.ts) */
   listWorkers: () => Promise<WorkerInfo[]>,
   deadLetters: DeadLetters,
   tokens: TokenStore,
   audit: AuditTrail,
   config: CoordinatorConfig,
+  metrics: Pick<CoordinatorMetrics, 'apiAnswer'>,
   log: Logger,
 ): Subscription[] {
   const serve = <R>(
@@ -64,10 +66,12 @@ export function serveNatsApi(
     asker: (subject: string) => NatsRole,
     handler: (data: Uint8Array, subject: string) => Promise<R>,
     onError: (e: FleetError) => R,
-  ): Subscription =>
-    nc.subscribe(subject, {
+  ): Subscription => {
+    const answered = metrics.apiAnswer.labels({ api: apiName(subject) });
+    return nc.subscribe(subject, {
       queue: COORDINATOR_QUEUE,
       callback: (err, msg: Msg) => {
+        const end = answered.startTimer();
         if (err !== null) {
           log.error({ err, subject }, 'subscription error');
           return;
@@ -84,10 +88,14 @@ export function serveNatsApi(
             if (fe.code === ErrorCode.E_INTERNAL) log.error({ err: e, subject }, 'request failed');
             return onError(fe);
           })
-          .then((reply) => msg.respond(encode(reply)))
+          .then((reply) => {
+            msg.respond(encode(reply));
+            end();
+          })
           .catch((e: unknown) => log.error({ err: e, subject }, 'could not answer request'));
       },
     });
+  };
 
   const apiError = (e: FleetError): ApiReply => ({ ok: false, error: e.toBody() });
 
@@ -96,8 +104,6 @@ export function serveNatsApi(
    * reads the record here (an unknown build is still answered as unknown); an accepted claim's
    * record is read once, by the transition.
    */
-  // a third of the workers bucket's TTL: within how long a killed worker's entry stays anyway
-  const registered = new RegisteredWorkers(workers, Math.min(5_000, Math.floor(config.workerTtlMs / 3)));
   const checkRegistered = async (claim: ClaimRequest, pool: string): Promise<void> => {
     if (await registered.has(pool, claim.workerId)) return;
     if ((await store.get(claim.buildId)) === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `no build with id ${claim.buildId}`);
@@ -240,6 +246,9 @@ export function serveNatsApi(
     ),
   ];
 }
+
+/** `fleet.v1.api.claim.*` → `claim`: the metrics' label of an API subject. */
+const apiName = (subject: string): string => subject.split('.')[3] ?? subject;
 
 /** Who may ask on a per-tenant API subject: the tenant's user, or the platform's admins under `platform`. */
 const tenantAsker = (subject: string): NatsRole => {

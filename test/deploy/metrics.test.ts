@@ -44,6 +44,8 @@ describe('metrics and health of a local fleet', () => {
     expect(text).toMatch(/^fleet_builds_total\{pool="default",builder="buildah",outcome="pushed",code=""\} 1$/m);
     expect(text).toMatch(/^fleet_build_queue_wait_seconds_count\{pool="default",builder="buildah"\} 1$/m);
     expect(text).toMatch(/^fleet_gates_seconds_count\{pool="default",outcome="pushed"\} 1$/m);
+    // the worker's claim, and the client's submit, each answered once and timed
+    expect(text).toMatch(/^fleet_nats_api_answer_seconds_count\{api="claim"\} 1$/m);
     expect(text).toContain('process_resident_memory_bytes');
   });
 
