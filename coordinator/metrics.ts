@@ -135,8 +135,8 @@ export class MeteredBuildStore extends BuildStore {
     if (known !== undefined) return known;
     // a claim's check has just read this worker's entry: answered from memory, not a second KV read
     const builder = (await this.registered.builderOf(after.request.pool, workerId)) ?? UNKNOWN_BUILDER;
-    if (builder !== UNKNOWN_BUILDER) this.builders.set(workerId, builder);
-    return builder;
+    if (builder !== UNKNOWN_BUILDER) this.builders.set(workerId, builder.kind);
+    return builder.kind;
   }
 }
 

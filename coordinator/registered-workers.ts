@@ -2,12 +2,18 @@ import type { KV } from '@nats-io/kv';
 import { WorkerInfo, workerKey } from '../protocol/index.ts';
 import { BoundedCache } from '../adapters/bounded-cache.ts';
 
+/** The builder an announced worker runs, as its entry names it. */
+export interface AnnouncedBuilder {
+  kind: string;
+  version: string;
+}
+
 /** What an announced worker's entry names as its builder when the entry does not parse. */
-export const UNKNOWN_BUILDER = 'unknown';
+export const UNKNOWN_BUILDER: AnnouncedBuilder = { kind: 'unknown', version: 'unknown' };
 
 /**
  * Whether a worker is announced in the workers bucket, for the claim check, and which builder it
- * announced, for the metrics: one read of its entry serves both. A positive answer is remembered
+ * announced, for the metrics and the provenance: one read of its entry serves all three. A positive answer is remembered
  * for `ttlMs`: a worker claims once per build, so without this every claim paid a KV round trip
  * for an answer that rarely changes (and a claim by a worker not yet seen paid two, the second
  * for the metrics' builder label, before its reply). The bucket itself keeps a killed worker's
@@ -15,7 +21,7 @@ export const UNKNOWN_BUILDER = 'unknown';
  * widens nothing. A no is never remembered: a worker that just announced itself is let in.
  */
 export class RegisteredWorkers {
-  private readonly seen: BoundedCache<string, string>;
+  private readonly seen: BoundedCache<string, AnnouncedBuilder>;
 
   constructor(
     private readonly workers: Pick<KV, 'get'>,
@@ -31,7 +37,7 @@ export class RegisteredWorkers {
   }
 
   /** The builder the worker announced (`UNKNOWN_BUILDER` if its entry does not parse), or null if it is not announced. */
-  async builderOf(pool: string, workerId: string): Promise<string | null> {
+  async builderOf(pool: string, workerId: string): Promise<AnnouncedBuilder | null> {
     const key = workerKey(pool, workerId);
     const known = this.seen.get(key);
     if (known !== undefined) return known;
@@ -46,10 +52,10 @@ export class RegisteredWorkers {
   }
 }
 
-function builderIn(json: () => unknown): string {
+function builderIn(json: () => unknown): AnnouncedBuilder {
   try {
     const info = WorkerInfo.safeParse(json());
-    return info.success ? info.data.builder : UNKNOWN_BUILDER;
+    return info.success ? { kind: info.data.builder, version: info.data.version } : UNKNOWN_BUILDER;
   } catch {
     return UNKNOWN_BUILDER;
   }

@@ -22,7 +22,7 @@ import type { CoordinatorConfig } from './config.ts';
 import { runGates, type GatePolicy } from './gates/index.ts';
 import { withVulnerabilityScan } from './gates/vulnerabilities.ts';
 import type { ScanClient } from './scan-client.ts';
-import { promote } from './promotion.ts';
+import { stagePromotion } from './promotion.ts';
 import { quarantineOf } from './render-job.ts';
 import { consume } from './consume.ts';
 import type { ProvenanceWriter } from './provenance/writer.ts';
@@ -159,9 +159,13 @@ export class ReportProcessor {
       return;
     }
     const finishedAt = new Date().toISOString();
-    // Signed before the release tags move, so no promoted image is without its attestation.
-    const provenance = await this.writeProvenance(record, report, verifying.state, verdict, finishedAt, quarantine.repository);
-    const references = await promote(this.registry, { repository: quarantine.repository, digest: report.digest }, record.request.image);
+    // Signed before the release tags move, so no promoted image is without its attestation; the
+    // blobs are mounted meanwhile.
+    const [provenance, tagRelease] = await Promise.all([
+      this.writeProvenance(record, report, verifying.state, verdict, finishedAt, quarantine.repository),
+      stagePromotion(this.registry, { repository: quarantine.repository, digest: report.digest }, record.request.image),
+    ]);
+    const references = await tagRelease();
     const updated = await this.store.transition(report.buildId, (r) =>
       r.state.phase === 'verifying' && r.state.attempt === report.attempt
         ? { phase: 'pushed', attempt: report.attempt, digest: report.digest, references, verdict, ...basesOf(report), ...(provenance === null ? {} : { provenance }), finishedAt }

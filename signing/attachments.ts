@@ -36,8 +36,58 @@ export function attachmentTagOf(digest: string, kind: AttachmentKind): string {
   return `${digest.replace(':', '-')}.${kind}`;
 }
 
+/** An attachment whose manifest is built but not pushed: where it will be is known already. */
+export interface PreparedAttachment {
+  repository: string;
+  subject: { digest: string; mediaType: string; size: number };
+  kind: AttachmentKind;
+  layer: AttachmentLayer;
+  manifest: Buffer;
+  /** the artifact manifest's digest: the same under either storing scheme */
+  digest: string;
+  /** `host/repository@digest`, what `putPrepared` will answer */
+  reference: string;
+}
+
+/**
+ * Builds one artifact's manifest (one layer) about `repository@subject`, pushing nothing: its
+ * digest and reference are known before it is stored, so another artifact can name it and both
+ * can be pushed at once.
+ */
+export function prepareAttachment(
+  host: string,
+  repository: string,
+  subject: { digest: string; mediaType: string; size: number },
+  kind: AttachmentKind,
+  artifactType: string,
+  layer: AttachmentLayer,
+): PreparedAttachment {
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      artifactType,
+      config: { mediaType: MEDIA.ociConfig, size: EMPTY_CONFIG.length, digest: sha256(EMPTY_CONFIG) },
+      layers: [{ mediaType: layer.mediaType, size: layer.bytes.length, digest: sha256(layer.bytes), ...(layer.annotations === undefined ? {} : { annotations: layer.annotations }) }],
+      subject,
+    }),
+  );
+  const digest = sha256(manifest);
+  return { repository, subject, kind, layer, manifest, digest, reference: `${host}/${repository}@${digest}` };
+}
+
+/** Pushes a prepared attachment and says where it went. */
+export async function putPrepared(registry: RegistryClient, a: PreparedAttachment, signal?: AbortSignal): Promise<StoredAttachment> {
+  // independent round trips, waited on together (a remote registry's latency is paid once, not three times)
+  const [, , referrers] = await Promise.all([registry.putBlob(a.repository, a.layer.bytes), registry.putBlob(a.repository, EMPTY_CONFIG), registry.referrers(a.repository, a.subject.digest, signal)]);
+  const manifest = { bytes: a.manifest, mediaType: MEDIA.ociManifest };
+  const tag = referrers === null ? attachmentTagOf(a.subject.digest, a.kind) : undefined;
+  const digest = await registry.putManifest(a.repository, tag ?? a.digest, manifest);
+  return tag === undefined ? { reference: a.reference, digest, storedAs: 'referrers' } : { reference: a.reference, digest, storedAs: 'tag', tag };
+}
+
 /** Pushes one artifact (one layer) about `repository@subject` and says where it went. */
-export async function putAttachment(
+export function putAttachment(
   registry: RegistryClient,
   repository: string,
   subject: { digest: string; mediaType: string; size: number },
@@ -46,26 +96,7 @@ export async function putAttachment(
   layer: AttachmentLayer,
   signal?: AbortSignal,
 ): Promise<StoredAttachment> {
-  const layerDigest = await registry.putBlob(repository, layer.bytes);
-  const configDigest = await registry.putBlob(repository, EMPTY_CONFIG);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MEDIA.ociManifest,
-      artifactType,
-      config: { mediaType: MEDIA.ociConfig, size: EMPTY_CONFIG.length, digest: configDigest },
-      layers: [{ mediaType: layer.mediaType, size: layer.bytes.length, digest: layerDigest, ...(layer.annotations === undefined ? {} : { annotations: layer.annotations }) }],
-      subject,
-    }),
-  );
-  const host = registry.endpoint.host;
-  if ((await registry.referrers(repository, subject.digest, signal)) !== null) {
-    const digest = await registry.putManifest(repository, sha256(manifest), { bytes: manifest, mediaType: MEDIA.ociManifest });
-    return { reference: `${host}/${repository}@${digest}`, digest, storedAs: 'referrers' };
-  }
-  const tag = attachmentTagOf(subject.digest, kind);
-  const digest = await registry.putManifest(repository, tag, { bytes: manifest, mediaType: MEDIA.ociManifest });
-  return { reference: `${host}/${repository}@${digest}`, digest, storedAs: 'tag', tag };
+  return putPrepared(registry, prepareAttachment(registry.endpoint.host, repository, subject, kind, artifactType, layer), signal);
 }
 
 /**

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import type { KV } from '@nats-io/kv';
-import { WorkerInfo, workerKey } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import type { RegistryClient } from '../../adapters/registry-client.ts';
 import type { CoordinatorConfig } from '../config.ts';
+import { UNKNOWN_BUILDER, type RegisteredWorkers } from '../registered-workers.ts';
 import type { ProvenanceSettings } from '../reports.ts';
 import { loadPlatformSigningKey } from './signing-key.ts';
 import { ProvenanceWriter } from './writer.ts';
@@ -15,7 +14,7 @@ export { provenanceStatement, type ProvenanceFacts } from './statement.ts';
  * Provenance for the report processor: the platform key opened once, and the builder a worker
  * announced (the workers bucket; a worker gone since its report reads as unknown).
  */
-export async function provenanceSettings(config: CoordinatorConfig, registry: RegistryClient, workers: KV, log: Logger): Promise<ProvenanceSettings | undefined> {
+export async function provenanceSettings(config: CoordinatorConfig, registry: RegistryClient, workers: RegisteredWorkers, log: Logger): Promise<ProvenanceSettings | undefined> {
   if (config.platform.provenance === 'off') {
     log.warn('platform.provenance is off: promoted images get no provenance attestation');
     return undefined;
@@ -23,11 +22,8 @@ export async function provenanceSettings(config: CoordinatorConfig, registry: Re
   const signing = await loadPlatformSigningKey({ keyPath: config.platform.signingKeyPath, passphrasePath: config.platform.signingPassphrasePath, publicKeyPath: config.platform.signingPublicKeyPath });
   return {
     writer: new ProvenanceWriter(registry, signing, { name: 'fleetbuild-coordinator', version: await packageVersion() }),
-    async builderOf(pool, workerId) {
-      const entry = await workers.get(workerKey(pool, workerId)).catch(() => null);
-      const info = entry === null || entry.operation !== 'PUT' ? null : WorkerInfo.safeParse(entry.json());
-      return info?.success === true ? { kind: info.data.builder, version: info.data.version } : { kind: 'unknown', version: 'unknown' };
-    },
+    // the claim's check read the entry moments ago: usually answered from memory
+    builderOf: async (pool, workerId) => (await workers.builderOf(pool, workerId)) ?? UNKNOWN_BUILDER,
   };
 }
 

@@ -48,7 +48,7 @@ describe('RegisteredWorkers', () => {
     const { kv, reads } = bucket(present, new Map([[workerKey('p', 'w1'), info('w1', 'kaniko')], [workerKey('p', 'w2'), 'not json']]));
     const registered = new RegisteredWorkers(kv, 5_000);
     expect(await registered.has('p', 'w1')).toBe(true);
-    expect(await registered.builderOf('p', 'w1')).toBe('kaniko');
+    expect(await registered.builderOf('p', 'w1')).toEqual({ kind: 'kaniko', version: '1' });
     expect(reads()).toBe(1);
     // an entry that does not parse is still an announced worker, of an unknown builder
     expect(await registered.has('p', 'w2')).toBe(true);
