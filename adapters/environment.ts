@@ -52,5 +52,7 @@ export function readEnvironment(env: Readonly<Record<string, string | undefined>
 export const cacheDir = (): string => fleetEnvironment().FLEET_CACHE_DIR;
 /** pinned binaries the bootstrap built (nats-server, versitygw, buildkitd, buildctl) */
 export const cacheBin = (): string => join(cacheDir(), 'bin');
+/** The PATH builders run with: the bootstrap's builds first, so a worker and a node's tools run the same buildah. */
+export const builderToolPath = (): string => `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 export const platformPublicKeyPath = (): string => join(cacheDir(), 'keys', 'official.pub');
 export const fleetHome = (): string => fleetEnvironment().FLEET_HOME ?? join(homedir(), '.fleet');

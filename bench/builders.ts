@@ -23,7 +23,7 @@ import { startLocalFleet } from '../deploy/local/fleet.ts';
 import { buildUser, chownTree, waitFor } from '../node/host.ts';
 import { KANIKO_IMAGE } from '../images/versions.ts';
 import { createLogger } from '../adapters/logger.ts';
-import { cacheBin } from '../adapters/environment.ts';
+import { builderToolPath } from '../adapters/environment.ts';
 import { buildahBudArgs } from '../worker/builders/buildah.ts';
 import { buildctlArgs } from '../worker/builders/buildkit.ts';
 import { buildkitdCommand, writeBuildkitdConfig } from '../worker/builders/buildkitd.ts';
@@ -44,7 +44,7 @@ const BUILDERS = ALL_BUILDERS.filter((b) => (process.env.BENCH_BUILDERS ?? ALL_B
 const APP = new URL('../test/fixtures/apps/multi-stage', import.meta.url).pathname;
 /** the build user's subordinate id range starts here (scripts/versions.env FLEET_SUBID_START) */
 const SUBID_START = 200_000;
-const TOOL_PATH = `${cacheBin()}:/usr/sbin:/usr/bin:/sbin:/bin`;
+const TOOL_PATH = builderToolPath();
 
 const TINY = new URL('../test/fixtures/apps/tiny', import.meta.url).pathname;
 

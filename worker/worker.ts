@@ -5,12 +5,13 @@ import { Kvm } from '@nats-io/kv';
 import { buckets, consumers, streams } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { connectNats } from '../adapters/nats.ts';
-import { cacheBin } from '../adapters/environment.ts';
+import { builderToolPath } from '../adapters/environment.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import type { RegistryClient } from '../adapters/registry-client.ts';
 import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from '../node/containers-config.ts';
+import { seedBlobInfoCache } from '../node/shared-image-store.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
 import { WorkerLifecycle, type WorkerState } from './lifecycle.ts';
@@ -44,6 +45,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
   const registries = await RegistryAccess.open(config);
   const containers = await writeContainersConfig(config.stateDir, config.insecureRegistries, { sharedImageStore: config.sharedImageStore });
   const containersEnv = { ...containers.env, ...registries.builderEnv };
+  if (config.sharedImageStore !== undefined) await seedBlobInfoCache(config.sharedImageStore, containers.env.HOME, wlog);
   const nc = await connectNats(config.natsUrl, `fleet-worker-${config.workerId}`, config.natsCredentials, wlog);
   const js = jetstream(nc);
   const s3 = new S3Store(config.s3);
@@ -63,7 +65,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
     const builder = createBuilder({
       kind: config.builder,
       // The cache bin dir holds the builders the bootstrap builds from source (buildkitd, buildctl, buildah).
-      env: { PATH: `${cacheBin()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, ...containersEnv },
+      env: { PATH: builderToolPath(), ...containersEnv },
       runNetwork: config.runNetwork,
       buildkitNetwork: config.buildkitNetwork,
       kanikoNetwork: config.kanikoNetwork,

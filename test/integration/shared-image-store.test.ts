@@ -1,11 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { RegistryClient } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { eventuallyValue } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.ts';
+
+/** distribution's notification envelope, the fields read here */
+const RegistryEvents = z.object({
+  events: z.array(z.object({ action: z.string(), target: z.object({ mediaType: z.string().optional(), size: z.number().optional(), repository: z.string(), fromRepository: z.string().optional() }) })),
+});
 
 describe("the node's shared image store", () => {
   let fleet: LocalFleet;
   beforeAll(async () => {
-    fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['plain'] } });
+    fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['plain', 'seeded'] } });
   });
   afterAll(async () => {
     await fleet?.stop();
@@ -30,5 +39,31 @@ describe("the node's shared image store", () => {
     await fleet.addWorker({ pool: 'plain', sharedImageStore: undefined });
     const log = await buildOn('plain', 'shared-2');
     expect(log).toMatch(/Trying to pull [^"]*official\/base/);
+  });
+
+  it("a fresh worker's pushes mount the official base's layers, none compressed and uploaded again", async () => {
+    // Without the node's blob info cache a fresh worker knows the store's layers only by their
+    // uncompressed digests: its first push holding the base compressed it again and uploaded it
+    // (about 4 s for jdk17). With it, the layers are mounted from official/base.
+    const receiver = await startWebhookReceiver();
+    try {
+      await fleet.registry.notifyTo(receiver.url, 'registry-events');
+      await fleet.addWorker({ pool: 'seeded' });
+      await buildOn('seeded', 'shared-3');
+      const base = await new RegistryClient({ host: fleet.registry.host, insecure: true }).manifest('official/base', '1');
+      const baseLayerBytes = z.object({ layers: z.array(z.object({ size: z.number() })) }).parse(JSON.parse(Buffer.from(base?.bytes ?? []).toString('utf8'))).layers[0]?.size ?? 0;
+      expect(baseLayerBytes).toBeGreaterThan(1_000_000);
+      const ours = (e: { target: { repository: string } }): boolean => e.target.repository.endsWith('app/shared-seeded');
+      // the release manifest's push is the build's last event: every blob event came before it
+      const events = await eventuallyValue(() => {
+        const all = receiver.received.flatMap((r) => RegistryEvents.parse(JSON.parse(r.body)).events).filter(ours);
+        return Promise.resolve(all.some((e) => e.action === 'push' && e.target.repository === 'app/shared-seeded' && e.target.mediaType?.includes('manifest') === true) ? all : undefined);
+      }, 30_000, "the release manifest's push event");
+      const blobUploads = events.filter((e) => e.action === 'push' && e.target.mediaType?.includes('manifest') !== true);
+      expect(blobUploads.filter((e) => (e.target.size ?? 0) >= baseLayerBytes / 2)).toEqual([]);
+      expect(events.some((e) => e.action === 'mount' && e.target.fromRepository === 'official/base')).toBe(true);
+    } finally {
+      await receiver.close();
+    }
   });
 });
