@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RegistryClient } from '../../adapters/registry-client.ts';
 import { readImage, scanLayer } from '../gates/image-reader.ts';
+import { SharedAnswers } from '../../adapters/bounded-cache.ts';
 
 export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
 
@@ -43,14 +44,13 @@ interface LayerDpkg {
 
 /** Layers already read, by digest; bounded so a long-lived coordinator does not grow without end. */
 export class LayerDpkgCache {
-  private readonly entries = new Map<string, LayerDpkg>();
-  constructor(private readonly max = 512) {}
-  get(digest: string): LayerDpkg | undefined {
-    return this.entries.get(digest);
+  // single flight: a build's SBOM and the start's warm-up asking for one layer read it once
+  private readonly answers: SharedAnswers<string, LayerDpkg>;
+  constructor(max = 512) {
+    this.answers = new SharedAnswers({ maxEntries: max });
   }
-  set(digest: string, value: LayerDpkg): void {
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value ?? '');
-    this.entries.set(digest, value);
+  layer(digest: string, read: () => Promise<LayerDpkg>): Promise<LayerDpkg> {
+    return this.answers.get(digest, read);
   }
 }
 
@@ -62,26 +62,29 @@ export class LayerDpkgCache {
  */
 export async function imagePackages(registry: RegistryClient, repository: string, digest: string, cache: LayerDpkgCache, signal?: AbortSignal): Promise<DebPackage[]> {
   const image = await readImage(registry, repository, digest, signal);
+  // every layer at once (each is gunzipped off the main thread); applied in order below
+  const layers = await Promise.all(
+    image.layers.map((layer) =>
+      cache.layer(layer.digest, async () => {
+        const read: LayerDpkg = { status: null, perPackage: new Map() };
+        await scanLayer(
+          registry,
+          repository,
+          layer,
+          (path, size) => size < 64 * 1024 * 1024 && (path === DPKG_STATUS || path.startsWith(DPKG_STATUS_D)),
+          (file) => {
+            if (file.path === DPKG_STATUS) read.status = file.bytes.toString('utf8');
+            else read.perPackage.set(file.path, file.bytes.toString('utf8'));
+          },
+          signal,
+        );
+        return read;
+      }),
+    ),
+  );
   let status: string | null = null;
   const perPackage = new Map<string, string>();
-  for (const layer of image.layers) {
-    let found = cache.get(layer.digest);
-    if (found === undefined) {
-      const read: LayerDpkg = { status: null, perPackage: new Map() };
-      await scanLayer(
-        registry,
-        repository,
-        layer,
-        (path, size) => size < 64 * 1024 * 1024 && (path === DPKG_STATUS || path.startsWith(DPKG_STATUS_D)),
-        (file) => {
-          if (file.path === DPKG_STATUS) read.status = file.bytes.toString('utf8');
-          else read.perPackage.set(file.path, file.bytes.toString('utf8'));
-        },
-        signal,
-      );
-      cache.set(layer.digest, read);
-      found = read;
-    }
+  for (const found of layers) {
     if (found.status !== null) status = found.status;
     for (const [path, text] of found.perPackage) perPackage.set(path, text);
   }
