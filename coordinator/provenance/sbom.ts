@@ -44,7 +44,7 @@ interface LayerDpkg {
 
 /** Layers already read, by digest; bounded so a long-lived coordinator does not grow without end. */
 export class LayerDpkgCache {
-  // single flight: a build's SBOM and the start's warm-up asking for one layer read it once
+  // single flight: builds whose SBOMs need one layer at the same time read it once
   private readonly answers: SharedAnswers<string, LayerDpkg>;
   constructor(max = 512) {
     this.answers = new SharedAnswers({ maxEntries: max });
