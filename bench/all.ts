@@ -14,6 +14,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { quantile } from './table.ts';
+import { bucketBoundMs } from './prom-histogram.ts';
 
 const FAST: Record<string, string> = {
   BENCH_INTAKE_N: '500',
@@ -30,8 +31,6 @@ const FAST: Record<string, string> = {
 // Before the benches are imported: they read their sizes when loaded.
 for (const [k, v] of Object.entries(FAST)) process.env[k] ??= v;
 const QUICK = process.env.BENCH_ALL_QUICK === '1';
-/** a histogram bucket bound, ms */
-const bucketMs = (v: number): string => (Number.isFinite(v) ? `${Number(v.toFixed(1))} ms` : String(v));
 const COORDINATOR_FLAGS = process.env.BENCH_SCALE_COORDINATOR_FLAGS === '' ? "node's defaults" : `node ${process.env.BENCH_SCALE_COORDINATOR_FLAGS ?? ''}`;
 
 const RESULTS = new URL('./results/', import.meta.url).pathname;
@@ -95,7 +94,7 @@ export async function main(): Promise<void> {
       scaleRows.push({ what: `${what}: claim p99, builds of ~2 s`, measured: `${paced.claimP99Ms.toFixed(0)} ms (p50 ${paced.claimP50Ms.toFixed(0)}; ${paced.laterClaimP99Ms.toFixed(0)} ms without the opening burst of 100 claims at once); saturated (no build time): p99 ${saturated.claimP99Ms.toFixed(0)} ms`, target: '<= 25 ms', pass: paced.claimP99Ms <= 25, value: paced.claimP99Ms, unit: 'ms', better: 'lower' });
       // the same claims timed by the coordinator itself (its fleet_nats_api_answer_seconds histogram):
       // the row above adds the simulator's own queueing (100 workers in one process on these 2 cores)
-      scaleRows.push({ what: `${what}: claim answered by the coordinator (arrival → reply), p99, builds of ~2 s`, measured: `<= ${bucketMs(paced.answerP99Ms)} (p50 <= ${bucketMs(paced.answerP50Ms)}; its histogram's bucket bound); saturated: p99 <= ${bucketMs(saturated.answerP99Ms)}`, target: '<= 25 ms', pass: paced.answerP99Ms <= 25, value: paced.answerP99Ms, unit: 'ms', better: 'lower' });
+      scaleRows.push({ what: `${what}: claim answered by the coordinator (arrival → reply), p99, builds of ~2 s`, measured: `<= ${bucketBoundMs(paced.answerP99Ms)} (p50 <= ${bucketBoundMs(paced.answerP50Ms)}; its histogram's bucket bound); saturated: p99 <= ${bucketBoundMs(saturated.answerP99Ms)}`, target: '<= 25 ms', pass: paced.answerP99Ms <= 25, value: paced.answerP99Ms, unit: 'ms', better: 'lower' });
       scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${peakRss.toFixed(0)} MB (its own process, ${COORDINATOR_FLAGS}; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${Math.max(paced.peakHeapMb, saturated.peakHeapMb).toFixed(0)} MB)`, target: '< 200 MB', pass: peakRss < 200, value: peakRss, unit: 'MB', better: 'lower' });
       scaleRows.push({ what: `${what}: throughput, saturated`, measured: `${saturated.throughput.toFixed(0)} builds/s, report → recorded p99 ${saturated.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: saturated.throughput, unit: 'builds/s', better: 'higher' });
     } catch (e) {

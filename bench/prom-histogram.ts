@@ -33,3 +33,6 @@ export function bucketQuantile(before: Buckets, after: Buckets, q: number): numb
   if (!(total > 0)) return NaN;
   return bounds.find((le) => delta(le) >= q * total) ?? Infinity;
 }
+
+/** A bucket bound in ms for a table: `10 ms`, `2.5 ms`; `∞` past the last bucket, `none` with no observations. */
+export const bucketBoundMs = (v: number): string => (Number.isFinite(v) ? `${Number(v.toFixed(1))} ms` : Number.isNaN(v) ? 'none' : '∞');

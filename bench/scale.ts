@@ -35,7 +35,7 @@ import type { FleetClient } from '../client/index.ts';
 import type { CoordinatorOptions } from '../coordinator/index.ts';
 import type { CoordinatorAnswer, CoordinatorOrder, CoordinatorSample } from './scale-coordinator.ts';
 import { quantile } from './table.ts';
-import { bucketQuantile, histogramBuckets, type Buckets } from './prom-histogram.ts';
+import { bucketBoundMs, bucketQuantile, histogramBuckets, type Buckets } from './prom-histogram.ts';
 
 const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
 const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? '10,100,1000').split(',').map(Number);
@@ -340,9 +340,6 @@ async function queue(client: FleetClient, ids: string[], digest: string): Promis
   );
 }
 
-/** a bucket bound in ms, as `1`, `2.5` or `∞` */
-const ms = (v: number): string => (Number.isFinite(v) ? `${Number(v.toFixed(1))} ms` : Number.isNaN(v) ? 'none' : '∞');
-
 const pace = (buildMs: number): string => (buildMs === 0 ? 'none (saturation)' : `${(buildMs / 1000).toFixed(1)} s mean`);
 
 export function scaleTable(figures: ScaleFigures): string {
@@ -356,7 +353,7 @@ export function scaleTable(figures: ScaleFigures): string {
       continue;
     }
     lines.push(
-      `| ${r.workers} | ${pace(r.buildMs)} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms (${r.laterClaimP99Ms.toFixed(1)} ms) | ≤ ${ms(r.answerP50Ms)} / ≤ ${ms(r.answerP99Ms)} | ` +
+      `| ${r.workers} | ${pace(r.buildMs)} | ${r.settled} of ${r.builds} | ${r.throughput.toFixed(0)} builds/s | ${r.claimP50Ms.toFixed(1)} / ${r.claimP99Ms.toFixed(1)} ms (${r.laterClaimP99Ms.toFixed(1)} ms) | ≤ ${bucketBoundMs(r.answerP50Ms)} / ≤ ${bucketBoundMs(r.answerP99Ms)} | ` +
         `${r.recordedP50Ms.toFixed(1)} / ${r.recordedP99Ms.toFixed(1)} ms | ${r.peakRssMb.toFixed(0)} MB (${r.peakHeapMb.toFixed(0)} MB) | ${r.cpuCores.toFixed(2)} cores, ${r.cpuMsPerBuild.toFixed(1)} ms/build | ` +
         `${r.coordinatorLagP99Ms.toFixed(0)} / ${r.simulatorLagP99Ms.toFixed(0)} ms | ${r.benchPeakRssMb.toFixed(0)} MB | ${r.load1.toFixed(1)} | ` +
         `${r.refusedClaims}${r.firstRefusal === undefined ? '' : ` (${r.firstRefusal})`} |`,

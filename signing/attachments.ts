@@ -86,19 +86,6 @@ export async function putPrepared(registry: RegistryClient, a: PreparedAttachmen
   return tag === undefined ? { reference: a.reference, digest, storedAs: 'referrers' } : { reference: a.reference, digest, storedAs: 'tag', tag };
 }
 
-/** Pushes one artifact (one layer) about `repository@subject` and says where it went. */
-export function putAttachment(
-  registry: RegistryClient,
-  repository: string,
-  subject: { digest: string; mediaType: string; size: number },
-  kind: AttachmentKind,
-  artifactType: string,
-  layer: AttachmentLayer,
-  signal?: AbortSignal,
-): Promise<StoredAttachment> {
-  return putPrepared(registry, prepareAttachment(registry.endpoint.host, repository, subject, kind, artifactType, layer), signal);
-}
-
 /**
  * The layers of the newest artifact of `artifactType` about `repository@subject`: the tag
  * scheme's manifest first, then the referrers API. Null when there is none. Bytes are checked

@@ -8,7 +8,7 @@ import { RegistryClient, sha256 } from '../../adapters/registry-client.ts';
 import { CYCLONEDX_JSON } from '../../coordinator/provenance/sbom.ts';
 import { BUILDER_KINDS, DSSE_ENVELOPE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, SLSA_PROVENANCE_V1, type BuilderKind, type BuildView } from '../../protocol/index.ts';
 import { BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION } from '../../worker/builders/base-annotations.ts';
-import { attachmentTagOf, putAttachment, readAttachment } from '../../signing/attachments.ts';
+import { attachmentTagOf, prepareAttachment, putPrepared, readAttachment } from '../../signing/attachments.ts';
 import { DsseEnvelope, signDsse } from '../../signing/dsse.ts';
 import { verifyProvenance } from '../../signing/provenance-check.ts';
 import { FLEET_BIN, cliEnv, fixture, startTestFleet } from '../helpers/fleet.ts';
@@ -106,7 +106,7 @@ describe('provenance', () => {
     const manifest = await registry.manifest('prov/tiny', built.state.digest);
     const subject = { digest: built.state.digest, mediaType: manifest?.mediaType ?? '', size: manifest?.bytes.length ?? 0 };
     const replace = (env: DsseEnvelope) =>
-      putAttachment(registry, 'prov/tiny', subject, 'att', DSSE_ENVELOPE_MEDIA_TYPE, { mediaType: DSSE_ENVELOPE_MEDIA_TYPE, bytes: Buffer.from(JSON.stringify(env)) });
+      putPrepared(registry, prepareAttachment(registry.endpoint.host, 'prov/tiny', subject, 'att', DSSE_ENVELOPE_MEDIA_TYPE, { mediaType: DSSE_ENVELOPE_MEDIA_TYPE, bytes: Buffer.from(JSON.stringify(env)) }));
 
     // the platform's signature over the original, with the payload changed
     await replace({ ...envelope, payload: forged.toString('base64') });
