@@ -54,6 +54,8 @@ describe('kaniko on a pre-unpacked first base', () => {
     expect(first.phase, first.log).toBe('pushed');
     expect(first.log).toContain('(first base unpacked ahead)');
     expect(first.log).not.toContain('building again');
+    // the fleet's kaniko image says its executor has the ctime snapshot mode; the worker uses it
+    expect(first.log).toContain('Snapshots compare file metadata with the ctime');
     const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-first`, fleet.registry.host, {
       shell: 'cat /a /b /c; test -e /etc/debian_version && echo has-debian-version; ls -d /kaniko /kaniko-image /fleet /workspace 2>/dev/null; echo end',
     });

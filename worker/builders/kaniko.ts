@@ -32,8 +32,15 @@ const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out', bases: '/fleet/bases', cache: '/fleet/cache' } as const;
 /** Where the kaniko image's `/kaniko` is mounted when the container's root is the first stage's base (KanikoRootfs). */
 const EXECUTOR_MOUNT = '/kaniko-image/kaniko';
-/** The label the fleet's kaniko image carries: its executor takes `--initial-fs-unpacked` (scripts/patches). */
-const PRE_UNPACKED_LABEL = 'io.fleet.kaniko.initial-fs-unpacked';
+/** The labels the fleet's kaniko image carries for what its executor's patches add (scripts/patches/kaniko-*.patch). */
+const EXECUTOR_LABELS = {
+  /** `--initial-fs-unpacked` (KanikoRootfs) */
+  initialFsUnpacked: 'io.fleet.kaniko.initial-fs-unpacked',
+  /** `--snapshot-mode ctime` (KanikoSandbox.ctimeSnapshots) */
+  ctimeSnapshots: 'io.fleet.kaniko.snapshot-mode-ctime',
+} as const;
+/** What a kaniko image's executor takes beyond upstream's flags, by its labels; all false for any other image. */
+type KanikoExecutorFeatures = Record<keyof typeof EXECUTOR_LABELS, boolean>;
 /** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
 const KANIKO_OUT = 'kaniko-out';
 /**
@@ -65,6 +72,15 @@ export interface KanikoSandbox {
   baseLayers?: readonly string[];
   /** the first stage's base as the container's root filesystem: kaniko does not unpack it */
   rootfs?: KanikoRootfs;
+  /**
+   * `--snapshot-mode ctime`: kaniko's default snapshot mode (`full`) reads every file of the
+   * stage's root filesystem at each snapshot to hash it, the whole base included (0.7 s for the
+   * official base, seconds for a JDK). The fleet's patch adds a mode that decides by metadata with
+   * the ctime, which no system call can set, so it sees every change `full` sees (a rewrite that
+   * keeps size and mtime too, which kaniko's own `time` and `redo` miss), and reads only files
+   * changed within a second of the snapshot.
+   */
+  ctimeSnapshots?: boolean;
 }
 
 /**
@@ -121,8 +137,8 @@ export function checkKanikoNetwork(network: KanikoNetwork, tunPresent: boolean):
 export class KanikoBuilder implements Builder {
   readonly name = 'kaniko';
   private readonly pulled = new Set<string>();
-  /** kaniko image → whether its executor takes `--initial-fs-unpacked` (its label says) */
-  private readonly preUnpacked = new Map<string, boolean>();
+  /** kaniko image → what its executor takes beyond upstream's flags (its labels say) */
+  private readonly features = new Map<string, KanikoExecutorFeatures>();
   /** bases (podman image ids) in this worker's podman storage, to run kaniko in */
   private readonly loaded = new Set<string>();
 
@@ -238,8 +254,9 @@ export class KanikoBuilder implements Builder {
     const at = imported.findIndex((b) => b.pinned === firstBase);
     const first = imported[at];
     const config = manifests[at]?.config.digest;
-    const rootfs = first === undefined || config === undefined ? undefined : await this.rootfs(first.digest, config, first.pinned, image, plan.workDir, output, signal);
-    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ...(rootfs === undefined ? {} : { rootfs }) };
+    const features = await this.executorFeatures(image, plan.workDir, output, signal);
+    const rootfs = first === undefined || config === undefined || !features.initialFsUnpacked ? undefined : await this.rootfs(first.digest, config, first.pinned, image, plan.workDir, output, signal);
+    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
 
@@ -277,20 +294,10 @@ export class KanikoBuilder implements Builder {
    * The base as a podman image this worker can run kaniko in (KanikoRootfs): in its storage or the
    * node's shared store already, or loaded from the tarball `prepare` wrote (once per worker and
    * base; podman addresses it by its config digest, so it is the verified base or nothing).
-   * Undefined, and kaniko unpacks as before, when the kaniko image's executor lacks the flag or the
-   * load fails.
+   * Undefined, and kaniko unpacks as before, when the load fails.
    */
   private async rootfs(digest: string, config: string, base: string, kaniko: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRootfs | undefined> {
     const quiet = { env: this.env, cwd: workDir, output: quietOutput(output), signal };
-    if (!this.preUnpacked.has(kaniko)) {
-      let label = '';
-      const inspect = await runTool('podman', ['image', 'inspect', '--format', `{{index .Labels "${PRE_UNPACKED_LABEL}"}}`, kaniko], {
-        ...quiet,
-        output: { ...quiet.output, line: (_stream, text) => Promise.resolve(void (label = text)) },
-      });
-      this.preUnpacked.set(kaniko, inspect.exitCode === 0 && label === 'true');
-    }
-    if (this.preUnpacked.get(kaniko) !== true) return undefined;
     const image = config.replace(/^sha256:/, '');
     if (!this.loaded.has(image) && (await runTool('podman', ['image', 'exists', image], quiet)).exitCode !== 0) {
       // podman load takes no path with a colon in it, which the tarball's name (its digest) has
@@ -312,6 +319,21 @@ export class KanikoBuilder implements Builder {
       return undefined;
     }
     return { image, base, executor };
+  }
+
+  /** What the kaniko image's executor takes beyond upstream's flags: its labels, read once per image. */
+  private async executorFeatures(kaniko: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoExecutorFeatures> {
+    const known = this.features.get(kaniko);
+    if (known !== undefined) return known;
+    const keys = Object.keys(EXECUTOR_LABELS) as (keyof typeof EXECUTOR_LABELS)[];
+    let labels: string[] = [];
+    const inspect = await runTool('podman', ['image', 'inspect', '--format', keys.map((k) => `{{index .Labels "${EXECUTOR_LABELS[k]}"}}`).join(','), kaniko], {
+      env: this.env, cwd: workDir, signal,
+      output: { ...quietOutput(output), line: (stream, text) => Promise.resolve(void (stream === 'stdout' && (labels = text.split(',')))) },
+    });
+    const features = Object.fromEntries(keys.map((k, i) => [k, inspect.exitCode === 0 && labels[i] === 'true'])) as KanikoExecutorFeatures;
+    if (inspect.exitCode === 0) this.features.set(kaniko, features);
+    return features;
   }
 
   /**
@@ -414,6 +436,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
   ];
   if (sandbox.rootfs !== undefined) args.push('--initial-fs-unpacked');
+  if (sandbox.ctimeSnapshots === true) args.push('--snapshot-mode', 'ctime');
   if (plan.target !== undefined) args.push('--target', plan.target);
   for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkKanikoNetwork, kanikoRunArgs, type KanikoNetwork } from '../../../worker/builders/kaniko.ts';
+import { checkKanikoNetwork, kanikoRunArgs, type KanikoNetwork, type KanikoSandbox } from '../../../worker/builders/kaniko.ts';
 import type { BuildPlan } from '../../../worker/builders/types.ts';
 import { compileWorkerConfig } from '../../../worker/config.ts';
 import { FleetError } from '../../../protocol/index.ts';
@@ -47,5 +47,17 @@ describe('kaniko sandbox network', () => {
     expect(() => checkKanikoNetwork('pod', false)).not.toThrow();
     expect(() => checkKanikoNetwork('none', false)).not.toThrow();
     expect(() => compileWorkerConfig({ ...BASE, kanikoNetwork: 'host' as never })).toThrow();
+  });
+});
+
+describe('kaniko snapshot mode', () => {
+  const plan = (): BuildPlan => ({ buildId: 'b', contextDir: dir, dockerfile: join(dir, 'Dockerfile'), buildArgs: {}, secrets: {}, labels: {}, destinations: ['127.0.0.1:5000/app/x:1'], workDir: dir });
+  const sandbox = (): KanikoSandbox => ({ dockerfile: join(dir, 'Dockerfile'), bases: dir, cache: dir, cacheLayers: false, network: 'none' });
+
+  it("snapshots by ctime only with an executor that has the mode (the fleet's image says so), else kaniko's own default", async () => {
+    const ctime = await kanikoRunArgs(plan(), 'img', 'name', { ...sandbox(), ctimeSnapshots: true }, []);
+    expect(ctime[ctime.indexOf('--snapshot-mode') + 1]).toBe('ctime');
+    expect(await kanikoRunArgs(plan(), 'img', 'name', { ...sandbox(), ctimeSnapshots: false }, [])).not.toContain('--snapshot-mode');
+    expect(await kanikoRunArgs(plan(), 'img', 'name', sandbox(), [])).not.toContain('--snapshot-mode');
   });
 });
