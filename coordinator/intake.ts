@@ -106,7 +106,7 @@ export class Intake {
       });
     }
     // A standard build naming ids the catalog lacks is refused here, before it is recorded.
-    const job = renderJob(request, this.config, this.catalog, this.tenancy.bases?.(caller.tenant));
+    const job = renderJob(request, this.config, this.catalog, caller.tenant, this.tenancy.bases?.(caller.tenant));
     const key = contextKeyOf(request, this.s3.bucket);
     const context = await this.contexts.lookup(key, key === contextKey(request.context.digest));
     if (context === null) {
@@ -180,7 +180,7 @@ export class Intake {
   }
 
   private async enqueue(record: BuildRecord): Promise<void> {
-    await this.publishJob(renderJob(record.request, this.config, this.catalog, this.tenancy.bases?.(record.tenant)));
+    await this.publishJob(renderJob(record.request, this.config, this.catalog, record.tenant, this.tenancy.bases?.(record.tenant)));
   }
 
   /** The build id is the message id: JetStream drops a second publish of the same job. */

@@ -16,7 +16,7 @@ export function quarantineOf(request: BuildRequest): { repository: string; tag: 
  * (with field paths) for a standard build naming ids the catalog does not have, so intake calls
  * it before accepting.
  */
-export function renderJob(request: BuildRequest, config: CoordinatorConfig, catalog: LoadedCatalog, allowedBases?: readonly AllowedBase[]): BuildJob {
+export function renderJob(request: BuildRequest, config: CoordinatorConfig, catalog: LoadedCatalog, tenant: string, allowedBases?: readonly AllowedBase[]): BuildJob {
   const standard = request.standard === undefined ? null : renderStandard(request.standard, catalog, config.registry.host);
   return {
     v: 1,
@@ -34,5 +34,6 @@ export function renderJob(request: BuildRequest, config: CoordinatorConfig, cata
     image: { registry: config.registry.host, repository: request.image.repository, tags: request.image.tags },
     quarantine: quarantineOf(request),
     ...(allowedBases === undefined ? {} : { allowedBases: [...allowedBases] }),
+    tenant,
   };
 }

@@ -37,7 +37,11 @@ export const StageName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, 'mus
 export const BuildArgName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a shell-style variable name')
-  .refine((n) => !n.startsWith('FLEET_'), { message: 'FLEET_* build args are reserved for the platform' });
+  .refine((n) => !n.startsWith('FLEET_'), { message: 'FLEET_* build args are reserved for the platform' })
+  // BuildKit reads these as its own options, not the Dockerfile's: BUILDKIT_SYNTAX would load a
+  // frontend image from anywhere (past the `# syntax=` check), BUILDKIT_CACHE_MOUNT_NS would open
+  // another tenant's cache mounts.
+  .refine((n) => !n.startsWith('BUILDKIT_'), { message: "BUILDKIT_* build args set BuildKit's own options (its frontend, its cache-mount namespace); the platform sets those" });
 
 export const LabelKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/, 'must be a label key');
 

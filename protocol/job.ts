@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BuildId, ContextPath, ContextRef, PoolName, Repository, SecretId, StageName, Tag } from './fields.ts';
+import { TenantName } from './identity.ts';
 import { BuildKind } from './request.ts';
 
 /**
@@ -44,5 +45,11 @@ export const BuildJob = z.strictObject({
    * only the job's own registry.
    */
   allowedBases: z.array(AllowedBase).optional(),
+  /**
+   * the tenant the build belongs to. What a worker keeps between builds for RUN steps (their
+   * `--mount=type=cache` directories) is kept per tenant, never seen by another tenant's build.
+   * Absent (a coordinator from before it): kept per image repository.
+   */
+  tenant: TenantName.optional(),
 });
 export type BuildJob = z.infer<typeof BuildJob>;

@@ -195,6 +195,7 @@ export class JobRunner {
         // Only quarantine: the coordinator promotes to the release tags once the gates pass.
         destinations: [`${job.image.registry}/${job.quarantine.repository}:${job.quarantine.tag}`],
         cacheRepository: `${job.image.registry}/cache/${job.image.repository}`,
+        cacheScope: job.tenant === undefined ? `repository:${job.image.repository}` : `tenant:${job.tenant}`,
         resolvedBases: bases,
         workDir: scratch,
       },

@@ -39,6 +39,9 @@ describe('build request schema', () => {
     ['image.tags', { ...valid, image: { repository: 'a/b', tags: [] } }],
     ['buildArgs.FLEET_REGISTRY', { ...valid, buildArgs: { FLEET_REGISTRY: 'x' } }],
     ['buildArgs.bad name', { ...valid, buildArgs: { 'bad name': 'x' } }],
+    // BuildKit's own options: a frontend image from anywhere, another tenant's cache mounts
+    ['buildArgs.BUILDKIT_SYNTAX', { ...valid, buildArgs: { BUILDKIT_SYNTAX: 'evil.example/frontend:1' } }],
+    ['buildArgs.BUILDKIT_CACHE_MOUNT_NS', { ...valid, buildArgs: { BUILDKIT_CACHE_MOUNT_NS: 'tenant:other' } }],
   ])('rejects a bad %s', (path, value) => {
     const paths = rejection(value).details?.issues?.map((i) => i.path);
     expect(paths).toContain(path);

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { writeSignaturePolicy, type SignaturePolicyFiles } from '../../node/signature-policy.ts';
@@ -42,7 +43,22 @@ export class BuildahBuilder implements Builder {
     private readonly network: 'private' | 'none',
     private readonly limits: BuildLimits = {},
     private readonly signingPublicKeyPath?: string,
+    /** under the worker's state dir: RUN --mount=type=cache directories, one directory per cache scope */
+    private readonly cacheMountsDir?: string,
   ) {}
+
+  /**
+   * buildah keeps RUN --mount=type=cache directories in `$TMPDIR/buildah-cache-<uid>` (/var/tmp
+   * by default: shared by every worker of the node's build user), by id or target path. Its TMPDIR
+   * is one directory per cache scope under the worker's state, so one tenant's build never mounts
+   * another's (nor another worker's).
+   */
+  private async budEnv(plan: BuildPlan): Promise<Record<string, string>> {
+    if (this.cacheMountsDir === undefined) return this.env;
+    const dir = join(this.cacheMountsDir, createHash('sha256').update(plan.cacheScope ?? '').digest('hex').slice(0, 16));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return { ...this.env, TMPDIR: dir };
+  }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     // Tagged with the repository's cache tag as it is committed, and pushed by its image id: the
@@ -56,7 +72,8 @@ export class BuildahBuilder implements Builder {
     const policy = this.signingPublicKeyPath === undefined || host === null
       ? undefined
       : await writeSignaturePolicy(join(plan.workDir, 'signature-policy'), host, SIGNED_NAMESPACES, this.signingPublicKeyPath);
-    let bud = await runTool(BUILDAH, buildahBudArgs(plan, tag, this.network, this.limits, policy, iidFile), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+    const env = await this.budEnv(plan);
+    let bud = await runTool(BUILDAH, buildahBudArgs(plan, tag, this.network, this.limits, policy, iidFile), { env, cwd: plan.workDir, output: tracker, signal });
     if (bud.exitCode !== 0 && !bud.cancelled && tracker.cachePushFailure !== null) {
       // buildah ends the whole build when the registry refuses a layer-cache manifest (distribution
       // answers DIGEST_INVALID while a concurrent push rewrites a shared blob's link; an outage of
@@ -64,7 +81,7 @@ export class BuildahBuilder implements Builder {
       // every step now a local cache hit, without updating it.
       await output.line('stderr', `the layer cache could not be pushed (${tracker.cachePushFailure}); building again from this worker's layers without updating it`);
       tracker = new StepTracker(output);
-      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), tag, this.network, this.limits, policy, iidFile), { env: this.env, cwd: plan.workDir, output: tracker, signal });
+      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), tag, this.network, this.limits, policy, iidFile), { env, cwd: plan.workDir, output: tracker, signal });
     }
     await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);

@@ -200,7 +200,13 @@ export function buildctlArgs(plan: BuildPlan, metadata: string, sandbox: Buildki
     if (sandbox.cache.filled) args.push('--import-cache', `type=local,src=${sandbox.cache.dir}`);
     args.push('--export-cache', `type=local,dest=${sandbox.cache.dir},mode=max,image-manifest=true,oci-mediatypes=true`);
   }
-  for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--opt', `build-arg:${k}=${v}`);
+  // BUILDKIT_* build args are the daemon's own options (intake refuses them; a job from before
+  // that is not trusted with them either).
+  for (const [k, v] of Object.entries(plan.buildArgs)) if (!k.startsWith('BUILDKIT_')) args.push('--opt', `build-arg:${k}=${v}`);
+  // The daemon keeps RUN --mount=type=cache directories between builds by id (the target path
+  // unless the Dockerfile names one): prefixed with the build's scope, one tenant's build never
+  // mounts another's.
+  if (plan.cacheScope !== undefined) args.push('--opt', `build-arg:BUILDKIT_CACHE_MOUNT_NS=${plan.cacheScope}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--opt', `label:${k}=${v}`);
   for (const [id, file] of Object.entries(plan.secrets)) args.push('--secret', `id=${id},src=${file}`);
   return args;

@@ -46,7 +46,7 @@ export function createBuilder(settings: BuilderSettings): Builder {
 function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
   switch (settings.kind) {
     case 'buildah':
-      return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath);
+      return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath, join(settings.stateDir, 'cache-mounts'));
     case 'buildkit': {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork);
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);

@@ -18,6 +18,11 @@ export interface BuildPlan {
   workDir: string;
   /** registry repository (full, `host/cache/app/x`) holding this app's layer cache; per app, never shared across apps */
   cacheRepository?: string;
+  /**
+   * who may share what the builder keeps between builds for RUN steps (`--mount=type=cache`
+   * directories): the build's tenant. Absent (tests, benches): one scope for every build.
+   */
+  cacheScope?: string;
   /** each FROM image (as written, build args expanded) and the manifest digest the worker resolved it to before the build */
   resolvedBases?: ReadonlyArray<{ name: string; digest: string }>;
 }
