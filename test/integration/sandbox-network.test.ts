@@ -1,10 +1,11 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet, LocalFleetOptions } from '../../deploy/local/fleet.ts';
-import { BUILDER_KINDS, type BuilderKind } from '../../protocol/index.ts';
+import { BUILDER_KINDS, ErrorCode, type BuilderKind } from '../../protocol/index.ts';
 import { archivedLog, startTestFleet } from '../helpers/fleet.ts';
 
 /**
@@ -93,4 +94,35 @@ describe.each(BUILDER_KINDS)('sandboxed network: %s', (builder: BuilderKind) => 
     expect(verdicts.length).toBe(4 * hostAddresses().length + 1);
     expect(verdicts.filter((v) => v.verdict !== 'BLOCKED')).toEqual([]);
   }, 600_000);
+});
+
+describe('ADD of a URL on the fleet network', () => {
+  it.each(BUILDER_KINDS)("%s: never fetches from the worker's loopback, and fails at once with a final error", async (builder) => {
+    // BuildKit and kaniko fetch in the sandbox, where the host's loopback is out of reach; buildah
+    // would fetch in its own process, so buildah pools refuse a remote ADD before building.
+    const hits: string[] = [];
+    const internal = createHttpServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('internal\n');
+    });
+    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-add-url-'));
+    try {
+      const port = (internal.address() as { port: number }).port;
+      await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nADD http://127.0.0.1:${port}/internal /internal\nUSER 1000\n`);
+      const id = `add-url-${builder}`;
+      await fleet.client.submit({ id, context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: builder === 'buildah' ? 'default' : builder, image: { repository: `sandbox/${id}`, tags: ['1'] } });
+      const done = await fleet.client.follow(id, {});
+      expect(done.state.phase, JSON.stringify(done.state)).toBe('failed');
+      const error = (done.state as { error?: { code: string; message: string } }).error;
+      expect(error?.code, error?.message).toBe(builder === 'buildah' ? ErrorCode.E_DOCKERFILE_INVALID : ErrorCode.E_COPY_SOURCE_MISSING);
+      expect(error?.message).toContain(builder === 'buildah' ? 'ADD of a remote source at Dockerfile line 3' : 'ADD source could not be fetched');
+      // final: one attempt, not retried as a registry outage
+      expect(await archivedLog(fleet, id)).not.toContain('(attempt 2)');
+      expect(hits).toEqual([]);
+    } finally {
+      internal.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -22,6 +22,7 @@ export const RECENT_LINES = 60;
 const KINDS = {
   invalid: { code: ErrorCode.E_DOCKERFILE_INVALID, label: 'Dockerfile invalid' },
   copySource: { code: ErrorCode.E_COPY_SOURCE_MISSING, label: 'COPY/ADD source missing' },
+  remoteSource: { code: ErrorCode.E_COPY_SOURCE_MISSING, label: 'ADD source could not be fetched' },
   target: { code: ErrorCode.E_TARGET_NOT_FOUND, label: 'stage not found' },
   baseNotFound: { code: ErrorCode.E_BASE_NOT_FOUND, label: 'base image not found' },
   baseUnauthorized: { code: ErrorCode.E_BASE_UNAUTHORIZED, label: 'base image refused' },
@@ -60,6 +61,10 @@ const REASONS: readonly { kind: Kind; re: RegExp }[] = [
   { kind: 'target', re: /target stage "?[^"\s]*"? could not be found|The target "[^"]*" was not found|is not a valid target build stage|no stage or image found with that name/i },
   { kind: 'step', re: /did not complete successfully: exit code: \d+|exit status \d+|while running runtime: exit status \d+/ },
   { kind: 'copySource', re: /failed to compute cache key: .*: not found|checking on sources .*no such file or directory|failed to get fileinfo for .*no such file or directory|no items matching glob|matched nothing|copier: stat: .*no such file or directory/i },
+  // An ADD of a URL the builder could not fetch: the Dockerfile's own source, final (it read as a
+  // registry outage and was tried five times). BuildKit talks to no registry here (bases come as
+  // layouts), so its cache-key load of a URL is the ADD's; kaniko says so.
+  { kind: 'remoteSource', re: /downloading remote source file|failed to load cache key: (?:Get "[a-z][a-z0-9+.-]*:\/\/|invalid response status \d+)/i },
   // Bases: what an outage does not explain is final (a name that does not resolve, a manifest that is not there, a refusal)…
   { kind: 'baseNotFound', re: /no such host|manifest unknown|MANIFEST_UNKNOWN|NAME_UNKNOWN|name unknown|: not found$|failed to resolve source metadata for \S+: .*not found|reading manifest .* not found/i },
   { kind: 'baseUnauthorized', re: /401 Unauthorized|403 Forbidden|\bunauthorized\b|UNAUTHORIZED|authentication required|insufficient_scope|requested access to the resource is denied|\bDENIED\b/i },
@@ -139,6 +144,10 @@ function locate(kind: Kind, reason: string, input: FailureInput): Instruction | 
       // kaniko: `/workspace/missing.txt`; buildah: `"/missing.txt"`
       const source = /fileinfo for \/workspace\/(\S+?):/.exec(reason)?.[1] ?? /stat: "\/([^"]+)"/.exec(reason)?.[1];
       return source === undefined ? null : (all.find((i) => /^(?:COPY|ADD)\s/i.test(i.text) && i.text.split(/\s+/).slice(1).some((w) => w.replace(/^\.?\//, '').replace(/\/$/, '') === source.replace(/\/$/, ''))) ?? null);
+    }
+    case 'remoteSource': {
+      const url = /(?:Get|Head) "([^"]+)"/.exec(reason)?.[1];
+      return (url === undefined ? null : all.find((i) => /^ADD\s/i.test(i.text) && i.text.includes(url))) ?? null;
     }
     case 'target': {
       const stage = /COPY --from=(\S+?):/.exec(reason)?.[1];

@@ -90,6 +90,18 @@ describe('failure taxonomy on real builder output', () => {
     expect(classifyFailure({ builder, lines: ['earlier output', line], dockerfile: 'FROM r/x:1\nRUN true\n' })?.code).toBe(code);
   });
 
+  it.each([
+    { builder: 'buildkit', line: 'error: failed to solve: failed to load cache key: Get "http://127.0.0.1:47123/tool": dial tcp 127.0.0.1:47123: connect: connection refused' },
+    { builder: 'buildkit', line: 'error: failed to solve: failed to load cache key: invalid response status 404' },
+    { builder: 'kaniko', line: 'error building image: error building stage: failed to execute command: downloading remote source file: Get "http://127.0.0.1:47123/tool": dial tcp 127.0.0.1:47123: connect: connection refused' },
+  ] as const)("$builder: an ADD URL it could not fetch is the Dockerfile's source, final, not a registry outage: $line", ({ builder, line }) => {
+    const dockerfile = 'FROM r/x:1\nADD http://127.0.0.1:47123/tool /tool\n';
+    const error = classifyFailure({ builder, lines: ['earlier output', line], dockerfile });
+    expect(error?.code).toBe(ErrorCode.E_COPY_SOURCE_MISSING);
+    expect(error?.message).toContain('ADD source could not be fetched');
+    if (line.includes('Get "')) expect(error?.details?.step).toBe('ADD http://127.0.0.1:47123/tool /tool');
+  });
+
   it('names the right RUN when buildah quotes a step holding quotes (it does not escape them)', () => {
     const dockerfile = 'FROM r/x:1\nRUN echo "preparing the build"\nRUN echo "about to fail" && exit 42\n';
     const lines = ['STEP 3/3: RUN echo "about to fail" && exit 42', 'about to fail', 'Error: building at STEP "RUN echo "about to fail" && exit 42": while running runtime: exit status 42'];

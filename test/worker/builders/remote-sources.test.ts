@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { remoteAdds } from '../../../worker/builders/remote-sources.ts';
+
+const lines = (dockerfile: string): number[] => remoteAdds(dockerfile).map((i) => i.line);
+
+describe('remote ADD sources (what buildah would fetch from the worker network)', () => {
+  it.each([
+    ['a URL', 'ADD http://127.0.0.1:4222/ /x'],
+    ['a URL after flags', 'ADD --checksum=sha256:0000 --chmod=755 https://example.com/tool /usr/local/bin/tool'],
+    ['an upper-case scheme', 'add HTTP://169.254.169.254/latest/meta-data/ /x'],
+    ['a git remote over https', 'ADD https://github.com/org/repo.git#main /src'],
+    ['an scp-style git remote', 'ADD git@github.com:org/repo.git /src'],
+    ['one URL among local sources', 'ADD a.txt http://10.0.0.1/b.txt /dst/'],
+    ['the JSON form', 'ADD ["http://127.0.0.1:9000/bucket/key", "/x"]'],
+    ['a quoted URL', 'ADD "http://127.0.0.1/x" /x'],
+    ['a variable (it may expand to a URL)', 'ADD ${SRC} /x'],
+    ['a bare variable', 'ADD $SRC /x'],
+  ])('flags %s', (_what, instruction) => {
+    expect(lines(`FROM r/x:1\n${instruction}\n`)).toEqual([2]);
+  });
+
+  it('names the line an ADD continued over several lines starts on', () => {
+    expect(lines('FROM r/x:1\nRUN true\nADD \\\n  http://127.0.0.1/x \\\n  /x\n')).toEqual([3]);
+  });
+
+  it.each([
+    ['a local file', 'ADD app.tar.gz /srv/'],
+    ['local files after flags', 'ADD --chown=1000:1000 a b /dst/'],
+    ['a heredoc', 'ADD <<EOF /etc/motd\nhttp://not-a-source\nEOF'],
+    ['COPY of a URL (no builder fetches it)', 'COPY http://127.0.0.1/x /x'],
+    ['a URL in a RUN step (its own sandbox)', 'RUN wget http://example.com/x'],
+    ['a comment', '# ADD http://127.0.0.1/x /x'],
+  ])('leaves %s', (_what, instruction) => {
+    expect(lines(`FROM r/x:1\n${instruction}\n`)).toEqual([]);
+  });
+});
