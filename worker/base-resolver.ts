@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { ErrorCode, FleetError, type AllowedBase } from '../protocol/index.ts';
 import type { Manifest, RegistryClient } from '../adapters/registry-client.ts';
 import { DOCKER_HUB, baseUses, checkBasePolicy, describeRef, parseImageRef, type BaseUse, type ImageRef } from './base-policy.ts';
@@ -14,6 +15,16 @@ import { DOCKER_HUB, baseUses, checkBasePolicy, describeRef, parseImageRef, type
  * what an outage explains (connection refused, timeouts, 5xx, 429) is E_REGISTRY_UNAVAILABLE,
  * which is retried with backoff.
  */
+
+/** The part of an image manifest (or index) the ONBUILD read needs; the rest passes. */
+const ManifestDoc = z.object({
+  manifests: z.array(z.object({ digest: z.string(), platform: z.object({ os: z.string(), architecture: z.string() }).partial().optional() })).optional(),
+  config: z.object({ digest: z.string() }).optional(),
+});
+/** The part of an image config the ONBUILD read needs (Docker's `OnBuild`, which BuildKit writes in OCI configs too). */
+const ConfigDoc = z.object({ config: z.object({ OnBuild: z.array(z.string()).nullable().optional() }).nullable().optional() });
+/** this machine's architecture, as image indexes name it */
+const ARCH: string = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
 
 /** Docker Hub's API host, where a FROM's `docker.io` (or no registry at all) is read. */
 const DOCKER_HUB_API = 'registry-1.docker.io';
@@ -93,12 +104,39 @@ export class BaseResolver {
     return 'status' in outcome ? (outcome.manifest ?? null) : null;
   }
 
+  /**
+   * The ONBUILD triggers of `image`: Dockerfile lines every build FROM it runs, as its own. Read
+   * from its config (an index followed to its linux manifest for this machine's architecture,
+   * else its first); empty when it has none.
+   */
+  async onBuild(image: string): Promise<string[]> {
+    const ref = parseImageRef(image);
+    const manifest = ref === null ? null : await this.manifest(image);
+    if (ref === null || manifest === null) return [];
+    const client = this.client(ref);
+    const json = (bytes: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(bytes));
+    let doc = ManifestDoc.parse(json(manifest.bytes));
+    if (doc.manifests !== undefined) {
+      const entry = doc.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === ARCH) ?? doc.manifests[0];
+      const chosen = entry === undefined ? null : await client.manifest(ref.repository, entry.digest, this.signal);
+      if (chosen === null) return [];
+      doc = ManifestDoc.parse(json(chosen.bytes));
+    }
+    if (doc.config === undefined) return [];
+    const config = ConfigDoc.parse(json(await client.blob(ref.repository, doc.config.digest, this.signal)));
+    return config.config?.OnBuild ?? [];
+  }
+
+  private client(ref: ImageRef): RegistryClient {
+    return this.registry(ref.registry === DOCKER_HUB ? DOCKER_HUB_API : ref.registry);
+  }
+
   /** The registry's answer for `ref`: read on the first ask, shared by every later one. */
   private read(ref: ImageRef): Promise<ProbeOutcome> {
     const key = describeRef(ref);
     let answer = this.answers.get(key);
     if (answer === undefined) {
-      const client = this.registry(ref.registry === DOCKER_HUB ? DOCKER_HUB_API : ref.registry);
+      const client = this.client(ref);
       const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
       answer = client
         .manifestAnswer(ref.repository, ref.reference, this.signal === undefined ? timeout : AbortSignal.any([this.signal, timeout]))

@@ -10,7 +10,7 @@ import { LogMasker } from './log-masker.ts';
 import { finalStageBase, resolveBases } from './base-digests.ts';
 import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts';
 import { BaseResolver } from './base-resolver.ts';
-import { stageNames, verifyOfficialBases } from './official-bases.ts';
+import { fromImages, stageNames, verifyOfficialBases } from './official-bases.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
@@ -197,6 +197,8 @@ export class JobRunner {
         cacheRepository: `${job.image.registry}/cache/${job.image.repository}`,
         cacheScope: job.tenant === undefined ? `repository:${job.image.repository}` : `tenant:${job.tenant}`,
         resolvedBases: bases,
+        // the images the base check read (its manifests are the resolver's already), each once
+        baseTriggers: async () => (await Promise.all([...new Set(fromImages(text, platformArgs).map((f) => f.image))].map((image) => resolver.onBuild(image)))).flat(),
         workDir: scratch,
       },
       logs,

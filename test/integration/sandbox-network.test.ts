@@ -125,4 +125,31 @@ describe('ADD of a URL on the fleet network', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it("buildah: refuses a base whose ONBUILD trigger is a remote ADD (it runs as a line of the Dockerfile), fetching nothing", async () => {
+    const hits: string[] = [];
+    const internal = createHttpServer((req, res) => {
+      hits.push(req.url ?? '');
+      res.end('internal\n');
+    });
+    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-onbuild-url-'));
+    try {
+      const port = (internal.address() as { port: number }).port;
+      // the parent on BuildKit, which keeps ONBUILD in its image config (buildah's OCI images do not)
+      await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nONBUILD ADD http://127.0.0.1:${port}/internal /internal\nUSER 1000\n`);
+      await fleet.client.submit({ id: 'onbuild-url-parent', context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: 'buildkit', image: { repository: 'sandbox/onbuild-url-parent', tags: ['1'] } });
+      expect((await fleet.client.follow('onbuild-url-parent', {})).state.phase).toBe('pushed');
+      await writeFile(join(dir, 'Dockerfile'), `FROM ${fleet.registry.host}/sandbox/onbuild-url-parent:1\nUSER 1000\n`);
+      await fleet.client.submit({ id: 'onbuild-url-child', context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: 'default', image: { repository: 'sandbox/onbuild-url-child', tags: ['1'] } });
+      const done = await fleet.client.follow('onbuild-url-child', {});
+      const error = (done.state as { error?: { code: string; message: string } }).error;
+      expect(error?.code, JSON.stringify(done.state)).toBe(ErrorCode.E_DOCKERFILE_INVALID);
+      expect(error?.message).toContain("in a base image's ONBUILD trigger (ADD http://127.0.0.1:");
+      expect(hits).toEqual([]);
+    } finally {
+      internal.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -7,7 +7,7 @@ import { SIGNED_NAMESPACES } from '../official-bases.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
 import { pushWithRetries } from './push-retry.ts';
-import { remoteAdds } from './remote-sources.ts';
+import { remoteAddRefusal } from './remote-sources.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
@@ -64,14 +64,8 @@ export class BuildahBuilder implements Builder {
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     // buildah downloads an ADD's URL in its own process, on the worker's network, where the
     // fleet's services (and a cloud's metadata endpoint) are, not in a RUN step's sandbox.
-    const remote = remoteAdds(await readFile(plan.dockerfile, 'utf8'))[0];
-    if (remote !== undefined) {
-      throw new FleetError(
-        ErrorCode.E_DOCKERFILE_INVALID,
-        `ADD of a remote source at Dockerfile line ${remote.line} (${remote.text}): buildah would fetch it from the worker's own network, not from a RUN step's sandbox, so buildah pools refuse it (a source holding a variable too: it may expand to a URL); download it in a RUN step, use COPY for local files, or build on a buildkit or kaniko pool`,
-        { step: remote.text },
-      );
-    }
+    const refusal = await remoteAddRefusal(await readFile(plan.dockerfile, 'utf8'), plan.baseTriggers);
+    if (refusal !== null) throw refusal;
     // Tagged with the repository's cache tag as it is committed, and pushed by its image id: the
     // cache tag keeps the layer cache (removing an image's last tag removes its intermediate
     // layer images), and a concurrent build of the same repository moving that tag cannot change

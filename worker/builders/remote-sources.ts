@@ -1,3 +1,4 @@
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { instructions, type Instruction } from '../official-bases.ts';
 
 /** `scheme://…` (http, https, git over https, anything buildah may fetch) or scp-style `git@host:…` */
@@ -30,4 +31,22 @@ function addSources(operands: string): string[] {
     }
   }
   return rest.split(/\s+/).slice(0, -1);
+}
+
+/**
+ * The refusal a build on a builder that fetches ADD sources itself (buildah) gets for a remote
+ * ADD in the Dockerfile or in a base's ONBUILD trigger (those run as lines of the Dockerfile), or
+ * null. The triggers are read only when the Dockerfile itself has none.
+ */
+export async function remoteAddRefusal(dockerfile: string, baseTriggers?: () => Promise<string[]>): Promise<FleetError | null> {
+  const own = remoteAdds(dockerfile)[0];
+  const triggered = own === undefined && baseTriggers !== undefined ? remoteAdds((await baseTriggers()).join('\n'))[0] : undefined;
+  const found = own ?? triggered;
+  if (found === undefined) return null;
+  const where = own === undefined ? `in a base image's ONBUILD trigger (${found.text})` : `at Dockerfile line ${found.line} (${found.text})`;
+  return new FleetError(
+    ErrorCode.E_DOCKERFILE_INVALID,
+    `ADD of a remote source ${where}: buildah would fetch it from the worker's own network, not from a RUN step's sandbox, so buildah pools refuse it (a source holding a variable too: it may expand to a URL); download it in a RUN step, use COPY for local files, or build on a buildkit or kaniko pool`,
+    { step: found.text },
+  );
 }

@@ -23,6 +23,11 @@ export interface BuildPlan {
    * directories): the build's tenant. Absent (tests, benches): one scope for every build.
    */
   cacheScope?: string;
+  /**
+   * the ONBUILD triggers of the FROM images, read from their configs on first call (a builder
+   * that runs them outside a RUN sandbox checks them; the others never pay the read)
+   */
+  baseTriggers?: () => Promise<string[]>;
   /** each FROM image (as written, build args expanded) and the manifest digest the worker resolved it to before the build */
   resolvedBases?: ReadonlyArray<{ name: string; digest: string }>;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { remoteAdds } from '../../../worker/builders/remote-sources.ts';
+import { ErrorCode } from '../../../protocol/index.ts';
+import { remoteAddRefusal, remoteAdds } from '../../../worker/builders/remote-sources.ts';
 
 const lines = (dockerfile: string): number[] => remoteAdds(dockerfile).map((i) => i.line);
 
@@ -32,5 +33,25 @@ describe('remote ADD sources (what buildah would fetch from the worker network)'
     ['a comment', '# ADD http://127.0.0.1/x /x'],
   ])('leaves %s', (_what, instruction) => {
     expect(lines(`FROM r/x:1\n${instruction}\n`)).toEqual([]);
+  });
+});
+
+describe('the refusal a buildah build gets', () => {
+  it("names the Dockerfile's line, without reading the bases' triggers", async () => {
+    let read = 0;
+    const refusal = await remoteAddRefusal('FROM r/x:1\nADD http://127.0.0.1/x /x\n', () => Promise.resolve(void read++).then(() => []));
+    expect(refusal?.code).toBe(ErrorCode.E_DOCKERFILE_INVALID);
+    expect(refusal?.message).toContain('at Dockerfile line 2 (ADD http://127.0.0.1/x /x)');
+    expect(read).toBe(0);
+  });
+
+  it("names a base's ONBUILD trigger, which runs as a line of the Dockerfile", async () => {
+    const refusal = await remoteAddRefusal('FROM r/x:1\nRUN true\n', () => Promise.resolve(['RUN echo hi', 'ADD https://169.254.169.254/latest/ /m']));
+    expect(refusal?.message).toContain("in a base image's ONBUILD trigger (ADD https://169.254.169.254/latest/ /m)");
+    expect(refusal?.details?.step).toBe('ADD https://169.254.169.254/latest/ /m');
+  });
+
+  it('lets a build with local sources only through', async () => {
+    expect(await remoteAddRefusal('FROM r/x:1\nADD a.tgz /srv/\n', () => Promise.resolve(['COPY . /app']))).toBeNull();
   });
 });
