@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ErrorCode, FleetError } from '../protocol/index.ts';
 import { MEDIA, type RegistryClient } from '../adapters/registry-client.ts';
 
-const ImageManifest = z.object({ config: z.object({ digest: z.string() }), layers: z.array(z.object({ digest: z.string() })) });
+// `"layers": null` is an image of no layers (BuildKit's and kaniko's FROM scratch with metadata only)
+const ImageManifest = z.object({ config: z.object({ digest: z.string() }), layers: z.array(z.object({ digest: z.string() })).nullish().transform((l) => l ?? []) });
 
 /**
  * Stages a quarantined image's promotion: its blobs are mounted (not copied) into the release

@@ -5,12 +5,14 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
-import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { ErrorCode, FleetError, decodeWith } from '../../protocol/index.ts';
 import { MEDIA, type RegistryClient } from '../../adapters/registry-client.ts';
 
 const Descriptor = z.object({ mediaType: z.string(), digest: z.string(), size: z.number() });
 export type Descriptor = z.infer<typeof Descriptor>;
-const ImageManifest = z.object({ config: Descriptor, layers: z.array(Descriptor) });
+// An image of no layers (FROM scratch and only metadata) comes from BuildKit and kaniko with
+// `"layers": null` (Go's nil slice), not `[]`.
+const ImageManifest = z.object({ config: Descriptor, layers: z.array(Descriptor).nullish().transform((l) => l ?? []) });
 const ImageIndex = z.object({
   manifests: z.array(Descriptor.extend({ platform: z.object({ os: z.string(), architecture: z.string() }).optional() })),
 });
@@ -27,7 +29,7 @@ export const ImageConfig = z.object({
       Labels: z.record(z.string(), z.string()).nullish(),
     })
     .default({}),
-  rootfs: z.object({ diff_ids: z.array(z.string()) }),
+  rootfs: z.object({ diff_ids: z.array(z.string()).nullish().transform((d) => d ?? []) }),
   history: z.array(z.object({ created_by: z.string().optional(), empty_layer: z.boolean().optional() })).default([]),
 });
 export type ImageConfig = z.infer<typeof ImageConfig>;
@@ -45,20 +47,26 @@ export interface ConfigLookup {
   get(digest: string, read: () => Promise<ImageConfig>): Promise<ImageConfig>;
 }
 
+/**
+ * What an image that is not a readable OCI image is: the build's product is broken, final (as an
+ * unexpected error it was retried for as long as a report may be, its build left verifying).
+ */
+const UNREADABLE = ErrorCode.E_BUILD_FAILED;
+
 /** Reads an image's manifest and config from the registry by digest (or tag). */
 export async function readImage(registry: RegistryClient, repository: string, reference: string, signal?: AbortSignal, configs?: ConfigLookup): Promise<Image> {
   let manifest = await registry.manifest(repository, reference, signal);
   if (manifest === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `registry has no image ${repository}@${reference}`);
   if (manifest.mediaType === MEDIA.ociIndex || manifest.mediaType === MEDIA.dockerList) {
-    const index = ImageIndex.parse(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')));
+    const index = decodeWith(ImageIndex, manifest.bytes, `image index ${repository}@${reference}`, UNREADABLE);
     const pick = index.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? index.manifests[0];
     if (pick === undefined) throw new FleetError(ErrorCode.E_NOT_FOUND, `image index ${repository}@${reference} is empty`);
     manifest = await registry.manifest(repository, pick.digest, signal);
     if (manifest === null) throw new FleetError(ErrorCode.E_NOT_FOUND, `registry has no image ${repository}@${pick.digest}`);
   }
-  const parsed = ImageManifest.parse(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')));
+  const parsed = decodeWith(ImageManifest, manifest.bytes, `image manifest ${repository}@${manifest.digest}`, UNREADABLE);
   // registry.blob checks the bytes against the digest, so a config is safe to remember by it.
-  const read = async (): Promise<ImageConfig> => ImageConfig.parse(JSON.parse(Buffer.from(await registry.blob(repository, parsed.config.digest, signal)).toString('utf8')));
+  const read = async (): Promise<ImageConfig> => decodeWith(ImageConfig, await registry.blob(repository, parsed.config.digest, signal), `image config ${repository}@${parsed.config.digest}`, UNREADABLE);
   const config = configs === undefined ? await read() : await configs.get(parsed.config.digest, read);
   return { repository, digest: manifest.digest, config, layers: parsed.layers };
 }
