@@ -11,6 +11,7 @@ import { finalStageBase, resolveBases } from './base-digests.ts';
 import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts';
 import { BaseResolver } from './base-resolver.ts';
 import { fromImages, stageNames, verifyOfficialBases } from './official-bases.ts';
+import { runFlagRefusal } from './run-flags.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
@@ -162,6 +163,9 @@ export class JobRunner {
         throw new FleetError(ErrorCode.E_TARGET_NOT_FOUND, `stage not found (--target ${job.target}): the Dockerfile's named stages are ${stages.join(', ') || 'none'}`);
       }
     }
+    // RUN flags that would take a step out of the sandbox, the same refusal on every builder.
+    const refusedFlag = runFlagRefusal(text);
+    if (refusedFlag !== null) throw refusedFlag;
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const platformArgs = { ...job.buildArgs, FLEET_REGISTRY: job.image.registry };
     // One resolver for the build: each base's manifest is read once, by the check, and the

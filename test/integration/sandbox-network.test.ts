@@ -96,6 +96,24 @@ describe.each(BUILDER_KINDS)('sandboxed network: %s', (builder: BuilderKind) => 
   }, 600_000);
 });
 
+describe('RUN flags that would leave the sandbox', () => {
+  it.each(BUILDER_KINDS)('%s: RUN --network=host is refused before the build, naming the line (buildah would run the step in the worker network)', async (builder) => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-net-host-'));
+    try {
+      await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nRUN --network=host bash -c "exec 3<>/dev/tcp/127.0.0.1/${fleet.nats.port}" && echo REACHED-THE-FLEET\nUSER 1000\n`);
+      const id = `net-host-${builder}`;
+      await fleet.client.submit({ id, context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: builder === 'buildah' ? 'default' : builder, image: { repository: `sandbox/${id}`, tags: ['1'] } });
+      const done = await fleet.client.follow(id, {});
+      const error = (done.state as { error?: { code: string; message: string } }).error;
+      expect(error?.code, JSON.stringify(done.state)).toBe(ErrorCode.E_DOCKERFILE_INVALID);
+      expect(error?.message).toContain('RUN flag refused at Dockerfile line 3');
+      expect(await archivedLog(fleet, id)).not.toContain('REACHED-THE-FLEET\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
+
 describe('ADD of a URL on the fleet network', () => {
   it.each(BUILDER_KINDS)("%s: never fetches from the worker's loopback, and fails at once with a final error", async (builder) => {
     // BuildKit and kaniko fetch in the sandbox, where the host's loopback is out of reach; buildah

@@ -7,7 +7,7 @@ import { SIGNED_NAMESPACES } from '../official-bases.ts';
 import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
 import { pushWithRetries } from './push-retry.ts';
-import { remoteAddRefusal } from './remote-sources.ts';
+import { workerNetworkRefusal } from './remote-sources.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
@@ -64,7 +64,7 @@ export class BuildahBuilder implements Builder {
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     // buildah downloads an ADD's URL in its own process, on the worker's network, where the
     // fleet's services (and a cloud's metadata endpoint) are, not in a RUN step's sandbox.
-    const refusal = await remoteAddRefusal(await readFile(plan.dockerfile, 'utf8'), plan.baseTriggers);
+    const refusal = await workerNetworkRefusal(await readFile(plan.dockerfile, 'utf8'), plan.baseTriggers);
     if (refusal !== null) throw refusal;
     // Tagged with the repository's cache tag as it is committed, and pushed by its image id: the
     // cache tag keeps the layer cache (removing an image's last tag removes its intermediate

@@ -1,5 +1,6 @@
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { instructions, type Instruction } from '../official-bases.ts';
+import { runFlagRefusal } from '../run-flags.ts';
 
 /** `scheme://…` (http, https, git over https, anything buildah may fetch) or scp-style `git@host:…` */
 const REMOTE = /^(?:[A-Za-z][A-Za-z0-9+.-]*:\/\/|git@)/;
@@ -34,19 +35,25 @@ function addSources(operands: string): string[] {
 }
 
 /**
- * The refusal a build on a builder that fetches ADD sources itself (buildah) gets for a remote
- * ADD in the Dockerfile or in a base's ONBUILD trigger (those run as lines of the Dockerfile), or
- * null. The triggers are read only when the Dockerfile itself has none.
+ * The refusal a buildah build gets for what buildah would run outside a RUN step's sandbox: a
+ * remote ADD in the Dockerfile, or in a base's ONBUILD triggers (they run as lines of the
+ * Dockerfile) a remote ADD or a RUN flag the job runner refuses in the Dockerfile itself
+ * (run-flags.ts). The triggers are read only when the Dockerfile passes.
  */
-export async function remoteAddRefusal(dockerfile: string, baseTriggers?: () => Promise<string[]>): Promise<FleetError | null> {
+export async function workerNetworkRefusal(dockerfile: string, baseTriggers?: () => Promise<string[]>): Promise<FleetError | null> {
   const own = remoteAdds(dockerfile)[0];
-  const triggered = own === undefined && baseTriggers !== undefined ? remoteAdds((await baseTriggers()).join('\n'))[0] : undefined;
-  const found = own ?? triggered;
-  if (found === undefined) return null;
-  const where = own === undefined ? `in a base image's ONBUILD trigger (${found.text})` : `at Dockerfile line ${found.line} (${found.text})`;
+  if (own !== undefined) return remoteAddError(`at Dockerfile line ${own.line} (${own.text})`, own.text);
+  if (baseTriggers === undefined) return null;
+  const triggers = (await baseTriggers()).join('\n');
+  const triggered = remoteAdds(triggers)[0];
+  if (triggered !== undefined) return remoteAddError(`in a base image's ONBUILD trigger (${triggered.text})`, triggered.text);
+  return runFlagRefusal(triggers, (i) => `in a base image's ONBUILD trigger (${i.text})`);
+}
+
+function remoteAddError(where: string, step: string): FleetError {
   return new FleetError(
     ErrorCode.E_DOCKERFILE_INVALID,
     `ADD of a remote source ${where}: buildah would fetch it from the worker's own network, not from a RUN step's sandbox, so buildah pools refuse it (a source holding a variable too: it may expand to a URL); download it in a RUN step, use COPY for local files, or build on a buildkit or kaniko pool`,
-    { step: found.text },
+    { step },
   );
 }

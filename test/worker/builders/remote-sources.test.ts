@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../../protocol/index.ts';
-import { remoteAddRefusal, remoteAdds } from '../../../worker/builders/remote-sources.ts';
+import { workerNetworkRefusal, remoteAdds } from '../../../worker/builders/remote-sources.ts';
 
 const lines = (dockerfile: string): number[] => remoteAdds(dockerfile).map((i) => i.line);
 
@@ -39,19 +39,24 @@ describe('remote ADD sources (what buildah would fetch from the worker network)'
 describe('the refusal a buildah build gets', () => {
   it("names the Dockerfile's line, without reading the bases' triggers", async () => {
     let read = 0;
-    const refusal = await remoteAddRefusal('FROM r/x:1\nADD http://127.0.0.1/x /x\n', () => Promise.resolve(void read++).then(() => []));
+    const refusal = await workerNetworkRefusal('FROM r/x:1\nADD http://127.0.0.1/x /x\n', () => Promise.resolve(void read++).then(() => []));
     expect(refusal?.code).toBe(ErrorCode.E_DOCKERFILE_INVALID);
     expect(refusal?.message).toContain('at Dockerfile line 2 (ADD http://127.0.0.1/x /x)');
     expect(read).toBe(0);
   });
 
   it("names a base's ONBUILD trigger, which runs as a line of the Dockerfile", async () => {
-    const refusal = await remoteAddRefusal('FROM r/x:1\nRUN true\n', () => Promise.resolve(['RUN echo hi', 'ADD https://169.254.169.254/latest/ /m']));
+    const refusal = await workerNetworkRefusal('FROM r/x:1\nRUN true\n', () => Promise.resolve(['RUN echo hi', 'ADD https://169.254.169.254/latest/ /m']));
     expect(refusal?.message).toContain("in a base image's ONBUILD trigger (ADD https://169.254.169.254/latest/ /m)");
     expect(refusal?.details?.step).toBe('ADD https://169.254.169.254/latest/ /m');
   });
 
   it('lets a build with local sources only through', async () => {
-    expect(await remoteAddRefusal('FROM r/x:1\nADD a.tgz /srv/\n', () => Promise.resolve(['COPY . /app']))).toBeNull();
+    expect(await workerNetworkRefusal('FROM r/x:1\nADD a.tgz /srv/\n', () => Promise.resolve(['COPY . /app']))).toBeNull();
+  });
+
+  it("names a base's ONBUILD RUN flag that leaves the sandbox (the Dockerfile's own are the job runner's)", async () => {
+    const refusal = await workerNetworkRefusal('FROM r/x:1\n', () => Promise.resolve(['RUN --network=host true']));
+    expect(refusal?.message).toContain("in a base image's ONBUILD trigger (RUN --network=host true): --network=host");
   });
 });

@@ -1,0 +1,75 @@
+import { ErrorCode, FleetError } from '../protocol/index.ts';
+import { instructions, type Instruction } from './official-bases.ts';
+
+/**
+ * RUN flags that would take a step out of the build sandbox, refused before any builder runs,
+ * identically on all three:
+ * - `--network` other than `default` or `none`: buildah honours `host` (the step then reaches the
+ *   worker's loopback, where the fleet's services are); BuildKit refuses it with a bare exit;
+ *   kaniko ignores it. The pool's runNetwork decides; a step may only ask for none.
+ * - `--security=insecure`: a privileged step (buildah and BuildKit refuse it in their own words).
+ * - `--mount` whose `source` climbs above its root with `..`: buildah resolves it against the
+ *   host's directories while computing its cache key (walking, say, the host's `/etc` before it
+ *   fails), BuildKit clamps it to the context.
+ * A variable in those values cannot be judged beforehand: refused too.
+ */
+export function refusedRunFlag(dockerfile: string): { instruction: Instruction; reason: string } | null {
+  for (const instruction of instructions(dockerfile)) {
+    const m = /^RUN\s+(.*)$/is.exec(instruction.text);
+    if (m?.[1] === undefined) continue;
+    for (const flag of leadingFlags(m[1])) {
+      const reason = flagReason(flag);
+      if (reason !== null) return { instruction, reason };
+    }
+  }
+  return null;
+}
+
+/** The same, as the error a build gets: `E_DOCKERFILE_INVALID` naming the line (or the base's trigger). */
+export function runFlagRefusal(dockerfile: string, where: (i: Instruction) => string = (i) => `at Dockerfile line ${i.line} (${i.text})`): FleetError | null {
+  const refused = refusedRunFlag(dockerfile);
+  if (refused === null) return null;
+  return new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `RUN flag refused ${where(refused.instruction)}: ${refused.reason}`, { step: refused.instruction.text });
+}
+
+/** The `--flag[=value]` words a RUN starts with, before its command (quotes kept whole). */
+function leadingFlags(operands: string): string[] {
+  const flags: string[] = [];
+  let rest = operands.trimStart();
+  for (let m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest); m !== null; m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest)) {
+    flags.push(m[0].replace(/["']/g, ''));
+    rest = rest.slice(m[0].length).trimStart();
+  }
+  return flags;
+}
+
+function flagReason(flag: string): string | null {
+  const eq = flag.indexOf('=');
+  const name = (eq < 0 ? flag : flag.slice(0, eq)).toLowerCase();
+  const value = eq < 0 ? '' : flag.slice(eq + 1);
+  if (name === '--network' && !['default', 'none'].includes(value.toLowerCase())) {
+    return `--network=${value}: RUN steps run in the pool's sandboxed network, never the worker's; a step may ask for none`;
+  }
+  if (name === '--security' && value.toLowerCase() !== 'sandbox') return `--security=${value}: no step runs privileged`;
+  if (name === '--mount') {
+    for (const option of value.split(',')) {
+      const [key = '', ...v] = option.split('=');
+      const path = v.join('=');
+      if (!['source', 'src'].includes(key.toLowerCase())) continue;
+      if (path.includes('$')) return `--mount ${key}=${path}: a variable in a mount's source cannot be checked beforehand`;
+      if (climbsAbove(path)) return `--mount ${key}=${path}: the source leaves its root (the context, a stage or an image)`;
+    }
+  }
+  return null;
+}
+
+/** Whether a relative path's `..` segments climb above where it starts. */
+function climbsAbove(path: string): boolean {
+  let depth = 0;
+  for (const segment of path.split('/')) {
+    if (segment === '..') depth--;
+    else if (segment !== '' && segment !== '.') depth++;
+    if (depth < 0) return true;
+  }
+  return false;
+}
