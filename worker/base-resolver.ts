@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ErrorCode, FleetError, type AllowedBase } from '../protocol/index.ts';
+import { ErrorCode, FleetError, decodeWith, type AllowedBase } from '../protocol/index.ts';
 import type { Manifest, RegistryClient } from '../adapters/registry-client.ts';
 import { DOCKER_HUB, baseUses, checkBasePolicy, describeRef, parseImageRef, type BaseUse, type ImageRef } from './base-policy.ts';
 
@@ -20,6 +20,7 @@ import { DOCKER_HUB, baseUses, checkBasePolicy, describeRef, parseImageRef, type
 const ManifestDoc = z.object({
   manifests: z.array(z.object({ digest: z.string(), platform: z.object({ os: z.string(), architecture: z.string() }).partial().optional() })).optional(),
   config: z.object({ digest: z.string() }).optional(),
+  layers: z.array(z.object({ digest: z.string() })).nullish(),
 });
 /** The part of an image config the ONBUILD read needs (Docker's `OnBuild`, which BuildKit writes in OCI configs too). */
 const ConfigDoc = z.object({ config: z.object({ OnBuild: z.array(z.string()).nullable().optional() }).nullable().optional() });
@@ -110,21 +111,28 @@ export class BaseResolver {
    * else its first); empty when it has none.
    */
   async onBuild(image: string): Promise<string[]> {
+    const found = await this.platformManifest(image);
+    if (found?.doc.config === undefined) return [];
+    const config = decodeWith(ConfigDoc, await this.client(found.ref).blob(found.ref.repository, found.doc.config.digest, this.signal), `image config of ${image}`, ErrorCode.E_BASE_NOT_FOUND);
+    return config.config?.OnBuild ?? [];
+  }
+
+  /** The layer digests of `image` (its platform manifest's, as onBuild picks it). */
+  async layers(image: string): Promise<string[]> {
+    return (await this.platformManifest(image))?.doc.layers?.map((l) => l.digest) ?? [];
+  }
+
+  /** `image`'s manifest for this machine: an index followed to its linux manifest for this architecture, else its first. */
+  private async platformManifest(image: string): Promise<{ ref: ImageRef; doc: z.infer<typeof ManifestDoc> } | null> {
     const ref = parseImageRef(image);
     const manifest = ref === null ? null : await this.manifest(image);
-    if (ref === null || manifest === null) return [];
-    const client = this.client(ref);
-    const json = (bytes: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(bytes));
-    let doc = ManifestDoc.parse(json(manifest.bytes));
-    if (doc.manifests !== undefined) {
-      const entry = doc.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === ARCH) ?? doc.manifests[0];
-      const chosen = entry === undefined ? null : await client.manifest(ref.repository, entry.digest, this.signal);
-      if (chosen === null) return [];
-      doc = ManifestDoc.parse(json(chosen.bytes));
-    }
-    if (doc.config === undefined) return [];
-    const config = ConfigDoc.parse(json(await client.blob(ref.repository, doc.config.digest, this.signal)));
-    return config.config?.OnBuild ?? [];
+    if (ref === null || manifest === null) return null;
+    const what = `image manifest of ${image}`;
+    const doc = decodeWith(ManifestDoc, manifest.bytes, what, ErrorCode.E_BASE_NOT_FOUND);
+    if (doc.manifests === undefined) return { ref, doc };
+    const entry = doc.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === ARCH) ?? doc.manifests[0];
+    const chosen = entry === undefined ? null : await this.client(ref).manifest(ref.repository, entry.digest, this.signal);
+    return chosen === null ? null : { ref, doc: decodeWith(ManifestDoc, chosen.bytes, what, ErrorCode.E_BASE_NOT_FOUND) };
   }
 
   private client(ref: ImageRef): RegistryClient {

@@ -12,6 +12,7 @@ import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts'
 import { BaseResolver } from './base-resolver.ts';
 import { fromImages, stageNames, verifyOfficialBases } from './official-bases.ts';
 import { runFlagRefusal } from './run-flags.ts';
+import { secretInImage, secretValues } from './secret-leaks.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
 
@@ -187,6 +188,8 @@ export class JobRunner {
     // Resolved before the build, so the digests are the ones the builder pulls (the official ones pinned).
     const bases = await resolveBases(text, platformArgs, buildArgs, registry, signal, resolver);
     for (const b of bases) await logs.line('system', `base image: ${b.name}@${b.digest}`);
+    // the FROM images as the base check read them (their manifests are the resolver's already), each once
+    const fromBases = [...new Set(fromImages(text, platformArgs).map((f) => f.image))];
     const result = await this.ports.builder.build(
       {
         buildId: job.buildId,
@@ -201,8 +204,7 @@ export class JobRunner {
         cacheRepository: `${job.image.registry}/cache/${job.image.repository}`,
         cacheScope: job.tenant === undefined ? `repository:${job.image.repository}` : `tenant:${job.tenant}`,
         resolvedBases: bases,
-        // the images the base check read (its manifests are the resolver's already), each once
-        baseTriggers: async () => (await Promise.all([...new Set(fromImages(text, platformArgs).map((f) => f.image))].map((image) => resolver.onBuild(image)))).flat(),
+        baseTriggers: async () => (await Promise.all(fromBases.map((image) => resolver.onBuild(image)))).flat(),
         workDir: scratch,
       },
       logs,
@@ -214,6 +216,13 @@ export class JobRunner {
     const annotations = baseAnnotations(finalBase === null ? null : (bases.find((b) => b.name === finalBase) ?? null));
     const digest = await annotatePushed(this.ports.registry(job.image.registry), job.quarantine.repository, job.quarantine.tag, result.digest, annotations, signal);
     if (digest !== result.digest) await logs.line('system', `base annotations set: ${Object.entries(annotations).map(([k, v]) => `${k}=${v}`).join(' ')} (${digest})`);
+    if (job.secrets.length > 0) {
+      // The bases' layers cannot hold this build's secrets: only the app's own are read.
+      const baseLayers = new Set((await Promise.all(fromBases.map((image) => resolver.layers(image)))).flat());
+      const leaked = await secretInImage(this.ports.registry(job.image.registry), job.quarantine.repository, digest, baseLayers, await secretValues(secrets), signal);
+      if (leaked !== null) throw leaked;
+      await logs.line('system', `no build secret's value in the image (${baseLayers.size} base layers skipped)`);
+    }
     return { ...result, digest, bases };
   }
 

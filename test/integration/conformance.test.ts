@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage, type Image } from '../../coordinator/gates/image-reader.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import type { WorkerProcess } from '../../deploy/local/worker-process.ts';
-import { BUILDER_KINDS, type BuildRequestInput, type BuildView, type BuilderKind } from '../../protocol/index.ts';
+import { BUILDER_KINDS, ErrorCode, type BuildRequestInput, type BuildView, type BuilderKind } from '../../protocol/index.ts';
 import { RegistryClient, fetchManifestDigest } from '../../adapters/registry-client.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
@@ -95,6 +95,17 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
       const bytes = layer.mediaType.endsWith('gzip') ? gunzipSync(blob) : blob;
       expect(bytes.includes(SECRET), `layer ${layer.digest}`).toBe(false);
     }
+  });
+
+  it(`conformance (${builder}): a build that writes its secret's value into the image is blocked, never promoted`, async () => {
+    const done = await build(builder, 'leaks-secret', 'leak', { secrets: ['npm_token'] });
+    expect(done.state.phase, JSON.stringify(done.state)).toBe('failed');
+    const error = (done.state as { error?: { code: string; message: string; details?: { gates?: { gate: string; code: string }[] } } }).error;
+    expect(error?.code).toBe(ErrorCode.E_GATE_BLOCKED);
+    expect(error?.details?.gates).toEqual([expect.objectContaining({ gate: 'no-secrets', code: 'SECRET_IN_FILE' })]);
+    expect(error?.message).toContain('the value of build secret npm_token is in layer');
+    expect(error?.message).not.toContain(SECRET);
+    expect(await fetchManifestDigest(registry.endpoint, 'conf/leaks-secret', builder)).toBeNull();
   });
 
   it(`conformance (${builder}): a fresh worker (empty local state) rebuilds from the app's registry cache`, async () => {
