@@ -114,19 +114,24 @@ describe('RUN flags that would leave the sandbox', () => {
   }, 300_000);
 });
 
+/** An HTTP service on the worker's loopback, as the fleet's are: every request it gets is recorded. */
+async function internalService(): Promise<{ hits: string[]; port: number; close: () => void }> {
+  const hits: string[] = [];
+  const server = createHttpServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.end('internal\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { hits, port: (server.address() as { port: number }).port, close: () => server.close() };
+}
+
 describe('ADD of a URL on the fleet network', () => {
   it.each(BUILDER_KINDS)("%s: never fetches from the worker's loopback, and fails at once with a final error", async (builder) => {
     // BuildKit and kaniko fetch in the sandbox, where the host's loopback is out of reach; buildah
     // would fetch in its own process, so buildah pools refuse a remote ADD before building.
-    const hits: string[] = [];
-    const internal = createHttpServer((req, res) => {
-      hits.push(req.url ?? '');
-      res.end('internal\n');
-    });
-    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    const { hits, port, close } = await internalService();
     const dir = await mkdtemp(join(tmpdir(), 'fleet-add-url-'));
     try {
-      const port = (internal.address() as { port: number }).port;
       await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nADD http://127.0.0.1:${port}/internal /internal\nUSER 1000\n`);
       const id = `add-url-${builder}`;
       await fleet.client.submit({ id, context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: builder === 'buildah' ? 'default' : builder, image: { repository: `sandbox/${id}`, tags: ['1'] } });
@@ -139,21 +144,15 @@ describe('ADD of a URL on the fleet network', () => {
       expect(await archivedLog(fleet, id)).not.toContain('(attempt 2)');
       expect(hits).toEqual([]);
     } finally {
-      internal.close();
+      close();
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
 
   it("buildah: refuses a base whose ONBUILD trigger is a remote ADD (it runs as a line of the Dockerfile), fetching nothing", async () => {
-    const hits: string[] = [];
-    const internal = createHttpServer((req, res) => {
-      hits.push(req.url ?? '');
-      res.end('internal\n');
-    });
-    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    const { hits, port, close } = await internalService();
     const dir = await mkdtemp(join(tmpdir(), 'fleet-onbuild-url-'));
     try {
-      const port = (internal.address() as { port: number }).port;
       // the parent on BuildKit, which keeps ONBUILD in its image config (buildah's OCI images do not)
       await writeFile(join(dir, 'Dockerfile'), `ARG FLEET_REGISTRY\nFROM \${FLEET_REGISTRY}/official/base:1\nONBUILD ADD http://127.0.0.1:${port}/internal /internal\nUSER 1000\n`);
       await fleet.client.submit({ id: 'onbuild-url-parent', context: { digest: (await fleet.client.uploadContext(dir)).digest }, pool: 'buildkit', image: { repository: 'sandbox/onbuild-url-parent', tags: ['1'] } });
@@ -166,7 +165,7 @@ describe('ADD of a URL on the fleet network', () => {
       expect(error?.message).toContain("in a base image's ONBUILD trigger (ADD http://127.0.0.1:");
       expect(hits).toEqual([]);
     } finally {
-      internal.close();
+      close();
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
