@@ -87,7 +87,7 @@ export class JobRunner {
       attempt.hold('build log', () => closeLog(buildLog, log));
       if (secrets instanceof FleetError) throw secrets;
       const signal = AbortSignal.any([stop, runTimeout, attempt.cancel.signal]);
-      return { type: 'pushed', result: await this.build(job, scratch, buildLog, secrets.files, signal, log) };
+      return { type: 'pushed', result: await this.build(job, scratch, buildLog, secrets, signal, log) };
     } catch (e) {
       const buildLog = logs.current;
       if (attempt.cancel.signal.aborted) {
@@ -145,7 +145,8 @@ export class JobRunner {
     }
   }
 
-  private async build(job: Job, scratch: string, logs: AttemptLog, secrets: Record<string, string>, signal: AbortSignal, log: Logger): Promise<PushedResult> {
+  private async build(job: Job, scratch: string, logs: AttemptLog, loaded: LoadedSecrets, signal: AbortSignal, log: Logger): Promise<PushedResult> {
+    const secrets = loaded.files;
     const contextDir = join(scratch, 'context');
     await logs.line('system', `worker ${this.config.workerId} building with ${this.ports.builder.name} (attempt ${logs.attempt})`);
     await this.ports.fetchContext(job, join(scratch, 'context.tar.gz'), contextDir, signal);
@@ -219,16 +220,17 @@ export class JobRunner {
     if (job.secrets.length > 0) {
       // The bases' layers cannot hold this build's secrets: only the app's own are read.
       const baseLayers = new Set((await Promise.all(fromBases.map((image) => resolver.layers(image)))).flat());
-      const leaked = await secretInImage(this.ports.registry(job.image.registry), job.quarantine.repository, digest, baseLayers, await secretValues(secrets), signal);
+      const leaked = await secretInImage(this.ports.registry(job.image.registry), job.quarantine.repository, digest, baseLayers, secretValues(loaded.values), signal);
       if (leaked !== null) throw leaked;
       await logs.line('system', `no build secret's value in the image (${baseLayers.size} base layers skipped)`);
     }
     return { ...result, digest, bases };
   }
 
-  /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker. */
-  private async loadSecrets(job: Job): Promise<{ files: Record<string, string>; masker: LogMasker }> {
+  /** Reads the job's build secrets from the pool's secrets dir; their values feed the masker and, after the push, the search of the image. */
+  private async loadSecrets(job: Job): Promise<LoadedSecrets> {
     const files: Record<string, string> = {};
+    const byId: Record<string, string> = {};
     const values: string[] = [];
     for (const id of job.secrets) {
       const file = this.config.secretsDir === undefined ? null : join(this.config.secretsDir, id);
@@ -237,9 +239,10 @@ export class JobRunner {
         throw new FleetError(ErrorCode.E_SECRET_MISSING, `build secret "${id}" is not configured for pool ${this.config.pool}`);
       }
       files[id] = file;
+      byId[id] = value;
       values.push(value, value.trim());
     }
-    return { files, masker: new LogMasker(values, this.patterns, job.buildArgs) };
+    return { files, values: byId, masker: new LogMasker(values, this.patterns, job.buildArgs) };
   }
 
   /** A job that cannot be parsed is terminated, never redelivered; its build fails if it has one. */
@@ -253,6 +256,13 @@ export class JobRunner {
     }
     msg.term(ErrorCode.E_INVALID_JOB);
   }
+}
+
+/** A build's secrets: the files the builder mounts, and their values (read once). */
+interface LoadedSecrets {
+  files: Record<string, string>;
+  values: Record<string, string>;
+  masker: LogMasker;
 }
 
 async function closeLog(buildLog: AttemptLog, log: Logger): Promise<void> {

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createGunzip } from 'node:zlib';
@@ -47,16 +46,14 @@ export async function secretInImage(
   return null;
 }
 
-/** The build's secrets as bytes (values, and trimmed values as written by `$(cat …)`), by id. */
-export async function secretValues(files: Readonly<Record<string, string>>): Promise<Map<string, Buffer>> {
-  const values = new Map<string, Buffer>();
-  for (const [id, file] of Object.entries(files)) {
-    const value = await readFile(file);
-    values.set(id, value);
-    const trimmed = Buffer.from(value.toString('utf8').trim());
-    if (!trimmed.equals(value)) values.set(`${id} (trimmed)`, trimmed);
+/** The build's secrets as searched (values, and trimmed values as written by `$(cat …)`), by id. */
+export function secretValues(values: Readonly<Record<string, string>>): Map<string, Buffer> {
+  const searched = new Map<string, Buffer>();
+  for (const [id, value] of Object.entries(values)) {
+    searched.set(id, Buffer.from(value));
+    if (value.trim() !== value) searched.set(`${id} (trimmed)`, Buffer.from(value.trim()));
   }
-  return values;
+  return searched;
 }
 
 function leak(id: string, where: string): FleetError {
