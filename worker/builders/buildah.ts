@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
@@ -10,6 +9,7 @@ import { pushWithRetries } from './push-retry.ts';
 import { workerNetworkRefusal } from './remote-sources.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
+import type { TenantState } from './tenant-state.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
 /** Recognises the step buildah names when a RUN fails. */
@@ -44,21 +44,22 @@ export class BuildahBuilder implements Builder {
     private readonly network: 'private' | 'none',
     private readonly limits: BuildLimits = {},
     private readonly signingPublicKeyPath?: string,
-    /** under the worker's state dir: RUN --mount=type=cache directories, one directory per cache scope */
-    private readonly cacheMountsDir?: string,
+    /** the worker's per-tenant directories (absent: every build uses the worker's own store) */
+    private readonly tenants?: TenantState,
   ) {}
 
   /**
-   * buildah keeps RUN --mount=type=cache directories in `$TMPDIR/buildah-cache-<uid>` (/var/tmp
-   * by default: shared by every worker of the node's build user), by id or target path. Its TMPDIR
-   * is one directory per cache scope under the worker's state, so one tenant's build never mounts
-   * another's (nor another worker's).
+   * Each tenant's builds get an image store of their own (`--root`, `--runroot`: `--layers` finds
+   * its cache there, so never a layer another tenant's build made; the node's shared store of
+   * official images stays an additional store of each) and a TMPDIR of their own: buildah keeps
+   * RUN --mount=type=cache directories in `$TMPDIR/buildah-cache-<uid>` (/var/tmp by default:
+   * shared by every worker of the node's build user), by id or target path.
    */
-  private async budEnv(plan: BuildPlan): Promise<Record<string, string>> {
-    if (this.cacheMountsDir === undefined) return this.env;
-    const dir = join(this.cacheMountsDir, createHash('sha256').update(plan.cacheScope ?? '').digest('hex').slice(0, 16));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    return { ...this.env, TMPDIR: dir };
+  private async tenantRun(plan: BuildPlan): Promise<{ env: Record<string, string>; global: string[] }> {
+    if (this.tenants === undefined) return { env: this.env, global: [] };
+    const dir = await this.tenants.dir(plan.cacheScope);
+    await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    return { env: { ...this.env, TMPDIR: join(dir, 'tmp') }, global: ['--root', join(dir, 'storage'), '--runroot', join(dir, 'run')] };
   }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
@@ -77,8 +78,8 @@ export class BuildahBuilder implements Builder {
     const policy = this.signingPublicKeyPath === undefined || host === null
       ? undefined
       : await writeSignaturePolicy(join(plan.workDir, 'signature-policy'), host, SIGNED_NAMESPACES, this.signingPublicKeyPath);
-    const env = await this.budEnv(plan);
-    let bud = await runTool(BUILDAH, buildahBudArgs(plan, tag, this.network, this.limits, policy, iidFile), { env, cwd: plan.workDir, output: tracker, signal });
+    const { env, global } = await this.tenantRun(plan);
+    let bud = await runTool(BUILDAH, [...global, ...buildahBudArgs(plan, tag, this.network, this.limits, policy, iidFile)], { env, cwd: plan.workDir, output: tracker, signal });
     if (bud.exitCode !== 0 && !bud.cancelled && tracker.cachePushFailure !== null) {
       // buildah ends the whole build when the registry refuses a layer-cache manifest (distribution
       // answers DIGEST_INVALID while a concurrent push rewrites a shared blob's link; an outage of
@@ -86,7 +87,7 @@ export class BuildahBuilder implements Builder {
       // every step now a local cache hit, without updating it.
       await output.line('stderr', `the layer cache could not be pushed (${tracker.cachePushFailure}); building again from this worker's layers without updating it`);
       tracker = new StepTracker(output);
-      bud = await runTool(BUILDAH, buildahBudArgs(withoutLayerCache(plan), tag, this.network, this.limits, policy, iidFile), { env, cwd: plan.workDir, output: tracker, signal });
+      bud = await runTool(BUILDAH, [...global, ...buildahBudArgs(withoutLayerCache(plan), tag, this.network, this.limits, policy, iidFile)], { env, cwd: plan.workDir, output: tracker, signal });
     }
     await throwClassified('buildah', bud, tracker.recent, plan);
     this.throwIfFailed(bud, tracker);
@@ -98,7 +99,7 @@ export class BuildahBuilder implements Builder {
       const digestFile = join(plan.workDir, `digest-${i}`);
       await pushWithRetries(
         destination,
-        () => runTool(BUILDAH, ['push', '--digestfile', digestFile, '--retry', '3', imageId, `docker://${destination}`], { env: this.env, cwd: plan.workDir, output, signal }),
+        () => runTool(BUILDAH, [...global, 'push', '--digestfile', digestFile, '--retry', '3', imageId, `docker://${destination}`], { env, cwd: plan.workDir, output, signal }),
         output,
         signal,
       );

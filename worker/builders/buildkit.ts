@@ -96,7 +96,7 @@ export class BuildkitBuilder implements Builder {
     const [bases, cache, address] = await Promise.all([
       this.bases.importBases(plan, output, signal),
       pullCache(),
-      this.daemon.address((line) => output.line('system', line)),
+      this.daemon.address(plan.cacheScope, (line) => output.line('system', line)),
     ]);
     // The bases' layers are in the base store already: linked into the directories the exports
     // write, the exporter skips them.

@@ -6,6 +6,7 @@ import type { ChildHandle } from '../../adapters/child-process.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
+import { TenantState } from './tenant-state.ts';
 
 /**
  * The network namespace buildkitd (and so every RUN step: its OCI worker runs steps in the daemon's
@@ -37,10 +38,17 @@ export function checkBuildkitNetwork(network: BuildkitNetwork, tunPresent: boole
  * The worker's own rootless BuildKit daemon: `rootlesskit buildkitd --rootless` as the worker's
  * (unprivileged) user, state and unix socket under the worker's state dir. Started on first use,
  * restarted (and said so) when found dead; dies with the worker (pdeathsig).
+ *
+ * Its root (content store, snapshots, instruction cache, cache mounts) is the build's tenant's
+ * (tenant-state.ts): a build of another tenant than the last restarts the daemon on that tenant's
+ * root, so no tenant's build is served a cache entry another tenant's build made.
  */
 export class BuildkitDaemon {
   private child: ChildHandle | null = null;
   private exited = true;
+  /** the root the running daemon was started on */
+  private root: string | null = null;
+  private readonly tenants: TenantState;
   readonly socket: string;
 
   constructor(
@@ -54,24 +62,34 @@ export class BuildkitDaemon {
     // at construction, so a worker configured for a network its node lacks fails to start instead of failing every build
     checkBuildkitNetwork(network, existsSync(TUN_DEVICE));
     this.socket = join(stateDir, 'buildkit', 'buildkitd.sock');
+    // The roots hold the build user's subordinate ids: removed from inside a user namespace of its own.
+    this.tenants = new TenantState(join(stateDir, 'buildkit', 'tenants'), async (root) => {
+      await execa('rootlesskit', ['rm', '-rf', root], { env: this.env, extendEnv: false, stdin: 'ignore', reject: false });
+    });
   }
 
-  /** The socket address of a live daemon, starting (or restarting) it when needed. */
-  async address(say: (line: string) => Promise<void>): Promise<string> {
-    if (this.child !== null && !this.exited) return `unix://${this.socket}`;
-    if (this.child !== null) {
+  /** The socket address of a live daemon on the scope's root, starting (or restarting) it when needed. */
+  async address(scope: string | undefined, say: (line: string) => Promise<void>): Promise<string> {
+    const root = join(await this.tenants.dir(scope), 'root');
+    const alive = this.child !== null && !this.exited;
+    if (alive && this.root === root) return `unix://${this.socket}`;
+    if (alive) {
+      await this.stop();
+      await say("buildkitd restarted on this build's tenant's own cache");
+    } else if (this.child !== null) {
       this.log.warn('buildkitd had died; restarting it');
       await say('buildkitd had died; restarted it');
     }
-    await this.start();
+    await this.start(root);
     return `unix://${this.socket}`;
   }
 
-  private async start(): Promise<void> {
+  private async start(root: string): Promise<void> {
     const dir = join(this.stateDir, 'buildkit');
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
     await writeBuildkitdConfig(dir, this.insecureRegistries);
-    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket, this.limits, this.network)], {
+    this.root = root;
+    const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', ...buildkitdCommand(dir, this.socket, this.limits, this.network, root)], {
       env: { ...this.env, ...BUILDKITD_ENV, XDG_RUNTIME_DIR: join(dir, 'run') },
       extendEnv: false,
       stdin: 'ignore',
@@ -127,7 +145,7 @@ export async function writeBuildkitdConfig(dir: string, insecureRegistries: read
  * layouts (base-import.ts) and pushes the result (oci-push.ts). `--otel-socket-path`: it would
  * otherwise try /run/buildkit, which an unprivileged user cannot create.
  */
-export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}, network: BuildkitNetwork = 'slirp4netns'): string[] {
+export function buildkitdCommand(dir: string, socket: string, limits: BuildLimits = {}, network: BuildkitNetwork = 'slirp4netns', root = join(dir, 'root')): string[] {
   const net = network === 'pod' ? ['--net=host'] : ['--net=slirp4netns', '--disable-host-loopback'];
   return [
     'rootlesskit', ...net, '--port-driver=none', '--copy-up=/etc', `--state-dir=${join(dir, 'rootlesskit')}`,
@@ -135,6 +153,6 @@ export function buildkitdCommand(dir: string, socket: string, limits: BuildLimit
     // rlimits (buildctl has none to give per step), and RLIMIT_NPROC counts this namespace only.
     ...prlimitPrefix(limits),
     'buildkitd', '--rootless', '--addr', `unix://${socket}`, '--otel-socket-path', join(dir, 'run', 'otel.sock'),
-    '--root', join(dir, 'root'), '--config', join(dir, 'buildkitd.toml'),
+    '--root', root, '--config', join(dir, 'buildkitd.toml'),
   ];
 }

@@ -1,13 +1,15 @@
 import type { Logger } from '../../adapters/logger.ts';
 import type { RegistryClient } from '../../adapters/registry-client.ts';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import type { BuilderKind } from '../../protocol/index.ts';
 import { BaseStore } from './base-import.ts';
-import { BuildahBuilder } from './buildah.ts';
+import { BUILDAH, BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
 import { BuildkitDaemon, type BuildkitNetwork } from './buildkitd.ts';
 import { KanikoBuilder, type KanikoCredentials } from './kaniko.ts';
 import { SandboxedBuilder, type BuildLimits } from './sandbox.ts';
+import { TenantState } from './tenant-state.ts';
 import type { Builder } from './types.ts';
 
 export type { BuildPlan, BuildResult, Builder, BuildOutput } from './types.ts';
@@ -46,7 +48,10 @@ export function createBuilder(settings: BuilderSettings): Builder {
 function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
   switch (settings.kind) {
     case 'buildah':
-      return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath, join(settings.stateDir, 'cache-mounts'));
+      // The stores hold the build user's subordinate ids: removed from inside its user namespace.
+      return new BuildahBuilder(settings.env, settings.runNetwork, limits, settings.signingPublicKeyPath, new TenantState(join(settings.stateDir, 'tenants'), async (dir) => {
+        await execa(BUILDAH, ['unshare', 'rm', '-rf', dir], { env: settings.env, extendEnv: false, stdin: 'ignore', reject: false });
+      }));
     case 'buildkit': {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork);
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);

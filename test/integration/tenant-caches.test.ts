@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,26 +7,34 @@ import type { TenancyConfig } from '../../coordinator/tenancy/tenants.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { ErrorCode, isFleetError } from '../../protocol/index.ts';
 import { archivedLog, startTestFleet } from '../helpers/fleet.ts';
+import { secretsDir } from '../helpers/secrets.ts';
 
 /**
- * `RUN --mount=type=cache` directories outlive the build on buildah and BuildKit (kaniko ignores
- * the mount). Two tenants share the pools: what one tenant's build leaves in a cache mount must
- * not be read by the other's (a leak) nor replace what the first reads next (a poisoned cache),
- * while the tenant's own next build still finds it. Builds by build arg N, so no step is a
- * layer-cache hit: every RUN runs and prints what the cache holds.
+ * What builders keep between builds, across two tenants sharing the pools (one worker per
+ * builder). `RUN --mount=type=cache` directories outlive the build on buildah and BuildKit
+ * (kaniko ignores the mount): what one tenant's build leaves in a cache mount must not be read by
+ * the other's (a leak) nor replace what the first reads next (a poisoned cache), while the
+ * tenant's own next build still finds it. Builds by build arg N, so no step is a layer-cache hit:
+ * every RUN runs and prints what the cache holds. And the builders' local layer caches, whose key
+ * does not cover what a RUN step read from a secret: a layer one tenant's build made from its
+ * secret must not be served to the other tenant's build of the same Dockerfile.
  */
 
 const POOLS = ['default', 'buildkit', 'kaniko'] as const;
-const ALPHA: TenancyConfig['tenants'][number] = { name: 'alpha', repositories: ['app/alpha/*'], pools: [...POOLS], secrets: {}, limits: {} };
+const ALPHA: TenancyConfig['tenants'][number] = { name: 'alpha', repositories: ['app/alpha/*'], pools: [...POOLS], secrets: Object.fromEntries(POOLS.map((p) => [p, ['token']])), limits: {} };
 const BETA: TenancyConfig['tenants'][number] = { name: 'beta', repositories: ['app/beta/*'], pools: [...POOLS], secrets: {}, limits: {} };
 
 let fleet: LocalFleet;
 let dir: string;
 let context: string;
+/** the secret-derived layer's context */
+let derivedContext: string;
+let secrets: string;
 const clients: Record<string, FleetClient> = {};
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ workers: 0, tenants: [ALPHA, BETA], coordinator: { pools: [...POOLS] } });
+  secrets = await secretsDir({ token: 'alpha-only-token-value' });
+  fleet = await startTestFleet({ workers: 0, tenants: [ALPHA, BETA], coordinator: { pools: [...POOLS] }, worker: { secretsDir: secrets } });
   await fleet.addWorker({ pool: 'default', builder: 'buildah' });
   await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
   await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko' });
@@ -39,6 +47,17 @@ beforeAll(async () => {
     'USER 1000',
   ].join('\n'));
   context = (await fleet.client.uploadContext(dir)).digest;
+  const derivedDir = join(dir, 'derived');
+  await mkdir(derivedDir);
+  await writeFile(join(derivedDir, 'Dockerfile'), [
+    `FROM ${fleet.registry.host}/official/base:1`,
+    // the same instruction for both tenants; what it writes depends on the secret the build was granted
+    "RUN --mount=type=secret,id=token sh -c 'if [ -f /run/secrets/token ]; then echo from-secret-$(sha256sum /run/secrets/token | cut -c1-12); else echo no-secret; fi > /derived'",
+    'ARG N',
+    'RUN echo "derived holds: $(cat /derived)"',
+    'USER 1000',
+  ].join('\n'));
+  derivedContext = (await fleet.client.uploadContext(derivedDir)).digest;
   for (const t of [ALPHA, BETA]) {
     const credentials = fleet.natsCredentials[`tenant-${t.name}`];
     if (credentials === undefined) throw new Error(`no NATS user for tenant ${t.name}`);
@@ -50,25 +69,31 @@ afterAll(async () => {
   await Promise.all(Object.values(clients).map((c) => c.close()));
   await fleet?.stop();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  if (secrets !== undefined) await rm(secrets, { recursive: true, force: true });
 });
 
-/** One build of the tenant's on the pool; what its RUN step found in the cache mount. */
-async function cacheSeenBy(tenant: string, pool: string, n: string): Promise<string> {
+/** One build of the tenant's on the pool; what its last RUN step printed after `label: `. */
+async function seenBy(tenant: string, pool: string, n: string, label: string, ctx: string, secretIds: string[] = []): Promise<string> {
   const client = clients[tenant];
   if (client === undefined) throw new Error(`no client for ${tenant}`);
   const id = `cm-${pool}-${n}-${Date.now().toString(36)}`;
-  await client.submit({ id, context: { digest: context }, pool, buildArgs: { N: n }, image: { repository: `app/${tenant}/cache`, tags: [n] } });
+  await client.submit({ id, context: { digest: ctx }, pool, buildArgs: { N: n }, secrets: secretIds, image: { repository: `app/${tenant}/cache`, tags: [n] } });
   // followed by the platform's client: a tenant's NATS user reads its builds by status, not the event stream
   const done = await fleet.client.follow(id, {});
   const log = await archivedLog(fleet, id);
   expect(done.state.phase, log).toBe('pushed');
   // the output line, not the step's own text (which the log also has: `cache holds: $(cat …`)
-  const seen = /cache holds: ([A-Za-z0-9-]+)/.exec(log)?.[1];
+  const seen = new RegExp(`${label}: ([A-Za-z0-9-]+)`).exec(log)?.[1];
   if (seen === undefined) throw new Error(`${id}: the RUN step printed nothing:\n${log}`);
   return seen;
 }
 
-describe('RUN cache mounts across tenants', () => {
+/** What the tenant's build found in the cache mount. */
+function cacheSeenBy(tenant: string, pool: string, n: string): Promise<string> {
+  return seenBy(tenant, pool, n, 'cache holds', context);
+}
+
+describe('what builders keep between builds, across tenants', () => {
   it.each(['default', 'buildkit'])("keeps one tenant's cache mount from the other's builds, and still serves its own next build (%s)", async (pool) => {
     expect(await cacheSeenBy('alpha', pool, 'alpha-1')).toBe('CACHE-EMPTY');
     // beta's build on the same worker, same mount target: nothing of alpha's
@@ -76,6 +101,15 @@ describe('RUN cache mounts across tenants', () => {
     // alpha's own cache survives, untouched by beta's write
     expect(await cacheSeenBy('alpha', pool, 'alpha-2')).toBe('mark-of-alpha-1');
     expect(await cacheSeenBy('beta', pool, 'beta-2')).toBe('mark-of-beta-1');
+  });
+
+  it.each(POOLS)("never serves one tenant's secret-derived layer to another tenant's build of the same Dockerfile, and still serves the tenant's own (%s)", async (pool) => {
+    const fromSecret = await seenBy('alpha', pool, 'alpha-s1', 'derived holds', derivedContext, ['token']);
+    expect(fromSecret).toMatch(/^from-secret-[0-9a-f]{12}$/);
+    // beta has no such secret: its build of the same instruction runs it, on its own cache
+    expect(await seenBy('beta', pool, 'beta-s1', 'derived holds', derivedContext)).toBe('no-secret');
+    // alpha's next build on the same worker: its own layer, whichever builds came between
+    expect(await seenBy('alpha', pool, 'alpha-s2', 'derived holds', derivedContext, ['token'])).toBe(fromSecret);
   });
 
   it('keeps nothing between builds on kaniko, which ignores the mount', async () => {
