@@ -301,7 +301,7 @@ async function trivial(builder: BuilderName, n: number): Promise<number[]> {
 
 /** Every builder's rounds in one fleet; see the file's comment. */
 export async function measureBuilders(builders: readonly BuilderName[] = BUILDERS, rounds: number = N, rootComparison = true): Promise<BuildersFigures> {
-  fleet = await startLocalFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['buildkit', 'kaniko'] } }, createLogger('bench', { level: 'warn', pretty: false }));
+  fleet = await startLocalFleet({ workers: 0, sharedImageStore: true, buildkitSeed: true, coordinator: { pools: ['buildkit', 'kaniko'] } }, createLogger('bench', { level: 'warn', pretty: false }));
   user = await buildUser();
   scratch = await mkdtemp(join(tmpdir(), 'fleet-bench-builders-'));
   await chmod(scratch, 0o755); // the build user reaches its raw build dirs through it

@@ -1,5 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { jetstream, type Consumer } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { buckets, consumers, streams } from '../protocol/index.ts';
@@ -12,6 +12,7 @@ import { createBuilder } from './builders/index.ts';
 import { compileWorkerConfig, type WorkerConfig, type WorkerOptions } from './config.ts';
 import { writeContainersConfig } from '../node/containers-config.ts';
 import { seedBlobInfoCache } from '../node/shared-image-store.ts';
+import { buildkitSeedRoot } from './builders/buildkit-seed.ts';
 import { Announcer } from './announcer.ts';
 import { JobRunner } from './job-runner.ts';
 import { WorkerLifecycle, type WorkerState } from './lifecycle.ts';
@@ -68,6 +69,7 @@ export async function startWorker(options: WorkerOptions, log: Logger): Promise<
       env: { PATH: builderToolPath(), ...containersEnv },
       runNetwork: config.runNetwork,
       buildkitNetwork: config.buildkitNetwork,
+      ...(config.sharedImageStore === undefined ? {} : { buildkitSeed: buildkitSeedRoot(dirname(config.sharedImageStore)) }),
       kanikoNetwork: config.kanikoNetwork,
       stateDir: config.stateDir,
       insecureRegistries: config.insecureRegistries,

@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { RegistryClient } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
+import { buildkitSeedRoot } from '../../worker/builders/buildkit-seed.ts';
 import { eventuallyValue } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.ts';
@@ -14,7 +18,7 @@ const RegistryEvents = z.object({
 describe("the node's shared image store", () => {
   let fleet: LocalFleet;
   beforeAll(async () => {
-    fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['plain', 'seeded'] } });
+    fleet = await startTestFleet({ workers: 0, sharedImageStore: true, buildkitSeed: true, coordinator: { pools: ['plain', 'seeded', 'buildkit', 'buildkit-plain'] } });
   });
   afterAll(async () => {
     await fleet?.stop();
@@ -65,5 +69,32 @@ describe("the node's shared image store", () => {
     } finally {
       await receiver.close();
     }
+  });
+
+  describe("BuildKit's seed root", () => {
+    /** The seed's files the daemon writes in place: a worker must never have written them. */
+    async function seedDatabases(): Promise<string> {
+      const root = buildkitSeedRoot(join(fleet.stateDir, 'shared-images'));
+      const files = ['cache.db', 'runc-overlayfs/metadata_v2.db', 'runc-overlayfs/snapshots/metadata.db'];
+      return (await Promise.all(files.map(async (f) => `${f} ${createHash('sha256').update(await readFile(join(root, f))).digest('hex')} links=${(await stat(join(root, f))).nlink}`))).join('\n');
+    }
+
+    it("a fresh BuildKit worker finds the official base unpacked, and never writes the node's seed", async () => {
+      const before = await seedDatabases();
+      expect(before).not.toContain('links=2');
+      await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+      const log = await buildOn('buildkit', 'seed-bk-1');
+      expect(log).toContain("starts from the node's BuildKit seed");
+      expect(log).toContain('[build 1/');
+      expect(log).not.toMatch(/extracting sha256:/);
+      expect(await seedDatabases()).toBe(before);
+    });
+
+    it('a fresh BuildKit worker without the store unpacks the base (control)', async () => {
+      await fleet.addWorker({ pool: 'buildkit-plain', builder: 'buildkit', sharedImageStore: undefined });
+      const log = await buildOn('buildkit-plain', 'seed-bk-2');
+      expect(log).not.toContain("starts from the node's BuildKit seed");
+      expect(log).toMatch(/extracting sha256:/);
+    });
   });
 });

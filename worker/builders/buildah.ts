@@ -57,7 +57,7 @@ export class BuildahBuilder implements Builder {
    */
   private async tenantRun(plan: BuildPlan): Promise<{ env: Record<string, string>; global: string[] }> {
     if (this.tenants === undefined) return { env: this.env, global: [] };
-    const dir = await this.tenants.dir(plan.cacheScope);
+    const { dir } = await this.tenants.dir(plan.cacheScope);
     await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
     return { env: { ...this.env, TMPDIR: join(dir, 'tmp') }, global: ['--root', join(dir, 'storage'), '--runroot', join(dir, 'run')] };
   }

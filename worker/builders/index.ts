@@ -21,6 +21,8 @@ export interface BuilderSettings {
   runNetwork: 'private' | 'none';
   /** BuildKit's sandbox network (buildkitd.ts); absent: slirp4netns */
   buildkitNetwork?: BuildkitNetwork;
+  /** the node's BuildKit root with the platform's images unpacked (buildkit-seed.ts); absent or missing: none */
+  buildkitSeed?: string;
   /** kaniko's sandbox network when runNetwork is private (kaniko.ts KanikoNetwork); absent: slirp4netns */
   kanikoNetwork?: 'slirp4netns' | 'pod';
   stateDir: string;
@@ -53,7 +55,7 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
         await execa(BUILDAH, ['unshare', 'rm', '-rf', dir], { env: settings.env, extendEnv: false, stdin: 'ignore', reject: false });
       }));
     case 'buildkit': {
-      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork);
+      const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork, settings.buildkitSeed);
       const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);
       const builder = new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork, join(settings.stateDir, 'buildkit-out'), settings.log, settings.registry);
       // A stopping worker pushes the layer caches it still owes the registry, then stops the daemon.

@@ -24,10 +24,17 @@ export class TenantState {
     private readonly keep = KEPT_TENANT_STATES,
   ) {}
 
-  /** The directory of the scope (created, marked used now); the least recently used past `keep` are removed. */
-  async dir(scope: string | undefined): Promise<string> {
+  /**
+   * The directory of the scope, marked used now (`created`: it was not there); the least recently
+   * used past `keep` are removed.
+   */
+  async dir(scope: string | undefined): Promise<{ dir: string; created: boolean }> {
     const dir = join(this.root, scopeName(scope));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const created = await mkdir(dir, { mode: 0o700 }).then(() => true, (e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    });
     const now = new Date();
     await utimes(dir, now, now);
     const others = await Promise.all(
@@ -35,7 +42,7 @@ export class TenantState {
     );
     others.sort((a, b) => b.used - a.used);
     for (const { name } of others.slice(Math.max(0, this.keep - 1))) await this.remove(join(this.root, name));
-    return dir;
+    return { dir, created };
   }
 }
 

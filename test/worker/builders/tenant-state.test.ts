@@ -31,9 +31,10 @@ describe('TenantState', () => {
   it('gives each scope a directory of its own and the same one again', async () => {
     const a = await state.dir('tenant:alpha');
     const b = await state.dir('tenant:beta');
-    expect(a).not.toBe(b);
-    expect(await state.dir('tenant:alpha')).toBe(a);
-    expect(basename(a)).toMatch(/^[0-9a-f]{16}$/);
+    expect(a.created && b.created).toBe(true);
+    expect(a.dir).not.toBe(b.dir);
+    expect(await state.dir('tenant:alpha')).toEqual({ dir: a.dir, created: false });
+    expect(basename(a.dir)).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it('keeps at most its bound, removing the least recently used (not the one asked for)', async () => {
