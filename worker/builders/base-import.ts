@@ -1,10 +1,12 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { baseUses } from '../base-policy.ts';
 import { fromImages, instructions } from '../official-bases.ts';
+import { linkBlobs } from './oci-layout.ts';
 import { quietOutput } from './output-tap.ts';
 import { runTool } from './run-tool.ts';
 import type { BuildOutput, BuildPlan } from './types.ts';
@@ -40,8 +42,28 @@ export class BaseStore {
     private readonly insecureRegistries: readonly string[],
     /** docker config the copies read with; absent: skopeo's default (REGISTRY_AUTH_FILE in env) */
     private readonly authFile?: string,
+    /**
+     * a read-only store of the platform's blobs laid out as an OCI layout's (`blobs/sha256/…`: the
+     * content store of the node's BuildKit seed root): linked in before the first copy, so skopeo
+     * finds the official bases' layers here and fetches only their manifests and configs
+     */
+    private readonly borrowFrom?: string,
   ) {
     this.layout = join(dir, 'oci');
+  }
+
+  private borrowed: Promise<void> | undefined;
+
+  /**
+   * Links the node's layer blobs in, once (content-addressed, never written in place: safe to
+   * share). Layers only: skopeo writes a manifest over the file of its digest, which a shared
+   * read-only link would refuse.
+   */
+  private borrow(): Promise<void> {
+    const from = this.borrowFrom;
+    if (from === undefined) return Promise.resolve();
+    this.borrowed ??= layersIn(from).then((layers) => linkBlobs(from, layers, this.layout), () => undefined);
+    return this.borrowed;
   }
 
   /**
@@ -51,6 +73,7 @@ export class BaseStore {
    */
   async importBases(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<ImportedBase[]> {
     await mkdir(this.layout, { recursive: true, mode: 0o700 });
+    await this.borrow();
     const images = [...new Set(baseUses(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs).map((u) => u.image).filter((i) => i !== ''))];
     const resolved = new Map((plan.resolvedBases ?? []).map((b) => [b.name, b.digest]));
     const imported: ImportedBase[] = [];
@@ -115,6 +138,25 @@ export class BaseStore {
       await rm(staging, { recursive: true, force: true });
     }
   }
+}
+
+/** The layer digests the manifests among a layout's blobs name (small JSON blobs are read; layers are not). */
+async function layersIn(layout: string): Promise<string[]> {
+  const dir = join(layout, 'blobs', 'sha256');
+  const layers = new Set<string>();
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    if ((await stat(path)).size > 1 << 20) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8'));
+    } catch {
+      continue;
+    }
+    const manifest = OciManifest.safeParse(json);
+    if (manifest.success) for (const l of manifest.data.layers) layers.add(l.digest);
+  }
+  return [...layers].filter((d) => existsSync(join(layout, 'blobs', ...d.split(':'))));
 }
 
 /** `host/a/b:tag@sha256:…` → `host/a/b` */

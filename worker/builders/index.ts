@@ -6,6 +6,7 @@ import type { BuilderKind } from '../../protocol/index.ts';
 import { BaseStore } from './base-import.ts';
 import { BUILDAH, BuildahBuilder } from './buildah.ts';
 import { BuildkitBuilder } from './buildkit.ts';
+import { contentStoreOf } from './buildkit-seed-clone.ts';
 import { BuildkitDaemon, type BuildkitNetwork } from './buildkitd.ts';
 import { KanikoBuilder, type KanikoCredentials } from './kaniko.ts';
 import { SandboxedBuilder, type BuildLimits } from './sandbox.ts';
@@ -56,7 +57,7 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
       }));
     case 'buildkit': {
       const daemon = new BuildkitDaemon(settings.stateDir, settings.env, settings.insecureRegistries, settings.log, limits, settings.buildkitNetwork, settings.buildkitSeed);
-      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries);
+      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, undefined, seedBlobs(settings));
       const builder = new BuildkitBuilder(daemon, settings.env, settings.insecureRegistries, bases, join(settings.stateDir, 'buildkit-cache'), settings.runNetwork, join(settings.stateDir, 'buildkit-out'), settings.log, settings.registry);
       // A stopping worker pushes the layer caches it still owes the registry, then stops the daemon.
       return Object.assign(builder, { stop: async () => {
@@ -65,11 +66,16 @@ function builderOf(settings: BuilderSettings, limits: BuildLimits): Builder {
       } });
     }
     case 'kaniko': {
-      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile);
+      const bases = new BaseStore(join(settings.stateDir, 'bases'), settings.env, settings.insecureRegistries, settings.pullAuthFile, seedBlobs(settings));
       const builder = new KanikoBuilder(settings.env, settings.insecureRegistries, settings.resolveBuilderImage, kanikoCredentials(settings), bases, join(settings.stateDir, 'kaniko'), settings.runNetwork === 'private' && settings.kanikoNetwork === 'pod' ? 'pod' : settings.runNetwork, limits, settings.log);
       return Object.assign(builder, { stop: () => builder.drain() });
     }
   }
+}
+
+/** The official bases' blobs the node's BuildKit seed holds, for a worker's base store to link in. */
+function seedBlobs(settings: BuilderSettings): string | undefined {
+  return settings.buildkitSeed === undefined ? undefined : contentStoreOf(settings.buildkitSeed);
 }
 
 /** The push credentials are the private copy the worker hands every builder (REGISTRY_AUTH_FILE). */
