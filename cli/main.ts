@@ -474,7 +474,7 @@ async function up(args: string[]): Promise<number> {
   if (unknown.length > 0) throw new UsageError(`--builders: unknown builder ${unknown.join(', ')} (one of ${BUILDER_KINDS.join(', ')})`);
   // buildah serves the `default` pool; every other builder gets a pool named after it.
   const extra = BUILDER_KINDS.filter((b) => b !== 'buildah' && builders.includes(b));
-  const { fleet } = await startFleet({ workers, sharedImageStore: true, buildkitSeed: true, registryNotifications: true, coordinator: { pools: [...extra] }, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
+  const { fleet } = await startFleet({ workers, sharedImageStore: true, buildkitSeed: builders.includes('buildkit'), registryNotifications: true, coordinator: { pools: [...extra] }, ...(values['state-dir'] === undefined ? {} : { stateDir: values['state-dir'] }) });
   for (const builder of extra) await fleet.addWorker({ pool: builder, builder });
   const info = { natsUrl: fleet.nats.url, httpUrl: fleet.coordinator.httpUrl, registry: fleet.registry.host, pid: process.pid };
   await writeLocalFleet({ ...info, s3: fleet.s3.options, natsCredentials: fleet.client.credentials });
