@@ -29,6 +29,8 @@ let dir: string;
 let context: string;
 /** the secret-derived layer's context */
 let derivedContext: string;
+/** a Dockerfile on the base named by build arg BASE, printing how many base tarballs kaniko's RUN steps can see */
+let basesContext: string;
 let secrets: string;
 const clients: Record<string, FleetClient> = {};
 
@@ -58,6 +60,19 @@ beforeAll(async () => {
     'USER 1000',
   ].join('\n'));
   derivedContext = (await fleet.client.uploadContext(derivedDir)).digest;
+  const basesDir = join(dir, 'bases');
+  await mkdir(basesDir);
+  await writeFile(join(basesDir, 'Dockerfile'), [
+    'ARG BASE',
+    'FROM ${BASE}',
+    // as root, whatever the base's user: a RUN step's most
+    'USER 0',
+    'ARG N',
+    // kaniko's base cache dir, as a RUN step sees it (kaniko runs the steps in its own container)
+    'RUN echo "bases visible: $(ls /fleet/bases | wc -l)"',
+    'USER 1000',
+  ].join('\n'));
+  basesContext = (await fleet.client.uploadContext(basesDir)).digest;
   for (const t of [ALPHA, BETA]) {
     const credentials = fleet.natsCredentials[`tenant-${t.name}`];
     if (credentials === undefined) throw new Error(`no NATS user for tenant ${t.name}`);
@@ -73,11 +88,11 @@ afterAll(async () => {
 });
 
 /** One build of the tenant's on the pool; what its last RUN step printed after `label: `. */
-async function seenBy(tenant: string, pool: string, n: string, label: string, ctx: string, secretIds: string[] = []): Promise<string> {
+async function seenBy(tenant: string, pool: string, n: string, label: string, ctx: string, opts: { secrets?: string[]; buildArgs?: Record<string, string> } = {}): Promise<string> {
   const client = clients[tenant];
   if (client === undefined) throw new Error(`no client for ${tenant}`);
   const id = `cm-${pool}-${n}-${Date.now().toString(36)}`;
-  await client.submit({ id, context: { digest: ctx }, pool, buildArgs: { N: n }, secrets: secretIds, image: { repository: `app/${tenant}/cache`, tags: [n] } });
+  await client.submit({ id, context: { digest: ctx }, pool, buildArgs: { N: n, ...opts.buildArgs }, secrets: opts.secrets ?? [], image: { repository: `app/${tenant}/cache`, tags: [n] } });
   // followed by the platform's client: a tenant's NATS user reads its builds by status, not the event stream
   const done = await fleet.client.follow(id, {});
   const log = await archivedLog(fleet, id);
@@ -104,12 +119,21 @@ describe('what builders keep between builds, across tenants', () => {
   });
 
   it.each(POOLS)("never serves one tenant's secret-derived layer to another tenant's build of the same Dockerfile, and still serves the tenant's own (%s)", async (pool) => {
-    const fromSecret = await seenBy('alpha', pool, 'alpha-s1', 'derived holds', derivedContext, ['token']);
+    const fromSecret = await seenBy('alpha', pool, 'alpha-s1', 'derived holds', derivedContext, { secrets: ['token'] });
     expect(fromSecret).toMatch(/^from-secret-[0-9a-f]{12}$/);
     // beta has no such secret: its build of the same instruction runs it, on its own cache
     expect(await seenBy('beta', pool, 'beta-s1', 'derived holds', derivedContext)).toBe('no-secret');
     // alpha's next build on the same worker: its own layer, whichever builds came between
-    expect(await seenBy('alpha', pool, 'alpha-s2', 'derived holds', derivedContext, ['token'])).toBe(fromSecret);
+    expect(await seenBy('alpha', pool, 'alpha-s2', 'derived holds', derivedContext, { secrets: ['token'] })).toBe(fromSecret);
+  });
+
+  it("kaniko: a build's RUN steps see its own bases only, never the base tarballs the worker keeps from another tenant's builds", async () => {
+    const official = `${fleet.registry.host}/official/base:1`;
+    expect(await seenBy('alpha', 'kaniko', 'pb-1', 'bases visible', basesContext, { buildArgs: { BASE: official } })).toBe('1');
+    // alpha's own image as a base: the worker keeps its tarball
+    expect(await seenBy('alpha', 'kaniko', 'pb-2', 'bases visible', basesContext, { buildArgs: { BASE: `${fleet.registry.host}/app/alpha/cache:pb-1` } })).toBe('1');
+    // beta's build on the same worker: its one base, not alpha's beside it
+    expect(await seenBy('beta', 'kaniko', 'pb-3', 'bases visible', basesContext, { buildArgs: { BASE: official } })).toBe('1');
   });
 
   it('keeps nothing between builds on kaniko, which ignores the mount', async () => {

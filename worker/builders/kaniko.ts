@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../../adapters/logger.ts';
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
@@ -59,7 +59,7 @@ export interface KanikoCredentials {
 export interface KanikoSandbox {
   /** the Dockerfile with every FROM pinned to a base in `bases` (outside the context) */
   dockerfile: string;
-  /** kaniko's `--cache-dir`: bases as tarballs named by digest, read-only */
+  /** kaniko's `--cache-dir`: this build's bases as tarballs named by digest (links to the worker's), read-only */
   bases: string;
   /** the app's layer cache (an `oci:` cache repository), or a throwaway directory */
   cache: string;
@@ -236,12 +236,18 @@ export class KanikoBuilder implements Builder {
       this.bases.importBases(plan, output, signal),
       plan.cacheRepository === undefined ? undefined : pullKanikoCache(plan.cacheRepository, cache, { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal }),
     ]);
-    const bases = join(this.dir, 'bases');
-    await mkdir(bases, { recursive: true, mode: 0o700 });
+    // The worker keeps every base's tarball (any tenant's); kaniko's RUN steps run in its own
+    // container, where its cache dir is readable: it gets a directory of this build's bases only.
+    const kept = join(this.dir, 'bases');
+    const bases = join(plan.workDir, 'kaniko-bases');
+    await Promise.all([mkdir(kept, { recursive: true, mode: 0o700 }), mkdir(bases, { recursive: true, mode: 0o700 })]);
     for (const base of imported) {
-      const tarball = join(bases, base.digest);
+      const tarball = join(kept, base.digest);
       if (await access(tarball).then(() => true, () => false)) await utimes(tarball, new Date(), new Date());
       else await this.bases.writeTarball(base.digest, tarball, signal);
+      await link(tarball, join(bases, base.digest)).catch(async (e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') await copyFile(tarball, join(bases, base.digest));
+      });
     }
     const dockerfileDir = join(plan.workDir, 'kaniko-dockerfile');
     await mkdir(dockerfileDir, { recursive: true });
