@@ -41,28 +41,21 @@ beforeAll(async () => {
   await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
   await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko' });
   dir = await mkdtemp(join(tmpdir(), 'fleet-cache-mounts-'));
-  await writeFile(join(dir, 'Dockerfile'), [
-    `FROM ${fleet.registry.host}/official/base:1`,
+  const base = `${fleet.registry.host}/official/base:1`;
+  context = await uploadDockerfile('cache-mount', [
+    `FROM ${base}`,
     'ARG N',
     // prints what the cache holds (or CACHE-EMPTY), then leaves its own mark there
     'RUN --mount=type=cache,target=/var/cache/app mkdir -p /var/cache/app && echo "cache holds: $(cat /var/cache/app/mark 2>/dev/null || echo CACHE-EMPTY)" && echo "mark-of-$N" > /var/cache/app/mark',
-    'USER 1000',
-  ].join('\n'));
-  context = (await fleet.client.uploadContext(dir)).digest;
-  const derivedDir = join(dir, 'derived');
-  await mkdir(derivedDir);
-  await writeFile(join(derivedDir, 'Dockerfile'), [
-    `FROM ${fleet.registry.host}/official/base:1`,
+  ]);
+  derivedContext = await uploadDockerfile('derived', [
+    `FROM ${base}`,
     // the same instruction for both tenants; what it writes depends on the secret the build was granted
     "RUN --mount=type=secret,id=token sh -c 'if [ -f /run/secrets/token ]; then echo from-secret-$(sha256sum /run/secrets/token | cut -c1-12); else echo no-secret; fi > /derived'",
     'ARG N',
     'RUN echo "derived holds: $(cat /derived)"',
-    'USER 1000',
-  ].join('\n'));
-  derivedContext = (await fleet.client.uploadContext(derivedDir)).digest;
-  const basesDir = join(dir, 'bases');
-  await mkdir(basesDir);
-  await writeFile(join(basesDir, 'Dockerfile'), [
+  ]);
+  basesContext = await uploadDockerfile('bases', [
     'ARG BASE',
     'FROM ${BASE}',
     // as root, whatever the base's user: a RUN step's most
@@ -70,9 +63,7 @@ beforeAll(async () => {
     'ARG N',
     // kaniko's base cache dir, as a RUN step sees it (kaniko runs the steps in its own container)
     'RUN echo "bases visible: $(ls /fleet/bases | wc -l)"',
-    'USER 1000',
-  ].join('\n'));
-  basesContext = (await fleet.client.uploadContext(basesDir)).digest;
+  ]);
   for (const t of [ALPHA, BETA]) {
     const credentials = fleet.natsCredentials[`tenant-${t.name}`];
     if (credentials === undefined) throw new Error(`no NATS user for tenant ${t.name}`);
@@ -86,6 +77,14 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   if (secrets !== undefined) await rm(secrets, { recursive: true, force: true });
 });
+
+/** A context of one Dockerfile (its lines, then `USER 1000` for the gates); its digest. */
+async function uploadDockerfile(name: string, lines: readonly string[]): Promise<string> {
+  const contextDir = join(dir, name);
+  await mkdir(contextDir);
+  await writeFile(join(contextDir, 'Dockerfile'), [...lines, 'USER 1000'].join('\n'));
+  return (await fleet.client.uploadContext(contextDir)).digest;
+}
 
 /** One build of the tenant's on the pool; what its last RUN step printed after `label: `. */
 async function seenBy(tenant: string, pool: string, n: string, label: string, ctx: string, opts: { secrets?: string[]; buildArgs?: Record<string, string> } = {}): Promise<string> {
