@@ -176,7 +176,7 @@ export async function startLocalFleet(opts: LocalFleetOptions, log: Logger): Pro
     const officialImages = await publishPlatformImages({ host: registry.host, insecure: true, credentials: registry.credentials }, { authFile });
     const sharedImageStore = opts.sharedImageStore === true ? await fillSharedImageStore(join(stateDir, 'shared-images'), registry.host, Object.keys(officialImages), authFile) : undefined;
     if (sharedImageStore !== undefined && opts.buildkitSeed === true) {
-      await fillBuildkitSeed(dirname(sharedImageStore), registry.host, Object.keys(officialImages).filter((r) => r.startsWith('official/')), authFile);
+      await fillBuildkitSeed(dirname(sharedImageStore), { host: registry.host, insecure: true }, Object.keys(officialImages).filter((r) => r.startsWith('official/')), authFile);
     }
     const s3 = await startS3Server(join(stateDir, 's3'));
     cleanups.push(() => s3.stop());

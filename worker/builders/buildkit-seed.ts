@@ -22,11 +22,12 @@ export function buildkitSeedRoot(storeDir: string): string {
  * named contexts), so the blobs are the ones a worker's build names; one `FROM base` + `RUN true`
  * per image unpacks it (no output is exported). Only the platform's images are in it.
  */
-export async function fillBuildkitSeed(storeDir: string, registryHost: string, references: readonly string[], authFile?: string): Promise<string> {
+export async function fillBuildkitSeed(storeDir: string, registry: { host: string; insecure: boolean }, references: readonly string[], authFile?: string): Promise<string> {
+  const registryHost = registry.host;
   const dir = join(storeDir, 'buildkit-seed');
   const root = buildkitSeedRoot(storeDir);
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const { opts, close } = await buildUserContainers(dir, [registryHost], { PATH: builderToolPath(), ...(authFile === undefined ? {} : { REGISTRY_AUTH_FILE: authFile }) });
+  const { opts, close } = await buildUserContainers(dir, registry.insecure ? [registryHost] : [], { PATH: builderToolPath(), ...(authFile === undefined ? {} : { REGISTRY_AUTH_FILE: authFile }) });
   const layout = join(dir, 'layout');
   const daemonDir = join(dir, 'daemon');
   const socket = join(daemonDir, 'buildkitd.sock');
@@ -37,7 +38,7 @@ export async function fillBuildkitSeed(storeDir: string, registryHost: string, r
     const digests: string[] = [];
     for (const [i, ref] of references.entries()) {
       const digestFile = join(dir, `digest-${i}`);
-      await execa('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--digestfile', digestFile, `docker://${registryHost}/${ref}`, `oci:${layout}:base-${i}`], opts);
+      await execa('skopeo', ['copy', '--quiet', ...(registry.insecure ? ['--src-tls-verify=false'] : []), '--digestfile', digestFile, `docker://${registryHost}/${ref}`, `oci:${layout}:base-${i}`], opts);
       digests.push((await readFile(digestFile, 'utf8')).trim());
     }
     // The daemon's network is the fill's own (`pod`): its only steps are `RUN true` on the platform's images.
