@@ -10,8 +10,11 @@ import { runImage } from '../helpers/podman.ts';
  * kaniko runs in a container whose root is the first-built stage's base, already unpacked by
  * podman's storage, and skips its own unpack of it (`--initial-fs-unpacked`, KanikoRootfs). The
  * image must be what unpacking gives: the stage's own changes (a deleted base file included), the
- * later stages unpacked by kaniko as before, none of the container's own mounts. And where the
- * worker's guess of the first stage is wrong, kaniko's own word overrules it: built again, unpacking.
+ * later stages unpacked by kaniko as before, none of the container's own mounts. A final stage on
+ * an image of its own is built alone in a second container whose root is that base
+ * (`--final-stage-only`), copying from the earlier stages through the build's kaniko dir. And where
+ * the worker's guess of the first stage is wrong, kaniko's own word overrules it: built again,
+ * unpacking.
  */
 
 let fleet: LocalFleet;
@@ -76,6 +79,33 @@ describe('kaniko on a pre-unpacked first base', () => {
     expect(done.log).not.toContain('building again');
     const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-node`, fleet.registry.host, { shell: 'cat /node' });
     expect(stdout.trim()).toBe('node');
+  });
+
+  it("builds the final stage alone on its own pre-unpacked base: what it copies and its own changes, nothing of the earlier stages' roots or of either container", async () => {
+    const registry = fleet.registry.host;
+    const dockerfile = [
+      `FROM ${registry}/official/base:1 AS build`,
+      'RUN mkdir -p /out/sub && echo jar > /out/sub/app.jar && ln -s sub/app.jar /out/link && chown -R 1000:1000 /out/sub && echo stray > /stray',
+      `FROM ${registry}/official/base:1 AS unused`,
+      'RUN echo unused > /unused',
+      `FROM ${registry}/official/jre17:1`,
+      'ARG GREETING=hi',
+      'COPY --from=build /out /opt/app',
+      'RUN rm /etc/debian_version && cat /opt/app/link > /copied && echo "$GREETING" > /greeting',
+      'USER 1000',
+    ].join('\n');
+    const done = await build('rootfs-final', dockerfile, 'kaniko-node');
+    expect(done.phase, done.log).toBe('pushed');
+    expect(done.log).toContain('(first and final bases unpacked ahead)');
+    expect(done.log).not.toContain('building again');
+    const { stdout } = await runImage(`${registry}/rootfs/app:rootfs-final`, registry, {
+      shell: [
+        'cat /opt/app/sub/app.jar /copied /greeting; readlink /opt/app/link; stat -c %u:%g /opt/app/sub/app.jar',
+        'test -x /usr/bin/java -o -d /usr/lib/jvm && echo has-jre',
+        'ls -d /stray /unused /etc/debian_version /kaniko /kaniko-image /fleet /workspace 2>/dev/null; echo end',
+      ].join('; '),
+    });
+    expect(stdout.trim().split('\n')).toEqual(['jar', 'jar', 'hi', 'sub/app.jar', '1000:1000', 'has-jre', 'end']);
   });
 
   it('builds again with every base unpacked when kaniko names another first stage than the worker guessed', async () => {

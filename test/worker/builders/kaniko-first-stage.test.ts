@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kanikoFirstStageBase } from '../../../worker/builders/kaniko-first-stage.ts';
+import { kanikoFinalStageBase, kanikoFirstStageBase } from '../../../worker/builders/kaniko-first-stage.ts';
 import { KanikoOutput } from '../../../worker/builders/kaniko.ts';
 import { LogMasker } from '../../../worker/log-masker.ts';
 import type { BuildOutput } from '../../../worker/builders/types.ts';
@@ -41,6 +41,23 @@ describe('the stage kaniko builds first', () => {
   });
 });
 
+describe('the final stage a second container can hold unpacked', () => {
+  it('is the base of the stage kaniko builds last, when it builds others before it', () => {
+    const dockerfile = `FROM ${B} AS build\nRUN make\nFROM ${A} AS runtime\nCOPY --from=build /out /out\nFROM runtime AS debug\nRUN true\n`;
+    expect(kanikoFinalStageBase(dockerfile, 'runtime')).toBe(A);
+    expect(kanikoFinalStageBase(`FROM ${B} AS unused\nRUN true\nFROM ${A}\nRUN true\n`, undefined)).toBe(A);
+  });
+
+  it('is none for a one-stage build, a final stage on another stage or on scratch', () => {
+    expect(kanikoFinalStageBase(`FROM ${A}\nRUN true\n`, undefined)).toBeNull();
+    // --target build: kaniko builds that stage alone
+    expect(kanikoFinalStageBase(`FROM ${B} AS build\nRUN make\nFROM ${A}\nCOPY --from=build /out /out\n`, 'build')).toBeNull();
+    expect(kanikoFinalStageBase(`FROM ${A} AS base\nRUN true\nFROM base\nRUN true\n`, undefined)).toBeNull();
+    expect(kanikoFinalStageBase(`FROM ${B} AS build\nRUN make\nFROM scratch\nCOPY --from=build /out /out\n`, undefined)).toBeNull();
+    expect(kanikoFinalStageBase(`FROM ${A}\n`, 'missing')).toBeNull();
+  });
+});
+
 describe("kaniko's own word on its first stage", () => {
   const sink = (): BuildOutput & { lines: string[] } => {
     const lines: string[] = [];
@@ -56,6 +73,12 @@ describe("kaniko's own word on its first stage", () => {
     await out.line('stderr', logrus(`Building stage '${A}' [idx: '1', base-idx: '-1']`));
     expect(out.firstStage).toBe(B);
     expect(seen).toEqual([B]);
+  });
+
+  it('is the final stage in a --final-stage-only run, which announces it with its own index', async () => {
+    const out = new KanikoOutput(sink());
+    await out.line('stderr', logrus(`Building stage '${A}' [idx: '1', base-idx: '-1']`));
+    expect(out.firstStage).toBe(A);
   });
 
   it('is not taken from plain output', async () => {
