@@ -1,9 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { archivedLog, startTestFleet } from '../helpers/fleet.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { runImage } from '../helpers/podman.ts';
 
 /**
@@ -19,12 +20,14 @@ import { runImage } from '../helpers/podman.ts';
 
 let fleet: LocalFleet;
 let dir: string;
+/** the worker with the node's shared store */
+let nodeWorker: { stateDir: string } | undefined;
 
 beforeAll(async () => {
   fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['kaniko', 'kaniko-node'] } });
   // one worker with storage of its own (it loads the base), one with the node's shared store too
   await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko', sharedImageStore: undefined });
-  await fleet.addWorker({ pool: 'kaniko-node', builder: 'kaniko' });
+  nodeWorker = await fleet.addWorker({ pool: 'kaniko-node', builder: 'kaniko' });
   dir = await mkdtemp(join(tmpdir(), 'fleet-kaniko-rootfs-'));
 }, 300_000);
 afterAll(async () => {
@@ -106,6 +109,9 @@ describe('kaniko on a pre-unpacked first base', () => {
       ].join('; '),
     });
     expect(stdout.trim().split('\n')).toEqual(['jar', 'jar', 'hi', 'sub/app.jar', '1000:1000', 'has-jre', 'end']);
+    // what kaniko kept for the final stage has the build's owners (a 0750 directory of uid 1000,
+    // not the worker's): removed all the same, with the attempt's scratch dir
+    await eventually(async () => (await readdir(join(nodeWorker?.stateDir ?? '/nonexistent', 'scratch'))).length === 0, 30_000, "the attempt's scratch dir removed");
   });
 
   it('builds again with every base unpacked when kaniko names another first stage than the worker guessed', async () => {

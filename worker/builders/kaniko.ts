@@ -49,6 +49,8 @@ const EXECUTOR_LABELS = {
 type KanikoExecutorFeatures = Record<keyof typeof EXECUTOR_LABELS, boolean>;
 /** under the plan's workDir: where kaniko writes the digest and the image (an OCI layout, `oci/`) */
 const KANIKO_OUT = 'kaniko-out';
+/** under the plan's workDir: kaniko's `/kaniko` when its container's root is a base (KanikoRootfs) */
+const KANIKO_DIR = 'kaniko-dir';
 /**
  * The registry credentials of a kaniko pool. kaniko runs the Dockerfile's RUN steps in its own
  * container, so whatever it can read, a RUN step can read: it gets none. The worker pulls the
@@ -187,6 +189,26 @@ export class KanikoBuilder implements Builder {
   }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    try {
+      return await this.buildIn(plan, output, signal);
+    } finally {
+      await this.removeKanikoDir(plan.workDir, output);
+    }
+  }
+
+  /**
+   * What kaniko kept in its directory for later stages has the owners and modes it had in the
+   * build (a 0750 directory of uid 1000 is one of the build user's subordinate ids on the host,
+   * which the worker cannot list): removed from inside the build user's namespace when a plain
+   * removal is refused, or the worker's scratch dir would stay behind after every such build.
+   */
+  private async removeKanikoDir(workDir: string, output: BuildOutput): Promise<void> {
+    const dir = join(workDir, KANIKO_DIR);
+    if (await rm(dir, { recursive: true, force: true }).then(() => true, () => false)) return;
+    await runTool('podman', ['unshare', 'rm', '-rf', dir], { env: this.env, cwd: workDir, output: quietOutput(output), signal: AbortSignal.timeout(60_000) });
+  }
+
+  private async buildIn(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const first = plan.destinations[0];
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const started = performance.now();
@@ -437,7 +459,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
   if (phase !== 'all' && rootfs === undefined) throw new FleetError(ErrorCode.E_INTERNAL, `kaniko's ${phase} run needs that stage's base unpacked ahead`);
   // kaniko's working directory, where it keeps what later stages copy from earlier ones: the
   // final stage's run reads what the run before it left there.
-  const kanikoDir = join(plan.workDir, 'kaniko-dir');
+  const kanikoDir = join(plan.workDir, KANIKO_DIR);
   if (phase !== 'final' && rootfs !== undefined) {
     await rm(kanikoDir, { recursive: true, force: true });
     await mkdir(kanikoDir);
