@@ -58,7 +58,7 @@ beforeAll(async () => {
   basesContext = await uploadDockerfile('bases', [
     'ARG BASE',
     'FROM ${BASE}',
-    // as root, whatever the base's user: a RUN step's most
+    // as root, whatever the base's user: the most a RUN step could see
     'USER 0',
     'ARG N',
     // kaniko's base cache dir, as a RUN step sees it (kaniko runs the steps in its own container)
