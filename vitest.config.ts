@@ -10,6 +10,8 @@ const INTEGRATION = [
   'test/deploy/**/*.test.ts',
   // buildah and podman as the build user, in a runtime of its own
   'test/node/containers-config.test.ts',
+  // Debian's docker-registry, refusing a manifest for real
+  'test/adapters/registry-client.test.ts',
   // spawns worker/main.ts (as root, to see it refuse)
   'test/worker/not-root.test.ts',
   // hostile contexts for real: 100,000 files written, a 2 GiB gzip bomb; minutes on a busy machine

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { ErrorCode, FleetError } from '../protocol/index.ts';
 import type { RegistryCredentials } from './docker-config.ts';
@@ -30,6 +31,21 @@ export interface RegistryEndpoint {
   /** for registries that want them: sent as Basic, or traded for a Bearer token when challenged */
   credentials?: RegistryCredentials | undefined;
 }
+
+/** The distribution API's error body: `{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN",…}]}`. */
+const ErrorBody = z.object({ errors: z.array(z.object({ code: z.string() })) });
+
+/**
+ * Waits before each new try of a manifest put refused with MANIFEST_BLOB_UNKNOWN. distribution's
+ * filesystem store rewrites a repository's blob link in place (truncate, then write) each time the
+ * same blob is uploaded to it again (distribution/distribution#4489), so a manifest put that lands
+ * while another push of a shared layer into the same repository commits can read an empty link
+ * and be refused although every blob is there. Two builds of one app pushing at once do that. A
+ * blob that is really missing is still refused after the last try, about 1.6 s later.
+ */
+const BLOB_UNKNOWN_RETRY_MS = [50, 150, 400, 1_000] as const;
+/** Waits before each new try of a read answered 5xx. */
+const READ_RETRY_MS = [100, 400] as const;
 
 /** `Bearer realm="…",service="…",scope="…"` → its parameters */
 const CHALLENGE_PARAM = /(\w+)="([^"]*)"/g;
@@ -63,7 +79,23 @@ export class RegistryClient {
     return `${this.endpoint.insecure ? 'http' : 'https'}://${this.endpoint.host}/v2/${path}`;
   }
 
+  /**
+   * One request, answered past any challenge. A read answered 5xx is sent again, twice at most:
+   * the same link rewrite that refuses manifests (above) has distribution answer 500 to a read
+   * of a blob another push is uploading into the repository again.
+   */
   private async call(what: string, path: string, init: RequestInit = {}): Promise<Response> {
+    const read = init.method === undefined || init.method === 'GET' || init.method === 'HEAD';
+    for (let tries = 0; ; tries++) {
+      const res = await this.authorized(what, path, init);
+      const wait = READ_RETRY_MS[tries];
+      if (!read || res.status < 500 || wait === undefined) return res;
+      await res.body?.cancel();
+      await delay(wait);
+    }
+  }
+
+  private async authorized(what: string, path: string, init: RequestInit): Promise<Response> {
     const send = (): Promise<Response> => this.reach(path.startsWith('http') ? path : this.url(path), init, this.authorization, `registry ${this.endpoint.host}`, what);
     const res = await send();
     if (res.status !== 401) return res;
@@ -105,8 +137,14 @@ export class RegistryClient {
     return `Bearer ${value}`;
   }
 
-  private fail(what: string, res: Response): never {
-    throw new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} answered ${res.status} to ${what}`);
+  /** The refusal as E_REGISTRY_UNAVAILABLE, naming the registry's own error codes when its body has them. */
+  private async refusal(what: string, res: Response): Promise<FleetError> {
+    return this.refused(what, res.status, await registryErrorCodes(res));
+  }
+
+  private refused(what: string, status: number, codes: readonly string[]): FleetError {
+    const why = codes.length === 0 ? '' : ` (${codes.join(', ')})`;
+    return new FleetError(ErrorCode.E_REGISTRY_UNAVAILABLE, `registry ${this.endpoint.host} answered ${status}${why} to ${what}`);
   }
 
   /** The manifest `repository:reference`, or null when the registry has none. */
@@ -155,7 +193,7 @@ export class RegistryClient {
     const res = await this.call(what, `${repository}/manifests/${reference}`, { method: 'HEAD', headers: { accept: ACCEPT }, signal: signal ?? null });
     if (res.status === 404) return null;
     await res.body?.cancel();
-    if (!res.ok) this.fail(what, res);
+    if (!res.ok) throw await this.refusal(what, res);
     return res.headers.get('docker-content-digest');
   }
 
@@ -170,14 +208,14 @@ export class RegistryClient {
   /** A blob as a stream, for layers too large to hold; the caller verifies what it needs. */
   async blobStream(repository: string, digest: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const res = await this.blobResponse(repository, digest, signal);
-    if (res.body === null) this.fail(`GET blob ${digest}`, res);
+    if (res.body === null) throw await this.refusal(`GET blob ${digest}`, res);
     return res.body;
   }
 
   private async blobResponse(repository: string, digest: string, signal?: AbortSignal): Promise<Response> {
     const what = `GET blob ${repository}@${digest}`;
     const res = await this.call(what, `${repository}/blobs/${digest}`, { signal: signal ?? null });
-    if (!res.ok) this.fail(what, res);
+    if (!res.ok) throw await this.refusal(what, res);
     return res;
   }
 
@@ -187,13 +225,13 @@ export class RegistryClient {
     const head = await this.call(`HEAD blob ${digest}`, `${repository}/blobs/${digest}`, { method: 'HEAD' });
     if (head.ok) return digest;
     const start = await this.call(`start upload to ${repository}`, `${repository}/blobs/uploads/`, { method: 'POST' });
-    if (start.status !== 202) this.fail(`start upload to ${repository}`, start);
+    if (start.status !== 202) throw await this.refusal(`start upload to ${repository}`, start);
     const put = await this.call(`PUT blob ${digest}`, this.uploadUrl(start, digest), {
       method: 'PUT',
       headers: { 'content-type': 'application/octet-stream' },
       body: bytes,
     });
-    if (put.status !== 201) this.fail(`PUT blob ${digest}`, put);
+    if (put.status !== 201) throw await this.refusal(`PUT blob ${digest}`, put);
     return digest;
   }
 
@@ -203,18 +241,23 @@ export class RegistryClient {
     const res = await this.call(what, `${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, { method: 'POST' });
     if (res.status === 201) return;
     // 202: the registry declined to mount and opened an upload instead; nothing to upload from here
-    this.fail(what, res);
+    throw await this.refusal(what, res);
   }
 
   async putManifest(repository: string, reference: string, manifest: Pick<Manifest, 'bytes' | 'mediaType'>): Promise<string> {
     const what = `PUT manifest ${repository}:${reference}`;
-    const res = await this.call(what, `${repository}/manifests/${reference}`, {
-      method: 'PUT',
-      headers: { 'content-type': manifest.mediaType },
-      body: manifest.bytes,
-    });
-    if (res.status !== 201) this.fail(what, res);
-    return sha256(manifest.bytes);
+    for (let tries = 0; ; tries++) {
+      const res = await this.call(what, `${repository}/manifests/${reference}`, {
+        method: 'PUT',
+        headers: { 'content-type': manifest.mediaType },
+        body: manifest.bytes,
+      });
+      if (res.status === 201) return sha256(manifest.bytes);
+      const codes = await registryErrorCodes(res);
+      const wait = BLOB_UNKNOWN_RETRY_MS[tries];
+      if (res.status !== 400 || !codes.includes('MANIFEST_BLOB_UNKNOWN') || wait === undefined) throw this.refused(what, res.status, codes);
+      await delay(wait);
+    }
   }
 
   /**
@@ -229,7 +272,7 @@ export class RegistryClient {
       await res.body?.cancel();
       return null;
     }
-    if (!res.ok) this.fail(what, res);
+    if (!res.ok) throw await this.refusal(what, res);
     const index = ReferrersIndex.safeParse(await res.json().catch(() => null));
     // A 200 that is no index is a registry serving something else at that path: no referrers API.
     return index.success ? index.data.manifests : null;
@@ -237,11 +280,18 @@ export class RegistryClient {
 
   private uploadUrl(start: Response, digest: string): string {
     const location = start.headers.get('location');
-    if (location === null) this.fail('start upload (no Location)', start);
+    if (location === null) throw this.refused('start upload (no Location)', start.status, []);
     const url = new URL(location, this.url(''));
     url.searchParams.set('digest', digest);
     return url.toString();
   }
+}
+
+/** The `code`s of a registry's error answer (read from its body, which this consumes), or none. */
+async function registryErrorCodes(res: Response): Promise<string[]> {
+  const text = await res.text().catch(() => '');
+  const body = ErrorBody.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return null; } })());
+  return body.success ? [...new Set(body.data.errors.map((e) => e.code))] : [];
 }
 
 /** The digest of `repository:reference` as computed from the registry's bytes, or null. */

@@ -1,7 +1,6 @@
 import { RegistryClient } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BUILDER_KINDS, ErrorCode, isFleetError, type BuilderKind } from '../../protocol/index.ts';
+import { BUILDER_KINDS, type BuilderKind } from '../../protocol/index.ts';
 import { startTestFleet } from '../helpers/fleet.ts';
 import { compareEntry, staleDifferences, type BuildFacts, type EntryComparison } from './compare.ts';
 import { loadCorpus, type CorpusEntry } from './corpus.ts';
@@ -133,7 +132,7 @@ async function buildOne(fleet: LocalFleet, registry: RegistryClient, runId: stri
   const done = await fleet.client.follow(id, {}, opts.signal);
   const state = done.state;
   if (state.phase === 'pushed') {
-    const image = await readingThroughLinkWrites(() => readImageFacts(registry, repository, state.digest, entry.expect.files, opts.signal));
+    const image = await readImageFacts(registry, repository, state.digest, entry.expect.files, opts.signal);
     return { outcome: 'pushed', seconds: secs(performance.now() - t0), attempt: state.attempt, image };
   }
   if (state.phase === 'failed') {
@@ -156,19 +155,3 @@ function secs(ms: number): number {
   return Math.round(ms / 100) / 10;
 }
 
-/**
- * The three builders push into one repository at once, sharing layers, and the registry
- * (distribution 2.8, filesystem driver) rewrites a layer's link file in place on every push: a
- * read that meets it half-written is answered 500 (seen once in a clean-clone CI run). A read
- * that fails so is tried again, a few times; any other failure, or a fourth 5xx, is the answer.
- */
-async function readingThroughLinkWrites<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (e) {
-      if (attempt >= 4 || !isFleetError(e, ErrorCode.E_REGISTRY_UNAVAILABLE)) throw e;
-      await sleep(250 * attempt);
-    }
-  }
-}
