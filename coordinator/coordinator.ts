@@ -111,7 +111,7 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   if (scanClient !== undefined && rescans !== undefined) scanClient.onDbBuilt = (dbBuilt) => rescans.observeDb(dbBuilt);
   const rescanApi = rescans?.serve(nc);
   const registry = new RegistryClient({ ...config.registry, credentials });
-  const reports = new ReportProcessor(config, registry, gates, store, js, log, await provenanceSettings(config, registry, registered, log));
+  const reports = new ReportProcessor(config, registry, gates, store, js, log, await provenanceSettings(config, registry, registered, log, (when) => metrics.sbomLayerReads.inc({ when })));
   const reportLoop = reports
     .run(await js.consumers.get(streams.builds, consumers.reports), stop.signal)
     .catch((e: unknown) => log.error({ err: e }, 'report loop ended'));

@@ -65,7 +65,13 @@ export function createCoordinatorMetrics(options: { processMetrics?: boolean } =
     buckets: ANSWER_BUCKETS,
     registers: [registry],
   });
-  return { registry, builds, queueWait, runTime, gates, deadLetters, apiAnswer };
+  const sbomLayerReads = new Counter({
+    name: 'fleet_sbom_layers_read_total',
+    help: 'Image layers read from the registry for SBOMs: ahead (a running build announced its bases) or sbom (when the SBOM was written); a layer read once is remembered by digest',
+    labelNames: ['when'] as const,
+    registers: [registry],
+  });
+  return { registry, builds, queueWait, runTime, gates, deadLetters, apiAnswer, sbomLayerReads };
 }
 
 const seconds = (from: string, to: string): number => Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000);

@@ -26,6 +26,7 @@ import { stagePromotion } from './promotion.ts';
 import { quarantineOf } from './render-job.ts';
 import { consume } from './consume.ts';
 import type { ProvenanceWriter } from './provenance/writer.ts';
+import { parseBaseName } from './rebuilds/base-name.ts';
 
 /** Provenance at promotion: the writer, and what a worker announced about its builder. */
 export interface ProvenanceSettings {
@@ -96,6 +97,10 @@ export class ReportProcessor {
     }
     if (!holdsClaim(current.record, report.attempt, report.workerId)) {
       log.warn({ phase: current.record.state.phase }, 'discarding a report from a worker not holding the current claim');
+      return;
+    }
+    if (report.type === 'resolved') {
+      this.readAhead(report.bases, log);
       return;
     }
     if (report.type === 'failed') {
@@ -174,6 +179,22 @@ export class ReportProcessor {
     if (updated.state.phase === 'pushed') {
       await this.requestScan(updated, report.digest);
       log.info({ digest: report.digest }, 'build verified, gated and promoted');
+    }
+  }
+
+  /**
+   * Starts reading the bases' packages for the SBOM while the build runs (the layers are
+   * remembered by digest, and a pushed image shares its base's). Only bases in the platform's
+   * own registry, named by tag; nothing waits on it, and a failed read leaves the SBOM to read
+   * the layers itself.
+   */
+  private readAhead(bases: readonly BaseImage[], log: Logger): void {
+    const writer = this.provenance?.writer;
+    if (writer === undefined) return;
+    for (const base of bases) {
+      const ref = parseBaseName(base.name);
+      if (ref?.host !== this.config.registry.host) continue;
+      void writer.readAhead(ref.repository, base.digest).catch((err: unknown) => log.debug({ err, base: base.name }, 'reading a base’s packages ahead failed'));
     }
   }
 

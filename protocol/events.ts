@@ -77,6 +77,19 @@ export const WorkerReport = z.discriminatedUnion('type', [
     /** every FROM image resolved to its digest (absent from workers older than this field) */
     bases: z.array(BaseImage).max(64).optional(),
   }),
+  /**
+   * The image's base (its final stage's FROM image) resolved to its digest, sent as the builder
+   * starts: the coordinator reads its packages for the SBOM while the build runs, not after it.
+   * Changes no state; a coordinator older than this type cannot read it, so coordinators are
+   * upgraded before workers.
+   */
+  z.object({
+    ...base,
+    type: z.literal('resolved'),
+    attempt: z.number().int().positive(),
+    workerId: z.string(),
+    bases: z.array(BaseImage).max(64),
+  }),
   z.object({
     ...base,
     type: z.literal('failed'),

@@ -189,6 +189,16 @@ export class JobRunner {
     // Resolved before the build, so the digests are the ones the builder pulls (the official ones pinned).
     const bases = await resolveBases(text, platformArgs, buildArgs, registry, signal, resolver);
     for (const b of bases) await logs.line('system', `base image: ${b.name}@${b.digest}`);
+    const finalBase = finalStageBase(text, platformArgs, job.target);
+    const imageBase = finalBase === null ? null : (bases.find((b) => b.name === finalBase) ?? null);
+    // Told now, so the coordinator reads the image's base for the SBOM while this builds. Only
+    // the final stage's: the image holds no other stage's packages.
+    const announced =
+      imageBase === null
+        ? Promise.resolve()
+        : this.ports
+            .report({ type: 'resolved', buildId: job.buildId, attempt: logs.attempt, workerId: this.config.workerId, at: now(), bases: [imageBase] })
+            .catch((err: unknown) => log.warn({ err }, 'could not announce the image’s base; the coordinator reads it after the push'));
     // the FROM images as the base check read them (their manifests are the resolver's already), each once
     const fromBases = [...new Set(fromImages(text, platformArgs).map((f) => f.image))];
     const result = await this.ports.builder.build(
@@ -213,8 +223,7 @@ export class JobRunner {
     );
     // The platform's base annotations, the same whichever builder pushed: the manifest is re-put
     // under the quarantine tag with them, and that digest is the one reported, gated and promoted.
-    const finalBase = finalStageBase(text, { ...job.buildArgs, FLEET_REGISTRY: job.image.registry }, job.target);
-    const annotations = baseAnnotations(finalBase === null ? null : (bases.find((b) => b.name === finalBase) ?? null));
+    const annotations = baseAnnotations(imageBase);
     const digest = await annotatePushed(this.ports.registry(job.image.registry), job.quarantine.repository, job.quarantine.tag, result.digest, annotations, signal);
     if (digest !== result.digest) await logs.line('system', `base annotations set: ${Object.entries(annotations).map(([k, v]) => `${k}=${v}`).join(' ')} (${digest})`);
     if (job.secrets.length > 0) {
@@ -224,6 +233,7 @@ export class JobRunner {
       if (leaked !== null) throw leaked;
       await logs.line('system', `no build secret's value in the image (${baseLayers.size} base layers skipped)`);
     }
+    await announced;
     return { ...result, digest, bases };
   }
 

@@ -49,7 +49,8 @@ export function meteredPorts(ports: RunnerPorts, metrics: WorkerMetrics): Runner
     lifecycle: ports.lifecycle,
     async report(report: WorkerReport) {
       await ports.report(report);
-      metrics.builds.inc({ outcome: report.type, code: report.type === 'failed' ? report.error.code : '' });
+      // `resolved` is said while a build runs: not an outcome
+      if (report.type !== 'resolved') metrics.builds.inc({ outcome: report.type, code: report.type === 'failed' ? report.error.code : '' });
     },
     openLog(buildId, attempt, archiveFile, masker): AttemptLog {
       const log = ports.openLog(buildId, attempt, archiveFile, masker);

@@ -14,14 +14,20 @@ export { provenanceStatement, type ProvenanceFacts } from './statement.ts';
  * Provenance for the report processor: the platform key opened once, and the builder a worker
  * announced (the workers bucket; a worker gone since its report reads as unknown).
  */
-export async function provenanceSettings(config: CoordinatorConfig, registry: RegistryClient, workers: RegisteredWorkers, log: Logger): Promise<ProvenanceSettings | undefined> {
+export async function provenanceSettings(
+  config: CoordinatorConfig,
+  registry: RegistryClient,
+  workers: RegisteredWorkers,
+  log: Logger,
+  onLayerRead?: (when: 'ahead' | 'sbom') => void,
+): Promise<ProvenanceSettings | undefined> {
   if (config.platform.provenance === 'off') {
     log.warn('platform.provenance is off: promoted images get no provenance attestation');
     return undefined;
   }
   const signing = await loadPlatformSigningKey({ keyPath: config.platform.signingKeyPath, passphrasePath: config.platform.signingPassphrasePath, publicKeyPath: config.platform.signingPublicKeyPath });
   return {
-    writer: new ProvenanceWriter(registry, signing, { name: 'fleetbuild-coordinator', version: await packageVersion() }),
+    writer: new ProvenanceWriter(registry, signing, { name: 'fleetbuild-coordinator', version: await packageVersion() }, onLayerRead),
     // the claim's check read the entry moments ago: usually answered from memory
     builderOf: async (pool, workerId) => (await workers.builderOf(pool, workerId)) ?? UNKNOWN_BUILDER,
   };

@@ -60,12 +60,21 @@ export class LayerDpkgCache {
  * A layer's bytes are checked against its digest while streaming, so what it held is remembered
  * by that digest.
  */
-export async function imagePackages(registry: RegistryClient, repository: string, digest: string, cache: LayerDpkgCache, signal?: AbortSignal): Promise<DebPackage[]> {
+export async function imagePackages(
+  registry: RegistryClient,
+  repository: string,
+  digest: string,
+  cache: LayerDpkgCache,
+  signal?: AbortSignal,
+  /** called for each layer read from the registry (not for one the cache answers) */
+  onLayerRead?: () => void,
+): Promise<DebPackage[]> {
   const image = await readImage(registry, repository, digest, signal);
   // every layer at once (each is gunzipped off the main thread); applied in order below
   const layers = await Promise.all(
     image.layers.map((layer) =>
       cache.layer(layer.digest, async () => {
+        onLayerRead?.();
         const read: LayerDpkg = { status: null, perPackage: new Map() };
         await scanLayer(
           registry,

@@ -26,6 +26,8 @@ export class ProvenanceWriter {
     private readonly signing: PlatformSigningKey,
     /** what the SBOM names as its generator */
     private readonly tool: { name: string; version: string } = { name: 'fleetbuild-coordinator', version: 'unknown' },
+    /** told of each layer read from the registry: ahead of a build's push, or for its SBOM */
+    private readonly onLayerRead: (when: 'ahead' | 'sbom') => void = () => {},
   ) {
     this.signedBy = keyFingerprint(signing.publicKeyPem);
   }
@@ -54,6 +56,14 @@ export class ProvenanceWriter {
     };
   }
 
+  /**
+   * Reads a base image's packages into the layer cache, so the SBOM of an image built on it
+   * finds its base layers read already; what it found is not returned.
+   */
+  async readAhead(repository: string, digest: string): Promise<void> {
+    await imagePackages(this.registry, repository, digest, this.layers, AbortSignal.timeout(SBOM_READ_TIMEOUT_MS), () => this.onLayerRead('ahead'));
+  }
+
   /** A CycloneDX SBOM of the image's Debian packages, to attach next to it (`.sbom` tag or referrers). */
   private async prepareSbom(
     facts: ProvenanceFacts,
@@ -62,7 +72,7 @@ export class ProvenanceWriter {
     signal?: AbortSignal,
   ): Promise<{ descriptor: ResourceDescriptor; prepared: PreparedAttachment }> {
     // Layers are streamed whole: on a busy machine that outlasts the registry client's 30 s default.
-    const packages = await imagePackages(this.registry, quarantineRepository, facts.digest, this.layers, signal ?? AbortSignal.timeout(SBOM_READ_TIMEOUT_MS));
+    const packages = await imagePackages(this.registry, quarantineRepository, facts.digest, this.layers, signal ?? AbortSignal.timeout(SBOM_READ_TIMEOUT_MS), () => this.onLayerRead('sbom'));
     const name = `${facts.registry}/${facts.record.request.image.repository}`;
     const bytes = Buffer.from(JSON.stringify(cycloneDx({ name, digest: facts.digest }, packages, this.tool, facts.finishedOn)));
     const prepared = prepareAttachment(this.registry.endpoint.host, facts.record.request.image.repository, subject, 'sbom', CYCLONEDX_JSON, { mediaType: CYCLONEDX_JSON, bytes });

@@ -141,6 +141,20 @@ describe('SBOM', () => {
     const { statement } = await verifyProvenance(registry, 'prov/tiny', built.state.digest, publicKeyPem);
     expect(statement.predicate.runDetails.byproducts).toContainEqual(expect.objectContaining({ name: 'sbom', digest: { sha256: sha256(bytes).slice(7) } }));
   });
+
+  it('the base’s layers are read for the SBOMs while the builds run, once for the three; after the push only the apps’ own', async () => {
+    const layersOf = async (repository: string, digest: string): Promise<string[]> => {
+      const manifest = await registry.manifest(repository, digest);
+      return (JSON.parse(Buffer.from(manifest?.bytes ?? []).toString('utf8')) as { layers: { digest: string }[] }).layers.map((l) => l.digest);
+    };
+    const baseLayers = new Set(await layersOf('official/base', fleet.officialImages['official/base:1'] ?? ''));
+    const appLayers = new Set<string>();
+    for (const b of builds.values()) for (const layer of await layersOf('prov/tiny', b.state.digest)) if (!baseLayers.has(layer)) appLayers.add(layer);
+    const metrics = await (await fetch(`${fleet.coordinator.httpUrl}/metrics`)).text();
+    const reads = (when: string): number => Number(new RegExp(`^fleet_sbom_layers_read_total\\{when="${when}"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    // Every builder's image shares the base's layer blobs, so the SBOMs found them read already.
+    expect({ ahead: reads('ahead'), sbom: reads('sbom') }).toEqual({ ahead: baseLayers.size, sbom: appLayers.size });
+  });
 });
 
 describe.each(BUILDER_KINDS)('base annotations: %s', (builder) => {
