@@ -100,7 +100,7 @@ export class ReportProcessor {
       return;
     }
     if (report.type === 'resolved') {
-      this.readAhead(report.bases, log);
+      this.readAhead(report.base, log);
       return;
     }
     if (report.type === 'failed') {
@@ -183,19 +183,16 @@ export class ReportProcessor {
   }
 
   /**
-   * Starts reading the bases' packages for the SBOM while the build runs (the layers are
-   * remembered by digest, and a pushed image shares its base's). Only bases in the platform's
+   * Starts reading the image's base's packages for the SBOM while the build runs (the layers are
+   * remembered by digest, and a pushed image shares its base's). Only a base in the platform's
    * own registry, named by tag; nothing waits on it, and a failed read leaves the SBOM to read
    * the layers itself.
    */
-  private readAhead(bases: readonly BaseImage[], log: Logger): void {
+  private readAhead(base: BaseImage, log: Logger): void {
     const writer = this.provenance?.writer;
-    if (writer === undefined) return;
-    for (const base of bases) {
-      const ref = parseBaseName(base.name);
-      if (ref?.host !== this.config.registry.host) continue;
-      void writer.readAhead(ref.repository, base.digest).catch((err: unknown) => log.debug({ err, base: base.name }, 'reading a base’s packages ahead failed'));
-    }
+    const ref = parseBaseName(base.name);
+    if (writer === undefined || ref?.host !== this.config.registry.host) return;
+    void writer.readAhead(ref.repository, base.digest).catch((err: unknown) => log.debug({ err, base: base.name }, 'reading a base’s packages ahead failed'));
   }
 
   private async writeProvenance(

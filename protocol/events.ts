@@ -88,7 +88,7 @@ export const WorkerReport = z.discriminatedUnion('type', [
     type: z.literal('resolved'),
     attempt: z.number().int().positive(),
     workerId: z.string(),
-    bases: z.array(BaseImage).max(64),
+    base: BaseImage,
   }),
   z.object({
     ...base,

@@ -197,7 +197,7 @@ export class JobRunner {
       imageBase === null
         ? Promise.resolve()
         : this.ports
-            .report({ type: 'resolved', buildId: job.buildId, attempt: logs.attempt, workerId: this.config.workerId, at: now(), bases: [imageBase] })
+            .report({ type: 'resolved', buildId: job.buildId, attempt: logs.attempt, workerId: this.config.workerId, at: now(), base: imageBase })
             .catch((err: unknown) => log.warn({ err }, 'could not announce the image’s base; the coordinator reads it after the push'));
     // the FROM images as the base check read them (their manifests are the resolver's already), each once
     const fromBases = [...new Set(fromImages(text, platformArgs).map((f) => f.image))];
