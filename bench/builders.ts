@@ -149,6 +149,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   await mkdir(new BaseStore(join(dir, 'bases'), {}, []).layout, { recursive: true, mode: 0o700 });
   if (runAs) await chownTree(dir, user.uid, user.gid);
   const opts: Options = { env, extendEnv: false, cwd: dir, ...(runAs ? { uid: user.uid, gid: user.gid } : {}), stdin: 'ignore', stdout: 'ignore' };
+  await settleDisk();
   const stopSampling = rssSampler();
   const t0 = performance.now();
   switch (builder) {
@@ -212,6 +213,16 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   return { ms, rssMiB };
 }
 
+/**
+ * Writes back what earlier measurements left dirty, outside any clock. Each round runs raw cold,
+ * raw warm, then the fleet's builds: without this the fleet's cold build started while raw's two
+ * builds' layers and removed storage (over 1 GB) were still being written back, and raw's cold
+ * build, after the light stored rebuild, started on a settled disk.
+ */
+async function settleDisk(): Promise<void> {
+  await execa('sync');
+}
+
 /** Lazily unmounts every mount at or under `dir`, deepest first. */
 async function unmountUnder(dir: string): Promise<void> {
   const mounts = (await readFile('/proc/self/mounts', 'utf8'))
@@ -234,6 +245,7 @@ async function viaFleet(builder: BuilderName, app: string, tag: string, round: s
     await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
     const { digest } = await fleet.client.uploadContext(app);
     const id = `bench-${builder}-${round}-${tag}`;
+    await settleDisk();
     const t0 = performance.now();
     await fleet.client.submit({ id, context: { digest }, pool, target: 'runtime', image: { repository: `bench/fleet-${builder}-${round}`, tags: [tag] } });
     const done = await fleet.client.follow(id, {});
