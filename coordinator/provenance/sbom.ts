@@ -55,12 +55,11 @@ export class LayerDpkgCache {
 }
 
 /**
- * Reads the image's dpkg database from its layers, in order (a later layer's file replaces an
- * earlier one's), straight from the registry by digest: what was gated is what is described.
- * A layer's bytes are checked against its digest while streaming, so what it held is remembered
- * by that digest.
+ * What each of the image's layers holds of the dpkg database, in layer order, straight from the
+ * registry by digest. A layer's bytes are checked against its digest while streaming, so what it
+ * held is remembered by that digest: reading a base ahead of a build fills the cache with this.
  */
-export async function imagePackages(
+export async function imageDpkgLayers(
   registry: RegistryClient,
   repository: string,
   digest: string,
@@ -68,10 +67,10 @@ export async function imagePackages(
   signal?: AbortSignal,
   /** called for each layer read from the registry (not for one the cache answers) */
   onLayerRead?: () => void,
-): Promise<DebPackage[]> {
+): Promise<LayerDpkg[]> {
   const image = await readImage(registry, repository, digest, signal);
-  // every layer at once (each is gunzipped off the main thread); applied in order below
-  const layers = await Promise.all(
+  // every layer at once (each is gunzipped off the main thread)
+  return Promise.all(
     image.layers.map((layer) =>
       cache.layer(layer.digest, async () => {
         onLayerRead?.();
@@ -91,9 +90,17 @@ export async function imagePackages(
       }),
     ),
   );
+}
+
+/**
+ * The image's installed Debian packages, from its layers' dpkg files applied in order (a later
+ * layer's file replaces an earlier one's): read from the registry by digest, so what was gated is
+ * what is described.
+ */
+export async function imagePackages(...args: Parameters<typeof imageDpkgLayers>): Promise<DebPackage[]> {
   let status: string | null = null;
   const perPackage = new Map<string, string>();
-  for (const found of layers) {
+  for (const found of await imageDpkgLayers(...args)) {
     if (found.status !== null) status = found.status;
     for (const [path, text] of found.perPackage) perPackage.set(path, text);
   }

@@ -3,7 +3,7 @@ import { sha256, type RegistryClient } from '../../adapters/registry-client.ts';
 import { signDsse, keyFingerprint } from '../../signing/dsse.ts';
 import { prepareAttachment, putPrepared, type PreparedAttachment } from '../../signing/attachments.ts';
 import type { PlatformSigningKey } from './signing-key.ts';
-import { CYCLONEDX_JSON, LayerDpkgCache, cycloneDx, imagePackages } from './sbom.ts';
+import { CYCLONEDX_JSON, LayerDpkgCache, cycloneDx, imageDpkgLayers, imagePackages } from './sbom.ts';
 import { provenanceStatement, type ProvenanceFacts } from './statement.ts';
 
 const SBOM_READ_TIMEOUT_MS = 10 * 60_000;
@@ -57,11 +57,11 @@ export class ProvenanceWriter {
   }
 
   /**
-   * Reads a base image's packages into the layer cache, so the SBOM of an image built on it
-   * finds its base layers read already; what it found is not returned.
+   * Reads a base image's layers into the layer cache, so the SBOM of an image built on it finds
+   * them read already; its packages are not worked out (the SBOM does that for the image).
    */
   async readAhead(repository: string, digest: string): Promise<void> {
-    await imagePackages(this.registry, repository, digest, this.layers, AbortSignal.timeout(SBOM_READ_TIMEOUT_MS), () => this.onLayerRead('ahead'));
+    await imageDpkgLayers(this.registry, repository, digest, this.layers, AbortSignal.timeout(SBOM_READ_TIMEOUT_MS), () => this.onLayerRead('ahead'));
   }
 
   /** A CycloneDX SBOM of the image's Debian packages, to attach next to it (`.sbom` tag or referrers). */
