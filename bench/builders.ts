@@ -35,6 +35,7 @@ import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
 import { storedEvents } from '../client/index.ts';
 import { printTable, quantile } from './table.ts';
+import { pageCacheNotDropped, settleMachine } from './settle-machine.ts';
 
 const ALL_BUILDERS = BUILDER_KINDS;
 const N = Number(process.env.BENCH_N ?? 3);
@@ -149,7 +150,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   await mkdir(new BaseStore(join(dir, 'bases'), {}, []).layout, { recursive: true, mode: 0o700 });
   if (runAs) await chownTree(dir, user.uid, user.gid);
   const opts: Options = { env, extendEnv: false, cwd: dir, ...(runAs ? { uid: user.uid, gid: user.gid } : {}), stdin: 'ignore', stdout: 'ignore' };
-  await settleDisk();
+  await settleMachine();
   const stopSampling = rssSampler();
   const t0 = performance.now();
   switch (builder) {
@@ -213,16 +214,6 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   return { ms, rssMiB };
 }
 
-/**
- * Writes back what earlier measurements left dirty, outside any clock. Each round runs raw cold,
- * raw warm, then the fleet's builds: without this the fleet's cold build started while raw's two
- * builds' layers and removed storage (over 1 GB) were still being written back, and raw's cold
- * build, after the light stored rebuild, started on a settled disk.
- */
-async function settleDisk(): Promise<void> {
-  await execa('sync');
-}
-
 /** Lazily unmounts every mount at or under `dir`, deepest first. */
 async function unmountUnder(dir: string): Promise<void> {
   const mounts = (await readFile('/proc/self/mounts', 'utf8'))
@@ -245,7 +236,7 @@ async function viaFleet(builder: BuilderName, app: string, tag: string, round: s
     await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
     const { digest } = await fleet.client.uploadContext(app);
     const id = `bench-${builder}-${round}-${tag}`;
-    await settleDisk();
+    await settleMachine();
     const t0 = performance.now();
     await fleet.client.submit({ id, context: { digest }, pool, target: 'runtime', image: { repository: `bench/fleet-${builder}-${round}`, tags: [tag] } });
     const done = await fleet.client.follow(id, {});
@@ -285,6 +276,8 @@ export interface BuildersFigures {
   rootful: number[];
   /** why the rootless/rootful comparison stopped, if it did */
   rootError?: string;
+  /** why the page cache was not dropped before each timed build (settleMachine), if it was not */
+  cacheNotDropped?: string;
 }
 
 const median = (xs: number[]): number => quantile(xs, 0.5);
@@ -372,7 +365,8 @@ export async function measureBuilders(builders: readonly BuilderName[] = BUILDER
         rootError = e instanceof Error ? e.message : String(e);
       }
     }
-    return { rounds, builders: figures, rootless, rootful, ...(rootError === undefined ? {} : { rootError }) };
+    const cacheNotDropped = pageCacheNotDropped();
+    return { rounds, builders: figures, rootless, rootful, ...(rootError === undefined ? {} : { rootError }), ...(cacheNotDropped === undefined ? {} : { cacheNotDropped }) };
   } finally {
     // the fleet first: a scratch tree that cannot be removed must not leave its servers running
     await fleet.stop();
@@ -386,6 +380,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 export async function main(): Promise<void> {
   const f = await measureBuilders();
   console.log(`\nmedians of ${f.rounds} rounds`);
+  if (f.cacheNotDropped !== undefined) console.log(`the page cache was not dropped before each timed build (${f.cacheNotDropped}): cold figures carry the noise settleMachine describes`);
   console.log('\n| builder | raw cold | fleet cold (worker part) | overhead cold | raw warm | fleet warm (worker part) | overhead warm | warm/cold, fresh worker (raw / fleet) | warm, fresh worker + node store (/cold) | gates + promotion | peak RSS (raw) | tiny app, fresh worker / warm worker |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const b of f.builders) {
