@@ -29,6 +29,10 @@ let coordinator: Awaited<ReturnType<typeof startCoordinator>> | null = null;
 const lag = monitorEventLoopDelay({ resolution: 5 });
 lag.enable();
 
+// The bench gone (its own stop, or killed): this process goes too. Killed, the bench could not stop
+// it, and an orphan kept polling a NATS server that was no more, writing into the next run's output.
+process.once('disconnect', () => process.exit(0));
+
 process.on('message', (order: CoordinatorOrder) => {
   if ('start' in order) {
     // warn, as the in-process coordinator of the earlier runs had: a log line per claim is not what is measured

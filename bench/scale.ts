@@ -394,6 +394,8 @@ async function simulate(): Promise<void> {
     }
   })();
 
+  // the bench gone (killed): so are its simulated workers (bench/scale-coordinator.ts says why)
+  process.once('disconnect', () => process.exit(0));
   process.on('message', (m: SimSetup | RunOrder) => {
     if (!('workers' in m)) return;
     void run(m).then(
