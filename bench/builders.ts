@@ -152,66 +152,70 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
   const opts: Options = { env, extendEnv: false, cwd: dir, ...(runAs ? { uid: user.uid, gid: user.gid } : {}), stdin: 'ignore', stdout: 'ignore' };
   await settleMachine();
   const stopSampling = rssSampler();
-  const t0 = performance.now();
-  switch (builder) {
-    case 'buildah':
-      await execa('buildah', buildahBudArgs(plan, 'localhost/bench:latest', network), opts);
-      await execa('buildah', ['push', '--digestfile', join(dir, 'digest'), 'localhost/bench:latest', `docker://${plan.destinations[0] ?? ''}`], opts);
-      break;
-    case 'buildkit': {
-      const bk = join(state, 'buildkit');
-      await mkdir(join(bk, 'run'), { recursive: true });
-      await writeBuildkitdConfig(bk, [host]);
-      if (runAs) await chownTree(state, user.uid, user.gid);
-      const socket = join(bk, 'buildkitd.sock');
-      const daemon = execa(buildkitdCommand(bk, socket)[0] ?? '', buildkitdCommand(bk, socket).slice(1), { ...opts, env: { ...env, XDG_RUNTIME_DIR: join(bk, 'run') }, reject: false });
-      const out = join(dir, 'out');
-      // the daemon dies with the run, also when a step of it fails (a bench must leave nothing running)
-      try {
-        await waitFor('buildkitd', async () => ((await execa('buildctl', ['--addr', `unix://${socket}`, 'debug', 'workers'], { ...opts, reject: false })).exitCode === 0 ? true : null));
+  try {
+    const t0 = performance.now();
+    switch (builder) {
+      case 'buildah':
+        await execa('buildah', buildahBudArgs(plan, 'localhost/bench:latest', network), opts);
+        await execa('buildah', ['push', '--digestfile', join(dir, 'digest'), 'localhost/bench:latest', `docker://${plan.destinations[0] ?? ''}`], opts);
+        break;
+      case 'buildkit': {
+        const bk = join(state, 'buildkit');
+        await mkdir(join(bk, 'run'), { recursive: true });
+        await writeBuildkitdConfig(bk, [host]);
+        if (runAs) await chownTree(state, user.uid, user.gid);
+        const socket = join(bk, 'buildkitd.sock');
+        const daemon = execa(buildkitdCommand(bk, socket)[0] ?? '', buildkitdCommand(bk, socket).slice(1), { ...opts, env: { ...env, XDG_RUNTIME_DIR: join(bk, 'run') }, reject: false });
+        const out = join(dir, 'out');
+        // the daemon dies with the run, also when a step of it fails (a bench must leave nothing running)
+        try {
+          await waitFor('buildkitd', async () => ((await execa('buildctl', ['--addr', `unix://${socket}`, 'debug', 'workers'], { ...opts, reject: false })).exitCode === 0 ? true : null));
+          const { store, bases } = await rawBases(plan, opts);
+          // The app's layer cache is local now: kept per builder and round, as a worker keeps it.
+          const cache = join(scratch, `cache-${builder}-${round}`);
+          await mkdir(cache, { recursive: true });
+          if (runAs) await chownTree(cache, user.uid, user.gid);
+          const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
+          await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
+        } finally {
+          daemon.kill('SIGTERM');
+          await daemon;
+        }
+        await rawPush(out, plan, opts);
+        break;
+      }
+      case 'kaniko': {
+        const image = `${host}/${KANIKO_IMAGE.split(':')[0] ?? ''}@${fleet.officialImages[KANIKO_IMAGE] ?? ''}`;
+        await execa('podman', ['pull', '--quiet', image], opts);
         const { store, bases } = await rawBases(plan, opts);
-        // The app's layer cache is local now: kept per builder and round, as a worker keeps it.
+        const tarballs = join(dir, 'kaniko-bases');
+        await mkdir(tarballs, { recursive: true });
+        for (const base of bases) await store.writeTarball(base.digest, join(tarballs, base.digest), AbortSignal.timeout(600_000));
+        const dockerfile = join(dir, 'kaniko-dockerfile', 'Dockerfile');
+        await mkdir(join(dir, 'kaniko-dockerfile'), { recursive: true });
+        await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, bases));
         const cache = join(scratch, `cache-${builder}-${round}`);
         await mkdir(cache, { recursive: true });
+        const argv = await kanikoRunArgs(plan, image, `bench-${tag}`, { dockerfile, bases: tarballs, cache, cacheLayers: true, network: 'private' }, [host]);
+        if (runAs) await chownTree(dir, user.uid, user.gid);
         if (runAs) await chownTree(cache, user.uid, user.gid);
-        const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
-        await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
-      } finally {
-        daemon.kill('SIGTERM');
-        await daemon;
+        await execa('podman', argv, opts);
+        await rawPush(join(dir, 'kaniko-out', 'oci'), plan, opts);
+        break;
       }
-      await rawPush(out, plan, opts);
-      break;
     }
-    case 'kaniko': {
-      const image = `${host}/${KANIKO_IMAGE.split(':')[0] ?? ''}@${fleet.officialImages[KANIKO_IMAGE] ?? ''}`;
-      await execa('podman', ['pull', '--quiet', image], opts);
-      const { store, bases } = await rawBases(plan, opts);
-      const tarballs = join(dir, 'kaniko-bases');
-      await mkdir(tarballs, { recursive: true });
-      for (const base of bases) await store.writeTarball(base.digest, join(tarballs, base.digest), AbortSignal.timeout(600_000));
-      const dockerfile = join(dir, 'kaniko-dockerfile', 'Dockerfile');
-      await mkdir(join(dir, 'kaniko-dockerfile'), { recursive: true });
-      await writeFile(dockerfile, pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, bases));
-      const cache = join(scratch, `cache-${builder}-${round}`);
-      await mkdir(cache, { recursive: true });
-      const argv = await kanikoRunArgs(plan, image, `bench-${tag}`, { dockerfile, bases: tarballs, cache, cacheLayers: true, network: 'private' }, [host]);
-      if (runAs) await chownTree(dir, user.uid, user.gid);
-      if (runAs) await chownTree(cache, user.uid, user.gid);
-      await execa('podman', argv, opts);
-      await rawPush(join(dir, 'kaniko-out', 'oci'), plan, opts);
-      break;
-    }
+    const ms = performance.now() - t0;
+    return { ms, rssMiB: await stopSampling() };
+  } finally {
+    // also when the build failed: the sampler's timer would keep the bench running after its table
+    await stopSampling();
+    await containers.close();
+    // Rootful buildah leaves its storage's overlay directory mounted (containers/storage mounts it
+    // private for root): unmounted first, or removing the tree fails EBUSY.
+    if (asRoot) await unmountUnder(state);
+    await execa('buildah', ['unshare', 'rm', '-rf', state], { ...opts, reject: false });
+    await rm(dir, { recursive: true, force: true });
   }
-  const ms = performance.now() - t0;
-  const rssMiB = await stopSampling();
-  await containers.close();
-  // Rootful buildah leaves its storage's overlay directory mounted (containers/storage mounts it
-  // private for root): unmounted first, or removing the tree fails EBUSY.
-  if (asRoot) await unmountUnder(state);
-  await execa('buildah', ['unshare', 'rm', '-rf', state], { ...opts, reject: false });
-  await rm(dir, { recursive: true, force: true });
-  return { ms, rssMiB };
 }
 
 /** Lazily unmounts every mount at or under `dir`, deepest first. */
@@ -231,12 +235,14 @@ async function unmountUnder(dir: string): Promise<void> {
  */
 async function viaFleet(builder: BuilderName, app: string, tag: string, round: string, nodeStore = false): Promise<{ ms: number; workerMs: number; gatesMs: number }> {
   const pool = builder === 'buildah' ? 'default' : builder;
+  // Before the worker starts, not under it: what it does as it boots (a BuildKit worker copies the
+  // node's seed) is part of the fresh worker, and must not read a cache dropped under its feet.
+  await settleMachine();
   const worker = await fleet.addWorker({ pool, builder, ...(nodeStore ? {} : { sharedImageStore: undefined }) });
   try {
     await waitFor('worker idle', async () => ((await fleet.client.workers()).some((w) => w.workerId === worker.workerId && w.state === 'idle') ? true : null), 30_000);
     const { digest } = await fleet.client.uploadContext(app);
     const id = `bench-${builder}-${round}-${tag}`;
-    await settleMachine();
     const t0 = performance.now();
     await fleet.client.submit({ id, context: { digest }, pool, target: 'runtime', image: { repository: `bench/fleet-${builder}-${round}`, tags: [tag] } });
     const done = await fleet.client.follow(id, {});
@@ -392,7 +398,7 @@ export async function main(): Promise<void> {
   if (f.rootless.length > 0) {
     printTable([
       [`raw buildah, rootless (build user), cold, median of ${f.rounds}`, s(median(f.rootless))],
-      [`raw buildah, rootful (root), cold, median of ${f.rounds}`, f.rootful.length === 0 ? 'not run (needs root)' : s(median(f.rootful))],
+      [`raw buildah, rootful (root), cold, median of ${f.rounds}`, f.rootful.length > 0 ? s(median(f.rootful)) : f.rootError !== undefined ? 'failed (above)' : 'not run (needs root)'],
       ['rootless / rootful', f.rootful.length === 0 ? '-' : `${(median(f.rootless) / median(f.rootful)).toFixed(2)}x  (target <= 1.1x)`],
     ]);
   }
