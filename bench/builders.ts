@@ -156,7 +156,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
     const t0 = performance.now();
     switch (builder) {
       case 'buildah':
-        await execa('buildah', buildahBudArgs(plan, 'localhost/bench:latest', network), opts);
+        await execa('buildah', await asideBudArgs(buildahBudArgs(plan, 'localhost/bench:latest', network), mode), opts);
         await execa('buildah', ['push', '--digestfile', join(dir, 'digest'), 'localhost/bench:latest', `docker://${plan.destinations[0] ?? ''}`], opts);
         break;
       case 'buildkit': {
@@ -216,6 +216,19 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
     await execa('buildah', ['unshare', 'rm', '-rf', state], { ...opts, reject: false });
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The rootless/rootful aside's argv: both sides get `--ulimit` nofile and nproc at this process's
+ * hard limits. For root, buildah asks runc for 1048576 of each, which root in a container without
+ * CAP_SYS_RESOURCE cannot raise to (`error setting rlimit type 7`, then `type 6`).
+ */
+async function asideBudArgs(args: string[], mode: 'worker' | 'rootless' | 'rootful'): Promise<string[]> {
+  if (mode === 'worker') return args;
+  const hard = async (flag: string): Promise<string> => (await execa('bash', ['-c', `ulimit -H${flag}`])).stdout.trim();
+  const [nofile, nproc] = await Promise.all([hard('n'), hard('u')]);
+  const at = args.indexOf('bud') + 1;
+  return [...args.slice(0, at), '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`, ...args.slice(at)];
 }
 
 /** Lazily unmounts every mount at or under `dir`, deepest first. */
