@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
 import { z } from 'zod';
+import { builderToolPath } from '../../adapters/environment.ts';
 import { RegistryClient } from '../../adapters/registry-client.ts';
 import type { LocalFleet } from '../../deploy/local/fleet.ts';
 import { buildkitSeedRoot } from '../../worker/builders/buildkit-seed.ts';
-import { eventuallyValue } from '../helpers/eventually.ts';
+import { eventually, eventuallyValue } from '../helpers/eventually.ts';
 import { archivedLog, fixture, startTestFleet } from '../helpers/fleet.ts';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.ts';
 
@@ -79,12 +81,18 @@ describe("the node's shared image store", () => {
       return (await Promise.all(files.map(async (f) => `${f} ${createHash('sha256').update(await readFile(join(root, f))).digest('hex')} links=${(await stat(join(root, f))).nlink}`))).join('\n');
     }
 
-    it("a fresh BuildKit worker finds the official base unpacked, and never writes the node's seed", async () => {
+    it("a fresh BuildKit worker finds the official base unpacked in a daemon it started ahead, and never writes the node's seed", async () => {
       const before = await seedDatabases();
       expect(before).not.toContain('links=2');
-      await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+      const worker = await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+      // idle long enough for its spare root and the daemon on it to be ready (the daemon answers)
+      const socket = `unix://${join(worker.stateDir, 'buildkit', 'buildkitd.sock')}`;
+      const buildctl = async (): Promise<boolean> => (await execa('buildctl', ['--addr', socket, 'debug', 'workers'], { env: { PATH: builderToolPath() }, reject: false })).exitCode === 0;
+      await eventually(buildctl, 60_000, "the worker's buildkitd, started ahead");
       const log = await buildOn('buildkit', 'seed-bk-1');
       expect(log).toContain("starts from the node's BuildKit seed");
+      expect(log).toContain('its daemon already running');
+      expect(log).not.toContain('buildkitd restarted');
       expect(log).toContain('[build 1/');
       expect(log).not.toMatch(/extracting sha256:/);
       expect(await seedDatabases()).toBe(before);
