@@ -67,7 +67,7 @@ export function createCoordinatorMetrics(options: { processMetrics?: boolean } =
   });
   const sbomLayerReads = new Counter({
     name: 'fleet_sbom_layers_read_total',
-    help: 'Image layers read from the registry for SBOMs: ahead (a running build announced its bases) or sbom (when the SBOM was written); a layer read once is remembered by digest',
+    help: 'Image layers read from the registry for SBOMs: ahead (a running build announced the base of its image) or sbom (when the SBOM was written); a layer read once is remembered by digest',
     labelNames: ['when'] as const,
     registers: [registry],
   });

@@ -183,7 +183,7 @@ export class ReportProcessor {
   }
 
   /**
-   * Starts reading the image's base's packages for the SBOM while the build runs (the layers are
+   * Starts reading the layers of the image's base for the SBOM while the build runs (they are
    * remembered by digest, and a pushed image shares its base's). Only a base in the platform's
    * own registry, named by tag; nothing waits on it, and a failed read leaves the SBOM to read
    * the layers itself.

@@ -62,6 +62,8 @@ export class BuildkitDaemon {
   private spare: Promise<boolean> | null = null;
   /** where the spare is: a name of this worker run's own, kept when a tenant takes it */
   private readonly spareRoot: string;
+  /** the worker's BuildKit directory: socket, config, tenant roots, spares */
+  private readonly dir: string;
   /** whether a tenant took the spare (its root is a link to it) */
   private spareTaken = false;
   readonly socket: string;
@@ -78,34 +80,36 @@ export class BuildkitDaemon {
   ) {
     // at construction, so a worker configured for a network its node lacks fails to start instead of failing every build
     checkBuildkitNetwork(network, existsSync(TUN_DEVICE));
-    this.socket = join(stateDir, 'buildkit', 'buildkitd.sock');
+    this.dir = join(stateDir, 'buildkit');
+    this.socket = join(this.dir, 'buildkitd.sock');
     // The roots hold the build user's subordinate ids: removed from inside a user namespace of its own.
     // A tenant that took a spare has its root there: both go.
-    this.tenants = new TenantState(join(stateDir, 'buildkit', 'tenants'), async (dir) => {
-      const spare = await spareOf(join(dir, 'root'), this.spareDirs);
+    this.tenants = new TenantState(join(this.dir, 'tenants'), async (dir) => {
+      const spare = await spareOf(join(dir, 'root'), this.dir);
       await execa('rootlesskit', ['rm', '-rf', ...(spare === null ? [] : [spare]), dir], { env: this.env, extendEnv: false, stdin: 'ignore', reject: false });
     });
-    this.spareRoot = join(this.spareDirs, `spare-${randomUUID().slice(0, 8)}`);
+    this.spareRoot = join(this.dir, `spare-${randomUUID().slice(0, 8)}`);
     this.spare = this.makeSpare();
   }
 
-  /** the directory the spare roots are in */
-  private get spareDirs(): string {
-    return join(this.stateDir, 'buildkit');
+  /** the node's seed, when it is there to copy */
+  private get seedRoot(): string | undefined {
+    return this.seed !== undefined && existsSync(this.seed) ? this.seed : undefined;
   }
 
   private async makeSpare(): Promise<boolean> {
     await this.removeUntakenSpares();
-    const made = this.seed !== undefined && existsSync(this.seed) ? await cloneSeedRoot(this.seed, this.spareRoot, this.env) : await mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false);
+    const seed = this.seedRoot;
+    const made = seed !== undefined ? await cloneSeedRoot(seed, this.spareRoot, this.env) : await mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false);
     if (made) await this.start(this.spareRoot).catch((err: unknown) => this.log.warn({ err }, 'buildkitd did not start ahead; the first build starts it'));
     return made;
   }
 
   /** Spares earlier runs of the worker made and no tenant took: never served a build, removed. */
   private async removeUntakenSpares(): Promise<void> {
-    const tenants = join(this.spareDirs, 'tenants');
-    const taken = new Set(await Promise.all((await readdir(tenants).catch(() => [])).map((name) => spareOf(join(tenants, name, 'root'), this.spareDirs))));
-    const untaken = (await readdir(this.spareDirs).catch(() => [])).filter((name) => name.startsWith('spare-')).map((name) => join(this.spareDirs, name)).filter((dir) => !taken.has(dir));
+    const tenants = join(this.dir, 'tenants');
+    const taken = new Set(await Promise.all((await readdir(tenants).catch(() => [])).map((name) => spareOf(join(tenants, name, 'root'), this.dir))));
+    const untaken = (await readdir(this.dir).catch(() => [])).filter((name) => name.startsWith('spare-')).map((name) => join(this.dir, name)).filter((dir) => !taken.has(dir));
     if (untaken.length > 0) await execa('rootlesskit', ['rm', '-rf', ...untaken], { env: this.env, extendEnv: false, stdin: 'ignore', reject: false });
   }
 
@@ -113,35 +117,36 @@ export class BuildkitDaemon {
    * A new tenant's root: the spare made at worker start, with the daemon running on it, when it is
    * still there (ROOT becomes a link to it: runc refuses a root file system reached through a
    * link, so the daemon keeps the spare's own path); else a copy of the node's seed, when there is one.
+   * STARTED: when the build asked for its daemon (the wait for the spare counts).
    */
-  private async newRoot(root: string, say: (line: string) => Promise<void>): Promise<void> {
-    const started = performance.now();
-    const seeded = this.seed !== undefined && existsSync(this.seed);
+  private async newRoot(root: string, started: number, say: (line: string) => Promise<void>): Promise<void> {
+    const seed = this.seedRoot;
     const spare = this.spare;
     this.spare = null;
     if (spare !== null && (await spare) && (await symlink(this.spareRoot, root).then(() => true, () => false))) {
       this.spareTaken = true;
-      if (seeded) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
+      if (seed !== undefined) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
       return;
     }
-    if (!seeded || this.seed === undefined) return;
-    if (await cloneSeedRoot(this.seed, root, this.env)) {
+    if (seed === undefined) return;
+    if (await cloneSeedRoot(seed, root, this.env)) {
       await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ready in ${Math.round(performance.now() - started)} ms)`);
     } else {
-      this.log.warn({ seed: this.seed }, "could not copy the node's BuildKit seed; this tenant's root starts empty");
+      this.log.warn({ seed }, "could not copy the node's BuildKit seed; this tenant's root starts empty");
       await say("could not copy the node's BuildKit seed; this tenant's root starts empty");
     }
   }
 
   /** The socket address of a live daemon on the scope's root, starting (or restarting) it when needed. */
   async address(scope: string | undefined, say: (line: string) => Promise<void>): Promise<string> {
+    const started = performance.now();
     // One daemon at a time: the spare's, still starting, is up (or failed) before another starts.
     await this.spare;
     const tenant = await this.tenants.dir(scope);
     const link = join(tenant.dir, 'root');
-    if (tenant.created) await this.newRoot(link, say);
+    if (tenant.created) await this.newRoot(link, started, say);
     // the spare the tenant took, or its own directory
-    const root = (await spareOf(link, this.spareDirs)) ?? link;
+    const root = (await spareOf(link, this.dir)) ?? link;
     const alive = this.child !== null && !this.exited;
     if (alive && this.root === root) return `unix://${this.socket}`;
     if (alive) {
@@ -158,7 +163,7 @@ export class BuildkitDaemon {
   }
 
   private async start(root: string): Promise<void> {
-    const dir = join(this.stateDir, 'buildkit');
+    const dir = this.dir;
     await mkdir(join(dir, 'run'), { recursive: true, mode: 0o700 });
     await writeBuildkitdConfig(dir, this.insecureRegistries);
     this.root = root;
@@ -233,10 +238,10 @@ export function buildkitdCommand(dir: string, socket: string, limits: BuildLimit
 }
 
 /**
- * The spare root (under SPARE_DIRS) the tenant root ROOT links to, or null when ROOT is a directory
- * of its own (or absent).
+ * The spare root (directly under DIR) the tenant root ROOT links to, or null when ROOT is a
+ * directory of its own (or absent).
  */
-async function spareOf(root: string, spareDirs: string): Promise<string | null> {
+async function spareOf(root: string, dir: string): Promise<string | null> {
   const target = await readlink(root).catch(() => null);
-  return target !== null && dirname(target) === spareDirs && basename(target).startsWith('spare-') ? target : null;
+  return target !== null && dirname(target) === dir && basename(target).startsWith('spare-') ? target : null;
 }
