@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { z } from 'zod';
@@ -81,7 +81,7 @@ describe("the node's shared image store", () => {
       return (await Promise.all(files.map(async (f) => `${f} ${createHash('sha256').update(await readFile(join(root, f))).digest('hex')} links=${(await stat(join(root, f))).nlink}`))).join('\n');
     }
 
-    it("a fresh BuildKit worker finds the official base unpacked in a daemon it started ahead, and never writes the node's seed", async () => {
+    it("a fresh BuildKit worker finds the official base unpacked in a root the node copied ahead, with a daemon it started ahead, leaves a copy for the next worker, and never writes the node's seed", async () => {
       const before = await seedDatabases();
       expect(before).not.toContain('links=2');
       const worker = await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
@@ -95,6 +95,23 @@ describe("the node's shared image store", () => {
       expect(log).not.toContain('buildkitd restarted');
       expect(log).toContain('[build 1/');
       expect(log).not.toMatch(/extracting sha256:/);
+      // The node's fill made that root ahead (a rename, not a copy); the worker makes the next one after its build.
+      expect(log).toContain('a copy the node made ahead');
+      const ready = join(dirname(buildkitSeedRoot(join(fleet.stateDir, 'shared-images'))), 'ready');
+      const copiedAhead = (): Promise<void> => eventually(async () => (await readdir(ready)).some((e) => /^[0-9a-f]{12}-[0-9a-f]{8}$/.test(e)), 60_000, 'a copy of the seed made ahead for the next worker');
+      await copiedAhead();
+      // read once that copy is done: while it is made, the seed's files have a second link for a moment
+      expect(await seedDatabases()).toBe(before);
+      await worker.stop();
+      await fleet.addWorker({ pool: 'buildkit', builder: 'buildkit' });
+      const next = await buildOn('buildkit', 'seed-bk-3');
+      expect(next).toContain('a copy the node made ahead');
+      // the app's own layers come from its registry layer cache; the base's are unpacked already
+      const base = await new RegistryClient({ host: fleet.registry.host, insecure: true }).manifest('official/base', '1');
+      const baseLayers = z.object({ layers: z.array(z.object({ digest: z.string() })) }).parse(JSON.parse(Buffer.from(base?.bytes ?? []).toString('utf8'))).layers;
+      expect(baseLayers.length).toBeGreaterThan(0);
+      for (const { digest } of baseLayers) expect(next).not.toContain(`extracting ${digest}`);
+      await copiedAhead();
       expect(await seedDatabases()).toBe(before);
     });
 

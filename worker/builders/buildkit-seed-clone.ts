@@ -14,6 +14,13 @@ export function contentStoreOf(root: string): string {
   return join(root, 'runc-overlayfs', 'content');
 }
 
+/** Whom the copy runs as: the build user (the worker itself, or root's fill naming the user's ids). */
+export interface CloneRunner {
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+}
+
 /**
  * Makes DEST a BuildKit root of its own with what the node's seed root holds (buildkit-seed.ts:
  * the platform's images unpacked): the immutable files hard-linked (no data written: 1–1.5 s for
@@ -21,9 +28,10 @@ export function contentStoreOf(root: string): string {
  * file copied, every directory new.
  * Run in a user namespace of the build user's (rootlesskit), where the seed's files, owned by its
  * subordinate ids, may be linked and read. Same filesystem only; false when it could not (DEST is
- * then absent and the daemon starts empty).
+ * then absent and the daemon starts empty). BACKGROUND: made ahead of need (buildkit-ready-roots.ts),
+ * at a lower CPU priority than the builds beside it.
  */
-export async function cloneSeedRoot(seed: string, dest: string, env: Record<string, string>): Promise<boolean> {
+export async function cloneSeedRoot(seed: string, dest: string, run: CloneRunner, { background = false } = {}): Promise<boolean> {
   // the immutable trees are pruned, not walked: they hold nearly every file
   const immutable = IMMUTABLE.map((p) => `-path "$2.tmp/${p}"`).join(' -o ');
   const script = [
@@ -34,8 +42,10 @@ export async function cloneSeedRoot(seed: string, dest: string, env: Record<stri
     `find "$2.tmp" \\( ${immutable} \\) -prune -o -type f -exec sh -c 'for f; do cp -p "$f" "$f.copy" && mv -f "$f.copy" "$f"; done' sh {} +`,
     'mv "$2.tmp" "$2"',
   ].join('\n');
-  const run = await execa('rootlesskit', ['sh', '-c', script, 'sh', seed, dest], { env, extendEnv: false, stdin: 'ignore', reject: false });
-  if (run.exitCode === 0) return true;
-  await execa('rootlesskit', ['rm', '-rf', `${dest}.tmp`, dest], { env, extendEnv: false, stdin: 'ignore', reject: false });
+  const opts = { ...run, extendEnv: false, stdin: 'ignore', reject: false } as const;
+  const copy = ['rootlesskit', 'sh', '-c', script, 'sh', seed, dest];
+  const [command = 'rootlesskit', ...args] = background ? ['nice', '-n', '10', ...copy] : copy;
+  if ((await execa(command, args, opts)).exitCode === 0) return true;
+  await execa('rootlesskit', ['rm', '-rf', `${dest}.tmp`, dest], opts);
   return false;
 }

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { builderToolPath } from '../../adapters/environment.ts';
 import { buildUserContainers } from '../../node/build-user-containers.ts';
 import { buildkitdCommand, writeBuildkitdConfig } from './buildkitd.ts';
+import { ReadyRoots } from './buildkit-ready-roots.ts';
 
 /** Where a node image store's BuildKit seed root is, beside the store (its graph root's parent). */
 export function buildkitSeedRoot(storeDir: string): string {
@@ -67,10 +68,12 @@ export async function fillBuildkitSeed(storeDir: string, registry: { host: strin
       daemon.kill('SIGTERM');
       await daemon;
     }
+    // the node's first fresh BuildKit worker takes it instead of copying the seed as its build waits
+    await new ReadyRoots(root, opts).refill();
     return root;
   } finally {
     await close();
-    // Only the root stays: its content store holds the blobs.
+    // Only the root (and its ready copies) stays: its content store holds the blobs.
     await execa('rm', ['-rf', ...scratch], { ...opts, reject: false });
   }
 }

@@ -60,6 +60,14 @@ export class BuildkitBuilder implements Builder {
   }
 
   async build(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    try {
+      return await this.buildOnDaemon(plan, output, signal);
+    } finally {
+      this.daemon.afterBuild();
+    }
+  }
+
+  private async buildOnDaemon(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
     const syntax = SYNTAX.exec((await readFile(plan.dockerfile, 'utf8')).split('\n').slice(0, 5).join('\n'))?.[1];
     if (syntax !== undefined && !SYNTAX_ALLOWLIST.includes(syntax)) {
       throw new FleetError(ErrorCode.E_BUILD_FAILED, `the Dockerfile asks for frontend "${syntax}" (# syntax=); only the built-in dockerfile.v0 frontend${SYNTAX_ALLOWLIST.length > 0 ? ` and ${SYNTAX_ALLOWLIST.join(', ')}` : ''} may be used here`);
@@ -72,6 +80,11 @@ export class BuildkitBuilder implements Builder {
     await Promise.all([rm(join(layout, 'index.json'), { force: true }), rm(join(layout, 'ingest'), { recursive: true, force: true })]);
     const copy = { env: this.env, workDir: plan.workDir, insecureRegistries: this.insecureRegistries, output, signal };
     const cacheRef = plan.cacheRepository === undefined ? undefined : `${plan.cacheRepository}:buildkit`;
+    const basesIn = this.bases.importBases(plan, output, signal);
+    // The bases' layers are in the base store already: linked into the directories the exports
+    // write, the exporter skips them; linked into the layer cache before its pull, skopeo skips
+    // them (a cache exported with every layer holds the bases': 360 MB for the Java ones).
+    const baseLayers = basesIn.then(async (bases) => (await Promise.all(bases.map(async (b) => (await this.bases.manifest(b.digest).catch(() => ({ layers: [] }))).layers.map((l) => l.digest)))).flat());
     const pullCache = async (): Promise<SyncedCache | undefined> => {
       if (plan.cacheRepository === undefined || cacheRef === undefined) return undefined;
       const dir = join(this.cacheDir, cacheDirName(plan.cacheRepository));
@@ -89,19 +102,18 @@ export class BuildkitBuilder implements Builder {
         await output.line('system', `layer cache ${cacheRef}: the local copy is the registry's (${remote})`);
         return { dir, ref: cacheRef, filled: true, remote };
       }
+      await linkBlobs(this.bases.layout, await baseLayers, dir);
       return { dir, ref: cacheRef, filled: await pullLayerCache(cacheRef, dir, copy), remote };
     };
     // The registry work the daemon no longer does, side by side: it is all waiting on the registry.
     const started = performance.now();
-    const [bases, cache, address] = await Promise.all([
-      this.bases.importBases(plan, output, signal),
+    const [bases, layers, cache, address] = await Promise.all([
+      basesIn,
+      baseLayers,
       pullCache(),
       this.daemon.address(plan.cacheScope, (line) => output.line('system', line)),
     ]);
-    // The bases' layers are in the base store already: linked into the directories the exports
-    // write, the exporter skips them.
-    const baseLayers = (await Promise.all(bases.map(async (b) => (await this.bases.manifest(b.digest).catch(() => ({ layers: [] }))).layers.map((l) => l.digest)))).flat();
-    await Promise.all([linkBlobs(this.bases.layout, baseLayers, layout), cache === undefined ? undefined : linkBlobs(this.bases.layout, baseLayers, cache.dir)]);
+    await Promise.all([linkBlobs(this.bases.layout, layers, layout), cache === undefined ? undefined : linkBlobs(this.bases.layout, layers, cache.dir)]);
     const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache: { dir: cache.dir, filled: cache.filled } }) };
     const tracker = new VertexTracker(output);
     const prepared = performance.now();

@@ -8,6 +8,7 @@ import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import type { Logger } from '../../adapters/logger.ts';
 import { prlimitPrefix, type BuildLimits } from './sandbox.ts';
 import { cloneSeedRoot } from './buildkit-seed-clone.ts';
+import { ReadyRoots } from './buildkit-ready-roots.ts';
 import { TenantState } from './tenant-state.ts';
 
 /**
@@ -66,6 +67,12 @@ export class BuildkitDaemon {
   private readonly dir: string;
   /** whether a tenant took the spare (its root is a link to it) */
   private spareTaken = false;
+  /** how the spare came: a copy the node made ahead (ready roots), or this worker's own */
+  private spareFrom: 'ready' | 'copy' | null = null;
+  /** the node's copies of the seed made ahead (absent without a seed) */
+  private readonly readyRoots?: ReadyRoots;
+  /** the ready root this worker makes for the next one, after its build */
+  private refilling: Promise<void> | null = null;
   readonly socket: string;
 
   constructor(
@@ -89,6 +96,7 @@ export class BuildkitDaemon {
       await execa('rootlesskit', ['rm', '-rf', ...(spare === null ? [] : [spare]), dir], { env: this.env, extendEnv: false, stdin: 'ignore', reject: false });
     });
     this.spareRoot = join(this.dir, `spare-${randomUUID().slice(0, 8)}`);
+    if (seed !== undefined) this.readyRoots = new ReadyRoots(seed, { env });
     this.spare = this.makeSpare();
   }
 
@@ -100,7 +108,9 @@ export class BuildkitDaemon {
   private async makeSpare(): Promise<boolean> {
     await this.removeUntakenSpares();
     const seed = this.seedRoot;
-    const made = seed !== undefined ? await cloneSeedRoot(seed, this.spareRoot, this.env) : await mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false);
+    if (seed !== undefined && (await this.readyRoots?.take(this.spareRoot)) === true) this.spareFrom = 'ready';
+    else if (seed !== undefined && (await cloneSeedRoot(seed, this.spareRoot, { env: this.env }))) this.spareFrom = 'copy';
+    const made = this.spareFrom !== null || (seed === undefined && (await mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false)));
     if (made) await this.start(this.spareRoot).catch((err: unknown) => this.log.warn({ err }, 'buildkitd did not start ahead; the first build starts it'));
     return made;
   }
@@ -125,11 +135,11 @@ export class BuildkitDaemon {
     this.spare = null;
     if (spare !== null && (await spare) && (await symlink(this.spareRoot, root).then(() => true, () => false))) {
       this.spareTaken = true;
-      if (seed !== undefined) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
+      if (seed !== undefined) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ${this.spareFrom === 'ready' ? 'a copy the node made ahead, ' : ''}ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
       return;
     }
     if (seed === undefined) return;
-    if (await cloneSeedRoot(seed, root, this.env)) {
+    if (await cloneSeedRoot(seed, root, { env: this.env })) {
       await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ready in ${Math.round(performance.now() - started)} ms)`);
     } else {
       this.log.warn({ seed }, "could not copy the node's BuildKit seed; this tenant's root starts empty");
@@ -193,9 +203,20 @@ export class BuildkitDaemon {
     throw new FleetError(ErrorCode.E_INTERNAL, `buildkitd did not start (see ${join(dir, 'buildkitd.log')})`);
   }
 
+  /**
+   * After a build: the node's next fresh worker finds a copy of the seed made ahead, when this
+   * one's is not being made already. In the background, and its failure only said: that worker copies the seed itself.
+   */
+  afterBuild(): void {
+    if (this.readyRoots === undefined || this.refilling !== null || this.seedRoot === undefined) return;
+    this.refilling = this.readyRoots.refill().catch((err: unknown) => this.log.warn({ err }, "could not make a copy of the node's BuildKit seed ahead; the next fresh worker copies it itself")).finally(() => {
+      this.refilling = null;
+    });
+  }
+
   async stop(): Promise<void> {
     // a copy still under way finishes first: no process of the build user outlives the worker
-    await this.spare;
+    await Promise.all([this.spare, this.refilling]);
     if (this.child === null || this.exited) return;
     this.child.kill('SIGTERM');
     await this.child;
