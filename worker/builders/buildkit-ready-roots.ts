@@ -58,7 +58,10 @@ export class ReadyRoots {
     }
     if (stale.length > 0) await execa('rootlesskit', ['rm', '-rf', ...stale], { ...this.run, extendEnv: false, stdin: 'ignore', reject: false });
     const ready = entries.filter((e) => isReady(e, name)).length;
-    for (let i = ready; i < KEEP; i++) await cloneSeedRoot(this.seed, join(this.dir, `${name}-${randomUUID().slice(0, 8)}`), this.run, { background: true });
+    for (let i = ready; i < KEEP; i++) {
+      const dest = join(this.dir, `${name}-${randomUUID().slice(0, 8)}`);
+      if (!(await cloneSeedRoot(this.seed, dest, this.run, { background: true }))) throw new Error(`could not copy ${this.seed} to ${dest}`);
+    }
   }
 
   /** The current seed's name: what its databases are now (a fill writes all three). */

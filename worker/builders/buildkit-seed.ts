@@ -68,8 +68,9 @@ export async function fillBuildkitSeed(storeDir: string, registry: { host: strin
       daemon.kill('SIGTERM');
       await daemon;
     }
-    // the node's first fresh BuildKit worker takes it instead of copying the seed as its build waits
-    await new ReadyRoots(root, opts).refill();
+    // The node's first fresh BuildKit worker takes it instead of copying the seed as its build
+    // waits; without it, that worker copies the seed itself (and says so), so the fill stands.
+    await new ReadyRoots(root, opts).refill().catch(() => undefined);
     return root;
   } finally {
     await close();
