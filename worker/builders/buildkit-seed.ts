@@ -69,7 +69,7 @@ export async function fillBuildkitSeed(storeDir: string, registry: { host: strin
       await daemon;
     }
     // The node's first fresh BuildKit worker takes it instead of copying the seed as its build
-    // waits; without it, that worker copies the seed itself (and says so), so the fill stands.
+    // waits; without it, that worker copies the seed itself, so the fill stands.
     await new ReadyRoots(root, opts).refill().catch(() => undefined);
     return root;
   } finally {
