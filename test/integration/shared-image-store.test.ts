@@ -33,6 +33,12 @@ describe("the node's shared image store", () => {
     return archivedLog(fleet, id);
   }
 
+  /** official/base:1's layers, as the registry has them */
+  async function baseLayers(): Promise<Array<{ digest: string; size: number }>> {
+    const base = await new RegistryClient({ host: fleet.registry.host, insecure: true }).manifest('official/base', '1');
+    return z.object({ layers: z.array(z.object({ digest: z.string(), size: z.number() })) }).parse(JSON.parse(Buffer.from(base?.bytes ?? []).toString('utf8'))).layers;
+  }
+
   it('a fresh worker builds on the official base from the shared store without pulling it', async () => {
     await fleet.addWorker();
     const log = await buildOn('default', 'shared-1');
@@ -56,8 +62,7 @@ describe("the node's shared image store", () => {
       await fleet.registry.notifyTo(receiver.url, 'registry-events');
       await fleet.addWorker({ pool: 'seeded' });
       await buildOn('seeded', 'shared-3');
-      const base = await new RegistryClient({ host: fleet.registry.host, insecure: true }).manifest('official/base', '1');
-      const baseLayerBytes = z.object({ layers: z.array(z.object({ size: z.number() })) }).parse(JSON.parse(Buffer.from(base?.bytes ?? []).toString('utf8'))).layers[0]?.size ?? 0;
+      const baseLayerBytes = (await baseLayers())[0]?.size ?? 0;
       expect(baseLayerBytes).toBeGreaterThan(1_000_000);
       const ours = (e: { target: { repository: string } }): boolean => e.target.repository.endsWith('app/shared-seeded');
       // the release manifest's push is the build's last event: every blob event came before it
@@ -107,10 +112,9 @@ describe("the node's shared image store", () => {
       const next = await buildOn('buildkit', 'seed-bk-3');
       expect(next).toContain('a copy the node made ahead');
       // the app's own layers come from its registry layer cache; the base's are unpacked already
-      const base = await new RegistryClient({ host: fleet.registry.host, insecure: true }).manifest('official/base', '1');
-      const baseLayers = z.object({ layers: z.array(z.object({ digest: z.string() })) }).parse(JSON.parse(Buffer.from(base?.bytes ?? []).toString('utf8'))).layers;
-      expect(baseLayers.length).toBeGreaterThan(0);
-      for (const { digest } of baseLayers) expect(next).not.toContain(`extracting ${digest}`);
+      const layers = await baseLayers();
+      expect(layers.length).toBeGreaterThan(0);
+      for (const { digest } of layers) expect(next).not.toContain(`extracting ${digest}`);
       await copiedAhead();
       expect(await seedDatabases()).toBe(before);
     });

@@ -54,8 +54,8 @@ export class BuildkitDaemon {
   private readonly tenants: TenantState;
   /**
    * The root a fresh worker's first tenant gets, made when the worker starts, with its daemon
-   * started on it: a copy of the node's seed when there is one (about 1.5 s for the three official
-   * images), else empty. A first build that comes after it is ready waits for neither the copy nor
+   * started on it: a copy of the node's seed when there is one (one the node made ahead, taken
+   * with a rename; else copied here, 0.3–0.9 s for the three official images), else empty. A first build that comes after it is ready waits for neither the copy nor
    * the daemon's start (about 0.5 s: rootlesskit, slirp4netns, buildkitd); one that comes before
    * waits for what is left. True once made; the daemon may have failed to start, and starts again
    * then. Later new tenants copy the seed when they come.
@@ -67,8 +67,8 @@ export class BuildkitDaemon {
   private readonly dir: string;
   /** whether a tenant took the spare (its root is a link to it) */
   private spareTaken = false;
-  /** how the spare came: a copy the node made ahead (ready roots), or this worker's own */
-  private spareFrom: 'ready' | 'copy' | null = null;
+  /** whether the spare is a copy the node made ahead (ready roots), not this worker's own */
+  private spareMadeAhead = false;
   /** the node's copies of the seed made ahead (absent without a seed) */
   private readonly readyRoots?: ReadyRoots;
   /** the ready root this worker makes for the next one, after its build */
@@ -107,12 +107,17 @@ export class BuildkitDaemon {
 
   private async makeSpare(): Promise<boolean> {
     await this.removeUntakenSpares();
-    const seed = this.seedRoot;
-    if (seed !== undefined && (await this.readyRoots?.take(this.spareRoot)) === true) this.spareFrom = 'ready';
-    else if (seed !== undefined && (await cloneSeedRoot(seed, this.spareRoot, { env: this.env }))) this.spareFrom = 'copy';
-    const made = this.spareFrom !== null || (seed === undefined && (await mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false)));
+    const made = await this.fillSpare();
     if (made) await this.start(this.spareRoot).catch((err: unknown) => this.log.warn({ err }, 'buildkitd did not start ahead; the first build starts it'));
     return made;
+  }
+
+  /** The spare's directory: a copy of the seed (the node's own made ahead, else this worker's), or empty without one. */
+  private async fillSpare(): Promise<boolean> {
+    const seed = this.seedRoot;
+    if (seed === undefined) return mkdir(this.spareRoot, { recursive: true, mode: 0o700 }).then(() => true, () => false);
+    this.spareMadeAhead = (await this.readyRoots?.take(this.spareRoot)) === true;
+    return this.spareMadeAhead || cloneSeedRoot(seed, this.spareRoot, { env: this.env });
   }
 
   /** Spares earlier runs of the worker made and no tenant took: never served a build, removed. */
@@ -135,7 +140,7 @@ export class BuildkitDaemon {
     this.spare = null;
     if (spare !== null && (await spare) && (await symlink(this.spareRoot, root).then(() => true, () => false))) {
       this.spareTaken = true;
-      if (seed !== undefined) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ${this.spareFrom === 'ready' ? 'a copy the node made ahead, ' : ''}ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
+      if (seed !== undefined) await say(`this tenant's BuildKit root starts from the node's BuildKit seed (the platform's images unpacked; ${this.spareMadeAhead ? 'a copy the node made ahead, ' : ''}ready in ${Math.round(performance.now() - started)} ms${this.root === this.spareRoot && !this.exited ? ', its daemon already running' : ''})`);
       return;
     }
     if (seed === undefined) return;
