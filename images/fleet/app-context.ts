@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { cacheBin } from '../../adapters/environment.ts';
+import { buildUi } from '../../ui/build.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -35,19 +36,26 @@ const RUNTIME_FILES = ['package.json', 'package-lock.json', 'scripts/versions.en
 
 /**
  * Compiles the sources the images run (tsconfig.build.json) into `out` (the source layout, `.js`,
- * no TypeScript loader needed) with the data files they read, then installs the production
+ * no TypeScript loader needed) with the data files they read and the web console's bundle (where
+ * the coordinator serves it from: `ui/dist` beside `coordinator/`), then installs the production
  * dependencies there from the lock file (`npm ci --omit=dev`, no install scripts).
  */
 export async function buildApp(out: string, signal?: AbortSignal): Promise<void> {
+  await compileApp(out, signal);
+  await execa('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: out, ...(signal === undefined ? {} : { cancelSignal: signal }) });
+  // command shims: nothing in the images runs them
+  await rm(join(out, 'node_modules/.bin'), { recursive: true, force: true });
+}
+
+/** buildApp without its dependencies: the compiled code, its data files and the console. */
+export async function compileApp(out: string, signal?: AbortSignal): Promise<void> {
   await rm(out, { recursive: true, force: true });
   await execa('npx', ['tsc', '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { cwd: ROOT, ...(signal === undefined ? {} : { cancelSignal: signal }) });
   for (const f of RUNTIME_FILES) {
     await mkdir(dirname(join(out, f)), { recursive: true });
     await cp(join(ROOT, f), join(out, f), { recursive: true });
   }
-  await execa('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: out, ...(signal === undefined ? {} : { cancelSignal: signal }) });
-  // command shims: nothing in the images runs them
-  await rm(join(out, 'node_modules/.bin'), { recursive: true, force: true });
+  await buildUi(join(out, 'ui/dist'));
 }
 
 /**

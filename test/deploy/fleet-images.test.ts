@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 describe("the fleet's own images", () => {
-  it('the compiled app has no TypeScript and no dev dependencies, and its coordinator serves /healthz, /readyz and /metrics against a real fleet', async () => {
+  it('the compiled app has no TypeScript and no dev dependencies, and its coordinator serves /healthz, /readyz, /metrics and the web console against a real fleet', async () => {
     const files = await readdir(app, { recursive: true });
     expect(files.filter((f) => f.endsWith('.ts') && !f.startsWith('node_modules'))).toEqual([]);
     const modules = await readdir(join(app, 'node_modules'));
@@ -41,6 +41,15 @@ describe("the fleet's own images", () => {
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toMatch(/^# HELP /m);
+      // the console the image ships: its page, and the script that page names
+      const page = await fetch(`${base}/ui/`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const script = /src="(\/ui\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script, html).toBeDefined();
+      const asset = await fetch(`${base}${script ?? ''}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get('content-type')).toMatch(/javascript/);
     } finally {
       proc.kill('SIGTERM');
       const ended = await proc;
@@ -58,14 +67,15 @@ describe("the fleet's own images", () => {
 
     const ref = `${fleet.registry.host}/fleet/coordinator:test`;
     const out = await runImage(ref, fleet.registry.host, {
-      shell: 'id -u; node --version; node /app/coordinator/main.js >/dev/null 2>&1; echo "exit=$?"; ls /app/coordinator/main.js; find /app -name "*.ts" -not -path "*/node_modules/*" | wc -l',
+      shell: 'id -u; node --version; node /app/coordinator/main.js >/dev/null 2>&1; echo "exit=$?"; ls /app/coordinator/main.js; find /app -name "*.ts" -not -path "*/node_modules/*" | wc -l; ls /app/ui/dist/index.html',
     });
-    const [uid, version, exit, main, tsFiles] = out.stdout.trim().split('\n');
+    const [uid, version, exit, main, tsFiles, consolePage] = out.stdout.trim().split('\n');
     expect(uid).toBe('10001');
     expect(version).toBe(process.version);
     // no --config: the usage error (2), which means every import of the app resolved
     expect(exit).toBe('exit=2');
     expect(main).toBe('/app/coordinator/main.js');
     expect(tsFiles).toBe('0');
+    expect(consolePage).toBe('/app/ui/dist/index.html');
   }, 600_000);
 });
