@@ -1,12 +1,18 @@
 /**
  * The scale bench's coordinator, in a process of its own (forked by bench/scale.ts), so its RSS
  * and CPU are the coordinator's alone: not the bench's, not the simulated workers', not the local
- * fleet's start. It takes the fleet's coordinator options over IPC, starts a real coordinator,
- * answers `sample` with its memory and CPU, and closes on `stop` (the two-phase close: what it
- * holds is finished first).
+ * fleet's start. It runs the coordinator as its image does: the compiled app (its path is the
+ * first argument, images/fleet/app-context.ts compileApp) with the image's node flags, no
+ * TypeScript loader (this file itself runs through node's own type stripping). It takes the
+ * fleet's coordinator options over IPC, starts a real coordinator, answers `sample` with its
+ * memory and CPU, and closes on `stop` (the two-phase close: what it holds is finished first).
  */
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { CoordinatorOptions } from '../coordinator/index.ts';
+import { pathToFileURL } from 'node:url';
+import type * as CoordinatorModule from '../coordinator/index.ts';
+import type * as LoggerModule from '../adapters/logger.ts';
+type CoordinatorOptions = CoordinatorModule.CoordinatorOptions;
 
 /** parent → child */
 export type CoordinatorOrder = { start: CoordinatorOptions } | { sample: true; resetLag?: boolean } | { stop: true };
@@ -22,8 +28,11 @@ export interface CoordinatorSample {
   lagP99Ms: number;
 }
 
-const { startCoordinator } = await import('../coordinator/index.ts');
-const { createLogger } = await import('../adapters/logger.ts');
+const app = process.argv[2];
+if (app === undefined) throw new Error('usage: scale-coordinator.ts <compiled app dir>');
+const compiled = (module: string): string => pathToFileURL(join(app, module)).href;
+const { startCoordinator } = (await import(compiled('coordinator/index.js'))) as typeof CoordinatorModule;
+const { createLogger } = (await import(compiled('adapters/logger.js'))) as typeof LoggerModule;
 const send = (answer: CoordinatorAnswer): void => void process.send?.(answer);
 let coordinator: Awaited<ReturnType<typeof startCoordinator>> | null = null;
 const lag = monitorEventLoopDelay({ resolution: 5 });

@@ -24,7 +24,7 @@
  * them has its `failed` event. Printed, not asserted.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -34,6 +34,8 @@ import type { NatsCredentials } from '../adapters/nats.ts';
 import type { FleetClient } from '../client/index.ts';
 import type { CoordinatorOptions } from '../coordinator/index.ts';
 import type { CoordinatorAnswer, CoordinatorOrder, CoordinatorSample } from './scale-coordinator.ts';
+import { z } from 'zod';
+import { compileApp, imageEnv } from '../images/fleet/app-context.ts';
 import { quantile } from './table.ts';
 import { bucketBoundMs, bucketQuantile, histogramBuckets, type Buckets } from './prom-histogram.ts';
 
@@ -41,12 +43,15 @@ const BUILDS = Number(process.env.BENCH_SCALE_BUILDS ?? 1_000);
 const WORKER_COUNTS = (process.env.BENCH_SCALE_WORKERS ?? '10,100,1000').split(',').map(Number);
 const BUILD_MS = (process.env.BENCH_SCALE_BUILD_MS ?? '0,2000').split(',').map(Number);
 const POOL = 'sim';
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const LOG_LINES = 5;
 /** how long a whole run may take before it is reported as stuck */
 const RUN_TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_MS ?? 10 * 60_000);
 /** simulated workers connecting at once */
 const CONNECT_CONCURRENCY = 8;
 const SIM_ROLE = '--scale-simulated-workers';
+/** node flags for the coordinator instead of its image's NODE_OPTIONS (e.g. other V8 heap sizing, to see what RSS they buy) */
+const COORDINATOR_FLAGS = process.env.BENCH_SCALE_COORDINATOR_FLAGS;
 
 interface SimSetup {
   natsUrl: string;
@@ -120,7 +125,7 @@ export interface MeasuredRow {
 
 export interface ScaleFigures {
   rows: ScaleRow[];
-  /** the coordinator process's RSS once started, nothing queued yet (node, the tsx loader, the coordinator at rest) */
+  /** the coordinator process's RSS once started, nothing queued yet (node and the compiled coordinator at rest) */
   idleRssMb: number;
   idleHeapMb: number;
   /** the machine's 1-minute load average at the end (others share it) */
@@ -142,10 +147,14 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
     const worker = fleet.natsCredentials[`worker-${POOL}`];
     const admin = fleet.natsCredentials.admin;
     if (worker === undefined || admin === undefined) throw new Error('the local fleet has no worker or admin NATS user');
+    const app = join(dir, 'app');
+    await compileApp(app);
+    // the compiled code resolves its dependencies here, as in the image's /app (dev ones beside them, unused)
+    await symlink(join(ROOT, 'node_modules'), join(app, 'node_modules'));
     let figures: ScaleFigures | undefined;
     // The fleet's in-process coordinator steps aside for the run: the one measured is a process of its own.
     await fleet.restartCoordinator(async () => {
-      const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, children);
+      const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, app, children);
       figures = await curve(fleet.client, coordinator, { natsUrl: fleet.nats.url, worker, admin }, digest, workerCounts, buildTimes, builds, children, onRow);
       await coordinator.stop();
     });
@@ -175,10 +184,19 @@ class CoordinatorChild {
     });
   }
 
-  static async start(options: CoordinatorOptions, children: ChildProcess[]): Promise<CoordinatorChild> {
-    // BENCH_SCALE_COORDINATOR_FLAGS: node flags for the coordinator only (e.g. V8 heap sizing, to see what RSS they buy)
-    const flags = (process.env.BENCH_SCALE_COORDINATOR_FLAGS ?? '').split(' ').filter((f) => f !== '');
-    const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [], { execArgv: [...process.execArgv, ...flags], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /**
+   * As its image runs it: the compiled app (`app`, from compileApp) under the image's environment,
+   * its NODE_OPTIONS included, and no TypeScript loader.
+   */
+  static async start(options: CoordinatorOptions, app: string, children: ChildProcess[]): Promise<CoordinatorChild> {
+    const env = { ...process.env, ...(await imageEnv('coordinator')), ...(COORDINATOR_FLAGS === undefined ? {} : { NODE_OPTIONS: COORDINATOR_FLAGS }) };
+    const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [app], {
+      // node's own type stripping runs that one file; its warning is not the coordinator's output
+      execArgv: ['--disable-warning=ExperimentalWarning'],
+      env,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     children.push(child);
     const c = new CoordinatorChild(child);
     const ready = await c.ask({ start: options }, 'ready');
@@ -378,6 +396,10 @@ async function simulate(): Promise<void> {
   const { createLogger } = await import('../adapters/logger.ts');
   const { Announcer } = await import('../worker/announcer.ts');
   const p = await import('../protocol/index.ts');
+  // What a simulated worker reads of its job: the build's id. A fleet's workers each decode their
+  // job on a CPU of their own; 100 of them decoding whole jobs in this one process took 15 ms of
+  // the opening burst's 70 (a CPU profile), and every reply of the burst waited behind it.
+  const SimulatedJob = z.object({ buildId: p.BuildJob.shape.buildId });
   const log = createLogger('scale-sim', { level: 'warn', pretty: false });
   const setup = await new Promise<SimSetup>((resolve) => process.once('message', (m: SimSetup) => resolve(m)));
   // The watcher sees each build's authoritative `failed` event (admin user: it may read every build).
@@ -467,7 +489,7 @@ async function simulate(): Promise<void> {
         for (let claims = 0; !stop.signal.aborted; ) {
           const msg = await consumer.next({ expires: 2_000 }).catch(() => null);
           if (msg === null) continue;
-          const job = p.decodeWith(p.BuildJob, msg.data, 'build job', p.ErrorCode.E_INVALID_JOB);
+          const job = p.decodeWith(SimulatedJob, msg.data, 'build job', p.ErrorCode.E_INVALID_JOB);
           const attempt = msg.info.deliveryCount;
           const c0 = performance.now();
           const reply = await nc.request(p.subjects.claim(POOL), p.encode({ buildId: job.buildId, attempt, workerId }), { timeout: 5_000 }).catch((e: unknown) => e);

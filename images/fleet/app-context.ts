@@ -1,4 +1,4 @@
-import { chmod, copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -78,4 +78,19 @@ export async function imageContext(image: FleetImage, app: string, dir: string):
   for (const b of recipe.binaries) await copyFile(join(cacheBin(), b), join(dir, 'bin', b));
   await writeFile(join(dir, '.dockerignore'), '# everything in this context is the image\n');
   return { dir, buildArgs: recipe.buildArgs };
+}
+
+/**
+ * The environment an image's Dockerfile sets (`ENV k=v ...`, values bare or double-quoted): how
+ * the image runs node (e.g. the coordinator's NODE_OPTIONS), for a bench that runs the compiled
+ * app as the image does.
+ */
+export async function imageEnv(image: FleetImage): Promise<Record<string, string>> {
+  const dockerfile = await readFile(join(ROOT, 'images/fleet', FLEET_IMAGES[image].dockerfile, 'Dockerfile'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of dockerfile.split('\n')) {
+    if (!line.startsWith('ENV ')) continue;
+    for (const m of line.slice(4).matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|(\S*))/g)) env[m[1] ?? ''] = m[2] ?? m[3] ?? '';
+  }
+  return env;
 }
