@@ -1,4 +1,4 @@
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
 import { BuildListReply, BuildPhase, BuildRecord, BuildSummary, PoolName, isTerminal, type BuildView, type Phase as PhaseType } from '../protocol/index.ts';
 import type { Logger } from '../adapters/logger.ts';
@@ -103,13 +103,15 @@ export class BuildList {
   /** names this replica's run of sequence numbers: an id from another replica or run starts afresh */
   readonly epoch = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 
-  static async watch(builds: KV, workers: KV, log: Logger): Promise<BuildList> {
+  /** `onWorker`: every entry of the workers bucket, for the claim check's view of it (coordinator/registered-workers.ts) */
+  static async watch(builds: KV, workers: KV, log: Logger, onWorker: (entry: KvEntry) => void = () => undefined): Promise<BuildList> {
     const list = new BuildList();
     const bw = await builds.watch();
     const ww = await workers.watch();
     list.stops = [() => bw.stop(), () => ww.stop()];
     void (async () => {
       for await (const entry of ww) {
+        onWorker(entry);
         // A worker announces every state change and every few seconds, its builder never changes:
         // only an entry not seen before is decoded.
         if (entry.operation !== 'PUT' || list.announced.get(entry.key) === true) continue;

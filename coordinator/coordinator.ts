@@ -59,7 +59,8 @@ export async function startCoordinator(options: CoordinatorOptions, log: Logger)
   };
   const tenancy = await watchedTenancy(config.platform.tenancyPath, log);
   // one watch of the builds bucket serves the console's list and intake's per-tenant limit
-  const buildList = await BuildList.watch(topology.builds, topology.workers, log);
+  // and one of the workers bucket serves the list's builders and the claim check's registered workers
+  const buildList = await BuildList.watch(topology.builds, topology.workers, log, (entry) => registered.announced(entry));
   const intake = new Intake({
     config,
     catalog,

@@ -55,4 +55,42 @@ describe('RegisteredWorkers', () => {
     expect(await registered.builderOf('p', 'w2')).toBe(UNKNOWN_BUILDER);
     expect(await registered.builderOf('p', 'w3')).toBeNull();
   });
+
+  it("knows a worker from the bucket's watch without a read, for the TTL from the entry's own time; a delete forgets it", async () => {
+    const { kv, reads } = bucket(new Set());
+    let now = 100_000;
+    const registered = new RegisteredWorkers(kv, 5_000, 10, () => now);
+    const entry = (workerId: string, created: number, operation: 'PUT' | 'DEL' = 'PUT') => ({
+      key: workerKey('p', workerId),
+      operation,
+      created: new Date(created),
+      json: <T>() => JSON.parse(info(workerId, 'buildah')) as T,
+    });
+    registered.announced(entry('w1', now - 1_000));
+    expect(await registered.builderOf('p', 'w1')).toEqual({ kind: 'buildah', version: '1' });
+    expect(reads()).toBe(0);
+    // 5 s from the entry's time, not from when the watch delivered it: then the bucket is asked (it says no)
+    now += 3_999;
+    expect(await registered.has('p', 'w1')).toBe(true);
+    now += 1;
+    expect(await registered.has('p', 'w1')).toBe(false);
+    expect(reads()).toBe(1);
+    // each new announcement keeps it known
+    registered.announced(entry('w1', now));
+    now += 4_999;
+    expect(await registered.has('p', 'w1')).toBe(true);
+    // an announcement replayed from long ago (the watch's start) lets nothing in
+    registered.announced(entry('w2', now - 60_000));
+    expect(await registered.has('p', 'w2')).toBe(false);
+    // a server clock ahead of ours is trusted no further than a read now would be
+    registered.announced(entry('w3', now + 60_000));
+    now += 5_000;
+    expect(await registered.has('p', 'w3')).toBe(false);
+    // a worker's entry deleted (it stopped): forgotten at once
+    registered.announced(entry('w4', now));
+    expect(await registered.has('p', 'w4')).toBe(true);
+    registered.announced(entry('w4', now, 'DEL'));
+    expect(await registered.has('p', 'w4')).toBe(false);
+    expect(reads()).toBe(4);
+  });
 });

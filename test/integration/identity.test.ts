@@ -184,6 +184,21 @@ describe('NATS permissions, enforced by the server', () => {
     await workersKv.delete(workerKey('default', 'identity-probe'));
   });
 
+  it('refuses a claim by a worker that never announced itself (the record untouched), and lets in one that announced itself just before', async () => {
+    await fleet.client.submit(request('claim-probe-1', 'app/matrix/claim-probe', { pool: 'other' }));
+    const before = await buildsKv.get('claim-probe-1');
+    const w = await connectAs('worker-other');
+    const claim = (workerId: string) => w.nc.request(subjects.claim('other'), encode({ buildId: 'claim-probe-1', attempt: 1, workerId }), { timeout: 10_000 }).then((m) => ClaimReply.parse(decode(m)));
+    expect(await claim('never-announced')).toMatchObject({ ok: false, error: { code: 'E_FORBIDDEN' } });
+    expect((await buildsKv.get('claim-probe-1'))?.revision).toBe(before?.revision);
+    // announced, then at once claiming, as a starting worker does
+    await (await new Kvm(w.nc).open(buckets.workers)).put(workerKey('other', 'just-announced'), workerInfo('other', 'just-announced'));
+    expect(await claim('just-announced')).toEqual({ ok: true });
+    const record = BuildRecord.parse((await buildsKv.get('claim-probe-1'))?.json());
+    expect(record.state).toMatchObject({ phase: 'running', workerId: 'just-announced', attempt: 1 });
+    await workersKv.delete(workerKey('other', 'just-announced'));
+  });
+
   it("refuses a worker of default jobs, build records, another pool's queue, reports, claims and registry keys, and nothing is written", async () => {
     const w = await connectAs('worker-default');
     const js = jetstream(w.nc);
