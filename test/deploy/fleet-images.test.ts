@@ -24,11 +24,17 @@ afterAll(async () => {
 });
 
 describe("the fleet's own images", () => {
-  it('the compiled app has no TypeScript and no dev dependencies, and its coordinator serves /healthz, /readyz, /metrics and the web console against a real fleet', async () => {
+  it('the compiled app has no TypeScript and no dev dependencies, and its worker and scanner load, and its coordinator serves /healthz, /readyz, /metrics and the web console against a real fleet', async () => {
     const files = await readdir(app, { recursive: true });
     expect(files.filter((f) => f.endsWith('.ts') && !f.startsWith('node_modules'))).toEqual([]);
     const modules = await readdir(join(app, 'node_modules'));
     for (const dev of ['typescript', 'vitest', 'eslint']) expect(modules).not.toContain(dev);
+    // the worker's and the scanner's entries load too: without --config, the usage error (2),
+    // which means every import of theirs resolved in the compiled app
+    for (const main of ['worker/main.js', 'scanner/main.js']) {
+      const run = await execa(process.execPath, [join(app, main)], { reject: false, env: { FLEET_LOG_JSON: '1' } });
+      expect({ main, exitCode: run.exitCode }, run.stderr).toEqual({ main, exitCode: 2 });
+    }
 
     const port = await freePort();
     const config = join(dir, 'coordinator.json');

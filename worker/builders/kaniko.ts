@@ -212,9 +212,13 @@ export class KanikoBuilder implements Builder {
     const first = plan.destinations[0];
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const started = performance.now();
-    const image = await this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
+    // Beside the bases, not before them: a fresh worker pulls the kaniko image (about a second)
+    // while the bases come in and the first one loads into podman's storage.
+    const kaniko = this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
+    kaniko.catch(() => undefined); // awaited in prepare; a failure before that must not go unhandled
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const sandbox = await this.prepare(plan, image, output, signal);
+    const sandbox = await this.prepare(plan, kaniko, output, signal);
+    const image = await kaniko;
     const prepared = performance.now();
     let unpackedAhead = sandbox.rootfs === undefined ? '' : sandbox.finalRootfs === undefined ? ' (first base unpacked ahead)' : ' (first and final bases unpacked ahead)';
     const unconfirmed = await this.runStages(plan, image, name, sandbox, output, signal);
@@ -262,11 +266,11 @@ export class KanikoBuilder implements Builder {
    * (kaniko resolves a tag through the registry even when its cache holds the image); a COPY
    * --from image becomes a pinned stage of its own (kaniko pulls those from the registry).
    */
-  private async prepare(plan: BuildPlan, image: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
+  private async prepare(plan: BuildPlan, kaniko: Promise<string>, output: BuildOutput, signal: AbortSignal): Promise<KanikoSandbox> {
     const cache = plan.cacheRepository === undefined ? join(plan.workDir, KANIKO_OUT, 'cache') : join(this.dir, 'cache', plan.cacheRepository.replace(/[^A-Za-z0-9._-]/g, '_'));
     await mkdir(cache, { recursive: true, mode: 0o700 });
     // Beside the bases (once per worker: 0.6 s of a fresh worker's first build when it waited for them).
-    const executor = this.executorOf(image, plan.workDir, output, signal);
+    const executor = kaniko.then((image) => this.executorOf(image, plan.workDir, output, signal));
     executor.catch(() => undefined); // awaited below; a failure before that must not go unhandled
     // This worker's own push of the directory, if one still runs, finishes first.
     await this.syncs?.settled(cache);
@@ -297,15 +301,26 @@ export class KanikoBuilder implements Builder {
     await writeFile(dockerfile, pinned);
     const manifests = await Promise.all(imported.map((b) => this.bases.manifest(b.digest).catch(() => null)));
     const baseLayers = manifests.flatMap((m) => m?.layers.map((l) => l.digest) ?? []);
-    const { features, dir: executorDir } = await executor;
-    const unpacked = async (pinnedBase: string | null): Promise<KanikoRootfs | undefined> => {
+    const load = (pinnedBase: string | null): Promise<string | undefined> => {
       const at = imported.findIndex((b) => b.pinned === pinnedBase);
       const base = imported[at];
       const config = manifests[at]?.config.digest;
-      return base === undefined || config === undefined || executorDir === undefined ? undefined : await this.rootfs(base.digest, config, base.pinned, executorDir, plan.workDir, output, signal);
+      return base === undefined || config === undefined ? Promise.resolve(undefined) : this.loadBase(base.digest, config, base.pinned, plan.workDir, output, signal);
     };
-    const rootfs = features.initialFsUnpacked ? await unpacked(kanikoFirstStageBase(pinned, plan.target)) : undefined;
-    const finalRootfs = rootfs !== undefined && features.finalStageSplit ? await unpacked(kanikoFinalStageBase(pinned, plan.target)) : undefined;
+    // The first stage's base loads while the executor is still on its way: the fleet's kaniko
+    // image runs on it (its labels say so once it is in); another image's build leaves the base
+    // loaded for nothing, once per worker.
+    // Both settle before either's failure is thrown: no podman load outlives its build.
+    const firstBase = kanikoFirstStageBase(pinned, plan.target);
+    const [executed, firstLoaded] = await Promise.allSettled([executor, load(firstBase)]);
+    if (executed.status === 'rejected') throw executed.reason;
+    if (firstLoaded.status === 'rejected') throw firstLoaded.reason;
+    const { features, dir: executorDir } = executed.value;
+    const rootfsOf = (pinnedBase: string | null, image: string | undefined): KanikoRootfs | undefined =>
+      image === undefined || executorDir === undefined || pinnedBase === null ? undefined : { image, base: pinnedBase, executor: executorDir };
+    const rootfs = features.initialFsUnpacked ? rootfsOf(firstBase, firstLoaded.value) : undefined;
+    const finalBase = kanikoFinalStageBase(pinned, plan.target);
+    const finalRootfs = rootfs !== undefined && features.finalStageSplit ? rootfsOf(finalBase, await load(finalBase)) : undefined;
     const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
@@ -351,17 +366,17 @@ export class KanikoBuilder implements Builder {
   }
 
   /**
-   * The base as a podman image this worker can run kaniko in (KanikoRootfs): in its storage or the
+   * The base as a podman image this worker can run kaniko in (KanikoRootfs.image): in its storage or the
    * node's shared store already, or loaded from the tarball `prepare` wrote (once per worker and
    * base; podman addresses it by its config digest, so it is the verified base or nothing).
    * Undefined, and kaniko unpacks as before, when the load fails.
    */
-  private async rootfs(digest: string, config: string, base: string, executor: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRootfs | undefined> {
+  private async loadBase(digest: string, config: string, base: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<string | undefined> {
     const quiet = { env: this.env, cwd: workDir, output: quietOutput(output), signal };
     const image = config.replace(/^sha256:/, '');
     if (!this.loaded.has(image) && (await runTool('podman', ['image', 'exists', image], quiet)).exitCode !== 0) {
       // podman load takes no path with a colon in it, which the tarball's name (its digest) has
-      const link = join(workDir, 'kaniko-rootfs.tar');
+      const link = join(workDir, `kaniko-rootfs-${image.slice(0, 12)}.tar`);
       await rm(link, { force: true });
       await symlink(join(this.dir, 'bases', digest), link);
       const load = await runTool('podman', ['load', '--quiet', '--input', link], quiet);
@@ -373,7 +388,7 @@ export class KanikoBuilder implements Builder {
       }
     }
     this.loaded.add(image);
-    return { image, base, executor };
+    return image;
   }
 
   /**
