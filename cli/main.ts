@@ -445,6 +445,13 @@ async function workers(args: string[]): Promise<number> {
 async function startFleet(opts: LocalFleetOptions): Promise<{ fleet: LocalFleet; stop: () => Promise<void> }> {
   const log = createLogger('fleet', { level: fleetEnvironment().FLEET_LOG_LEVEL ?? 'warn' });
   process.stderr.write('starting a local fleet (nats-server, registry, coordinator, rootless worker)...\n');
+  // The console the coordinator serves at /ui/, on a machine where `npm run ui:build` never ran;
+  // without it (no dev dependencies, say) /ui/ answers 503 saying how to build it.
+  const { buildUiIfMissing } = await import('../ui/build.ts');
+  await buildUiIfMissing().then(
+    (built) => void (built && process.stderr.write('built the web console (ui/dist)\n')),
+    (e: unknown) => void process.stderr.write(`the web console could not be built (${e instanceof Error ? e.message : String(e)}): /ui/ answers 503 until \`npm run ui:build\` runs\n`),
+  );
   const fleet = await startLocalFleet(opts, log);
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= fleet.stop());

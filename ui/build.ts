@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -62,6 +62,17 @@ export async function buildUi(out: string = DEFAULT_OUT): Promise<{ files: strin
 `,
   );
   return { files: ['index.html', ...files.map((f) => `assets/${f}`)] };
+}
+
+/**
+ * Builds the console into `out` only if it has none (no `index.html`): `fleet up` and the demo on
+ * a machine where `npm run ui:build` never ran. A console already built is left as it is, even if
+ * older than its sources (`npm run ui:build` rebuilds it).
+ */
+export async function buildUiIfMissing(out: string = DEFAULT_OUT): Promise<boolean> {
+  if (await access(join(out, 'index.html')).then(() => true, () => false)) return false;
+  await buildUi(out);
+  return true;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
