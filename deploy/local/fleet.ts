@@ -31,7 +31,7 @@ export interface LocalFleetOptions {
   pool?: string;
   /** `pools` adds pools beside the workers' own (e.g. one no worker serves) */
   coordinator?: Partial<Pick<CoordinatorOptions, 'jobAckWaitMs' | 'maxDeliver' | 'pools' | 'workerTtlMs' | 'rebuilds'>>;
-  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile' | 'metricsPort' | 'maxBuilds'>>;
+  worker?: Partial<Pick<WorkerOptions, 'heartbeatMs' | 'drainGraceMs' | 'secretsDir' | 'maskPatterns' | 'logs' | 'announceMs' | 'pool' | 'builder' | 'sharedImageStore' | 'registryAuthFile' | 'metricsPort' | 'maxBuilds' | 'kanikoImage'>>;
   /**
    * Fill a node-wide read-only store with the platform images and give it to every worker, as a
    * real node would (fresh workers then build without pulling the bases). Off by default: it

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ let dir: string;
 let nodeWorker: { stateDir: string } | undefined;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['kaniko', 'kaniko-node'] } });
+  fleet = await startTestFleet({ workers: 0, sharedImageStore: true, coordinator: { pools: ['kaniko', 'kaniko-node', 'kaniko-misnamed'] } });
   // one worker with storage of its own (it loads the base), one with the node's shared store too
   await fleet.addWorker({ pool: 'kaniko', builder: 'kaniko', sharedImageStore: undefined });
   nodeWorker = await fleet.addWorker({ pool: 'kaniko-node', builder: 'kaniko' });
@@ -132,4 +132,21 @@ describe('kaniko on a pre-unpacked first base', () => {
     const { stdout } = await runImage(`${fleet.registry.host}/rootfs/app:rootfs-guess`, fleet.registry.host, { shell: 'cat /built' });
     expect(stdout.trim()).toBe('built');
   });
+});
+
+describe('a kaniko worker whose kaniko image is not there', () => {
+  it("fails the build with the kaniko image's own error, not a cancellation of what ran beside it, and keeps serving", async () => {
+    const misnamed = await fleet.addWorker({ pool: 'kaniko-misnamed', builder: 'kaniko', sharedImageStore: undefined, kanikoImage: 'platform/kaniko:no-such-tag' });
+    const { digest } = await fleet.client.uploadContext(await (async () => {
+      const app = join(dir, 'misnamed');
+      await mkdir(app, { recursive: true });
+      await writeFile(join(app, 'Dockerfile'), `FROM ${fleet.registry.host}/official/base:1\nRUN echo x > /x\nUSER 1000\n`);
+      return app;
+    })());
+    await fleet.client.submit({ id: 'kaniko-misnamed-1', context: { digest }, pool: 'kaniko-misnamed', image: { repository: 'rootfs/misnamed', tags: ['1'] } });
+    const done = await fleet.client.follow('kaniko-misnamed-1', {});
+    expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BASE_UNSIGNED' } });
+    expect(done.state.phase === 'failed' ? done.state.error.message : '').toContain('platform/kaniko:no-such-tag does not exist');
+    await eventually(async () => (await fleet.client.workers()).some((w) => w.workerId === misnamed.workerId && w.state === 'idle'), 30_000, 'the worker idle again');
+  }, 300_000);
 });

@@ -215,9 +215,15 @@ export class KanikoBuilder implements Builder {
     // Beside the bases, not before them: a fresh worker pulls the kaniko image (about a second)
     // while the bases come in and the first one loads into podman's storage.
     const kaniko = this.image(first.slice(0, first.indexOf('/')), plan.workDir, output, signal);
-    kaniko.catch(() => undefined); // awaited in prepare; a failure before that must not go unhandled
+    // A kaniko image that fails (not there, not signed) stops what runs beside it, and its error,
+    // not that stop, is the build's.
+    const kanikoFailed = new AbortController();
+    kaniko.catch(() => kanikoFailed.abort());
     const name = `fleet-kaniko-${plan.buildId.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
-    const sandbox = await this.prepare(plan, kaniko, output, signal);
+    const sandbox = await this.prepare(plan, kaniko, output, AbortSignal.any([signal, kanikoFailed.signal])).catch(async (e: unknown) => {
+      await kaniko;
+      throw e;
+    });
     const image = await kaniko;
     const prepared = performance.now();
     let unpackedAhead = sandbox.rootfs === undefined ? '' : sandbox.finalRootfs === undefined ? ' (first base unpacked ahead)' : ' (first and final bases unpacked ahead)';
