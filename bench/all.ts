@@ -14,7 +14,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { imageEnv } from '../images/fleet/app-context.ts';
 import { quantile } from './table.ts';
 import { bucketBoundMs } from './prom-histogram.ts';
 import { settleMachine } from './settle-machine.ts';
@@ -32,12 +31,6 @@ const FAST: Record<string, string> = {
 // Before the benches are imported: they read their sizes when loaded.
 for (const [k, v] of Object.entries(FAST)) process.env[k] ??= v;
 const QUICK = process.env.BENCH_ALL_QUICK === '1';
-/** how the scale bench runs its coordinator (bench/scale.ts CoordinatorChild): as its image does, unless told otherwise */
-const COORDINATOR_FLAGS = async (): Promise<string> => {
-  const told = process.env.BENCH_SCALE_COORDINATOR_FLAGS;
-  if (told !== undefined) return `compiled; node ${told === '' ? "with node's defaults" : told} (BENCH_SCALE_COORDINATOR_FLAGS)`;
-  return `compiled, as its image runs it: NODE_OPTIONS ${(await imageEnv('coordinator')).NODE_OPTIONS ?? '(none)'}`;
-};
 
 const RESULTS = new URL('./results/', import.meta.url).pathname;
 
@@ -103,7 +96,7 @@ export async function main(): Promise<void> {
       // the same claims timed by the coordinator itself (its fleet_nats_api_answer_seconds histogram):
       // the row above adds the simulator's own queueing (100 workers in one process on these 2 cores)
       scaleRows.push({ what: `${what}: claim answered by the coordinator (arrival → reply), p99, builds of ~2 s`, measured: `<= ${bucketBoundMs(paced.answerP99Ms)} (p50 <= ${bucketBoundMs(paced.answerP50Ms)}; its histogram's bucket bound); saturated: p99 <= ${bucketBoundMs(saturated.answerP99Ms)}`, target: '<= 25 ms', pass: paced.answerP99Ms <= 25, value: paced.answerP99Ms, unit: 'ms', better: 'lower' });
-      scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${peakRss.toFixed(0)} MB (its own process, ${await COORDINATOR_FLAGS()}; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${Math.max(paced.peakHeapMb, saturated.peakHeapMb).toFixed(0)} MB)`, target: '< 200 MB', pass: peakRss < 200, value: peakRss, unit: 'MB', better: 'lower' });
+      scaleRows.push({ what: `${what}: coordinator peak RSS`, measured: `${peakRss.toFixed(0)} MB (its own process, ${s.coordinatorRuntime}; at rest ${s.idleRssMb.toFixed(0)} MB; heap ${Math.max(paced.peakHeapMb, saturated.peakHeapMb).toFixed(0)} MB)`, target: '< 200 MB', pass: peakRss < 200, value: peakRss, unit: 'MB', better: 'lower' });
       scaleRows.push({ what: `${what}: throughput, saturated`, measured: `${saturated.throughput.toFixed(0)} builds/s, report → recorded p99 ${saturated.recordedP99Ms.toFixed(0)} ms`, target: '(no target)', pass: null, value: saturated.throughput, unit: 'builds/s', better: 'higher' });
     } catch (e) {
       scaleRows.push(failed(what, 'claim p99 <= 25 ms, RSS < 200 MB', e));

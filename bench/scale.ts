@@ -50,8 +50,18 @@ const RUN_TIMEOUT_MS = Number(process.env.BENCH_SCALE_TIMEOUT_MS ?? 10 * 60_000)
 /** simulated workers connecting at once */
 const CONNECT_CONCURRENCY = 8;
 const SIM_ROLE = '--scale-simulated-workers';
-/** node flags for the coordinator instead of its image's NODE_OPTIONS (e.g. other V8 heap sizing, to see what RSS they buy) */
-const COORDINATOR_FLAGS = process.env.BENCH_SCALE_COORDINATOR_FLAGS;
+
+/**
+ * The measured coordinator's environment: its image's (NODE_OPTIONS included), or with
+ * BENCH_SCALE_COORDINATOR_FLAGS as NODE_OPTIONS instead (e.g. other V8 heap sizing, to see what
+ * RSS they buy); and how that reads in a table.
+ */
+async function coordinatorRuntime(): Promise<{ env: Record<string, string>; described: string }> {
+  const image = await imageEnv('coordinator');
+  const told = process.env.BENCH_SCALE_COORDINATOR_FLAGS;
+  if (told !== undefined) return { env: { ...image, NODE_OPTIONS: told }, described: `compiled; NODE_OPTIONS ${told === '' ? "node's defaults" : told} (BENCH_SCALE_COORDINATOR_FLAGS)` };
+  return { env: image, described: `compiled, as its image runs it: NODE_OPTIONS ${image.NODE_OPTIONS ?? '(none)'}` };
+}
 
 interface SimSetup {
   natsUrl: string;
@@ -127,6 +137,8 @@ export interface ScaleFigures {
   rows: ScaleRow[];
   /** the coordinator process's RSS once started, nothing queued yet (node and the compiled coordinator at rest) */
   idleRssMb: number;
+  /** how the coordinator ran (coordinatorRuntime) */
+  coordinatorRuntime: string;
   idleHeapMb: number;
   /** the machine's 1-minute load average at the end (others share it) */
   load1: number;
@@ -151,15 +163,16 @@ export async function measureScale(workerCounts: number[] = WORKER_COUNTS, build
     await compileApp(app);
     // the compiled code resolves its dependencies here, as in the image's /app (dev ones beside them, unused)
     await symlink(join(ROOT, 'node_modules'), join(app, 'node_modules'));
-    let figures: ScaleFigures | undefined;
+    const runtime = await coordinatorRuntime();
+    let figures: Omit<ScaleFigures, 'coordinatorRuntime'> | undefined;
     // The fleet's in-process coordinator steps aside for the run: the one measured is a process of its own.
     await fleet.restartCoordinator(async () => {
-      const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, app, children);
+      const coordinator = await CoordinatorChild.start(fleet.coordinatorOptions, app, runtime.env, children);
       figures = await curve(fleet.client, coordinator, { natsUrl: fleet.nats.url, worker, admin }, digest, workerCounts, buildTimes, builds, children, onRow);
       await coordinator.stop();
     });
     if (figures === undefined) throw new Error('the scale run ended without figures');
-    return figures;
+    return { ...figures, coordinatorRuntime: runtime.described };
   } finally {
     for (const child of children) child.kill();
     await rm(dir, { recursive: true, force: true });
@@ -185,15 +198,14 @@ class CoordinatorChild {
   }
 
   /**
-   * As its image runs it: the compiled app (`app`, from compileApp) under the image's environment,
-   * its NODE_OPTIONS included, and no TypeScript loader.
+   * As its image runs it: the compiled app (`app`, from compileApp) under the image's environment
+   * (`env`, coordinatorRuntime), and no TypeScript loader.
    */
-  static async start(options: CoordinatorOptions, app: string, children: ChildProcess[]): Promise<CoordinatorChild> {
-    const env = { ...process.env, ...(await imageEnv('coordinator')), ...(COORDINATOR_FLAGS === undefined ? {} : { NODE_OPTIONS: COORDINATOR_FLAGS }) };
+  static async start(options: CoordinatorOptions, app: string, env: Record<string, string>, children: ChildProcess[]): Promise<CoordinatorChild> {
     const child = fork(fileURLToPath(new URL('./scale-coordinator.ts', import.meta.url)), [app], {
       // node's own type stripping runs that one file; its warning is not the coordinator's output
       execArgv: ['--disable-warning=ExperimentalWarning'],
-      env,
+      env: { ...process.env, ...env },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -249,7 +261,7 @@ async function curve(
   builds: number,
   children: ChildProcess[],
   onRow?: (row: ScaleRow) => void,
-): Promise<ScaleFigures> {
+): Promise<Omit<ScaleFigures, 'coordinatorRuntime'>> {
   // The same node flags (the tsx loader) in the child: it runs this file in its simulator role.
   const sim = fork(fileURLToPath(import.meta.url), [SIM_ROLE], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(sim);
@@ -383,7 +395,7 @@ export function scaleTable(figures: ScaleFigures): string {
 /** The standalone bench: the growth curve as a Markdown table. */
 export async function main(): Promise<void> {
   const figures = await measureScale(WORKER_COUNTS, BUILDS, (r) => console.error(`scale: ${JSON.stringify(r)}`));
-  console.log(`\n${scaleTable(figures)}\n\ncoordinator process at rest (started, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers (paced builds); load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
+  console.log(`\n${scaleTable(figures)}\n\ncoordinator process (${figures.coordinatorRuntime}) at rest (started, nothing queued): RSS ${figures.idleRssMb.toFixed(0)} MB, heap ${figures.idleHeapMb.toFixed(0)} MB; target: coordinator RSS < 200 MB, claim p99 <= 25 ms at 100 workers (paced builds); load average ${figures.load1.toFixed(1)} at the end (shared machine)`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -137,12 +137,10 @@ describe('kaniko on a pre-unpacked first base', () => {
 describe('a kaniko worker whose kaniko image is not there', () => {
   it("fails the build with the kaniko image's own error, not a cancellation of what ran beside it, and keeps serving", async () => {
     const misnamed = await fleet.addWorker({ pool: 'kaniko-misnamed', builder: 'kaniko', sharedImageStore: undefined, kanikoImage: 'platform/kaniko:no-such-tag' });
-    const { digest } = await fleet.client.uploadContext(await (async () => {
-      const app = join(dir, 'misnamed');
-      await mkdir(app, { recursive: true });
-      await writeFile(join(app, 'Dockerfile'), `FROM ${fleet.registry.host}/official/base:1\nRUN echo x > /x\nUSER 1000\n`);
-      return app;
-    })());
+    const app = join(dir, 'misnamed');
+    await mkdir(app, { recursive: true });
+    await writeFile(join(app, 'Dockerfile'), `FROM ${fleet.registry.host}/official/base:1\nRUN echo x > /x\nUSER 1000\n`);
+    const { digest } = await fleet.client.uploadContext(app);
     await fleet.client.submit({ id: 'kaniko-misnamed-1', context: { digest }, pool: 'kaniko-misnamed', image: { repository: 'rootfs/misnamed', tags: ['1'] } });
     const done = await fleet.client.follow('kaniko-misnamed-1', {});
     expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BASE_UNSIGNED' } });

@@ -55,10 +55,11 @@ export class BuildkitDaemon {
   /**
    * The root a fresh worker's first tenant gets, made when the worker starts, with its daemon
    * started on it: a copy of the node's seed when there is one (one the node made ahead, taken
-   * with a rename; else copied here, 0.3–0.9 s for the three official images), else empty. A first build that comes after it is ready waits for neither the copy nor
-   * the daemon's start (about 0.5 s: rootlesskit, slirp4netns, buildkitd); one that comes before
-   * waits for what is left. True once made; the daemon may have failed to start, and starts again
-   * then. Later new tenants copy the seed when they come.
+   * with a rename; else copied here, 0.3–0.9 s for the three official images), else empty. A
+   * first build that comes after it is ready waits for neither the copy nor the daemon's start
+   * (about 0.5 s: rootlesskit, slirp4netns, buildkitd); one that comes before waits for what is
+   * left. True once made; the daemon may have failed to start, and starts again then. Later new
+   * tenants copy the seed when they come.
    */
   private spare: Promise<boolean> | null = null;
   /** where the spare is: a name of this worker run's own, kept when a tenant takes it */

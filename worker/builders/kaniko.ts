@@ -315,8 +315,8 @@ export class KanikoBuilder implements Builder {
     };
     // The first stage's base loads while the executor is still on its way: the fleet's kaniko
     // image runs on it (its labels say so once it is in); another image's build leaves the base
-    // loaded for nothing, once per worker.
-    // Both settle before either's failure is thrown: no podman load outlives its build.
+    // loaded for nothing, once per worker. Both settle before either's failure is thrown: no
+    // podman load outlives its build.
     const firstBase = kanikoFirstStageBase(pinned, plan.target);
     const [executed, firstLoaded] = await Promise.allSettled([executor, load(firstBase)]);
     if (executed.status === 'rejected') throw executed.reason;
