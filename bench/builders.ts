@@ -30,6 +30,7 @@ import { buildkitdCommand, writeBuildkitdConfig } from '../worker/builders/build
 import { kanikoRunArgs } from '../worker/builders/kaniko.ts';
 import { BaseStore, pinFromLines, repositoryOf, type ImportedBase } from '../worker/builders/base-import.ts';
 import { fromImages } from '../worker/official-bases.ts';
+import { buildkitChecks } from '../worker/dockerfile-directives.ts';
 import type { BuildPlan } from '../worker/builders/types.ts';
 import { writeContainersConfig } from '../node/containers-config.ts';
 import { extractContext } from '../worker/context-extract.ts';
@@ -176,7 +177,7 @@ async function raw(builder: BuilderName, app: string, tag: string, round: string
           await mkdir(cache, { recursive: true });
           if (runAs) await chownTree(cache, user.uid, user.gid);
           const filled = await stat(join(cache, 'index.json')).then(() => true, () => false);
-          await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', cache: { dir: cache, filled } })], opts);
+          await execa('buildctl', ['--addr', `unix://${socket}`, ...buildctlArgs(plan, join(dir, 'metadata.json'), { layout: out, baseLayout: store.layout, bases, network: 'private', checks: buildkitChecks(await readFile(plan.dockerfile, 'utf8')), cache: { dir: cache, filled } })], opts);
         } finally {
           daemon.kill('SIGTERM');
           await daemon;

@@ -12,6 +12,7 @@ import { annotatePushed, baseAnnotations } from './builders/base-annotations.ts'
 import { BaseResolver } from './base-resolver.ts';
 import { fromImages, stageNames, verifyOfficialBases } from './official-bases.ts';
 import { runFlagRefusal } from './run-flags.ts';
+import { syntaxNote } from './dockerfile-directives.ts';
 import { secretInImage, secretValues } from './secret-leaks.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
@@ -168,6 +169,8 @@ export class JobRunner {
     // RUN flags that would take a step out of the sandbox, the same refusal on every builder.
     const refusedFlag = runFlagRefusal(text);
     if (refusedFlag !== null) throw refusedFlag;
+    const syntax = syntaxNote(text, this.ports.builder.name);
+    if (syntax !== null) await logs.line('system', syntax);
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const platformArgs = { ...job.buildArgs, FLEET_REGISTRY: job.image.registry };
     // One resolver for the build: each base's manifest is read once, by the check, and the

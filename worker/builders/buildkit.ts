@@ -14,10 +14,8 @@ import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
+import { buildkitChecks } from '../dockerfile-directives.ts';
 
-/** `# syntax=` frontends the platform allows; anything else would pull a frontend from outside. */
-const SYNTAX_ALLOWLIST: readonly string[] = [];
-const SYNTAX = /^#\s*syntax\s*=\s*(\S+)/im;
 /** `#7 [build 3/4] RUN make` and `#7 ERROR: process "…" did not complete successfully: exit code: 42` */
 const VERTEX = /^#(\d+) \[[^\]]*\] (.+)$/;
 const VERTEX_ERROR = /^#(\d+) ERROR: .*exit code: (\d+)/;
@@ -68,10 +66,6 @@ export class BuildkitBuilder implements Builder {
   }
 
   private async buildOnDaemon(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
-    const syntax = SYNTAX.exec((await readFile(plan.dockerfile, 'utf8')).split('\n').slice(0, 5).join('\n'))?.[1];
-    if (syntax !== undefined && !SYNTAX_ALLOWLIST.includes(syntax)) {
-      throw new FleetError(ErrorCode.E_BUILD_FAILED, `the Dockerfile asks for frontend "${syntax}" (# syntax=); only the built-in dockerfile.v0 frontend${SYNTAX_ALLOWLIST.length > 0 ? ` and ${SYNTAX_ALLOWLIST.join(', ')}` : ''} may be used here`);
-    }
     const metadata = join(plan.workDir, 'buildkit-metadata.json');
     const layout = this.outDir;
     // The last image's blobs stay (the exporter skips them); its index goes, so the layout names
@@ -114,7 +108,8 @@ export class BuildkitBuilder implements Builder {
       this.daemon.address(plan.cacheScope, (line) => output.line('system', line)),
     ]);
     await Promise.all([linkBlobs(this.bases.layout, layers, layout), cache === undefined ? undefined : linkBlobs(this.bases.layout, layers, cache.dir)]);
-    const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, ...(cache === undefined ? {} : { cache: { dir: cache.dir, filled: cache.filled } }) };
+    const checks = buildkitChecks(await readFile(plan.dockerfile, 'utf8'));
+    const sandbox: BuildkitSandbox = { layout, baseLayout: this.bases.layout, bases, network: this.network, checks, ...(cache === undefined ? {} : { cache: { dir: cache.dir, filled: cache.filled } }) };
     const tracker = new VertexTracker(output);
     const prepared = performance.now();
     const run = await runTool('buildctl', ['--addr', address, ...buildctlArgs(plan, metadata, sandbox)], { env: this.env, cwd: plan.workDir, output: tracker, signal });
@@ -177,6 +172,8 @@ export interface BuildkitSandbox {
   network: 'private' | 'none';
   /** the app's layer cache (a local OCI layout the worker syncs with the registry); `filled` when one came in */
   cache?: { dir: string; filled: boolean };
+  /** BuildKit's check options for this Dockerfile (buildkitChecks) */
+  checks: string;
 }
 
 /** A layer cache as the build found it: `remote` the registry's digest (null: none; undefined: not asked). */
@@ -196,6 +193,11 @@ export function buildctlArgs(plan: BuildPlan, metadata: string, sandbox: Buildki
     'build', '--progress', 'plain', '--frontend', 'dockerfile.v0',
     '--local', `context=${plan.contextDir}`, '--local', `dockerfile=${dirname(plan.dockerfile)}`,
     '--opt', `filename=${basename(plan.dockerfile)}`,
+    // Set, the built-in frontend builds the Dockerfile itself: it never hands the build to the
+    // frontend image a `# syntax=` line (in any of its forms: `#`, `//`, JSON) or BUILDKIT_SYNTAX
+    // names, which it would pull and run in the daemon. The worker refuses any frontend but
+    // Docker's Dockerfile one beforehand, on every builder (dockerfile-directives.ts).
+    '--opt', 'cmdline=dockerfile.v0',
     '--output', `type=oci,dest=${sandbox.layout},tar=false,oci-mediatypes=true`,
     '--metadata-file', metadata,
   ];
@@ -215,6 +217,7 @@ export function buildctlArgs(plan: BuildPlan, metadata: string, sandbox: Buildki
   // BUILDKIT_* build args are the daemon's own options (intake refuses them; a job from before
   // that is not trusted with them either).
   for (const [k, v] of Object.entries(plan.buildArgs)) if (!k.startsWith('BUILDKIT_')) args.push('--opt', `build-arg:${k}=${v}`);
+  args.push('--opt', `build-arg:BUILDKIT_DOCKERFILE_CHECK=${sandbox.checks}`);
   // The daemon keeps RUN --mount=type=cache directories between builds by id (the target path
   // unless the Dockerfile names one): prefixed with the build's scope, one tenant's build never
   // mounts another's.

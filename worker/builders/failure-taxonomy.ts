@@ -56,7 +56,7 @@ const REASONS: readonly { kind: Kind; re: RegExp }[] = [
   { kind: 'resources', re: /no space left on device|disk quota exceeded/i },
   {
     kind: 'invalid',
-    re: /dockerfile parse error|unknown instruction|parsing dockerfile|Build error: Unknown instruction|requires (?:at least|exactly) (?:one|two) arguments?|must have two arguments|variable expansion is not supported for --from|destination must be a directory and end (?:in|with) (?:a )?'?\/|could not parse reference: \S*\$/i,
+    re: /dockerfile parse error|unknown instruction|parsing dockerfile|stage \d+ requires a FROM instruction|Build error: Unknown instruction|requires (?:at least|exactly) (?:one|two) arguments?|must have two arguments|variable expansion is not supported for --from|destination must be a directory and end (?:in|with) (?:a )?'?\/|could not parse reference: \S*\$/i,
   },
   { kind: 'target', re: /target stage "?[^"\s]*"? could not be found|The target "[^"]*" was not found|is not a valid target build stage|no stage or image found with that name/i },
   { kind: 'step', re: /did not complete successfully: exit code: \d+|exit status \d+|while running runtime: exit status \d+/ },

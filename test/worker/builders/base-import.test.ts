@@ -47,7 +47,7 @@ describe('base import', () => {
 
   it('buildctl reads bases from the layout, writes an OCI layout, keeps the cache local, and forces network none when asked', () => {
     const plan: BuildPlan = { buildId: 'b', contextDir: '/c', dockerfile: '/c/Dockerfile', buildArgs: {}, secrets: {}, labels: {}, destinations: ['r:5000/a/b:1'], workDir: '/w' };
-    const args = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/bases/oci', bases: [base('r:5000/official/base:1')], network: 'none', cache: { dir: '/s/cache/x', filled: true } }).join(' ');
+    const args = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/bases/oci', bases: [base('r:5000/official/base:1')], network: 'none', checks: 'skip=InvalidDefaultArgInFrom', cache: { dir: '/s/cache/x', filled: true } }).join(' ');
     expect(args).toContain('--oci-layout fleetbases=/s/bases/oci');
     expect(args).toContain(`--opt context:r:5000/official/base:1=oci-layout://fleetbases@${D}`);
     expect(args).toContain('--output type=oci,dest=/w/out,tar=false');
@@ -56,8 +56,8 @@ describe('base import', () => {
     expect(args).toContain('--opt force-network-mode=none');
     expect(args).not.toMatch(/type=registry|push=true/);
     // a COPY --from image is one more named context, looked up by the name the instruction gives
-    const copy = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [base('r:5000/tools/lint:2')], network: 'private' }).join(' ');
+    const copy = buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [base('r:5000/tools/lint:2')], network: 'private', checks: 'skip=InvalidDefaultArgInFrom' }).join(' ');
     expect(copy).toContain(`--opt context:r:5000/tools/lint:2=oci-layout://fleetbases@${D}`);
-    expect(buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [], network: 'private' }).join(' ')).not.toContain('force-network-mode');
+    expect(buildctlArgs(plan, '/w/m.json', { layout: '/w/out', baseLayout: '/s/b', bases: [], network: 'private', checks: 'skip=InvalidDefaultArgInFrom' }).join(' ')).not.toContain('force-network-mode');
   });
 });
