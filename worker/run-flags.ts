@@ -32,6 +32,33 @@ export function runFlagRefusal(dockerfile: string, where: (i: Instruction) => st
   return new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `RUN flag refused ${where(refused.instruction)}: ${refused.reason}`, { step: refused.instruction.text });
 }
 
+/** One `RUN --mount=…`: its type (`bind` when it names none, as in Docker) and its options. */
+export interface RunMount {
+  instruction: Instruction;
+  type: string;
+  options: Map<string, string>;
+}
+
+/** Every `RUN --mount` of a Dockerfile, in order. */
+export function runMounts(dockerfile: string): RunMount[] {
+  const found: RunMount[] = [];
+  for (const instruction of instructions(dockerfile)) {
+    const m = /^RUN\s+(.*)$/is.exec(instruction.text);
+    if (m?.[1] === undefined) continue;
+    for (const flag of leadingFlags(m[1])) {
+      const eq = flag.indexOf('=');
+      if (eq < 0 || flag.slice(0, eq).toLowerCase() !== '--mount') continue;
+      const options = new Map<string, string>();
+      for (const option of flag.slice(eq + 1).split(',')) {
+        const [key = '', ...value] = option.split('=');
+        options.set(key.trim().toLowerCase(), value.join('='));
+      }
+      found.push({ instruction, type: (options.get('type') ?? 'bind').toLowerCase(), options });
+    }
+  }
+  return found;
+}
+
 /** The `--flag[=value]` words a RUN starts with, before its command (quotes kept whole). */
 function leadingFlags(operands: string): string[] {
   const flags: string[] = [];

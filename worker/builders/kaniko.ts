@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { access, copyFile, link, mkdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -14,6 +14,7 @@ import { throwClassified } from './failure-taxonomy.ts';
 import { OutputTap, quietOutput } from './output-tap.ts';
 import { runTool, type ToolRun } from './run-tool.ts';
 import { ulimitArgs, type BuildLimits } from './sandbox.ts';
+import { runMounts } from '../run-flags.ts';
 import type { BuildOutput, BuildPlan, BuildResult, Builder } from './types.ts';
 
 /** logrus text lines: `time="…" level=info msg="RUN make"` */
@@ -76,6 +77,8 @@ export interface KanikoSandbox {
   /** the cache keys the registry held before the build (pushed back: only the new ones) */
   knownKeys?: ReadonlySet<string>;
   network: KanikoNetwork;
+  /** `RUN --mount=type=cache` directories (kanikoRunCaches), mounted at their targets */
+  runCaches?: readonly KanikoRunCache[];
   /** the bases' layer blobs in the worker's base store, hard-linked into kaniko's output layout before the run */
   baseLayers?: readonly string[];
   /** the first stage's base as the container's root filesystem: kaniko does not unpack it */
@@ -209,6 +212,8 @@ export class KanikoBuilder implements Builder {
   }
 
   private async buildIn(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
+    const refused = kanikoMountRefusal(await readFile(plan.dockerfile, 'utf8'));
+    if (refused !== null) throw refused;
     const first = plan.destinations[0];
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const started = performance.now();
@@ -327,7 +332,8 @@ export class KanikoBuilder implements Builder {
     const rootfs = features.initialFsUnpacked ? rootfsOf(firstBase, firstLoaded.value) : undefined;
     const finalBase = kanikoFinalStageBase(pinned, plan.target);
     const finalRootfs = rootfs !== undefined && features.finalStageSplit ? rootfsOf(finalBase, await load(finalBase)) : undefined;
-    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
+    const runCaches = await this.runCaches(await readFile(plan.dockerfile, 'utf8'), plan.cacheScope);
+    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, runCaches, ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
 
@@ -447,6 +453,23 @@ export class KanikoBuilder implements Builder {
     }
   }
 
+  /**
+   * The build's `RUN --mount=type=cache` directories: one per tenant (the build's cache scope) and
+   * cache id (the target unless it names one), as BuildKit keys them, kept in the worker's state
+   * dir between builds and mounted at the target for the whole kaniko run. kaniko leaves mount
+   * points out of its snapshots, so what a step writes there stays out of the image.
+   */
+  private async runCaches(dockerfile: string, scope: string | undefined): Promise<KanikoRunCache[]> {
+    const caches: KanikoRunCache[] = [];
+    for (const { target, id } of kanikoCacheMounts(dockerfile)) {
+      if (caches.some((c) => c.target === target)) continue;
+      const dir = join(this.dir, 'run-caches', hashed(scope ?? 'unscoped'), hashed(id));
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      caches.push({ dir, target });
+    }
+    return caches;
+  }
+
   /** Pulls the verified kaniko image into this worker's storage once per digest. */
   private async image(registryHost: string, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<string> {
     const image = await this.resolveImage(registryHost, signal);
@@ -499,6 +522,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     `${plan.contextDir}:${IN.context}:ro`, `${outDir}:${IN.out}`, `${dirname(sandbox.dockerfile)}:${IN.dockerfile}:ro`,
     `${sandbox.bases}:${IN.bases}:ro`, `${sandbox.cache}:${IN.cache}`,
   ];
+  for (const { dir, target } of sandbox.runCaches ?? []) mounts.push(`${dir}:${target}`);
   for (const { id, target } of secretMounts(await readFile(plan.dockerfile, 'utf8'))) {
     const file = plan.secrets[id];
     if (file !== undefined) mounts.push(`${file}:${target}:ro`);
@@ -537,7 +561,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
   if (phase === 'final') args.push('--final-stage-only');
   if (sandbox.ctimeSnapshots === true) args.push('--snapshot-mode', 'ctime');
   if (plan.target !== undefined) args.push('--target', plan.target);
-  for (const [k, v] of Object.entries(plan.buildArgs)) args.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries({ ...platformArgs(), ...plan.buildArgs })) args.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(plan.labels)) args.push('--label', `${k}=${v}`);
   return args;
 }
@@ -567,6 +591,56 @@ function rootfsArgs(rootfs: KanikoRootfs, kanikoDir: string): string[] {
     '--entrypoint', `${bin}/executor`,
     rootfs.image,
   ];
+}
+
+/** A `RUN --mount=type=cache` directory of the worker's, and where the kaniko container sees it. */
+export interface KanikoRunCache {
+  dir: string;
+  target: string;
+}
+
+/**
+ * The Dockerfile's `RUN --mount=type=cache` mounts with an absolute target (a relative one is
+ * resolved against the stage's WORKDIR, which only kaniko knows: such a mount is left to kaniko,
+ * which ignores it). A variable in the target cannot be resolved here either.
+ */
+export function kanikoCacheMounts(dockerfile: string): { target: string; id: string }[] {
+  return runMounts(dockerfile)
+    .filter((m) => m.type === 'cache')
+    .map((m) => ({ target: m.options.get('target') ?? m.options.get('dst') ?? m.options.get('destination') ?? '', id: m.options.get('id') ?? '' }))
+    .filter((m) => m.target.startsWith('/') && !m.target.includes('$') && !m.target.split('/').includes('..'))
+    .map((m) => ({ target: m.target.replace(/\/+$/, '') || '/', id: m.id === '' ? m.target : m.id }))
+    .filter((m) => m.target !== '/');
+}
+
+/**
+ * kaniko ignores `RUN --mount`: a bind mount's files (from the context, a stage or an image) would
+ * not be there, and the step would fail on their absence or, worse, build something else. Refused
+ * before anything runs, naming the line.
+ */
+export function kanikoMountRefusal(dockerfile: string): FleetError | null {
+  const bind = runMounts(dockerfile).find((m) => m.type === 'bind');
+  if (bind === undefined) return null;
+  return new FleetError(
+    ErrorCode.E_DOCKERFILE_INVALID,
+    `RUN --mount=type=bind at Dockerfile line ${bind.instruction.line} (${bind.instruction.text}): kaniko has no bind mounts, the step would run without those files; build on the buildah or BuildKit pool, or COPY the files in`,
+    { step: bind.instruction.text },
+  );
+}
+
+/**
+ * BuildKit's and buildah's automatic platform build args, which kaniko does not set: the worker
+ * builds for its own platform (linux on the node's architecture), so both platforms are that one.
+ */
+export function platformArgs(arch: string = process.arch): Record<string, string> {
+  const goArch = arch === 'x64' ? 'amd64' : arch === 'ia32' ? '386' : arch;
+  const args: Record<string, string> = {};
+  for (const side of ['BUILD', 'TARGET'] as const) Object.assign(args, { [`${side}PLATFORM`]: `linux/${goArch}`, [`${side}OS`]: 'linux', [`${side}ARCH`]: goArch, [`${side}VARIANT`]: '' });
+  return args;
+}
+
+function hashed(value: string): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, 32);
 }
 
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */

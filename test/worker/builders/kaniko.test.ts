@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { secretMounts } from '../../../worker/builders/kaniko.ts';
+import { ErrorCode } from '../../../protocol/index.ts';
+import { kanikoCacheMounts, kanikoMountRefusal, platformArgs, secretMounts } from '../../../worker/builders/kaniko.ts';
 
 describe('kaniko secret mounts', () => {
   it('finds each secret a RUN mounts, at /run/secrets/<id> unless it names a target', () => {
@@ -20,5 +21,34 @@ describe('kaniko secret mounts', () => {
   it('mounts a target once and ignores relative targets', () => {
     const dockerfile = 'RUN --mount=type=secret,id=a true\nRUN --mount=type=secret,id=a true\nRUN --mount=type=secret,id=b,target=rel true\n';
     expect(secretMounts(dockerfile)).toEqual([{ id: 'a', target: '/run/secrets/a' }]);
+  });
+});
+
+describe('kaniko RUN mounts and platform args', () => {
+  it('mounts each absolute cache target once, keyed by its id (the target unless it names one)', () => {
+    const dockerfile = [
+      'FROM x',
+      'RUN --mount=type=cache,target=/root/.npm npm ci',
+      'RUN --mount=type=cache,id=gomod,target=/go/pkg/mod/ --mount=type=secret,id=t true',
+      'RUN --mount=type=cache,target=rel/dir --mount=type=cache,target=/a/$X --mount=type=cache,target=/a/../etc true',
+    ].join('\n');
+    expect(kanikoCacheMounts(dockerfile)).toEqual([
+      { target: '/root/.npm', id: '/root/.npm' },
+      { target: '/go/pkg/mod', id: 'gomod' },
+    ]);
+  });
+
+  it('refuses a bind mount, also one that names no type (bind is the default), naming its line', () => {
+    for (const run of ['RUN --mount=type=bind,source=go.mod,target=go.mod go mod download', 'RUN --mount=target=. go build .', 'RUN --mount=type=bind,from=build,source=/out,target=/o true']) {
+      const refused = kanikoMountRefusal(`FROM x\nWORKDIR /src\n${run}\n`);
+      expect(refused?.code).toBe(ErrorCode.E_DOCKERFILE_INVALID);
+      expect(refused?.message).toContain('line 3');
+    }
+    expect(kanikoMountRefusal('FROM x\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s echo --mount=type=bind\n')).toBeNull();
+  });
+
+  it("passes the node's platform as BuildKit's automatic platform args", () => {
+    expect(platformArgs('x64')).toEqual({ BUILDPLATFORM: 'linux/amd64', BUILDOS: 'linux', BUILDARCH: 'amd64', BUILDVARIANT: '', TARGETPLATFORM: 'linux/amd64', TARGETOS: 'linux', TARGETARCH: 'amd64', TARGETVARIANT: '' });
+    expect(platformArgs('arm64').TARGETPLATFORM).toBe('linux/arm64');
   });
 });
