@@ -13,6 +13,7 @@ import { BaseResolver } from './base-resolver.ts';
 import { fromImages, stageNames, verifyOfficialBases } from './official-bases.ts';
 import { runFlagRefusal } from './run-flags.ts';
 import { syntaxNote } from './dockerfile-directives.ts';
+import { unsupportedFeature } from './builders/dockerfile-support.ts';
 import { secretInImage, secretValues } from './secret-leaks.ts';
 import type { AttemptLog, RunnerPorts } from './ports.ts';
 import { RETRY_BASE_MS, settle, type Outcome, type PushedResult, type Settlement } from './settle.ts';
@@ -171,6 +172,8 @@ export class JobRunner {
     if (refusedFlag !== null) throw refusedFlag;
     const syntax = syntaxNote(text, this.ports.builder.name);
     if (syntax !== null) await logs.line('system', syntax);
+    const unsupported = unsupportedFeature(text, this.ports.builder.name);
+    if (unsupported !== null) throw unsupported;
     // FLEET_* names are refused in requests, so these values are the platform's own.
     const platformArgs = { ...job.buildArgs, FLEET_REGISTRY: job.image.registry };
     // One resolver for the build: each base's manifest is read once, by the check, and the

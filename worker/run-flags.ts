@@ -59,8 +59,8 @@ export function runMounts(dockerfile: string): RunMount[] {
   return found;
 }
 
-/** The `--flag[=value]` words a RUN starts with, before its command (quotes kept whole). */
-function leadingFlags(operands: string): string[] {
+/** The `--flag[=value]` words an instruction's operands start with (a RUN's before its command; quotes dropped). */
+export function leadingFlags(operands: string): string[] {
   const flags: string[] = [];
   let rest = operands.trimStart();
   for (let m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest); m !== null; m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest)) {

@@ -77,8 +77,10 @@ export interface KanikoSandbox {
   /** the cache keys the registry held before the build (pushed back: only the new ones) */
   knownKeys?: ReadonlySet<string>;
   network: KanikoNetwork;
-  /** `RUN --mount=type=cache` directories (kanikoRunCaches), mounted at their targets */
+  /** `RUN --mount=type=cache` directories (kanikoCacheMounts), mounted at their targets */
   runCaches?: readonly KanikoRunCache[];
+  /** `RUN --mount=type=tmpfs` targets (kanikoTmpfsTargets) */
+  tmpfs?: readonly string[];
   /** the bases' layer blobs in the worker's base store, hard-linked into kaniko's output layout before the run */
   baseLayers?: readonly string[];
   /** the first stage's base as the container's root filesystem: kaniko does not unpack it */
@@ -212,8 +214,6 @@ export class KanikoBuilder implements Builder {
   }
 
   private async buildIn(plan: BuildPlan, output: BuildOutput, signal: AbortSignal): Promise<BuildResult> {
-    const refused = kanikoMountRefusal(await readFile(plan.dockerfile, 'utf8'));
-    if (refused !== null) throw refused;
     const first = plan.destinations[0];
     if (first === undefined) throw new FleetError(ErrorCode.E_PUSH_FAILED, 'no destination to push to');
     const started = performance.now();
@@ -308,7 +308,8 @@ export class KanikoBuilder implements Builder {
     const dockerfileDir = join(plan.workDir, 'kaniko-dockerfile');
     await mkdir(dockerfileDir, { recursive: true });
     const dockerfile = join(dockerfileDir, basename(plan.dockerfile));
-    const pinned = kanikoCopyFromStages(pinFromLines(await readFile(plan.dockerfile, 'utf8'), plan.buildArgs, imported), imported);
+    const original = await readFile(plan.dockerfile, 'utf8');
+    const pinned = kanikoCopyFromStages(pinFromLines(original, plan.buildArgs, imported), imported);
     await writeFile(dockerfile, pinned);
     const manifests = await Promise.all(imported.map((b) => this.bases.manifest(b.digest).catch(() => null)));
     const baseLayers = manifests.flatMap((m) => m?.layers.map((l) => l.digest) ?? []);
@@ -332,8 +333,8 @@ export class KanikoBuilder implements Builder {
     const rootfs = features.initialFsUnpacked ? rootfsOf(firstBase, firstLoaded.value) : undefined;
     const finalBase = kanikoFinalStageBase(pinned, plan.target);
     const finalRootfs = rootfs !== undefined && features.finalStageSplit ? rootfsOf(finalBase, await load(finalBase)) : undefined;
-    const runCaches = await this.runCaches(await readFile(plan.dockerfile, 'utf8'), plan.cacheScope);
-    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, runCaches, ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
+    const runCaches = await this.runCaches(original, plan.cacheScope);
+    const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, runCaches, tmpfs: kanikoTmpfsTargets(original), ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
 
@@ -542,6 +543,7 @@ export async function kanikoRunArgs(plan: BuildPlan, image: string, name: string
     // rlimits of the executor and, through it, every RUN step (set inside the container's namespaces)
     ...ulimitArgs(limits),
     ...mounts.flatMap((m) => ['--volume', m]),
+    ...(sandbox.tmpfs ?? []).flatMap((t) => ['--tmpfs', t]),
     ...(rootfs === undefined ? [image] : rootfsArgs(rootfs, kanikoDir)),
     '--context', `dir://${IN.context}`,
     '--dockerfile', join(IN.dockerfile, basename(sandbox.dockerfile)),
@@ -605,27 +607,21 @@ export interface KanikoRunCache {
  * which ignores it). A variable in the target cannot be resolved here either.
  */
 export function kanikoCacheMounts(dockerfile: string): { target: string; id: string }[] {
-  return runMounts(dockerfile)
-    .filter((m) => m.type === 'cache')
-    .map((m) => ({ target: m.options.get('target') ?? m.options.get('dst') ?? m.options.get('destination') ?? '', id: m.options.get('id') ?? '' }))
-    .filter((m) => m.target.startsWith('/') && !m.target.includes('$') && !m.target.split('/').includes('..'))
-    .map((m) => ({ target: m.target.replace(/\/+$/, '') || '/', id: m.id === '' ? m.target : m.id }))
-    .filter((m) => m.target !== '/');
+  return absoluteTargets(dockerfile, 'cache').map((m) => ({ target: m.target, id: m.options.get('id') || m.target }));
 }
 
-/**
- * kaniko ignores `RUN --mount`: a bind mount's files (from the context, a stage or an image) would
- * not be there, and the step would fail on their absence or, worse, build something else. Refused
- * before anything runs, naming the line.
- */
-export function kanikoMountRefusal(dockerfile: string): FleetError | null {
-  const bind = runMounts(dockerfile).find((m) => m.type === 'bind');
-  if (bind === undefined) return null;
-  return new FleetError(
-    ErrorCode.E_DOCKERFILE_INVALID,
-    `RUN --mount=type=bind at Dockerfile line ${bind.instruction.line} (${bind.instruction.text}): kaniko has no bind mounts, the step would run without those files; build on the buildah or BuildKit pool, or COPY the files in`,
-    { step: bind.instruction.text },
-  );
+/** The same for `RUN --mount=type=tmpfs`: an empty tmpfs at each target for the whole kaniko run. */
+export function kanikoTmpfsTargets(dockerfile: string): string[] {
+  return [...new Set(absoluteTargets(dockerfile, 'tmpfs').map((m) => m.target))];
+}
+
+function absoluteTargets(dockerfile: string, type: string): { target: string; options: ReadonlyMap<string, string> }[] {
+  return runMounts(dockerfile)
+    .filter((m) => m.type === type)
+    .map((m) => ({ target: m.options.get('target') ?? m.options.get('dst') ?? m.options.get('destination') ?? '', options: m.options }))
+    .filter((m) => m.target.startsWith('/') && !m.target.includes('$') && !m.target.split('/').includes('..'))
+    .map((m) => ({ ...m, target: m.target.replace(/\/+$/, '') }))
+    .filter((m) => m.target !== '');
 }
 
 /**

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../../protocol/index.ts';
-import { kanikoCacheMounts, kanikoMountRefusal, platformArgs, secretMounts } from '../../../worker/builders/kaniko.ts';
+import { kanikoCacheMounts, platformArgs, secretMounts } from '../../../worker/builders/kaniko.ts';
 
 describe('kaniko secret mounts', () => {
   it('finds each secret a RUN mounts, at /run/secrets/<id> unless it names a target', () => {
@@ -24,7 +23,7 @@ describe('kaniko secret mounts', () => {
   });
 });
 
-describe('kaniko RUN mounts and platform args', () => {
+describe('kaniko cache mounts and platform args', () => {
   it('mounts each absolute cache target once, keyed by its id (the target unless it names one)', () => {
     const dockerfile = [
       'FROM x',
@@ -36,15 +35,6 @@ describe('kaniko RUN mounts and platform args', () => {
       { target: '/root/.npm', id: '/root/.npm' },
       { target: '/go/pkg/mod', id: 'gomod' },
     ]);
-  });
-
-  it('refuses a bind mount, also one that names no type (bind is the default), naming its line', () => {
-    for (const run of ['RUN --mount=type=bind,source=go.mod,target=go.mod go mod download', 'RUN --mount=target=. go build .', 'RUN --mount=type=bind,from=build,source=/out,target=/o true']) {
-      const refused = kanikoMountRefusal(`FROM x\nWORKDIR /src\n${run}\n`);
-      expect(refused?.code).toBe(ErrorCode.E_DOCKERFILE_INVALID);
-      expect(refused?.message).toContain('line 3');
-    }
-    expect(kanikoMountRefusal('FROM x\nRUN --mount=type=cache,target=/c --mount=type=secret,id=s echo --mount=type=bind\n')).toBeNull();
   });
 
   it("passes the node's platform as BuildKit's automatic platform args", () => {

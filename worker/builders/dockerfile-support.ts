@@ -1,0 +1,101 @@
+import { ErrorCode, FleetError } from '../../protocol/index.ts';
+import { instructions, type Instruction } from '../official-bases.ts';
+import { leadingFlags, runMounts } from '../run-flags.ts';
+
+/**
+ * Dockerfile features a builder does not have, refused before anything runs with the line and
+ * what to do, instead of a build that ignores them and produces another image (the excluded files
+ * copied, a tree flattened, a step without its files) or fails with the builder's own words. What
+ * differs otherwise is listed in the conformance corpus's documented differences.
+ */
+export function unsupportedFeature(dockerfile: string, builder: string): FleetError | null {
+  const refusals = builder === 'kaniko' ? KANIKO : builder === 'buildah' ? BUILDAH : [];
+  for (const instruction of instructions(dockerfile)) {
+    for (const refuse of refusals) {
+      const reason = refuse(instruction);
+      if (reason !== null) {
+        return new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `${builder} cannot build Dockerfile line ${instruction.line} (${instruction.text}): ${reason}`, { step: instruction.text });
+      }
+    }
+  }
+  return null;
+}
+
+type Refusal = (instruction: Instruction) => string | null;
+
+interface CopyLike {
+  flags: { name: string; value: string }[];
+  sources: string[];
+}
+
+/** A COPY or ADD: its flags and its sources (the last operand is the destination). */
+function copyLike(instruction: Instruction): CopyLike | null {
+  const m = /^(?:COPY|ADD)\s+(.*)$/is.exec(instruction.text);
+  if (m?.[1] === undefined) return null;
+  const flagWords = leadingFlags(m[1]);
+  let rest = m[1].trimStart();
+  for (let i = 0; i < flagWords.length; i++) rest = rest.replace(/^--(?:[^\s"']+|"[^"]*"|'[^']*')+\s*/, '');
+  const operands = jsonOperands(rest) ?? rest.split(/\s+/).filter((w) => w !== '');
+  const flags = flagWords.map((f) => {
+    const eq = f.indexOf('=');
+    return eq < 0 ? { name: f.slice(2).toLowerCase(), value: '' } : { name: f.slice(2, eq).toLowerCase(), value: f.slice(eq + 1) };
+  });
+  return { flags, sources: operands.slice(0, -1) };
+}
+
+function jsonOperands(rest: string): string[] | null {
+  if (!rest.startsWith('[')) return null;
+  try {
+    const parsed: unknown = JSON.parse(rest);
+    return Array.isArray(parsed) && parsed.every((p) => typeof p === 'string') ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+const OCTAL = /^[0-7]{3,4}$/;
+
+const symbolicChmod: Refusal = (instruction) => {
+  const chmod = copyLike(instruction)?.flags.find((f) => f.name === 'chmod');
+  return chmod === undefined || OCTAL.test(chmod.value) || chmod.value.includes('$') ? null : `--chmod=${chmod.value}: only an octal mode (e.g. --chmod=0755) is taken here; symbolic modes build on BuildKit only`;
+};
+
+/** `EXPOSE 8000-8002`: BuildKit writes each port; buildah and kaniko write the range as one key. */
+const exposedRange: Refusal = (instruction) => {
+  const m = /^EXPOSE\s+(.*)$/is.exec(instruction.text);
+  const range = m?.[1]?.split(/\s+/).find((p) => /^\d+-\d+(?:\/\w+)?$/.test(p));
+  return range === undefined
+    ? null
+    : `EXPOSE ${range}: the image config would name the range as one port ("${range.includes('/') ? range : `${range}/tcp`}"), which Docker 29 refuses to pull (moby/moby#52553); list the ports one by one, or build on BuildKit, which does`;
+};
+
+const KANIKO: readonly Refusal[] = [
+  (instruction) => {
+    const bind = runMounts(instruction.text).find((m) => m.type === 'bind');
+    return bind === undefined ? null : 'RUN --mount=type=bind: kaniko has no bind mounts, the step would run without those files; build on the buildah or BuildKit pool, or COPY the files in';
+  },
+  (instruction) => {
+    const copy = copyLike(instruction);
+    if (copy?.flags.some((f) => f.name === 'exclude') === true) return '--exclude: kaniko ignores it and would copy the excluded files; build on the buildah or BuildKit pool';
+    if (copy?.flags.some((f) => f.name === 'parents') === true) return '--parents: kaniko ignores it and would flatten the tree; build on the buildah or BuildKit pool';
+    return null;
+  },
+  symbolicChmod,
+  exposedRange,
+];
+
+/** A COPY source that is the whole context (or a stage's whole root): its paths are the context's. */
+const WHOLE = new Set(['.', './', '/']);
+
+const BUILDAH: readonly Refusal[] = [
+  (instruction) => {
+    const copy = copyLike(instruction);
+    if (copy === null || copy.sources.every((s) => WHOLE.has(s))) return null;
+    const relative = copy.flags.find((f) => f.name === 'exclude' && !f.value.startsWith('**/'));
+    return relative === undefined
+      ? null
+      : `--exclude=${relative.value}: buildah matches it from the context's root, BuildKit from the source (${copy.sources.join(' ')}), so the two would copy different files; write --exclude=**/${relative.value}, which both match alike`;
+  },
+  symbolicChmod,
+  exposedRange,
+];
