@@ -69,6 +69,15 @@ const exposedRange: Refusal = (instruction) => {
     : `EXPOSE ${range}: the image config would name the range as one port ("${range.includes('/') ? range : `${range}/tcp`}"), which Docker 29 refuses to pull (moby/moby#52553); list the ports one by one, or build on BuildKit, which does`;
 };
 
+/** `RUN --mount=type=secret,env=NAME`: the secret as an environment variable (Dockerfile 1.10). */
+const secretAsEnv: Refusal = (instruction) => {
+  const secret = runMounts(instruction.text).find((m) => m.type === 'secret' && m.options.has('env'));
+  const id = secret?.options.get('id') ?? '';
+  return secret === undefined
+    ? null
+    : `RUN --mount=type=secret,env=${secret.options.get('env') ?? ''}: a secret only comes as a file here (the step would run without the variable); read it from ${secret.options.get('target') ?? `/run/secrets/${id}`} in the step, or build on BuildKit`;
+};
+
 const KANIKO: readonly Refusal[] = [
   (instruction) => {
     const bind = runMounts(instruction.text).find((m) => m.type === 'bind');
@@ -82,6 +91,7 @@ const KANIKO: readonly Refusal[] = [
   },
   symbolicChmod,
   exposedRange,
+  secretAsEnv,
 ];
 
 /** A COPY source that is the whole context (or a stage's whole root): its paths are the context's. */
@@ -98,4 +108,5 @@ const BUILDAH: readonly Refusal[] = [
   },
   symbolicChmod,
   exposedRange,
+  secretAsEnv,
 ];

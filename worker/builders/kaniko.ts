@@ -333,7 +333,7 @@ export class KanikoBuilder implements Builder {
     const rootfs = features.initialFsUnpacked ? rootfsOf(firstBase, firstLoaded.value) : undefined;
     const finalBase = kanikoFinalStageBase(pinned, plan.target);
     const finalRootfs = rootfs !== undefined && features.finalStageSplit ? rootfsOf(finalBase, await load(finalBase)) : undefined;
-    const runCaches = await this.runCaches(original, plan.cacheScope);
+    const runCaches = await this.runCaches(original, plan.cacheScope, plan.workDir, output, signal);
     const sandbox = { dockerfile, bases, cache, network: this.network, baseLayers, runCaches, tmpfs: kanikoTmpfsTargets(original), ctimeSnapshots: features.ctimeSnapshots, ...(rootfs === undefined ? {} : { rootfs }), ...(finalRootfs === undefined ? {} : { finalRootfs }) };
     return knownKeys === undefined ? { ...sandbox, cacheLayers: false } : { ...sandbox, cacheLayers: true, knownKeys };
   }
@@ -460,12 +460,22 @@ export class KanikoBuilder implements Builder {
    * dir between builds and mounted at the target for the whole kaniko run. kaniko leaves mount
    * points out of its snapshots, so what a step writes there stays out of the image.
    */
-  private async runCaches(dockerfile: string, scope: string | undefined): Promise<KanikoRunCache[]> {
+  private async runCaches(dockerfile: string, scope: string | undefined, workDir: string, output: BuildOutput, signal: AbortSignal): Promise<KanikoRunCache[]> {
     const caches: KanikoRunCache[] = [];
-    for (const { target, id } of kanikoCacheMounts(dockerfile)) {
+    for (const { target, id, owner, mode } of kanikoCacheMounts(dockerfile)) {
       if (caches.some((c) => c.target === target)) continue;
       const dir = join(this.dir, 'run-caches', hashed(scope ?? 'unscoped'), hashed(id));
-      await mkdir(dir, { recursive: true, mode: 0o755 });
+      if (!(await access(dir).then(() => true, () => false))) {
+        // A new cache directory gets the mount's uid, gid and mode, as BuildKit gives it (root,
+        // 0755 by default), ids as the container sees them: set inside the build user's namespace.
+        const staging = `${dir}.${randomBytes(4).toString('hex')}`;
+        await mkdir(staging, { recursive: true, mode: 0o755 });
+        const quiet = { env: this.env, cwd: workDir, output: quietOutput(output), signal };
+        if (owner !== '0:0') await runTool('podman', ['unshare', 'chown', owner, staging], quiet);
+        if (mode !== '0755') await runTool('podman', ['unshare', 'chmod', mode, staging], quiet);
+        // another build of the tenant may have made it meanwhile: either is a new, empty cache
+        await rename(staging, dir).catch(async () => runTool('podman', ['unshare', 'rm', '-rf', staging], quiet));
+      }
       caches.push({ dir, target });
     }
     return caches;
@@ -606,8 +616,14 @@ export interface KanikoRunCache {
  * resolved against the stage's WORKDIR, which only kaniko knows: such a mount is left to kaniko,
  * which ignores it). A variable in the target cannot be resolved here either.
  */
-export function kanikoCacheMounts(dockerfile: string): { target: string; id: string }[] {
-  return absoluteTargets(dockerfile, 'cache').map((m) => ({ target: m.target, id: m.options.get('id') || m.target }));
+export function kanikoCacheMounts(dockerfile: string): { target: string; id: string; owner: string; mode: string }[] {
+  return absoluteTargets(dockerfile, 'cache').map((m) => {
+    const number = (key: string, fallback: string, valid: RegExp): string => {
+      const value = m.options.get(key) ?? '';
+      return valid.test(value) ? value : fallback;
+    };
+    return { target: m.target, id: m.options.get('id') || m.target, owner: `${number('uid', '0', /^\d{1,10}$/)}:${number('gid', '0', /^\d{1,10}$/)}`, mode: number('mode', '0755', /^[0-7]{3,4}$/) };
+  });
 }
 
 /** The same for `RUN --mount=type=tmpfs`: an empty tmpfs at each target for the whole kaniko run. */

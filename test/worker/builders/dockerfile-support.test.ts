@@ -47,7 +47,14 @@ describe('Dockerfile features a builder does not have', () => {
     }
   });
 
+  it('buildah and kaniko refuse a secret as an environment variable, which they would leave unset', () => {
+    for (const builder of ['buildah', 'kaniko']) {
+      expect(refused(builder, 'RUN --mount=type=secret,id=npm_token,env=NPM_TOKEN npm ci')).toContain('read it from /run/secrets/npm_token');
+      expect(refused(builder, 'RUN --mount=type=secret,id=npm_token,target=/root/.npmrc npm ci')).toBeNull();
+    }
+  });
+
   it('BuildKit has all of them', () => {
-    for (const line of ['COPY --exclude=*.log app/ /app/', 'COPY --parents a/*/f /o/', 'COPY --chmod=u+x run.sh /bin/', 'RUN --mount=target=. make', 'EXPOSE 8000-8002']) expect(refused('buildkit', line)).toBeNull();
+    for (const line of ['COPY --exclude=*.log app/ /app/', 'COPY --parents a/*/f /o/', 'COPY --chmod=u+x run.sh /bin/', 'RUN --mount=target=. make', 'EXPOSE 8000-8002', 'RUN --mount=type=secret,id=t,env=T true']) expect(refused('buildkit', line)).toBeNull();
   });
 });

@@ -30,10 +30,14 @@ describe('kaniko cache mounts and platform args', () => {
       'RUN --mount=type=cache,target=/root/.npm npm ci',
       'RUN --mount=type=cache,id=gomod,target=/go/pkg/mod/ --mount=type=secret,id=t true',
       'RUN --mount=type=cache,target=rel/dir --mount=type=cache,target=/a/$X --mount=type=cache,target=/a/../etc true',
+      'RUN --mount=type=cache,target=/home/app/.cache,uid=1000,gid=1001,mode=0700 true',
+      'RUN --mount=type=cache,target=/bad,uid=$U,mode=rwx true',
     ].join('\n');
     expect(kanikoCacheMounts(dockerfile)).toEqual([
-      { target: '/root/.npm', id: '/root/.npm' },
-      { target: '/go/pkg/mod', id: 'gomod' },
+      { target: '/root/.npm', id: '/root/.npm', owner: '0:0', mode: '0755' },
+      { target: '/go/pkg/mod', id: 'gomod', owner: '0:0', mode: '0755' },
+      { target: '/home/app/.cache', id: '/home/app/.cache', owner: '1000:1001', mode: '0700' },
+      { target: '/bad', id: '/bad', owner: '0:0', mode: '0755' },
     ]);
   });
 
