@@ -29,7 +29,7 @@ const zones = Object.entries(ABOVE).map(([target, above]) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bin/**', 'dist/**', 'docs/**', 'ui/dist/**', 'test-artifacts/**'] },
+  { ignores: ['node_modules/**', 'bin/**', 'dist/**', 'docs/**', 'ui/dist/**', 'test-artifacts/**', 'test/conformance/corpus/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
