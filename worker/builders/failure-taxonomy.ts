@@ -56,7 +56,7 @@ const REASONS: readonly { kind: Kind; re: RegExp }[] = [
   { kind: 'resources', re: /no space left on device|disk quota exceeded/i },
   {
     kind: 'invalid',
-    re: /dockerfile parse error|unknown instruction|parsing dockerfile|stage \d+ requires a FROM instruction|Build error: Unknown instruction|requires (?:at least|exactly) (?:one|two) arguments?|must have two arguments|variable expansion is not supported for --from|destination must be a directory and end (?:in|with) (?:a )?'?\/|could not parse reference: \S*\$/i,
+    re: /dockerfile parse error|unknown instruction|parsing dockerfile|stage \d+ requires a FROM instruction|unknown user error looking up user|unable to find user \S+: no matching entries in passwd file|is not a uid and does not exist on the system|Build error: Unknown instruction|requires (?:at least|exactly) (?:one|two) arguments?|must have two arguments|variable expansion is not supported for --from|destination must be a directory and end (?:in|with) (?:a )?'?\/|could not parse reference: \S*\$/i,
   },
   { kind: 'target', re: /target stage "?[^"\s]*"? could not be found|The target "[^"]*" was not found|is not a valid target build stage|no stage or image found with that name/i },
   { kind: 'step', re: /did not complete successfully: exit code: \d+|exit status \d+|while running runtime: exit status \d+/ },
@@ -133,7 +133,9 @@ function locate(kind: Kind, reason: string, input: FailureInput): Instruction | 
   // whose text the reason starts with wins, the longest), kaniko's last announced instruction.
   const named = all.filter((i) => reason.startsWith(`building at STEP "${i.text}": `)).sort((x, y) => y.text.length - x.text.length)[0];
   if (named !== undefined) return named;
-  const step = BUILDAH_STEP.exec(reason)?.[1] ?? (input.builder === 'kaniko' && kind === 'step' ? lastKanikoStep(input.lines) : null);
+  // kaniko names no step in its error: the one it announced last, when the error came from running it
+  const kanikoRan = input.builder === 'kaniko' && (kind === 'step' || reason.includes('failed to execute command'));
+  const step = BUILDAH_STEP.exec(reason)?.[1] ?? (kanikoRan ? lastKanikoStep(input.lines) : null);
   if (step !== null && step !== undefined && step.trim() !== '') return byText(step) ?? { line: 0, text: step };
   switch (kind) {
     case 'invalid': {

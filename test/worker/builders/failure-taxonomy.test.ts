@@ -24,6 +24,8 @@ const AGREED: readonly { name: string; code: ErrorCode; line: number | null; ste
   { name: 'bad-instruction', code: ErrorCode.E_DOCKERFILE_INVALID, line: 4, step: 'FROBNICATE something' },
   { name: 'target-missing', code: ErrorCode.E_TARGET_NOT_FOUND, line: null, target: 'nosuch' },
   { name: 'run-exit', code: ErrorCode.E_BUILD_STEP_FAILED, line: 4, step: 'RUN exit 7', exitCode: 7 },
+  // USER names no user of the image: the step never starts (captured with buildah 1.43.2)
+  { name: 'user-unknown', code: ErrorCode.E_DOCKERFILE_INVALID, line: 4, step: 'RUN echo hi > /tmp/x' },
 ];
 
 describe('failure taxonomy on real builder output', () => {
