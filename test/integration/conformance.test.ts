@@ -141,6 +141,27 @@ describe.each(BUILDERS)('conformance: %s', (builder) => {
     expect(await fetchManifestDigest(registry.endpoint, 'quarantine/conf/cancel', id)).toBeNull();
   });
 
+  it(`conformance (${builder}): RUN --mount=type=bind reads the context over WORKDIR and leaves it as it was, and a change to a bound file is a cache miss`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-bind-'));
+    try {
+      await writeFile(join(dir, 'Dockerfile'), 'ARG FLEET_REGISTRY\nFROM ${FLEET_REGISTRY}/official/base:1\nWORKDIR /src\nCOPY keep.txt ./\nRUN --mount=type=bind,target=. cat version.txt > /version.txt\nRUN ls /src > /after.txt\nUSER 1000\n');
+      await writeFile(join(dir, 'keep.txt'), 'kept');
+      for (const version of ['one', 'two']) {
+        await writeFile(join(dir, 'version.txt'), version);
+        const { digest } = await fleet.client.uploadContext(dir);
+        const id = `bind-${version}-${builder}`;
+        await fleet.client.submit({ id, context: { digest }, pool: poolOf(builder), image: { repository: 'conf/bind', tags: [`${builder}-${version}`] } });
+        const done = await fleet.client.follow(id, {});
+        expect(done.state, await archivedLog(fleet, id)).toMatchObject({ phase: 'pushed' });
+        // the second build has the first's layer cache: only the bound file differs
+        const out = await runImage(`${fleet.registry.host}/conf/bind:${builder}-${version}`, fleet.registry.host, { shell: 'cat /version.txt /after.txt' });
+        expect(out.stdout).toBe(`${version}keep.txt`);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it(`conformance (${builder}): a failing RUN names its step and exit code, and nothing is pushed`, async () => {
     const done = await build(builder, 'fails-42', 'fails');
     expect(done.state).toMatchObject({ phase: 'failed', error: { code: 'E_BUILD_STEP_FAILED', details: { exitCode: 42 } } });

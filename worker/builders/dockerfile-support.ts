@@ -80,8 +80,8 @@ const secretAsEnv: Refusal = (instruction) => {
 
 const KANIKO: readonly Refusal[] = [
   (instruction) => {
-    const bind = runMounts(instruction.text).find((m) => m.type === 'bind');
-    return bind === undefined ? null : 'RUN --mount=type=bind: kaniko has no bind mounts, the step would run without those files; build on the buildah or BuildKit pool, or COPY the files in';
+    const bind = runMounts(instruction.text).find((m) => m.type === 'bind' && m.options.has('from'));
+    return bind === undefined ? null : `RUN --mount=type=bind,from=${bind.options.get('from') ?? ''}: kaniko binds only the build context (the fleet's executor copies it in for the step); copy from the stage with COPY --from, or build on the buildah or BuildKit pool`;
   },
   (instruction) => {
     const copy = copyLike(instruction);

@@ -45,6 +45,8 @@ const EXECUTOR_LABELS = {
   ctimeSnapshots: 'io.fleet.kaniko.snapshot-mode-ctime',
   /** `--skip-final-stage` and `--final-stage-only` (KanikoSandbox.finalRootfs) */
   finalStageSplit: 'io.fleet.kaniko.final-stage-split',
+  /** `RUN --mount=type=bind` from the build context, copied in for the step (kaniko-run-mount-bind.patch) */
+  runMountBind: 'io.fleet.kaniko.run-mount-bind',
 } as const;
 /** What a kaniko image's executor takes beyond upstream's flags, by its labels; all false for any other image. */
 type KanikoExecutorFeatures = Record<keyof typeof EXECUTOR_LABELS, boolean>;
@@ -328,6 +330,11 @@ export class KanikoBuilder implements Builder {
     if (executed.status === 'rejected') throw executed.reason;
     if (firstLoaded.status === 'rejected') throw firstLoaded.reason;
     const { features, dir: executorDir } = executed.value;
+    // upstream's executor ignores the mount: the step would run without the files
+    const bind = features.runMountBind ? undefined : runMounts(original).find((m) => m.type === 'bind');
+    if (bind !== undefined) {
+      throw new FleetError(ErrorCode.E_DOCKERFILE_INVALID, `RUN --mount=type=bind at Dockerfile line ${bind.instruction.line} (${bind.instruction.text}): this kaniko image has no bind mounts; build on the buildah or BuildKit pool, or COPY the files in`, { step: bind.instruction.text });
+    }
     const rootfsOf = (pinnedBase: string | null, image: string | undefined): KanikoRootfs | undefined =>
       image === undefined || executorDir === undefined || pinnedBase === null ? undefined : { image, base: pinnedBase, executor: executorDir };
     const rootfs = features.initialFsUnpacked ? rootfsOf(firstBase, firstLoaded.value) : undefined;

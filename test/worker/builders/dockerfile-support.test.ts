@@ -12,9 +12,8 @@ const refused = (builder: string, line: string): string | null => {
 
 describe('Dockerfile features a builder does not have', () => {
   it.each([
-    ['a bind mount of a file', 'RUN --mount=type=bind,source=go.mod,target=go.mod go mod download', 'kaniko has no bind mounts'],
-    ['a mount that names no type (bind is the default)', 'RUN --mount=target=. go build .', 'kaniko has no bind mounts'],
-    ['a bind mount from a stage', 'RUN --mount=type=bind,from=build,source=/out,target=/o true', 'kaniko has no bind mounts'],
+    ['a bind mount from a stage', 'RUN --mount=type=bind,from=build,source=/out,target=/o true', 'kaniko binds only the build context'],
+    ['a bind mount from an image, naming no type (bind is the default)', 'RUN --mount=from=r/tools:1,target=/t true', 'kaniko binds only the build context'],
     ['COPY --exclude', 'COPY --exclude=*.pem . /app/', 'would copy the excluded files'],
     ['ADD --exclude', 'ADD --exclude=**/*.log app/ /app/', 'would copy the excluded files'],
     ['COPY --parents', 'COPY --parents src/*/f.txt /out/', 'would flatten the tree'],
@@ -24,7 +23,9 @@ describe('Dockerfile features a builder does not have', () => {
   });
 
   it.each([
-    ['a cache mount, a secret mount, and a flag-like word in the command', 'RUN --mount=type=cache,target=/c --mount=type=secret,id=s echo --mount=type=bind'],
+    ['a bind mount of a file from the context', 'RUN --mount=type=bind,source=go.mod,target=go.mod go mod download'],
+    ['the whole context bound, naming no type', 'RUN --mount=target=. go build .'],
+    ['a cache mount, a secret mount, and a flag-like word in the command', 'RUN --mount=type=cache,target=/c --mount=type=secret,id=s echo --mount=type=bind,from=x'],
     ['an octal --chmod and --chown', 'COPY --chmod=0755 --chown=1000:1000 run.sh /bin/'],
     ['a --chmod from a build arg', 'COPY --chmod=$MODE run.sh /bin/'],
   ])('kaniko builds %s', (_what, line) => {
