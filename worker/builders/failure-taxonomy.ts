@@ -60,7 +60,7 @@ const REASONS: readonly { kind: Kind; re: RegExp }[] = [
   },
   { kind: 'target', re: /target stage "?[^"\s]*"? could not be found|The target "[^"]*" was not found|is not a valid target build stage|no stage or image found with that name/i },
   { kind: 'step', re: /did not complete successfully: exit code: \d+|exit status \d+|while running runtime: exit status \d+/ },
-  { kind: 'copySource', re: /failed to compute cache key: .*: not found|checking on sources .*no such file or directory|failed to get fileinfo for .*no such file or directory|no items matching glob|matched nothing|copier: stat: .*no such file or directory/i },
+  { kind: 'copySource', re: /failed to compute cache key: .*: not found|generating checksum for directory "[^"]*" in "[^"]*": lstat .*: no such file or directory|could not add path: lstat .*: no such file or directory|checking on sources .*no such file or directory|failed to get fileinfo for .*no such file or directory|no items matching glob|matched nothing|copier: stat: .*no such file or directory/i },
   // An ADD of a URL the builder could not fetch: the Dockerfile's own source, final (it read as a
   // registry outage and was tried five times). BuildKit talks to no registry here (bases come as
   // layouts), so its cache-key load of a URL is the ADD's; kaniko says so.

@@ -28,6 +28,14 @@ const AGREED: readonly { name: string; code: ErrorCode; line: number | null; ste
   { name: 'user-unknown', code: ErrorCode.E_DOCKERFILE_INVALID, line: 4, step: 'RUN echo hi > /tmp/x' },
 ];
 
+describe('a RUN --mount=type=bind whose source the context lacks', () => {
+  // captured with buildah 1.43.2 and the fleet's kaniko (v1.25.5-fleet.5); BuildKit's reads as a
+  // missing COPY source already (corpus entry fail-run-mount-bind-missing)
+  it.each(['buildah', 'kaniko'] as const)('is E_COPY_SOURCE_MISSING on %s, as on BuildKit', (builder) => {
+    expect(classify('bind-missing', builder)?.code).toBe(ErrorCode.E_COPY_SOURCE_MISSING);
+  });
+});
+
 describe('failure taxonomy on real builder output', () => {
   describe.each(AGREED)('$name', ({ name, code, line, step, exitCode, target }) => {
     it.each(BUILDER_KINDS)(`is ${code} on %s, naming the line and the builder's reason in one line`, (builder) => {
