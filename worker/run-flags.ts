@@ -17,7 +17,7 @@ export function refusedRunFlag(dockerfile: string): { instruction: Instruction; 
   for (const instruction of instructions(dockerfile)) {
     const m = /^RUN\s+(.*)$/is.exec(instruction.text);
     if (m?.[1] === undefined) continue;
-    for (const flag of leadingFlags(m[1])) {
+    for (const flag of splitFlags(m[1]).flags) {
       const reason = flagReason(flag);
       if (reason !== null) return { instruction, reason };
     }
@@ -45,11 +45,10 @@ export function runMounts(dockerfile: string): RunMount[] {
   for (const instruction of instructions(dockerfile)) {
     const m = /^RUN\s+(.*)$/is.exec(instruction.text);
     if (m?.[1] === undefined) continue;
-    for (const flag of leadingFlags(m[1])) {
-      const eq = flag.indexOf('=');
-      if (eq < 0 || flag.slice(0, eq).toLowerCase() !== '--mount') continue;
+    for (const flag of splitFlags(m[1]).flags) {
+      if (flag.name !== 'mount' || flag.value === '') continue;
       const options = new Map<string, string>();
-      for (const option of flag.slice(eq + 1).split(',')) {
+      for (const option of flag.value.split(',')) {
         const [key = '', ...value] = option.split('=');
         options.set(key.trim().toLowerCase(), value.join('='));
       }
@@ -59,26 +58,33 @@ export function runMounts(dockerfile: string): RunMount[] {
   return found;
 }
 
-/** The `--flag[=value]` words an instruction's operands start with (a RUN's before its command; quotes dropped). */
-export function leadingFlags(operands: string): string[] {
-  const flags: string[] = [];
-  let rest = operands.trimStart();
-  for (let m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest); m !== null; m = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/.exec(rest)) {
-    flags.push(m[0].replace(/["']/g, ''));
-    rest = rest.slice(m[0].length).trimStart();
-  }
-  return flags;
+/** One leading `--name[=value]` of an instruction: its lowercased name without the dashes, and its value (quotes dropped). */
+export interface LeadingFlag {
+  name: string;
+  value: string;
 }
 
-function flagReason(flag: string): string | null {
-  const eq = flag.indexOf('=');
-  const name = (eq < 0 ? flag : flag.slice(0, eq)).toLowerCase();
-  const value = eq < 0 ? '' : flag.slice(eq + 1);
-  if (name === '--network' && !['default', 'none'].includes(value.toLowerCase())) {
+const FLAG = /^--(?:[^\s"']+|"[^"]*"|'[^']*')+/;
+
+/** The flags an instruction's operands start with (a RUN's before its command), and the operands after them. */
+export function splitFlags(operands: string): { flags: LeadingFlag[]; rest: string } {
+  const flags: LeadingFlag[] = [];
+  let rest = operands.trimStart();
+  for (let m = FLAG.exec(rest); m !== null; m = FLAG.exec(rest)) {
+    const word = m[0].replace(/["']/g, '');
+    const eq = word.indexOf('=');
+    flags.push(eq < 0 ? { name: word.slice(2).toLowerCase(), value: '' } : { name: word.slice(2, eq).toLowerCase(), value: word.slice(eq + 1) });
+    rest = rest.slice(m[0].length).trimStart();
+  }
+  return { flags, rest };
+}
+
+function flagReason({ name, value }: LeadingFlag): string | null {
+  if (name === 'network' && !['default', 'none'].includes(value.toLowerCase())) {
     return `--network=${value}: RUN steps run in the pool's sandboxed network, never the worker's; a step may ask for none`;
   }
-  if (name === '--security' && value.toLowerCase() !== 'sandbox') return `--security=${value}: no step runs privileged`;
-  if (name === '--mount') {
+  if (name === 'security' && value.toLowerCase() !== 'sandbox') return `--security=${value}: no step runs privileged`;
+  if (name === 'mount') {
     for (const option of value.split(',')) {
       const [key = '', ...v] = option.split('=');
       const path = v.join('=');

@@ -1,6 +1,6 @@
 import { ErrorCode, FleetError } from '../../protocol/index.ts';
 import { instructions, type Instruction } from '../official-bases.ts';
-import { leadingFlags, runMounts } from '../run-flags.ts';
+import { runMounts, splitFlags, type LeadingFlag } from '../run-flags.ts';
 
 /**
  * Dockerfile features a builder does not have, refused before anything runs with the line and
@@ -24,7 +24,7 @@ export function unsupportedFeature(dockerfile: string, builder: string): FleetEr
 type Refusal = (instruction: Instruction) => string | null;
 
 interface CopyLike {
-  flags: { name: string; value: string }[];
+  flags: LeadingFlag[];
   sources: string[];
 }
 
@@ -32,14 +32,8 @@ interface CopyLike {
 function copyLike(instruction: Instruction): CopyLike | null {
   const m = /^(?:COPY|ADD)\s+(.*)$/is.exec(instruction.text);
   if (m?.[1] === undefined) return null;
-  const flagWords = leadingFlags(m[1]);
-  let rest = m[1].trimStart();
-  for (let i = 0; i < flagWords.length; i++) rest = rest.replace(/^--(?:[^\s"']+|"[^"]*"|'[^']*')+\s*/, '');
+  const { flags, rest } = splitFlags(m[1]);
   const operands = jsonOperands(rest) ?? rest.split(/\s+/).filter((w) => w !== '');
-  const flags = flagWords.map((f) => {
-    const eq = f.indexOf('=');
-    return eq < 0 ? { name: f.slice(2).toLowerCase(), value: '' } : { name: f.slice(2, eq).toLowerCase(), value: f.slice(eq + 1) };
-  });
   return { flags, sources: operands.slice(0, -1) };
 }
 

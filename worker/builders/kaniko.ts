@@ -30,8 +30,6 @@ const REGISTRY_ERROR = /connection refused|no such host|i\/o timeout|unexpected 
  * `--final-stage-only` run.
  */
 const FIRST_STAGE = /^Building stage '([^']*)' \[idx: '\d+', base-idx: '-1'\]$/;
-/** `RUN --mount=type=secret,id=x[,target=/p]`: kaniko ignores --mount, so the worker mounts the secret there itself */
-const SECRET_MOUNT = /--mount=(?=[^\s]*type=secret)(\S+)/g;
 
 /** Where the worker's files appear inside the kaniko container. */
 const IN = { context: '/workspace', dockerfile: '/fleet/dockerfile', out: '/fleet/out', bases: '/fleet/bases', cache: '/fleet/cache' } as const;
@@ -665,10 +663,9 @@ function hashed(value: string): string {
 /** The secret ids a Dockerfile mounts and where, `/run/secrets/<id>` unless it says otherwise. */
 export function secretMounts(dockerfile: string): { id: string; target: string }[] {
   const found: { id: string; target: string }[] = [];
-  for (const match of dockerfile.matchAll(SECRET_MOUNT)) {
-    const fields = new Map((match[1] ?? '').split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const));
-    const id = fields.get('id') ?? '';
-    const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination') ?? `/run/secrets/${id}`;
+  for (const { options } of runMounts(dockerfile).filter((m) => m.type === 'secret')) {
+    const id = options.get('id') ?? '';
+    const target = options.get('target') ?? options.get('dst') ?? options.get('destination') ?? `/run/secrets/${id}`;
     if (id !== '' && target.startsWith('/') && !found.some((f) => f.target === target)) found.push({ id, target });
   }
   return found;
